@@ -1,0 +1,331 @@
+package apikey
+
+import (
+	"crypto/rand"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"unsafe"
+)
+
+// Limits of a [FormatConfig].
+const (
+	// MinBodyLength is the shortest random body: 22 base62 characters
+	// carry 130.9 bits of entropy, the first length at or above 128 bits.
+	MinBodyLength = 22
+	// MaxBodyLength is the longest random body.
+	MaxBodyLength = 64
+	// DefaultBodyLength is the body length when FormatConfig.BodyLength is 0.
+	DefaultBodyLength = 32
+	// DefaultDisplayLength is how many leading characters of a key identify
+	// it in lists and logs, unless that would reveal too much of the body.
+	DefaultDisplayLength = 14
+	// ChecksumLength is the width of the base62 CRC32 checksum.
+	ChecksumLength = 6
+	// DefaultPrefix is the prefix of [DefaultFormat]. It is deliberately
+	// not "sk": secret scanners (GitHub push protection, gitleaks) attribute
+	// sk_live_ and sk_test_ keys to Stripe. Pick a prefix of your own so that
+	// scanners can be taught to recognise your keys.
+	DefaultPrefix = "kg"
+
+	maxPrefixLength = 16
+	maxEnvLength    = 16
+)
+
+const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// base62Value maps a byte to its base62 digit value, or 0xff.
+var base62Value = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := range len(base62) {
+		t[base62[i]] = byte(i)
+	}
+	return t
+}()
+
+// FormatConfig describes the text form of keys:
+//
+//	<prefix>_[<env>_]<body><checksum>
+//
+// The zero value of each field selects its default.
+type FormatConfig struct {
+	// Prefix names the issuer, 1 to 16 lower-case letters or digits,
+	// starting with a letter. Default [DefaultPrefix].
+	Prefix string
+	// Environments lists the allowed environment segments (for example
+	// "live" and "test"), each 1 to 16 lower-case letters or digits. When
+	// empty, keys carry no environment segment; otherwise every key carries
+	// one of them and the first is the default.
+	Environments []string
+	// BodyLength is the number of random base62 characters, from
+	// [MinBodyLength] to [MaxBodyLength]. Default [DefaultBodyLength].
+	BodyLength int
+	// NoChecksum drops the trailing CRC32 checksum. With the checksum on
+	// (the default), a typo is caught by [Format.Parse] alone; turn it off
+	// only to reproduce an existing format exactly.
+	NoChecksum bool
+	// DisplayLength is how many leading characters form the display prefix
+	// shown in lists. Default [DefaultDisplayLength], shortened when needed
+	// so that at least [MinBodyLength] body characters stay hidden; an
+	// explicit value that reveals more is an error.
+	DisplayLength int
+}
+
+// Format generates and parses keys of one [FormatConfig]. It is immutable
+// and safe for concurrent use. Create one with [NewFormat].
+type Format struct {
+	prefix   string // including the trailing '_'
+	envs     []string
+	bodyLen  int
+	checksum bool
+	display  int
+	minLen   int
+	maxLen   int
+}
+
+// DefaultFormat returns the format used when [Config].Format is nil:
+// prefix "kg", environments "live" (the default) and "test", a 32-character
+// body and a checksum, for example kg_live_ followed by 38 characters.
+func DefaultFormat() *Format { return defaultFormat }
+
+var defaultFormat = mustFormat(FormatConfig{Environments: []string{"live", "test"}})
+
+func mustFormat(cfg FormatConfig) *Format {
+	f, err := NewFormat(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return f
+}
+
+// NewFormat validates cfg and returns its [Format].
+func NewFormat(cfg FormatConfig) (*Format, error) {
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if !isLowerAlnum(cfg.Prefix, maxPrefixLength) || cfg.Prefix[0] < 'a' {
+		return nil, fmt.Errorf("%w: prefix %q must be 1 to %d lower-case letters or digits starting with a letter",
+			ErrInvalidConfig, cfg.Prefix, maxPrefixLength)
+	}
+	if cfg.BodyLength == 0 {
+		cfg.BodyLength = DefaultBodyLength
+	}
+	if cfg.BodyLength < MinBodyLength || cfg.BodyLength > MaxBodyLength {
+		return nil, fmt.Errorf("%w: body length %d outside %d..%d",
+			ErrInvalidConfig, cfg.BodyLength, MinBodyLength, MaxBodyLength)
+	}
+	f := &Format{
+		prefix:   cfg.Prefix + "_",
+		envs:     make([]string, 0, len(cfg.Environments)),
+		bodyLen:  cfg.BodyLength,
+		checksum: !cfg.NoChecksum,
+	}
+	shortestEnv, longestEnv := 0, 0
+	for i, env := range cfg.Environments {
+		if !isLowerAlnum(env, maxEnvLength) {
+			return nil, fmt.Errorf("%w: environment %q must be 1 to %d lower-case letters or digits",
+				ErrInvalidConfig, env, maxEnvLength)
+		}
+		if f.hasEnv(env) {
+			return nil, fmt.Errorf("%w: environment %q listed twice", ErrInvalidConfig, env)
+		}
+		f.envs = append(f.envs, env)
+		n := len(env) + 1
+		if i == 0 || n < shortestEnv {
+			shortestEnv = n
+		}
+		longestEnv = max(longestEnv, n)
+	}
+	tail := f.bodyLen
+	if f.checksum {
+		tail += ChecksumLength
+	}
+	f.minLen = len(f.prefix) + shortestEnv + tail
+	f.maxLen = len(f.prefix) + longestEnv + tail
+
+	// The display prefix must leave MinBodyLength body characters hidden in
+	// every environment, so that a listed prefix never weakens a key below
+	// 128 bits.
+	visible := len(f.prefix) + shortestEnv + f.bodyLen - MinBodyLength
+	switch {
+	case cfg.DisplayLength == 0:
+		f.display = min(DefaultDisplayLength, visible)
+	case cfg.DisplayLength < 0 || cfg.DisplayLength > visible:
+		return nil, fmt.Errorf("%w: display length %d must be 1..%d to keep %d body characters hidden",
+			ErrInvalidConfig, cfg.DisplayLength, visible, MinBodyLength)
+	default:
+		f.display = cfg.DisplayLength
+	}
+	return f, nil
+}
+
+func isLowerAlnum(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func (f *Format) hasEnv(env string) bool {
+	for _, e := range f.envs {
+		if e == env {
+			return true
+		}
+	}
+	return false
+}
+
+// Prefix returns the key prefix without its trailing underscore.
+func (f *Format) Prefix() string { return f.prefix[:len(f.prefix)-1] }
+
+// Environments returns a copy of the allowed environments; the first is the
+// default. It is empty when keys carry no environment.
+func (f *Format) Environments() []string { return append([]string(nil), f.envs...) }
+
+// Parsed holds the parts of a key that [Format.Parse] accepted. It does not
+// hold the key itself, so it is safe to log.
+type Parsed struct {
+	// Environment is the key's environment segment, or "" when the format
+	// has none.
+	Environment string
+	// DisplayPrefix is the key's first characters, for identification.
+	DisplayPrefix string
+}
+
+// Parse checks that s has the shape of a key this format generates: prefix,
+// environment, length, charset and checksum, in that order of cost. It
+// touches no store and allocates nothing; every failure matches
+// [ErrMalformed]. An oversized input is rejected by its length before any
+// byte of it is read.
+func (f *Format) Parse(s string) (Parsed, error) {
+	switch {
+	case s == "":
+		return Parsed{}, errEmpty
+	case len(s) < f.minLen || len(s) > f.maxLen:
+		return Parsed{}, errLength
+	case len(s) < len(f.prefix) || s[:len(f.prefix)] != f.prefix:
+		return Parsed{}, errPrefix
+	}
+	rest := s[len(f.prefix):]
+	var env string
+	if len(f.envs) > 0 {
+		for _, e := range f.envs {
+			if len(rest) > len(e) && rest[len(e)] == '_' && rest[:len(e)] == e {
+				env = e
+				break
+			}
+		}
+		if env == "" {
+			return Parsed{}, errEnvironment
+		}
+		rest = rest[len(env)+1:]
+	}
+	if len(rest) != f.tailLen() {
+		return Parsed{}, errLength
+	}
+	for i := range len(rest) {
+		if base62Value[rest[i]] == 0xff {
+			return Parsed{}, errCharset
+		}
+	}
+	if f.checksum {
+		cut := len(s) - ChecksumLength
+		if !checksumMatches(s[:cut], s[cut:]) {
+			return Parsed{}, errChecksum
+		}
+	}
+	return Parsed{Environment: env, DisplayPrefix: s[:f.display]}, nil
+}
+
+func (f *Format) tailLen() int {
+	if f.checksum {
+		return f.bodyLen + ChecksumLength
+	}
+	return f.bodyLen
+}
+
+// Generate returns a new key for env, with its body read from crypto/rand.
+// An empty env selects the format's default environment; a format without
+// environments accepts only "".
+func (f *Format) Generate(env string) (Secret, error) {
+	if len(f.envs) > 0 && env == "" {
+		env = f.envs[0]
+	}
+	switch {
+	case len(f.envs) == 0 && env != "":
+		return Secret{}, invalid("environment", "this key format has no environments")
+	case len(f.envs) > 0 && !f.hasEnv(env):
+		return Secret{}, invalid("environment", "must be one of %q", f.envs)
+	}
+	n := len(f.prefix) + f.tailLen()
+	if env != "" {
+		n += len(env) + 1
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, f.prefix...)
+	if env != "" {
+		buf = append(buf, env...)
+		buf = append(buf, '_')
+	}
+	buf = appendRandomBase62(buf, f.bodyLen)
+	if f.checksum {
+		buf = appendChecksum(buf, crc32.ChecksumIEEE(buf))
+	}
+	return newSecret(string(buf), f.display), nil
+}
+
+// appendRandomBase62 appends n uniformly random base62 characters. Bytes of
+// 248 or more are rejected (248 = 4*62) so that no character is favoured.
+func appendRandomBase62(buf []byte, n int) []byte {
+	var pool [2 * MaxBodyLength]byte
+	for n > 0 {
+		// crypto/rand.Read never returns an error; it crashes the program
+		// if the system's randomness is unavailable.
+		_, _ = rand.Read(pool[:])
+		for _, b := range pool {
+			if b >= 248 {
+				continue
+			}
+			buf = append(buf, base62[b%62])
+			if n--; n == 0 {
+				break
+			}
+		}
+	}
+	return buf
+}
+
+func appendChecksum(buf []byte, sum uint32) []byte {
+	var digits [ChecksumLength]byte
+	v := uint64(sum)
+	for i := ChecksumLength - 1; i >= 0; i-- {
+		digits[i] = base62[v%62]
+		v /= 62
+	}
+	return append(buf, digits[:]...)
+}
+
+// checksumMatches reports whether digits is the base62 CRC32 of text. The
+// caller has already checked that digits are base62.
+func checksumMatches(text, digits string) bool {
+	var v uint64
+	for i := range len(digits) {
+		v = v*62 + uint64(base62Value[digits[i]])
+	}
+	return v <= math.MaxUint32 && uint32(v) == crc32.ChecksumIEEE(stringBytes(text))
+}
+
+// stringBytes views s as a byte slice without copying. The callers only
+// read the slice (hashing, checksums), which keeps the hot path free of
+// allocations.
+func stringBytes(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
+}

@@ -1,0 +1,100 @@
+package apikey
+
+import (
+	"maps"
+	"slices"
+	"time"
+)
+
+// Key describes an issued key: everything a service may show its owner.
+// It never contains the key text or its hash. The JSON field names are the
+// snake_case ones of the management API.
+type Key struct {
+	// ID identifies the key in management calls; it is not secret.
+	ID string `json:"id"`
+	// Owner is the account the key belongs to.
+	Owner string `json:"owner"`
+	// Name and Description are free text for humans.
+	Name        string `json:"name,omitempty"`
+	Description string `json:"description,omitempty"`
+	// DisplayPrefix is the key's first characters (for example
+	// "kg_live_8fQ2xZ"), which identify it in lists and logs.
+	DisplayPrefix string `json:"key_prefix"`
+	// Permissions the key grants, sorted.
+	Permissions Permissions `json:"permissions"`
+	// ProjectID limits the key to one project; "" means account-wide.
+	ProjectID string `json:"project_id,omitempty"`
+	// Environment is the key's environment segment ("live", "test"), or ""
+	// for formats without one.
+	Environment string `json:"environment,omitempty"`
+	// Plan names the rate-limit plan or policy of the key.
+	Plan string `json:"plan,omitempty"`
+	// CreatedAt is when the key was issued.
+	CreatedAt time.Time `json:"created_at"`
+	// NotBefore, when set, is the first instant the key verifies.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	// ExpiresAt, when set, is the first instant the key no longer verifies.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// RevokedAt, when set, is when the key was revoked; from then on it
+	// never verifies.
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// LastUsedAt is when the key last verified, as far as usage has been
+	// recorded; zero if never.
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// ReplacedBy is the ID of the key that replaced this one in a rotation.
+	ReplacedBy string `json:"replaced_by,omitempty"`
+	// Restrictions narrow where the key may be used.
+	Restrictions Restrictions `json:"restrictions,omitzero"`
+	// Metadata is free-form, for the host service.
+	Metadata map[string]string `json:"metadata,omitempty"`
+}
+
+// Status is the state of a key at one instant.
+type Status string
+
+// The states of a key.
+const (
+	StatusActive  Status = "active"
+	StatusPending Status = "pending" // not yet valid
+	StatusExpired Status = "expired" // past ExpiresAt, or rotated and past its grace period
+	StatusRevoked Status = "revoked"
+)
+
+// Status returns the key's state at now. Revocation wins over expiry.
+func (k *Key) Status(now time.Time) Status {
+	switch {
+	case !k.RevokedAt.IsZero():
+		return StatusRevoked
+	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
+		return StatusExpired
+	case !k.NotBefore.IsZero() && now.Before(k.NotBefore):
+		return StatusPending
+	}
+	return StatusActive
+}
+
+// Active reports whether the key counts toward its owner's limit at now:
+// neither revoked nor expired. A key that is not yet valid counts.
+func (k *Key) Active(now time.Time) bool {
+	s := k.Status(now)
+	return s == StatusActive || s == StatusPending
+}
+
+// Clone returns a deep copy of k, sharing no slice or map with it.
+func (k Key) Clone() Key {
+	k.Permissions = slices.Clone(k.Permissions)
+	k.Restrictions = k.Restrictions.clone()
+	k.Metadata = maps.Clone(k.Metadata)
+	return k
+}
+
+// Record is what a [Store] keeps for one key: its description and the hash
+// of its text. It never holds the key text.
+type Record struct {
+	Key
+	// Hash is the digest of the key text, the lookup index of [Store.Lookup].
+	Hash Hash `json:"-"`
+	// HashVersion is 0 for plain SHA-256, or the [Pepper] version of an
+	// HMAC-SHA256 hash.
+	HashVersion int `json:"-"`
+}

@@ -1,0 +1,72 @@
+package apikey
+
+import (
+	"fmt"
+	"log/slog"
+)
+
+// redacted is what every printed or encoded form of a [Secret] shows.
+const redacted = "[REDACTED]"
+
+// Secret is the plaintext of a newly issued key. It exists only in the
+// result of [Service.Create] and [Service.Rotate]; stores never see it.
+//
+// A Secret redacts itself everywhere it could leak by accident: fmt with
+// any verb, encoding/json, encoding text, and log/slog all show
+// "[REDACTED]". The text is held behind a pointer so that even fmt's
+// reflection over an unexported field prints an address, not the key.
+// Call [Secret.Reveal] at the one place the key must be shown to its holder.
+type Secret struct {
+	v *secretValue
+}
+
+type secretValue struct {
+	text    string
+	display int
+}
+
+func newSecret(text string, display int) Secret {
+	return Secret{v: &secretValue{text: text, display: display}}
+}
+
+// Reveal returns the plaintext key. Show it once, to the key's holder, and
+// never log it. It returns "" for the zero Secret.
+func (s Secret) Reveal() string {
+	if s.v == nil {
+		return ""
+	}
+	return s.v.text
+}
+
+// DisplayPrefix returns the key's first characters, which identify it in
+// lists without revealing it.
+func (s Secret) DisplayPrefix() string {
+	if s.v == nil {
+		return ""
+	}
+	return s.v.text[:s.v.display]
+}
+
+// IsZero reports whether s holds no key.
+func (s Secret) IsZero() bool { return s.v == nil }
+
+// String returns "[REDACTED]".
+func (s Secret) String() string { return redacted }
+
+// GoString returns "[REDACTED]", for the %#v verb.
+func (s Secret) GoString() string { return redacted }
+
+// Format writes "[REDACTED]" for every fmt verb, so that %x or %q cannot
+// encode the key either.
+func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
+
+// LogValue returns "[REDACTED]" for log/slog.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
+
+// MarshalJSON encodes "[REDACTED]". To send a key to its holder, put
+// [Secret.Reveal] in the response explicitly.
+func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+
+// MarshalText encodes "[REDACTED]", for encoders that use
+// encoding.TextMarshaler (map keys, XML, YAML).
+func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }

@@ -1,0 +1,369 @@
+package apikey
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// DefaultMaxActiveKeys is the per-owner limit when [Config].MaxActiveKeys
+// is 0.
+const DefaultMaxActiveKeys = 10
+
+// Config configures a [Service]. The zero value of every field selects the
+// default it names.
+type Config struct {
+	// Format is the text form of keys. Default [DefaultFormat].
+	Format *Format
+	// MaxActiveKeys caps the keys an owner may hold that are neither
+	// revoked nor expired. Default [DefaultMaxActiveKeys]; negative means
+	// no limit.
+	MaxActiveKeys int
+	// Scopes are custom permissions accepted besides [Read], [Write] and
+	// [Delete]: 1 to 64 characters of lower-case letters, digits and ":._-".
+	Scopes []Permission
+	// Plans, when not empty, lists the plan names a key may have; the first
+	// is the default. When empty, a key's plan is free text (or "").
+	Plans []string
+	// Peppers turns on keyed hashing (HMAC-SHA256) when not empty: the
+	// first pepper hashes new keys and every one of them verifies old keys.
+	// Default: plain SHA-256.
+	Peppers []Pepper
+	// VerifyUnpeppered keeps plain SHA-256 hashes verifying once Peppers is
+	// set, to migrate a store that was filled without a pepper.
+	VerifyUnpeppered bool
+	// Clock returns the current time. Default [time.Now].
+	Clock func() time.Time
+	// NewID returns a new, unique key ID. Default: a random UUID (version 4).
+	NewID func() string
+}
+
+// Service is the key lifecycle: create, verify, list, revoke, rotate,
+// delete. It applies every policy (validation, expiry, per-owner limits,
+// ownership) and delegates persistence to a [Store]. It is safe for
+// concurrent use.
+type Service struct {
+	store   Store
+	format  *Format
+	max     int
+	scopes  map[Permission]bool
+	plans   []string
+	schemes []hashScheme // [0] hashes new keys; all verify
+	now     func() time.Time
+	newID   func() string
+}
+
+// New returns a Service over store.
+func New(store Store, cfg Config) (*Service, error) {
+	if store == nil {
+		return nil, fmt.Errorf("%w: nil store", ErrInvalidConfig)
+	}
+	s := &Service{
+		store:  store,
+		format: cfg.Format,
+		max:    cfg.MaxActiveKeys,
+		scopes: map[Permission]bool{Read: true, Write: true, Delete: true},
+		plans:  append([]string(nil), cfg.Plans...),
+		now:    cfg.Clock,
+		newID:  cfg.NewID,
+	}
+	if s.format == nil {
+		s.format = DefaultFormat()
+	}
+	if s.max == 0 {
+		s.max = DefaultMaxActiveKeys
+	}
+	for _, p := range cfg.Scopes {
+		if !validScopeName(p) {
+			return nil, fmt.Errorf("%w: scope %q must be 1 to %d characters of a-z, 0-9 and \":._-\"",
+				ErrInvalidConfig, p, maxScopeLength)
+		}
+		s.scopes[p] = true
+	}
+	for _, p := range s.plans {
+		if !validToken(p, maxPlanLength) {
+			return nil, fmt.Errorf("%w: plan %q must be 1 to %d characters of letters, digits and \"._:-\"",
+				ErrInvalidConfig, p, maxPlanLength)
+		}
+	}
+	var err error
+	if s.schemes, err = newHashSchemes(cfg.Peppers, cfg.VerifyUnpeppered); err != nil {
+		return nil, err
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.newID == nil {
+		s.newID = newUUID
+	}
+	return s, nil
+}
+
+// Format returns the key format the service issues and accepts.
+func (s *Service) Format() *Format { return s.format }
+
+// CreateParams describes a key to issue. Only Owner is required.
+type CreateParams struct {
+	// Owner is the account the key belongs to (1 to 128 characters).
+	Owner string
+	// ID, when set, is used instead of a generated one: 1 to 64 letters,
+	// digits and "._-". A stored ID fails with [ErrDuplicate].
+	ID string
+	// Name (at most 200 characters) and Description (at most 500) are free
+	// text.
+	Name        string
+	Description string
+	// Permissions granted; unknown names fail. Empty grants none.
+	Permissions []Permission
+	// ProjectID limits the key to one project; "" is account-wide.
+	ProjectID string
+	// Environment selects the key's environment segment; "" is the format's
+	// default.
+	Environment string
+	// Plan names the rate-limit plan; "" is the first of [Config].Plans.
+	Plan string
+	// NotBefore and ExpiresAt bound when the key verifies; zero means no
+	// bound. ExpiresAt must be in the future and after NotBefore.
+	NotBefore time.Time
+	ExpiresAt time.Time
+	// Restrictions narrow where the key may be used.
+	Restrictions Restrictions
+	// Metadata is free-form: at most 50 entries, names of 1 to 64 and values
+	// of at most 512 characters.
+	Metadata map[string]string
+}
+
+// Issued is the result of [Service.Create] and [Service.Rotate]: the key's
+// description and its plaintext, which exists nowhere else. Printing,
+// logging or JSON-encoding an Issued shows the secret as "[REDACTED]".
+type Issued struct {
+	Key    Key
+	Secret Secret
+}
+
+// Create validates p, issues a key and stores its hash. Invalid input fails
+// with an [*InputError] and stores nothing; an owner at the limit gets
+// [ErrTooManyKeys].
+func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
+	now := s.now()
+	k, err := s.validate(p, now)
+	if err != nil {
+		return Issued{}, err
+	}
+	if k.ID == "" {
+		k.ID = s.newID()
+	}
+	k.CreatedAt = now
+	rec, secret, err := s.issue(k)
+	if err != nil {
+		return Issued{}, err
+	}
+	if err := s.store.Create(ctx, rec, s.max, now); err != nil {
+		if errors.Is(err, ErrTooManyKeys) {
+			return Issued{}, fmt.Errorf("%w (%d)", ErrTooManyKeys, s.max)
+		}
+		return Issued{}, fmt.Errorf("apikey: create: %w", err)
+	}
+	return Issued{Key: rec.Key.Clone(), Secret: secret}, nil
+}
+
+// issue generates the key text for k and returns its record.
+func (s *Service) issue(k Key) (*Record, Secret, error) {
+	secret, err := s.format.Generate(k.Environment)
+	if err != nil {
+		return nil, Secret{}, err
+	}
+	k.DisplayPrefix = secret.DisplayPrefix()
+	scheme := &s.schemes[0]
+	return &Record{Key: k, Hash: scheme.sum(secret.Reveal()), HashVersion: scheme.version}, secret, nil
+}
+
+// Verify checks a presented key: its shape (no store access for garbage),
+// its hash in the store, then revocation, expiry and NotBefore. It returns
+// the key's [Principal], or an error matching [ErrMalformed],
+// [ErrInvalidKey] (unknown, deleted or revoked, deliberately alike),
+// [ErrExpired] or [ErrNotYetValid]. Any other error is a store failure,
+// which a caller should answer with 503, not 401. A successful
+// verification allocates nothing with an in-memory store.
+func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
+	if _, err := s.format.Parse(key); err != nil {
+		return Principal{}, err
+	}
+	rec, err := s.lookup(ctx, key)
+	if err != nil {
+		return Principal{}, err
+	}
+	if !rec.RevokedAt.IsZero() {
+		return Principal{}, ErrInvalidKey
+	}
+	// Most keys have no time bounds; they verify without reading the clock.
+	if !rec.ExpiresAt.IsZero() || !rec.NotBefore.IsZero() {
+		now := s.now()
+		if !rec.ExpiresAt.IsZero() && !now.Before(rec.ExpiresAt) {
+			return Principal{}, ErrExpired
+		}
+		if now.Before(rec.NotBefore) {
+			return Principal{}, ErrNotYetValid
+		}
+	}
+	return Principal{rec: rec}, nil
+}
+
+// lookup finds key's record under each hash scheme in turn, newest first.
+func (s *Service) lookup(ctx context.Context, key string) (*Record, error) {
+	for i := range s.schemes {
+		rec, err := s.store.Lookup(ctx, s.schemes[i].sum(key))
+		if err == nil {
+			return rec, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return nil, fmt.Errorf("apikey: verify: %w", err)
+		}
+	}
+	return nil, ErrInvalidKey
+}
+
+// owned returns the record id if it belongs to owner. Another owner's key
+// is reported as [ErrNotFound], so IDs reveal nothing across accounts.
+func (s *Service) owned(ctx context.Context, owner, id string) (*Record, error) {
+	if owner == "" || id == "" {
+		return nil, ErrNotFound
+	}
+	rec, err := s.store.Get(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, ErrNotFound
+	case err != nil:
+		return nil, fmt.Errorf("apikey: get: %w", err)
+	case rec.Owner != owner:
+		return nil, ErrNotFound
+	}
+	return rec, nil
+}
+
+// Get returns owner's key id, or [ErrNotFound].
+func (s *Service) Get(ctx context.Context, owner, id string) (Key, error) {
+	rec, err := s.owned(ctx, owner, id)
+	if err != nil {
+		return Key{}, err
+	}
+	return rec.Key.Clone(), nil
+}
+
+// List returns every key of owner, in every state, oldest first. Use
+// [Key.Status] to tell them apart.
+func (s *Service) List(ctx context.Context, owner string) ([]Key, error) {
+	recs, err := s.store.List(ctx, owner)
+	if err != nil {
+		return nil, fmt.Errorf("apikey: list: %w", err)
+	}
+	keys := make([]Key, len(recs))
+	for i, rec := range recs {
+		keys[i] = rec.Key.Clone()
+	}
+	return keys, nil
+}
+
+// Revoke revokes owner's key id at once: from this call's return on, it
+// fails verification with [ErrInvalidKey] (a caching layer may add its own
+// bounded delay). Revoking a revoked key succeeds.
+func (s *Service) Revoke(ctx context.Context, owner, id string) error {
+	if _, err := s.owned(ctx, owner, id); err != nil {
+		return err
+	}
+	if err := s.store.Revoke(ctx, id, s.now()); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return ErrNotFound
+		}
+		return fmt.Errorf("apikey: revoke: %w", err)
+	}
+	return nil
+}
+
+// Rotate issues a replacement for owner's key id with the same name,
+// description, permissions, project, environment, plan, expiry,
+// restrictions and metadata. With grace 0 the old key stops verifying at
+// once; otherwise it keeps verifying for grace (never past its own
+// expiry). Rotating a revoked, already rotated or expired key fails with
+// [ErrRevoked] or [ErrExpired]; the replacement does not count toward the
+// owner's limit.
+func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Duration) (Issued, error) {
+	if grace < 0 {
+		return Issued{}, invalid("grace_period", "must not be negative")
+	}
+	old, err := s.owned(ctx, owner, id)
+	if err != nil {
+		return Issued{}, err
+	}
+	now := s.now()
+	switch old.Status(now) {
+	case StatusRevoked:
+		return Issued{}, ErrRevoked
+	case StatusExpired:
+		return Issued{}, ErrExpired
+	}
+	if old.ReplacedBy != "" {
+		return Issued{}, ErrRevoked
+	}
+	k := old.Key.Clone()
+	k.ID = s.newID()
+	k.CreatedAt = now
+	k.NotBefore = time.Time{}
+	k.LastUsedAt = time.Time{}
+	rec, secret, err := s.issue(k)
+	if err != nil {
+		return Issued{}, err
+	}
+	if err := s.store.Rotate(ctx, id, now.Add(grace), rec); err != nil {
+		if errors.Is(err, ErrRevoked) || errors.Is(err, ErrNotFound) {
+			return Issued{}, ErrRevoked
+		}
+		return Issued{}, fmt.Errorf("apikey: rotate: %w", err)
+	}
+	return Issued{Key: rec.Key.Clone(), Secret: secret}, nil
+}
+
+// Delete removes owner's key id for good; afterwards it fails verification
+// exactly like a key that never existed. Prefer [Service.Revoke], which
+// keeps the record for audit.
+func (s *Service) Delete(ctx context.Context, owner, id string) error {
+	if _, err := s.owned(ctx, owner, id); err != nil {
+		return err
+	}
+	if err := s.store.Delete(ctx, id); err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return ErrNotFound
+		}
+		return fmt.Errorf("apikey: delete: %w", err)
+	}
+	return nil
+}
+
+// ExpiringWithin returns the unrevoked keys of every owner that expire
+// within d from now, soonest first, for expiry notifications.
+func (s *Service) ExpiringWithin(ctx context.Context, d time.Duration) ([]Key, error) {
+	if d <= 0 {
+		return nil, invalid("within", "must be positive")
+	}
+	now := s.now()
+	recs, err := s.store.Expiring(ctx, now, now.Add(d))
+	if err != nil {
+		return nil, fmt.Errorf("apikey: expiring: %w", err)
+	}
+	keys := make([]Key, len(recs))
+	for i, rec := range recs {
+		keys[i] = rec.Key.Clone()
+	}
+	return keys, nil
+}
+
+// newUUID returns a random version 4 UUID in its canonical text form.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails; see crypto/rand.Read
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

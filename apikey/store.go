@@ -1,0 +1,67 @@
+package apikey
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists key records. It is the contract between the lifecycle
+// [Service] and an adapter (store/memstore, store/redisstore, or your own);
+// store/storetest checks an adapter against every rule below.
+//
+// An adapter stores and finds; it makes no policy decisions beyond the ones
+// spelled out here (the per-owner limit and the rotation rules must be
+// applied atomically, so the adapter applies them). Every method must be
+// safe for concurrent use. Errors other than the sentinels named here are
+// for system failures only (network, timeouts, corrupt data) and must never
+// be returned as [ErrNotFound]: a store that cannot answer must say so, not
+// claim the key does not exist.
+//
+// Records cross the interface as pointers and are immutable once they have:
+// an adapter owns a record passed to Create or Rotate and may keep it; a
+// caller must not modify a record an adapter returns, and an adapter must
+// not modify one it has returned (replace it instead).
+type Store interface {
+	// Create stores rec. It fails with [ErrDuplicate] when rec.ID or
+	// rec.Hash is already stored, and with [ErrTooManyKeys] when maxActive
+	// is positive and rec.Owner already has maxActive records for which
+	// [Key.Active](now) holds. The check and the insert are one atomic step:
+	// of any number of concurrent calls, at most the allowed number succeed.
+	Create(ctx context.Context, rec *Record, maxActive int, now time.Time) error
+
+	// Lookup returns the record whose Hash is hash, whatever its state
+	// (revoked, expired). It returns [ErrNotFound] when there is none. This
+	// is the verification hot path.
+	Lookup(ctx context.Context, hash Hash) (*Record, error)
+
+	// Get returns the record with the given ID, or [ErrNotFound].
+	Get(ctx context.Context, id string) (*Record, error)
+
+	// List returns every record of owner, in every state, ordered by
+	// CreatedAt and then ID. An owner with no records gets an empty slice
+	// and no error.
+	List(ctx context.Context, owner string) ([]*Record, error)
+
+	// Revoke sets RevokedAt to at on the record with the given ID. It is
+	// idempotent: revoking a revoked key succeeds and keeps the first time.
+	// It returns [ErrNotFound] when there is no such record.
+	Revoke(ctx context.Context, id string, at time.Time) error
+
+	// Rotate atomically retires the record oldID and stores replacement. It
+	// fails with [ErrNotFound] when oldID does not exist, with [ErrRevoked]
+	// when it is revoked or already has ReplacedBy set (so of concurrent
+	// rotations exactly one wins), and with [ErrDuplicate] as Create does.
+	// Retiring sets ReplacedBy to replacement.ID and ExpiresAt to retireAt,
+	// unless ExpiresAt is already set and earlier. The replacement does not
+	// count toward the owner's limit: it takes the old key's place.
+	Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *Record) error
+
+	// Delete removes the record with the given ID, after which Lookup and
+	// Get report [ErrNotFound] for it. It returns [ErrNotFound] when there is
+	// no such record.
+	Delete(ctx context.Context, id string) error
+
+	// Expiring returns the records that are not revoked and whose ExpiresAt
+	// is in [from, to), ordered by ExpiresAt and then ID, across all owners.
+	Expiring(ctx context.Context, from, to time.Time) ([]*Record, error)
+}

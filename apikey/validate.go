@@ -1,0 +1,246 @@
+package apikey
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Input limits, in characters (runes) for free text and bytes otherwise.
+const (
+	MaxOwnerLength       = 128
+	MaxIDLength          = 64
+	MaxNameLength        = 200
+	MaxDescriptionLength = 500
+	MaxProjectIDLength   = 128
+	MaxMetadataEntries   = 50
+	MaxMetadataName      = 64
+	MaxMetadataValue     = 512
+	MaxRestrictions      = 100 // entries in each restriction list
+
+	maxPlanLength     = 64
+	maxHostLength     = 253
+	maxEndpointLength = 256
+)
+
+// validate checks p and returns the key it describes, sharing no memory
+// with p.
+func (s *Service) validate(p CreateParams, now time.Time) (Key, error) {
+	k := Key{
+		Owner:       p.Owner,
+		ID:          p.ID,
+		Name:        p.Name,
+		Description: p.Description,
+		ProjectID:   p.ProjectID,
+		Environment: p.Environment,
+		Plan:        p.Plan,
+		NotBefore:   p.NotBefore,
+		ExpiresAt:   p.ExpiresAt,
+	}
+	switch {
+	case !validText(p.Owner, MaxOwnerLength, false) || p.Owner == "":
+		return Key{}, invalid("owner", "must be 1 to %d printable characters", MaxOwnerLength)
+	case p.ID != "" && !validToken(p.ID, MaxIDLength):
+		return Key{}, invalid("id", "must be 1 to %d letters, digits and \"._:-\"", MaxIDLength)
+	case !validText(p.Name, MaxNameLength, false):
+		return Key{}, invalid("name", "must be at most %d printable characters", MaxNameLength)
+	case !validText(p.Description, MaxDescriptionLength, true):
+		return Key{}, invalid("description", "must be at most %d characters of printable text", MaxDescriptionLength)
+	case p.ProjectID != "" && !validToken(p.ProjectID, MaxProjectIDLength):
+		return Key{}, invalid("project_id", "must be 1 to %d letters, digits and \"._:-\"", MaxProjectIDLength)
+	case !p.ExpiresAt.IsZero() && !p.ExpiresAt.After(now):
+		return Key{}, invalid("expires_at", "is not in the future")
+	case !p.ExpiresAt.IsZero() && !p.NotBefore.IsZero() && !p.ExpiresAt.After(p.NotBefore):
+		return Key{}, invalid("expires_at", "is not after not_before")
+	}
+	envs := s.format.envs
+	switch {
+	case k.Environment == "" && len(envs) > 0:
+		k.Environment = envs[0]
+	case k.Environment != "" && !s.format.hasEnv(k.Environment):
+		if len(envs) == 0 {
+			return Key{}, invalid("environment", "this key format has no environments")
+		}
+		return Key{}, invalid("environment", "must be one of %q", envs)
+	}
+	switch {
+	case k.Plan == "" && len(s.plans) > 0:
+		k.Plan = s.plans[0]
+	case len(s.plans) > 0 && !slices.Contains(s.plans, k.Plan):
+		return Key{}, invalid("plan", "must be one of %q", s.plans)
+	case k.Plan != "" && !validToken(k.Plan, maxPlanLength):
+		return Key{}, invalid("plan", "must be 1 to %d letters, digits and \"._:-\"", maxPlanLength)
+	}
+	var err error
+	if k.Permissions, err = Permissions(p.Permissions).normalize(func(p Permission) bool { return s.scopes[p] }); err != nil {
+		return Key{}, err
+	}
+	if k.Restrictions, err = normalizeRestrictions(p.Restrictions); err != nil {
+		return Key{}, err
+	}
+	if k.Metadata, err = normalizeMetadata(p.Metadata); err != nil {
+		return Key{}, err
+	}
+	return k, nil
+}
+
+// validText reports whether s is valid UTF-8 of at most maxRunes runes
+// without control characters (newlines and tabs allowed when multiline).
+func validText(s string, maxRunes int, multiline bool) bool {
+	if len(s) > 4*maxRunes || !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxRunes {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && !(multiline && (r == '\n' || r == '\t' || r == '\r')) {
+			return false
+		}
+	}
+	return true
+}
+
+// validToken reports whether s is 1 to maxLen ASCII letters, digits and
+// "._:-": safe in URLs, logs and store key names.
+func validToken(s string, maxLen int) bool {
+	if s == "" || len(s) > maxLen {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') &&
+			c != '.' && c != '_' && c != ':' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func normalizeMetadata(m map[string]string) (map[string]string, error) {
+	if len(m) > MaxMetadataEntries {
+		return nil, invalid("metadata", "has more than %d entries", MaxMetadataEntries)
+	}
+	for name, value := range m {
+		if name == "" || !validText(name, MaxMetadataName, false) {
+			return nil, invalid("metadata", "name %q must be 1 to %d printable characters", name, MaxMetadataName)
+		}
+		if !validText(value, MaxMetadataValue, true) {
+			return nil, invalid("metadata", "value of %q must be at most %d characters of printable text", name, MaxMetadataValue)
+		}
+	}
+	return maps.Clone(m), nil
+}
+
+// ParseNetworks parses allowed client networks for [Restrictions]: each
+// entry is a CIDR prefix ("10.0.0.0/8", "2001:db8::/32") or a single address
+// (taken as /32 or /128). Host bits are cleared. A bad entry fails with an
+// [*InputError] for "allowed_ips".
+func ParseNetworks(entries []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(entries))
+	for _, e := range entries {
+		e = strings.TrimSpace(e)
+		if strings.Contains(e, "/") {
+			p, err := netip.ParsePrefix(e)
+			if err != nil {
+				return nil, invalid("allowed_ips", "%q is not a CIDR prefix", e)
+			}
+			out = append(out, p)
+			continue
+		}
+		a, err := netip.ParseAddr(e)
+		if err != nil {
+			return nil, invalid("allowed_ips", "%q is not an IP address or CIDR prefix", e)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+func normalizeRestrictions(r Restrictions) (Restrictions, error) {
+	if len(r.AllowedIPs) > MaxRestrictions || len(r.AllowedReferrers) > MaxRestrictions || len(r.AllowedEndpoints) > MaxRestrictions {
+		return Restrictions{}, invalid("restrictions", "a list has more than %d entries", MaxRestrictions)
+	}
+	var out Restrictions
+	for _, p := range r.AllowedIPs {
+		if !p.IsValid() {
+			return Restrictions{}, invalid("allowed_ips", "contains an invalid prefix")
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			// Written as IPv4 so that it matches the unmapped client
+			// addresses AllowsIP compares.
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		p = p.Masked()
+		if !slices.Contains(out.AllowedIPs, p) {
+			out.AllowedIPs = append(out.AllowedIPs, p)
+		}
+	}
+	for _, ref := range r.AllowedReferrers {
+		host, ok := normalizeReferrer(ref)
+		if !ok {
+			return Restrictions{}, invalid("allowed_referrers", "%q is not a host name or *.domain pattern", ref)
+		}
+		if !slices.Contains(out.AllowedReferrers, host) {
+			out.AllowedReferrers = append(out.AllowedReferrers, host)
+		}
+	}
+	for _, ep := range r.AllowedEndpoints {
+		norm, ok := normalizeEndpoint(ep)
+		if !ok {
+			return Restrictions{}, invalid("allowed_endpoints", "%q is not \"METHOD /pattern\"", ep)
+		}
+		if !slices.Contains(out.AllowedEndpoints, norm) {
+			out.AllowedEndpoints = append(out.AllowedEndpoints, norm)
+		}
+	}
+	return out, nil
+}
+
+// normalizeReferrer returns the lower-case host (or *.domain pattern) of an
+// allowed referrer given as a host, pattern or URL.
+func normalizeReferrer(ref string) (string, bool) {
+	ref = strings.ToLower(strings.TrimSpace(ref))
+	wildcard := strings.HasPrefix(ref, "*.")
+	host := ref
+	if wildcard {
+		host = ref[2:]
+	} else if strings.Contains(ref, "://") {
+		host = refererHost(ref)
+	}
+	if host == "" || len(host) > maxHostLength {
+		return "", false
+	}
+	for i := range len(host) {
+		c := host[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '.' && c != '-' && c != ':' {
+			return "", false
+		}
+	}
+	if wildcard {
+		return "*." + host, true
+	}
+	return host, true
+}
+
+// normalizeEndpoint returns "METHOD /pattern" with the method upper-cased.
+func normalizeEndpoint(ep string) (string, bool) {
+	method, pattern, ok := strings.Cut(strings.TrimSpace(ep), " ")
+	pattern = strings.TrimSpace(pattern)
+	if !ok || len(ep) > maxEndpointLength || !strings.HasPrefix(pattern, "/") || strings.ContainsAny(pattern, " \t\r\n") {
+		return "", false
+	}
+	method = strings.ToUpper(method)
+	if method != "*" {
+		for i := range len(method) {
+			if c := method[i]; c < 'A' || c > 'Z' {
+				return "", false
+			}
+		}
+		if method == "" {
+			return "", false
+		}
+	}
+	return method + " " + pattern, true
+}

@@ -1,0 +1,220 @@
+// Package memstore is the in-process [apikey.Store]: zero setup, the
+// default for a single instance, and the reference the conformance suite
+// in store/storetest was written against.
+//
+// Verification reads one of 64 shards picked by the key hash under a read
+// lock, so concurrent verifications never contend on a global lock.
+// Management writes (create, revoke, rotate, delete) are serialised by one
+// mutex, which is what makes the per-owner limit atomic; they are rare.
+// Records are replaced, never modified, so a record handed out stays
+// consistent. Nothing is persisted: keys live as long as the process.
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/apikey"
+)
+
+const shardCount = 64
+
+// Store keeps key records in memory. The zero value is not usable; call
+// [New]. It is safe for concurrent use.
+type Store struct {
+	shards [shardCount]shard
+
+	mu      sync.RWMutex // guards byID and byOwner; held to write shards
+	byID    map[string]*apikey.Record
+	byOwner map[string]map[string]struct{}
+}
+
+type shard struct {
+	mu     sync.RWMutex
+	byHash map[apikey.Hash]*apikey.Record
+	_      [64 - 32]byte // keep shards on separate cache lines
+}
+
+var _ apikey.Store = (*Store)(nil)
+
+// New returns an empty Store.
+func New() *Store {
+	s := &Store{
+		byID:    make(map[string]*apikey.Record),
+		byOwner: make(map[string]map[string]struct{}),
+	}
+	for i := range s.shards {
+		s.shards[i].byHash = make(map[apikey.Hash]*apikey.Record)
+	}
+	return s
+}
+
+func (s *Store) shard(h apikey.Hash) *shard { return &s.shards[h[0]%shardCount] }
+
+// Lookup implements [apikey.Store]. It allocates nothing.
+func (s *Store) Lookup(_ context.Context, hash apikey.Hash) (*apikey.Record, error) {
+	sh := s.shard(hash)
+	sh.mu.RLock()
+	rec := sh.byHash[hash]
+	sh.mu.RUnlock()
+	if rec == nil {
+		return nil, apikey.ErrNotFound
+	}
+	return rec, nil
+}
+
+// Create implements [apikey.Store].
+func (s *Store) Create(_ context.Context, rec *apikey.Record, maxActive int, now time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.checkNew(rec); err != nil {
+		return err
+	}
+	if maxActive > 0 {
+		active := 0
+		for id := range s.byOwner[rec.Owner] {
+			if s.byID[id].Active(now) {
+				active++
+			}
+		}
+		if active >= maxActive {
+			return apikey.ErrTooManyKeys
+		}
+	}
+	s.put(rec)
+	return nil
+}
+
+// checkNew reports whether rec's ID or hash is taken. s.mu must be held.
+func (s *Store) checkNew(rec *apikey.Record) error {
+	if _, ok := s.byID[rec.ID]; ok {
+		return apikey.ErrDuplicate
+	}
+	if _, err := s.Lookup(context.Background(), rec.Hash); err == nil {
+		return apikey.ErrDuplicate
+	}
+	return nil
+}
+
+// put stores rec, replacing any record with its ID. s.mu must be held.
+func (s *Store) put(rec *apikey.Record) {
+	s.byID[rec.ID] = rec
+	ids := s.byOwner[rec.Owner]
+	if ids == nil {
+		ids = make(map[string]struct{})
+		s.byOwner[rec.Owner] = ids
+	}
+	ids[rec.ID] = struct{}{}
+	sh := s.shard(rec.Hash)
+	sh.mu.Lock()
+	sh.byHash[rec.Hash] = rec
+	sh.mu.Unlock()
+}
+
+// Get implements [apikey.Store].
+func (s *Store) Get(_ context.Context, id string) (*apikey.Record, error) {
+	s.mu.RLock()
+	rec := s.byID[id]
+	s.mu.RUnlock()
+	if rec == nil {
+		return nil, apikey.ErrNotFound
+	}
+	return rec, nil
+}
+
+// List implements [apikey.Store].
+func (s *Store) List(_ context.Context, owner string) ([]*apikey.Record, error) {
+	s.mu.RLock()
+	recs := make([]*apikey.Record, 0, len(s.byOwner[owner]))
+	for id := range s.byOwner[owner] {
+		recs = append(recs, s.byID[id])
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(recs, func(a, b *apikey.Record) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	return recs, nil
+}
+
+// Revoke implements [apikey.Store].
+func (s *Store) Revoke(_ context.Context, id string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.byID[id]
+	if old == nil {
+		return apikey.ErrNotFound
+	}
+	if !old.RevokedAt.IsZero() {
+		return nil
+	}
+	rec := *old
+	rec.RevokedAt = at
+	s.put(&rec)
+	return nil
+}
+
+// Rotate implements [apikey.Store].
+func (s *Store) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.byID[oldID]
+	switch {
+	case old == nil:
+		return apikey.ErrNotFound
+	case !old.RevokedAt.IsZero() || old.ReplacedBy != "":
+		return apikey.ErrRevoked
+	}
+	if err := s.checkNew(replacement); err != nil {
+		return err
+	}
+	retired := *old
+	retired.ReplacedBy = replacement.ID
+	if retired.ExpiresAt.IsZero() || retireAt.Before(retired.ExpiresAt) {
+		retired.ExpiresAt = retireAt
+	}
+	s.put(&retired)
+	s.put(replacement)
+	return nil
+}
+
+// Delete implements [apikey.Store].
+func (s *Store) Delete(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec := s.byID[id]
+	if rec == nil {
+		return apikey.ErrNotFound
+	}
+	delete(s.byID, id)
+	if ids := s.byOwner[rec.Owner]; len(ids) <= 1 {
+		delete(s.byOwner, rec.Owner)
+	} else {
+		delete(ids, id)
+	}
+	sh := s.shard(rec.Hash)
+	sh.mu.Lock()
+	delete(sh.byHash, rec.Hash)
+	sh.mu.Unlock()
+	return nil
+}
+
+// Expiring implements [apikey.Store]. It scans every record, which takes
+// milliseconds per million keys: fine for a periodic notification job.
+func (s *Store) Expiring(_ context.Context, from, to time.Time) ([]*apikey.Record, error) {
+	var recs []*apikey.Record
+	s.mu.RLock()
+	for _, rec := range s.byID {
+		if rec.RevokedAt.IsZero() && !rec.ExpiresAt.IsZero() &&
+			!rec.ExpiresAt.Before(from) && rec.ExpiresAt.Before(to) {
+			recs = append(recs, rec)
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(recs, func(a, b *apikey.Record) int {
+		return cmp.Or(a.ExpiresAt.Compare(b.ExpiresAt), cmp.Compare(a.ID, b.ID))
+	})
+	return recs, nil
+}
