@@ -2,9 +2,8 @@ package apikey
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
-	"hash/crc32"
-	"math"
 	"unsafe"
 )
 
@@ -83,6 +82,39 @@ type Format struct {
 	display  int
 	minLen   int
 	maxLen   int
+	// heads are the constant starts of keys: "<prefix>_" alone, or
+	// "<prefix>_<env>_" for each env in order.
+	heads []keyHead
+}
+
+// keyHead is one constant start of a key, with what Parse needs to match it
+// in one comparison and to continue its checksum.
+type keyHead struct {
+	text string
+	env  string
+	// word and mask hold text as a little-endian uint64 when it is at most
+	// 8 bytes long (mask 0 otherwise): a single load and compare match it.
+	word, mask uint64
+	crc        uint32 // raw CRC register after text
+}
+
+func newKeyHead(text, env string) keyHead {
+	h := keyHead{text: text, env: env, crc: crcUpdate(^uint32(0), text)}
+	if len(text) <= 8 {
+		for i := range len(text) {
+			h.word |= uint64(text[i]) << (8 * i)
+			h.mask |= 0xff << (8 * i)
+		}
+	}
+	return h
+}
+
+// match reports whether s starts with the head; len(s) >= 8.
+func (h *keyHead) match(s string) bool {
+	if h.mask != 0 {
+		return binary.LittleEndian.Uint64(stringBytes(s))&h.mask == h.word
+	}
+	return len(s) >= len(h.text) && s[:len(h.text)] == h.text
 }
 
 // DefaultFormat returns the format used when [Config].Format is nil:
@@ -137,6 +169,12 @@ func NewFormat(cfg FormatConfig) (*Format, error) {
 			shortestEnv = n
 		}
 		longestEnv = max(longestEnv, n)
+	}
+	if len(f.envs) == 0 {
+		f.heads = []keyHead{newKeyHead(f.prefix, "")}
+	}
+	for _, env := range f.envs {
+		f.heads = append(f.heads, newKeyHead(f.prefix+env+"_", env))
 	}
 	tail := f.bodyLen
 	if f.checksum {
@@ -211,38 +249,47 @@ func (f *Format) Parse(s string) (Parsed, error) {
 		return Parsed{}, errEmpty
 	case len(s) < f.minLen || len(s) > f.maxLen:
 		return Parsed{}, errLength
-	case len(s) < len(f.prefix) || s[:len(f.prefix)] != f.prefix:
+	}
+	// minLen exceeds 8 (the body alone is 22 or more), as match requires.
+	var head *keyHead
+	for i := range f.heads {
+		if f.heads[i].match(s) {
+			head = &f.heads[i]
+			break
+		}
+	}
+	switch {
+	case head == nil && s[:len(f.prefix)] != f.prefix:
 		return Parsed{}, errPrefix
+	case head == nil:
+		return Parsed{}, errEnvironment
 	}
-	rest := s[len(f.prefix):]
-	var env string
-	if len(f.envs) > 0 {
-		for _, e := range f.envs {
-			if len(rest) > len(e) && rest[len(e)] == '_' && rest[:len(e)] == e {
-				env = e
-				break
-			}
-		}
-		if env == "" {
-			return Parsed{}, errEnvironment
-		}
-		rest = rest[len(env)+1:]
-	}
+	env := head.env
+	rest := s[len(head.text):]
 	if len(rest) != f.tailLen() {
 		return Parsed{}, errLength
 	}
-	for i := range len(rest) {
-		if base62Value[rest[i]] == 0xff {
+	if !f.checksum {
+		if !isBase62(rest) {
 			return Parsed{}, errCharset
 		}
+		return Parsed{Environment: env, DisplayPrefix: s[:f.display]}, nil
 	}
-	if f.checksum {
-		cut := len(s) - ChecksumLength
-		if !checksumMatches(s[:cut], s[cut:]) {
-			return Parsed{}, errChecksum
-		}
+	crc, ok := crcBase62(head.crc, rest[:f.bodyLen])
+	sum, digitsOK := decodeChecksum(rest[f.bodyLen:])
+	switch {
+	case !ok || !digitsOK:
+		return Parsed{}, errCharset
+	case sum != uint64(^crc):
+		return Parsed{}, errChecksum
 	}
 	return Parsed{Environment: env, DisplayPrefix: s[:f.display]}, nil
+}
+
+// isBase62 reports whether every byte of s is a base62 digit.
+func isBase62(s string) bool {
+	_, ok := crcBase62(0, s)
+	return ok
 }
 
 func (f *Format) tailLen() int {
@@ -277,7 +324,7 @@ func (f *Format) Generate(env string) (Secret, error) {
 	}
 	buf = appendRandomBase62(buf, f.bodyLen)
 	if f.checksum {
-		buf = appendChecksum(buf, crc32.ChecksumIEEE(buf))
+		buf = appendChecksum(buf, crc32IEEE(unsafe.String(unsafe.SliceData(buf), len(buf))))
 	}
 	return newSecret(string(buf), f.display), nil
 }
@@ -313,14 +360,16 @@ func appendChecksum(buf []byte, sum uint32) []byte {
 	return append(buf, digits[:]...)
 }
 
-// checksumMatches reports whether digits is the base62 CRC32 of text. The
-// caller has already checked that digits are base62.
-func checksumMatches(text, digits string) bool {
-	var v uint64
-	for i := range len(digits) {
-		v = v*62 + uint64(base62Value[digits[i]])
-	}
-	return v <= math.MaxUint32 && uint32(v) == crc32.ChecksumIEEE(stringBytes(text))
+// decodeChecksum returns the value of the ChecksumLength base62 digits and
+// whether they all are base62. The digits are weighted independently (no
+// multiply chain), which keeps this off the critical path of Parse.
+func decodeChecksum(digits string) (uint64, bool) {
+	const b1, b2, b3, b4, b5 = 62, 62 * 62, 62 * 62 * 62, 62 * 62 * 62 * 62, 62 * 62 * 62 * 62 * 62
+	_ = digits[ChecksumLength-1]
+	d0, d1, d2 := base62Value[digits[0]], base62Value[digits[1]], base62Value[digits[2]]
+	d3, d4, d5 := base62Value[digits[3]], base62Value[digits[4]], base62Value[digits[5]]
+	v := uint64(d0)*b5 + uint64(d1)*b4 + uint64(d2)*b3 + uint64(d3)*b2 + uint64(d4)*b1 + uint64(d5)
+	return v, (d0|d1|d2|d3|d4|d5)&0x80 == 0
 }
 
 // stringBytes views s as a byte slice without copying. The callers only

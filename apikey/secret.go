@@ -13,20 +13,21 @@ const redacted = "[REDACTED]"
 //
 // A Secret redacts itself everywhere it could leak by accident: fmt with
 // any verb, encoding/json, encoding text, and log/slog all show
-// "[REDACTED]". The text is held behind a pointer so that even fmt's
-// reflection over an unexported field prints an address, not the key.
+// "[REDACTED]". The text sits two pointers deep: fmt's reflection (over an
+// unexported field, or after a verb it rejects) dereferences at most one
+// pointer and prints the next as an address, never the key.
 // Call [Secret.Reveal] at the one place the key must be shown to its holder.
 type Secret struct {
 	v *secretValue
 }
 
 type secretValue struct {
-	text    string
+	text    *string
 	display int
 }
 
 func newSecret(text string, display int) Secret {
-	return Secret{v: &secretValue{text: text, display: display}}
+	return Secret{v: &secretValue{text: &text, display: display}}
 }
 
 // Reveal returns the plaintext key. Show it once, to the key's holder, and
@@ -35,7 +36,7 @@ func (s Secret) Reveal() string {
 	if s.v == nil {
 		return ""
 	}
-	return s.v.text
+	return *s.v.text
 }
 
 // DisplayPrefix returns the key's first characters, which identify it in
@@ -44,7 +45,7 @@ func (s Secret) DisplayPrefix() string {
 	if s.v == nil {
 		return ""
 	}
-	return s.v.text[:s.v.display]
+	return (*s.v.text)[:s.v.display]
 }
 
 // IsZero reports whether s holds no key.

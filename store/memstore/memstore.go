@@ -2,9 +2,9 @@
 // default for a single instance, and the reference the conformance suite
 // in store/storetest was written against.
 //
-// Verification reads one of 64 shards picked by the key hash under a read
-// lock, so concurrent verifications never contend on a global lock.
-// Management writes (create, revoke, rotate, delete) are serialised by one
+// Verification takes no lock at all: it probes an open-addressing table of
+// atomic pointers (see index.go), so concurrent verifications never
+// contend and write nothing. Management writes (create, revoke, rotate, delete) are serialised by one
 // mutex, which is what makes the per-owner limit atomic; they are rare.
 // Records are replaced, never modified, so a record handed out stays
 // consistent. Nothing is persisted: keys live as long as the process.
@@ -20,46 +20,31 @@ import (
 	"github.com/keygate/keygate/apikey"
 )
 
-const shardCount = 64
-
 // Store keeps key records in memory. The zero value is not usable; call
 // [New]. It is safe for concurrent use.
 type Store struct {
-	shards [shardCount]shard
+	byHash *index // read without a lock; written under mu
 
-	mu      sync.RWMutex // guards byID and byOwner; held to write shards
+	mu      sync.RWMutex // guards byID and byOwner, serialises writers
 	byID    map[string]*apikey.Record
 	byOwner map[string]map[string]struct{}
-}
-
-type shard struct {
-	mu     sync.RWMutex
-	byHash map[apikey.Hash]*apikey.Record
-	_      [64 - 32]byte // keep shards on separate cache lines
 }
 
 var _ apikey.Store = (*Store)(nil)
 
 // New returns an empty Store.
 func New() *Store {
-	s := &Store{
+	return &Store{
+		byHash:  newIndex(),
 		byID:    make(map[string]*apikey.Record),
 		byOwner: make(map[string]map[string]struct{}),
 	}
-	for i := range s.shards {
-		s.shards[i].byHash = make(map[apikey.Hash]*apikey.Record)
-	}
-	return s
 }
 
-func (s *Store) shard(h apikey.Hash) *shard { return &s.shards[h[0]%shardCount] }
-
-// Lookup implements [apikey.Store]. It allocates nothing.
+// Lookup implements [apikey.Store]. It takes no lock and allocates
+// nothing.
 func (s *Store) Lookup(_ context.Context, hash apikey.Hash) (*apikey.Record, error) {
-	sh := s.shard(hash)
-	sh.mu.RLock()
-	rec := sh.byHash[hash]
-	sh.mu.RUnlock()
+	rec := s.byHash.get(hash)
 	if rec == nil {
 		return nil, apikey.ErrNotFound
 	}
@@ -93,7 +78,7 @@ func (s *Store) checkNew(rec *apikey.Record) error {
 	if _, ok := s.byID[rec.ID]; ok {
 		return apikey.ErrDuplicate
 	}
-	if _, err := s.Lookup(context.Background(), rec.Hash); err == nil {
+	if s.byHash.get(rec.Hash) != nil {
 		return apikey.ErrDuplicate
 	}
 	return nil
@@ -108,10 +93,7 @@ func (s *Store) put(rec *apikey.Record) {
 		s.byOwner[rec.Owner] = ids
 	}
 	ids[rec.ID] = struct{}{}
-	sh := s.shard(rec.Hash)
-	sh.mu.Lock()
-	sh.byHash[rec.Hash] = rec
-	sh.mu.Unlock()
+	s.byHash.put(rec)
 }
 
 // Get implements [apikey.Store].
@@ -194,10 +176,7 @@ func (s *Store) Delete(_ context.Context, id string) error {
 	} else {
 		delete(ids, id)
 	}
-	sh := s.shard(rec.Hash)
-	sh.mu.Lock()
-	delete(sh.byHash, rec.Hash)
-	sh.mu.Unlock()
+	s.byHash.remove(rec.Hash)
 	return nil
 }
 

@@ -1,0 +1,35 @@
+package apikey
+
+import (
+	"crypto/rand"
+	"hash/crc32"
+	"testing"
+)
+
+func TestCRC32MatchesHashCRC32(t *testing.T) {
+	buf := make([]byte, 200)
+	_, _ = rand.Read(buf)
+	for n := range len(buf) {
+		if got, want := crc32IEEE(string(buf[:n])), crc32.ChecksumIEEE(buf[:n]); got != want {
+			t.Fatalf("length %d: got %08x, want %08x", n, got, want)
+		}
+	}
+}
+
+// isBase62 agrees with the lookup table for every byte value at every
+// position, for inputs shorter than, equal to and longer than one word.
+func TestIsBase62MatchesTable(t *testing.T) {
+	for _, n := range []int{1, 5, 8, 9, 16, 38, 54} {
+		buf := []byte(base62[:n])
+		for i := range buf {
+			orig := buf[i]
+			for c := range 256 {
+				buf[i] = byte(c)
+				if got, want := isBase62(string(buf)), base62Value[c] != 0xff; got != want {
+					t.Fatalf("length %d, byte %#x at %d: got %v, want %v", n, c, i, got, want)
+				}
+			}
+			buf[i] = orig
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package apikey_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/store/memstore"
+)
+
+// Issue a key, show it once, verify it, revoke it.
+func Example() {
+	ctx := context.Background()
+	svc, err := apikey.New(memstore.New(), apikey.Config{})
+	if err != nil {
+		panic(err)
+	}
+
+	issued, err := svc.Create(ctx, apikey.CreateParams{
+		Owner:       "acct_42",
+		Name:        "Production backend",
+		Permissions: []apikey.Permission{apikey.Read, apikey.Write},
+		ProjectID:   "proj_7",
+	})
+	if err != nil {
+		panic(err)
+	}
+	key := issued.Secret.Reveal() // give this to the caller, once
+	fmt.Println("printed:", issued.Secret)
+	fmt.Println("prefix:", strings.HasPrefix(issued.Key.DisplayPrefix, "kg_live_"))
+
+	p, err := svc.Verify(ctx, key)
+	fmt.Println("verified:", err == nil, p.Owner(), p.Has(apikey.Write), p.Has(apikey.Delete), p.CanAccessProject("proj_8"))
+
+	_ = svc.Revoke(ctx, "acct_42", issued.Key.ID)
+	_, err = svc.Verify(ctx, key)
+	fmt.Println("after revoke:", err)
+	// Output:
+	// printed: [REDACTED]
+	// prefix: true
+	// verified: true acct_42 true false false
+	// after revoke: apikey: invalid key
+}
+
+// Reproduce an existing key format exactly: IdentityCall's idc_ followed by
+// 32 alphanumerics, with no checksum.
+func ExampleNewFormat() {
+	f, err := apikey.NewFormat(apikey.FormatConfig{Prefix: "idc", BodyLength: 32, NoChecksum: true})
+	if err != nil {
+		panic(err)
+	}
+	s, _ := f.Generate("")
+	fmt.Println(len(s.Reveal()), s.DisplayPrefix()[:4])
+
+	_, err = f.Parse("idc_tooShort")
+	fmt.Println(err, errors.Is(err, apikey.ErrMalformed))
+	// Output:
+	// 36 idc_
+	// apikey: malformed key: wrong length true
+}
+
+// Rotate a key with a grace period: both keys work until the old one's
+// grace period ends.
+func ExampleService_Rotate() {
+	ctx := context.Background()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	svc, _ := apikey.New(memstore.New(), apikey.Config{Clock: func() time.Time { return now }})
+
+	old, _ := svc.Create(ctx, apikey.CreateParams{Owner: "acct_42"})
+	repl, _ := svc.Rotate(ctx, "acct_42", old.Key.ID, 24*time.Hour)
+
+	_, errOld := svc.Verify(ctx, old.Secret.Reveal())
+	_, errNew := svc.Verify(ctx, repl.Secret.Reveal())
+	fmt.Println("during grace:", errOld, errNew)
+
+	now = now.Add(24 * time.Hour)
+	_, errOld = svc.Verify(ctx, old.Secret.Reveal())
+	fmt.Println("after grace:", errOld)
+	// Output:
+	// during grace: <nil> <nil>
+	// after grace: apikey: key expired
+}
+
+// An owner holds at most 10 active keys by default.
+func ExampleService_Create_limit() {
+	ctx := context.Background()
+	svc, _ := apikey.New(memstore.New(), apikey.Config{})
+	for range 10 {
+		_, _ = svc.Create(ctx, apikey.CreateParams{Owner: "acct_42"})
+	}
+	_, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct_42"})
+	fmt.Println(err, errors.Is(err, apikey.ErrTooManyKeys))
+	// Output:
+	// apikey: maximum number of active keys reached (10) true
+}
