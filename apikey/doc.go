@@ -10,7 +10,7 @@
 //	kg_live_8fQ2xZ0aLmN3pQ7rS1tU5vW9yA2bC4dE6fG7hJ
 //
 // The body is base62 from crypto/rand (32 characters, 190 bits, by
-// default); the checksum is the CRC32 of everything before it, so
+// default); the checksum is the CRC-32C of everything before it, so
 // [Format.Parse] rejects typos and garbage without touching a store, in
 // tens of nanoseconds and without allocating. [FormatConfig] reproduces
 // other formats exactly, such as idc_ + 32 characters without checksum.

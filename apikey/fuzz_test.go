@@ -28,7 +28,7 @@ func checksumOK(key string) bool {
 	for _, c := range key[len(key)-6:] {
 		v = v*62 + uint64(strings.IndexRune(digits, c))
 	}
-	return v == uint64(crc32.ChecksumIEEE([]byte(key[:len(key)-6])))
+	return v == uint64(crc32.Checksum([]byte(key[:len(key)-6]), crc32.MakeTable(crc32.Castagnoli)))
 }
 
 // FuzzParse checks that Parse never panics and never accepts a string that

@@ -42,7 +42,9 @@ type Pepper struct {
 }
 
 // String returns the version with the secret redacted.
-func (p Pepper) String() string { return fmt.Sprintf("apikey.Pepper{Version:%d, Secret:%s}", p.Version, redacted) }
+func (p Pepper) String() string {
+	return fmt.Sprintf("apikey.Pepper{Version:%d, Secret:%s}", p.Version, redacted)
+}
 
 // GoString is [Pepper.String], for the %#v verb.
 func (p Pepper) GoString() string { return p.String() }

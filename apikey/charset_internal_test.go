@@ -1,20 +1,6 @@
 package apikey
 
-import (
-	"crypto/rand"
-	"hash/crc32"
-	"testing"
-)
-
-func TestCRC32MatchesHashCRC32(t *testing.T) {
-	buf := make([]byte, 200)
-	_, _ = rand.Read(buf)
-	for n := range len(buf) {
-		if got, want := crc32IEEE(string(buf[:n])), crc32.ChecksumIEEE(buf[:n]); got != want {
-			t.Fatalf("length %d: got %08x, want %08x", n, got, want)
-		}
-	}
-}
+import "testing"
 
 // isBase62 agrees with the lookup table for every byte value at every
 // position, for inputs shorter than, equal to and longer than one word.
