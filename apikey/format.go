@@ -92,6 +92,8 @@ type Format struct {
 	// heads are the constant starts of keys: "<prefix>_" alone, or
 	// "<prefix>_<env>_" for each env in order.
 	heads []keyHead
+	// prefixHead is "<prefix>_", to tell a wrong prefix from a wrong env.
+	prefixHead keyHead
 }
 
 // keyHead is one constant start of a key, with what Parse needs to match it
@@ -177,8 +179,9 @@ func NewFormat(cfg FormatConfig) (*Format, error) {
 		}
 		longestEnv = max(longestEnv, n)
 	}
+	f.prefixHead = newKeyHead(f.prefix, "")
 	if len(f.envs) == 0 {
-		f.heads = []keyHead{newKeyHead(f.prefix, "")}
+		f.heads = []keyHead{f.prefixHead}
 	}
 	for _, env := range f.envs {
 		f.heads = append(f.heads, newKeyHead(f.prefix+env+"_", env))
@@ -266,7 +269,7 @@ func (f *Format) Parse(s string) (Parsed, error) {
 		}
 	}
 	switch {
-	case head == nil && s[:len(f.prefix)] != f.prefix:
+	case head == nil && !f.prefixHead.match(s):
 		return Parsed{}, errPrefix
 	case head == nil:
 		return Parsed{}, errEnvironment
