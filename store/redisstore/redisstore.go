@@ -1,0 +1,436 @@
+// Package redisstore is the [apikey.Store] on Redis, through go-redis v9's
+// [redis.UniversalClient]: a single node, Sentinel or Cluster. Many service
+// instances share one Redis; put store/cachestore in front so that
+// verification costs no round trip on the hot path.
+//
+// # Key layout
+//
+// With namespace ns (default "keygate"), every key starts with the hash
+// tag {ns}, so all of a namespace lives in one Cluster slot and every
+// multi-key operation is one atomic Lua script:
+//
+//	{ns}:h:<sha256 hex>   record JSON, the Lookup index (one GET)
+//	{ns}:id:<id>          hash hex of the record with that ID
+//	{ns}:o:<owner>        ZSET of the owner's IDs, scored by the instant
+//	                      (µs) until which the key counts as active: its
+//	                      expiry, +inf, or 0 once revoked; the per-owner
+//	                      limit is a ZCOUNT inside the create script
+//	{ns}:exp              ZSET of unrevoked IDs with an expiry, by expiry
+//	{ns}:u:<id>           usage counters (see [Store.AddUsage])
+//	{ns}:invalidate       pub/sub channel: the hash hex of every key that
+//	                      is revoked, rotated or deleted
+//
+// One slot per namespace trades Cluster sharding for atomicity; key records
+// are small (a million keys take a few hundred MB). Run several
+// namespaces to spread a very large population.
+//
+// Updates read the record, change it in Go and write it back with a script
+// that checks the stored JSON is unchanged (compare-and-set), retrying on a
+// concurrent change, so Lua never re-encodes JSON.
+//
+// Every failure to reach Redis is returned wrapped, never as
+// [apikey.ErrNotFound]; a record that does not decode is an error, never a
+// zero record.
+package redisstore
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keygate/keygate/apikey"
+)
+
+// DefaultNamespace is the namespace when [Config].Namespace is "".
+const DefaultNamespace = "keygate"
+
+// maxRetries bounds compare-and-set retries under concurrent updates of
+// one record.
+const maxRetries = 32
+
+// Config configures a [Store]. The zero value selects every default.
+type Config struct {
+	// Namespace prefixes every key and the invalidation channel, so that
+	// several services or tests can share one Redis. It must not contain
+	// braces. Default [DefaultNamespace].
+	Namespace string
+}
+
+// Store keeps key records in Redis. It is safe for concurrent use.
+type Store struct {
+	client  redis.UniversalClient
+	prefix  string // "{ns}:"
+	channel string
+}
+
+var _ apikey.Store = (*Store)(nil)
+
+// New returns a Store on client. It does not contact Redis; the first
+// operation does, and reports an unreachable server as an error.
+func New(client redis.UniversalClient, cfg Config) (*Store, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: nil redis client", apikey.ErrInvalidConfig)
+	}
+	ns := cfg.Namespace
+	if ns == "" {
+		ns = DefaultNamespace
+	}
+	if strings.ContainsAny(ns, "{}") {
+		return nil, fmt.Errorf("%w: namespace %q must not contain braces", apikey.ErrInvalidConfig, ns)
+	}
+	prefix := "{" + ns + "}:"
+	return &Store{client: client, prefix: prefix, channel: prefix + "invalidate"}, nil
+}
+
+func (s *Store) recKey(h string) string      { return s.prefix + "h:" + h }
+func (s *Store) idKey(id string) string      { return s.prefix + "id:" + id }
+func (s *Store) ownerKey(owner string) string { return s.prefix + "o:" + owner }
+func (s *Store) expKey() string              { return s.prefix + "exp" }
+func (s *Store) usageKey(id string) string   { return s.prefix + "u:" + id }
+
+// wire is the JSON form of a record.
+type wire struct {
+	apikey.Key
+	Hash        string `json:"hash"`
+	HashVersion int    `json:"hash_version"`
+}
+
+func encode(rec *apikey.Record) (string, error) {
+	b, err := json.Marshal(wire{Key: rec.Key, Hash: hex.EncodeToString(rec.Hash[:]), HashVersion: rec.HashVersion})
+	if err != nil {
+		return "", fmt.Errorf("redisstore: encode record %s: %w", rec.ID, err)
+	}
+	return string(b), nil
+}
+
+func decode(data string) (*apikey.Record, error) {
+	var w wire
+	if err := json.Unmarshal([]byte(data), &w); err != nil {
+		return nil, fmt.Errorf("redisstore: corrupt record: %w", err)
+	}
+	rec := &apikey.Record{Key: w.Key, HashVersion: w.HashVersion}
+	if n, err := hex.Decode(rec.Hash[:], []byte(w.Hash)); err != nil || n != len(rec.Hash) || w.ID == "" || w.Owner == "" {
+		return nil, errors.New("redisstore: corrupt record: missing id, owner or hash")
+	}
+	return rec, nil
+}
+
+// micros renders t as integer microseconds, the scores of the sets.
+func micros(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
+
+// activeScore is how long rec counts toward its owner's limit.
+func activeScore(rec *apikey.Record) string {
+	switch {
+	case !rec.RevokedAt.IsZero():
+		return "0"
+	case rec.ExpiresAt.IsZero():
+		return "+inf"
+	}
+	return micros(rec.ExpiresAt)
+}
+
+// expiryScore is rec's score in the expiry set, "" when it has none.
+func expiryScore(rec *apikey.Record) string {
+	if !rec.RevokedAt.IsZero() || rec.ExpiresAt.IsZero() {
+		return ""
+	}
+	return micros(rec.ExpiresAt)
+}
+
+func wrap(op string, err error) error { return fmt.Errorf("redisstore: %s: %w", op, err) }
+
+// Lookup implements [apikey.Store] with one GET.
+func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, error) {
+	data, err := s.client.Get(ctx, s.recKey(hex.EncodeToString(hash[:]))).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, apikey.ErrNotFound
+	}
+	if err != nil {
+		return nil, wrap("lookup", err)
+	}
+	rec, err := decode(data)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Hash != hash {
+		return nil, errors.New("redisstore: corrupt record: stored under another hash")
+	}
+	return rec, nil
+}
+
+// Create implements [apikey.Store].
+func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time) error {
+	data, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	h := hex.EncodeToString(rec.Hash[:])
+	res, err := createScript.Run(ctx, s.client,
+		[]string{s.idKey(rec.ID), s.recKey(h), s.ownerKey(rec.Owner), s.expKey()},
+		data, h, rec.ID, max(maxActive, 0), micros(now), activeScore(rec), expiryScore(rec),
+	).Text()
+	if err != nil {
+		return wrap("create", err)
+	}
+	switch res {
+	case "dup":
+		return apikey.ErrDuplicate
+	case "limit":
+		return apikey.ErrTooManyKeys
+	}
+	return nil
+}
+
+// getRaw returns the hash hex and JSON of the record id.
+func (s *Store) getRaw(ctx context.Context, id string) (string, string, error) {
+	res, err := getScript.Run(ctx, s.client, []string{s.idKey(id)}, s.prefix+"h:").StringSlice()
+	if errors.Is(err, redis.Nil) {
+		return "", "", apikey.ErrNotFound
+	}
+	if err != nil {
+		return "", "", wrap("get", err)
+	}
+	if len(res) != 2 {
+		return "", "", errors.New("redisstore: get: unexpected reply")
+	}
+	return res[0], res[1], nil
+}
+
+// Get implements [apikey.Store].
+func (s *Store) Get(ctx context.Context, id string) (*apikey.Record, error) {
+	_, data, err := s.getRaw(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return decode(data)
+}
+
+// getMany returns the records of ids that still exist.
+func (s *Store) getMany(ctx context.Context, op string, ids []string) ([]*apikey.Record, error) {
+	recs := make([]*apikey.Record, 0, len(ids))
+	if len(ids) == 0 {
+		return recs, nil
+	}
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, s.prefix)
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	datas, err := getManyScript.Run(ctx, s.client, []string{s.expKey()}, args...).StringSlice()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, wrap(op, err)
+	}
+	for _, data := range datas {
+		rec, err := decode(data)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+	}
+	return recs, nil
+}
+
+// List implements [apikey.Store].
+func (s *Store) List(ctx context.Context, owner string) ([]*apikey.Record, error) {
+	ids, err := s.client.ZRange(ctx, s.ownerKey(owner), 0, -1).Result()
+	if err != nil {
+		return nil, wrap("list", err)
+	}
+	recs, err := s.getMany(ctx, "list", ids)
+	if err != nil {
+		return nil, err
+	}
+	sortRecords(recs, func(r *apikey.Record) time.Time { return r.CreatedAt })
+	return recs, nil
+}
+
+// Expiring implements [apikey.Store].
+func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Record, error) {
+	ids, err := s.client.ZRangeByScore(ctx, s.expKey(), &redis.ZRangeBy{
+		Min: strconv.FormatInt(from.UnixMicro()-1, 10), // µs rounding; filtered exactly below
+		Max: strconv.FormatInt(to.UnixMicro()+1, 10),
+	}).Result()
+	if err != nil {
+		return nil, wrap("expiring", err)
+	}
+	recs, err := s.getMany(ctx, "expiring", ids)
+	if err != nil {
+		return nil, err
+	}
+	kept := recs[:0]
+	for _, rec := range recs {
+		if rec.RevokedAt.IsZero() && !rec.ExpiresAt.Before(from) && rec.ExpiresAt.Before(to) {
+			kept = append(kept, rec)
+		}
+	}
+	sortRecords(kept, func(r *apikey.Record) time.Time { return r.ExpiresAt })
+	return kept, nil
+}
+
+// update applies change to the record id and writes it back atomically,
+// retrying when another writer got there first. change returns false to
+// leave the record as it is. replacement, if not nil, is inserted in the
+// same step.
+func (s *Store) update(ctx context.Context, op, id string, replacement *apikey.Record,
+	change func(*apikey.Record) (bool, error)) error {
+	for range maxRetries {
+		h, old, err := s.getRaw(ctx, id)
+		if err != nil {
+			return err
+		}
+		rec, err := decode(old)
+		if err != nil {
+			return err
+		}
+		if ok, err := change(rec); err != nil || !ok {
+			return err
+		}
+		data, err := encode(rec)
+		if err != nil {
+			return err
+		}
+		keys := []string{s.recKey(h), s.ownerKey(rec.Owner), s.expKey()}
+		args := []any{old, data, id, activeScore(rec), expiryScore(rec), s.channel, h, "", "", "", "", ""}
+		if replacement != nil {
+			rdata, err := encode(replacement)
+			if err != nil {
+				return err
+			}
+			rh := hex.EncodeToString(replacement.Hash[:])
+			keys = append(keys, s.idKey(replacement.ID), s.recKey(rh))
+			args[7], args[8], args[9], args[10], args[11] = rdata, rh, replacement.ID, activeScore(replacement), expiryScore(replacement)
+		}
+		res, err := updateScript.Run(ctx, s.client, keys, args...).Text()
+		if err != nil {
+			return wrap(op, err)
+		}
+		switch res {
+		case "ok":
+			return nil
+		case "dup":
+			return apikey.ErrDuplicate
+		}
+	}
+	return fmt.Errorf("redisstore: %s %s: too many concurrent updates", op, id)
+}
+
+// Revoke implements [apikey.Store].
+func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
+	return s.update(ctx, "revoke", id, nil, func(rec *apikey.Record) (bool, error) {
+		if !rec.RevokedAt.IsZero() {
+			return false, nil
+		}
+		rec.RevokedAt = at
+		return true, nil
+	})
+}
+
+// Rotate implements [apikey.Store].
+func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record) error {
+	return s.update(ctx, "rotate", oldID, replacement, func(rec *apikey.Record) (bool, error) {
+		if !rec.RevokedAt.IsZero() || rec.ReplacedBy != "" {
+			return false, apikey.ErrRevoked
+		}
+		rec.ReplacedBy = replacement.ID
+		if rec.ExpiresAt.IsZero() || retireAt.Before(rec.ExpiresAt) {
+			rec.ExpiresAt = retireAt
+		}
+		return true, nil
+	})
+}
+
+// Delete implements [apikey.Store].
+func (s *Store) Delete(ctx context.Context, id string) error {
+	for range maxRetries {
+		h, old, err := s.getRaw(ctx, id)
+		if err != nil {
+			return err
+		}
+		rec, err := decode(old)
+		if err != nil {
+			return err
+		}
+		res, err := deleteScript.Run(ctx, s.client,
+			[]string{s.recKey(h), s.idKey(id), s.ownerKey(rec.Owner), s.expKey(), s.usageKey(id)},
+			old, id, s.channel, h,
+		).Text()
+		if err != nil {
+			return wrap("delete", err)
+		}
+		if res == "ok" {
+			return nil
+		}
+	}
+	return fmt.Errorf("redisstore: delete %s: too many concurrent updates", id)
+}
+
+// WatchInvalidations subscribes to the namespace's invalidation channel
+// and calls invalidate with the hash of every key revoked, rotated or
+// deleted through any Store of the namespace, until ctx ends. healthy is
+// called with true each time the subscription is (re)established and with
+// false each time it breaks: messages sent while it was broken are lost,
+// so a cache must drop what it holds at both moments. It returns nil when
+// ctx ends.
+func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.Hash), healthy func(bool)) error {
+	ps := s.client.Subscribe(ctx)
+	defer ps.Close()
+	up := false
+	set := func(v bool) {
+		if up != v {
+			up = v
+			healthy(v)
+		}
+	}
+	for ctx.Err() == nil {
+		if !up {
+			// Subscribe again after every failure; go-redis reconnects.
+			if err := ps.Subscribe(ctx, s.channel); err != nil {
+				if !sleep(ctx, time.Second/10) {
+					break
+				}
+				continue
+			}
+		}
+		msg, err := ps.ReceiveTimeout(ctx, 5*time.Second)
+		if err != nil {
+			var timeout interface{ Timeout() bool }
+			if errors.As(err, &timeout) && timeout.Timeout() && up {
+				if ps.Ping(ctx) == nil {
+					continue
+				}
+			}
+			set(false)
+			continue
+		}
+		switch m := msg.(type) {
+		case *redis.Subscription:
+			set(m.Kind == "subscribe")
+		case *redis.Message:
+			var h apikey.Hash
+			if n, err := hex.Decode(h[:], []byte(m.Payload)); err == nil && n == len(h) {
+				invalidate(h)
+			}
+		}
+	}
+	set(false)
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+

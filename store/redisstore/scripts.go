@@ -1,0 +1,104 @@
+package redisstore
+
+import "github.com/redis/go-redis/v9"
+
+// The scripts only move JSON written by Go: they never decode it, so the
+// encoding stays Go's (Lua's cjson would, for one, turn [] into {}). Every
+// key they touch carries the namespace's hash tag, so each script runs in
+// one Cluster slot. Keys other than KEYS[...] are derived from the
+// namespace prefix passed in ARGV, in the same slot.
+
+// createScript inserts a record unless its ID or hash exists or the owner
+// is at the limit.
+//
+// KEYS: id key, record key, owner set, expiry set.
+// ARGV: record JSON, hash hex, ID, max active (0 = none), now (µs),
+// owner score, expiry score ("" = none).
+var createScript = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  return 'dup'
+end
+local max = tonumber(ARGV[4])
+if max > 0 and redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[5], '+inf') >= max then
+  return 'limit'
+end
+redis.call('SET', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[6], ARGV[3])
+if ARGV[7] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[7], ARGV[3])
+end
+return 'ok'
+`)
+
+// getScript returns {hash hex, record JSON} for an ID, or nil.
+//
+// KEYS: id key. ARGV: record key prefix.
+var getScript = redis.NewScript(`
+local hex = redis.call('GET', KEYS[1])
+if not hex then return false end
+local rec = redis.call('GET', ARGV[1] .. hex)
+if not rec then return false end
+return {hex, rec}
+`)
+
+// getManyScript returns the record JSON of each ID in ARGV[2..], skipping
+// IDs that no longer exist.
+//
+// ARGV: key prefix, IDs...
+var getManyScript = redis.NewScript(`
+local out = {}
+for i = 2, #ARGV do
+  local hex = redis.call('GET', ARGV[1] .. 'id:' .. ARGV[i])
+  if hex then
+    local rec = redis.call('GET', ARGV[1] .. 'h:' .. hex)
+    if rec then out[#out + 1] = rec end
+  end
+end
+return out
+`)
+
+// updateScript replaces a record if it still holds the JSON the caller
+// read, updates its owner and expiry scores, optionally inserts a
+// replacement (rotation), and announces the change.
+//
+// KEYS: record key, owner set, expiry set, and when rotating the
+// replacement's id key and record key.
+// ARGV: old JSON, new JSON, ID, owner score, expiry score ("" = remove),
+// channel, hash hex, replacement JSON, replacement hex, replacement ID,
+// replacement owner score, replacement expiry score ("" = none).
+var updateScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'conflict' end
+if ARGV[8] ~= '' and (redis.call('EXISTS', KEYS[4]) == 1 or redis.call('EXISTS', KEYS[5]) == 1) then
+  return 'dup'
+end
+redis.call('SET', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+if ARGV[5] == '' then
+  redis.call('ZREM', KEYS[3], ARGV[3])
+else
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[3])
+end
+if ARGV[8] ~= '' then
+  redis.call('SET', KEYS[5], ARGV[8])
+  redis.call('SET', KEYS[4], ARGV[9])
+  redis.call('ZADD', KEYS[2], ARGV[11], ARGV[10])
+  if ARGV[12] ~= '' then redis.call('ZADD', KEYS[3], ARGV[12], ARGV[10]) end
+end
+redis.call('PUBLISH', ARGV[6], ARGV[7])
+return 'ok'
+`)
+
+// deleteScript removes a record and its indexes if it still holds the JSON
+// the caller read, and announces the change.
+//
+// KEYS: record key, id key, owner set, expiry set, usage key.
+// ARGV: old JSON, ID, channel, hash hex.
+var deleteScript = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'conflict' end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[5])
+redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 'ok'
+`)
