@@ -1,0 +1,317 @@
+// Package cachestore keeps verified key records in process in front of any
+// [apikey.Store], so that verification costs no network round trip on the
+// hot path.
+//
+// Found records are cached for [Config].TTL and unknown hashes for the
+// shorter [Config].NegativeTTL, so a flood of bad keys cannot hammer the
+// store behind. Revoke, Rotate and Delete through the cache drop the entry
+// at once. Changes made through other instances reach the cache through an
+// [Invalidator], which the store behind may implement (store/redisstore
+// does, with Redis pub/sub): each change drops the entry everywhere within
+// milliseconds. While that feed is down, and until it first connects, no
+// entry is trusted for longer than [Config].StaleTTL, and the cache is
+// emptied whenever the feed goes down or comes back, because messages may
+// have been lost in between.
+package cachestore
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/keygate/keygate/apikey"
+)
+
+// Defaults of [Config].
+const (
+	DefaultTTL         = time.Minute
+	DefaultNegativeTTL = 5 * time.Second
+	DefaultStaleTTL    = time.Second
+	DefaultMaxEntries  = 100_000
+)
+
+// Invalidator is implemented by stores that announce changed keys to every
+// instance. WatchInvalidations blocks until ctx ends, calling invalidate
+// with the hash of every key revoked, rotated or deleted anywhere, and
+// healthy with true each time the feed is (re)established and false each
+// time it breaks.
+type Invalidator interface {
+	WatchInvalidations(ctx context.Context, invalidate func(apikey.Hash), healthy func(bool)) error
+}
+
+// Config configures a [Store]. The zero value selects every default.
+type Config struct {
+	// TTL bounds how long a found record is served from memory while
+	// invalidations arrive (or when the store behind is not shared and
+	// has no Invalidator). Default [DefaultTTL].
+	TTL time.Duration
+	// NegativeTTL bounds how long an unknown hash is remembered. Default
+	// [DefaultNegativeTTL].
+	NegativeTTL time.Duration
+	// StaleTTL bounds every entry while the store behind has an Invalidator
+	// whose feed is down: the longest a revocation made elsewhere can go
+	// unseen. Default [DefaultStaleTTL].
+	StaleTTL time.Duration
+	// MaxEntries bounds the cache; past it, arbitrary entries are evicted.
+	// Default [DefaultMaxEntries].
+	MaxEntries int
+	// Clock returns the current time. Default [time.Now].
+	Clock func() time.Time
+}
+
+const shardCount = 64
+
+// Store is an [apikey.Store] that caches lookups of the store it wraps.
+// It is safe for concurrent use. Call [Store.Close] to stop listening for
+// invalidations.
+type Store struct {
+	inner    apikey.Store
+	ttl      int64
+	negTTL   int64
+	staleTTL int64
+	perShard int
+	now      func() time.Time
+
+	shards [shardCount]shard
+	// gen counts invalidations; a lookup caches its result only if no
+	// invalidation happened while it was reading the store behind.
+	gen atomic.Uint64
+	// trusted is false while an Invalidator's feed is down.
+	trusted atomic.Bool
+
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+type shard struct {
+	mu      sync.RWMutex
+	entries map[apikey.Hash]entry
+}
+
+// entry is a cached lookup: rec nil means "not found".
+type entry struct {
+	rec    *apikey.Record
+	filled int64 // unix nanoseconds
+}
+
+var _ apikey.Store = (*Store)(nil)
+
+// New wraps inner. If inner implements [Invalidator], New starts listening
+// for invalidations in the background until [Store.Close].
+func New(inner apikey.Store, cfg Config) (*Store, error) {
+	if inner == nil {
+		return nil, errors.New("cachestore: nil store")
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = DefaultTTL
+	}
+	if cfg.NegativeTTL <= 0 {
+		cfg.NegativeTTL = DefaultNegativeTTL
+	}
+	if cfg.StaleTTL <= 0 {
+		cfg.StaleTTL = DefaultStaleTTL
+	}
+	if cfg.MaxEntries <= 0 {
+		cfg.MaxEntries = DefaultMaxEntries
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	s := &Store{
+		inner:    inner,
+		ttl:      int64(cfg.TTL),
+		negTTL:   int64(min(cfg.NegativeTTL, cfg.TTL)),
+		staleTTL: int64(cfg.StaleTTL),
+		perShard: max(1, cfg.MaxEntries/shardCount),
+		now:      cfg.Clock,
+		done:     make(chan struct{}),
+	}
+	for i := range s.shards {
+		s.shards[i].entries = make(map[apikey.Hash]entry)
+	}
+	inv, ok := inner.(Invalidator)
+	if !ok {
+		s.trusted.Store(true)
+		close(s.done)
+		s.stop = func() {}
+		return s, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	go func() {
+		defer close(s.done)
+		_ = inv.WatchInvalidations(ctx, s.invalidate, s.setTrusted)
+	}()
+	return s, nil
+}
+
+// Close stops listening for invalidations. The Store keeps working, with
+// every entry bounded by StaleTTL. It does not close the store behind.
+func (s *Store) Close() error {
+	s.stop()
+	<-s.done
+	s.setTrusted(false)
+	return nil
+}
+
+func (s *Store) shard(h apikey.Hash) *shard { return &s.shards[h[0]%shardCount] }
+
+// Lookup implements [apikey.Store]. A fresh entry is answered from memory
+// without allocating; otherwise the store behind is asked and its answer
+// (found or not found, never an error) is cached.
+func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, error) {
+	sh := s.shard(hash)
+	sh.mu.RLock()
+	e, ok := sh.entries[hash]
+	sh.mu.RUnlock()
+	now := s.now().UnixNano()
+	if ok && now-e.filled < s.lifetime(e.rec == nil) {
+		if e.rec == nil {
+			return nil, apikey.ErrNotFound
+		}
+		return e.rec, nil
+	}
+	gen := s.gen.Load()
+	rec, err := s.inner.Lookup(ctx, hash)
+	if err != nil && !errors.Is(err, apikey.ErrNotFound) {
+		return nil, err
+	}
+	sh.mu.Lock()
+	if s.gen.Load() == gen {
+		if len(sh.entries) >= s.perShard {
+			sh.evict(now, s)
+		}
+		sh.entries[hash] = entry{rec: rec, filled: now}
+	}
+	sh.mu.Unlock()
+	if err != nil {
+		return nil, apikey.ErrNotFound
+	}
+	return rec, nil
+}
+
+// lifetime is how long an entry may be served now.
+func (s *Store) lifetime(negative bool) int64 {
+	ttl := s.ttl
+	if negative {
+		ttl = s.negTTL
+	}
+	if !s.trusted.Load() {
+		ttl = min(ttl, s.staleTTL)
+	}
+	return ttl
+}
+
+// evict makes room in a full shard: expired entries first, else one
+// arbitrary entry. sh.mu must be held.
+func (sh *shard) evict(now int64, s *Store) {
+	for h, e := range sh.entries {
+		if now-e.filled >= s.lifetime(e.rec == nil) {
+			delete(sh.entries, h)
+		}
+	}
+	for h := range sh.entries {
+		if len(sh.entries) < s.perShard {
+			return
+		}
+		delete(sh.entries, h)
+	}
+}
+
+// invalidate drops the entry for h.
+func (s *Store) invalidate(h apikey.Hash) {
+	s.gen.Add(1)
+	sh := s.shard(h)
+	sh.mu.Lock()
+	delete(sh.entries, h)
+	sh.mu.Unlock()
+}
+
+// setTrusted records the state of the invalidation feed and empties the
+// cache: what it holds may have missed invalidations.
+func (s *Store) setTrusted(ok bool) {
+	s.trusted.Store(ok)
+	s.gen.Add(1)
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		clear(sh.entries)
+		sh.mu.Unlock()
+	}
+}
+
+// Len returns the number of cached entries, found and not found.
+func (s *Store) Len() int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.RLock()
+		n += len(sh.entries)
+		sh.mu.RUnlock()
+	}
+	return n
+}
+
+// Create implements [apikey.Store]; it forgets a cached "not found" for the
+// new hash.
+func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time) error {
+	err := s.inner.Create(ctx, rec, maxActive, now)
+	if err == nil {
+		s.invalidate(rec.Hash)
+	}
+	return err
+}
+
+// Get implements [apikey.Store]; it is not cached.
+func (s *Store) Get(ctx context.Context, id string) (*apikey.Record, error) {
+	return s.inner.Get(ctx, id)
+}
+
+// List implements [apikey.Store]; it is not cached.
+func (s *Store) List(ctx context.Context, owner string) ([]*apikey.Record, error) {
+	return s.inner.List(ctx, owner)
+}
+
+// Expiring implements [apikey.Store]; it is not cached.
+func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Record, error) {
+	return s.inner.Expiring(ctx, from, to)
+}
+
+// forget drops the cached entry of the key with the given ID, if any.
+func (s *Store) forget(ctx context.Context, id string) {
+	if rec, err := s.inner.Get(ctx, id); err == nil {
+		s.invalidate(rec.Hash)
+	}
+}
+
+// Revoke implements [apikey.Store] and drops the key from this cache at
+// once.
+func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
+	err := s.inner.Revoke(ctx, id, at)
+	if err == nil {
+		s.forget(ctx, id)
+	}
+	return err
+}
+
+// Rotate implements [apikey.Store] and drops the old key from this cache.
+func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record) error {
+	err := s.inner.Rotate(ctx, oldID, retireAt, replacement)
+	if err == nil {
+		s.forget(ctx, oldID)
+		s.invalidate(replacement.Hash)
+	}
+	return err
+}
+
+// Delete implements [apikey.Store] and drops the key from this cache.
+func (s *Store) Delete(ctx context.Context, id string) error {
+	rec, getErr := s.inner.Get(ctx, id)
+	err := s.inner.Delete(ctx, id)
+	if err == nil && getErr == nil {
+		s.invalidate(rec.Hash)
+	}
+	return err
+}

@@ -1,0 +1,191 @@
+package cachestore_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/store/cachestore"
+	"github.com/keygate/keygate/store/memstore"
+	"github.com/keygate/keygate/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) apikey.Store {
+		s, err := cachestore.New(memstore.New(), cachestore.Config{})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+// counting counts the lookups that reach the store behind the cache, and
+// can hold one lookup until released.
+type counting struct {
+	apikey.Store
+	lookups atomic.Int32
+	hold    chan struct{}
+}
+
+func (c *counting) Lookup(ctx context.Context, h apikey.Hash) (*apikey.Record, error) {
+	c.lookups.Add(1)
+	if c.hold != nil {
+		<-c.hold
+	}
+	return c.Store.Lookup(ctx, h)
+}
+
+// feed is a fake Invalidator: the test sends invalidations and health.
+type feed struct {
+	*counting
+	mu         sync.Mutex
+	invalidate func(apikey.Hash)
+	healthy    func(bool)
+	ready      chan struct{}
+}
+
+func (f *feed) WatchInvalidations(ctx context.Context, invalidate func(apikey.Hash), healthy func(bool)) error {
+	f.mu.Lock()
+	f.invalidate, f.healthy = invalidate, healthy
+	f.mu.Unlock()
+	close(f.ready)
+	<-ctx.Done()
+	return nil
+}
+
+type clock struct{ t atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Unix(0, c.t.Load()) }
+func (c *clock) Advance(d time.Duration) { c.t.Add(int64(d)) }
+
+func setup(t *testing.T, cfg cachestore.Config) (*cachestore.Store, *counting, *clock, apikey.Record) {
+	t.Helper()
+	c := &clock{}
+	c.t.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	cfg.Clock = c.Now
+	inner := &counting{Store: memstore.New()}
+	s, err := cachestore.New(inner, cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.HashKey("k1")}
+	require.NoError(t, s.Create(context.Background(), &rec, 0, c.Now()))
+	return s, inner, c, rec
+}
+
+func TestHitsAreServedFromMemory(t *testing.T) {
+	ctx := context.Background()
+	s, inner, clock, rec := setup(t, cachestore.Config{TTL: time.Minute, NegativeTTL: time.Second})
+	for range 100 {
+		got, err := s.Lookup(ctx, rec.Hash)
+		require.NoError(t, err)
+		assert.Equal(t, "k1", got.ID)
+	}
+	assert.EqualValues(t, 1, inner.lookups.Load())
+
+	unknown := apikey.HashKey("nope")
+	for range 100 {
+		_, err := s.Lookup(ctx, unknown)
+		require.ErrorIs(t, err, apikey.ErrNotFound)
+	}
+	assert.EqualValues(t, 2, inner.lookups.Load(), "misses are cached too")
+
+	clock.Advance(time.Second)
+	_, _ = s.Lookup(ctx, unknown)
+	_, _ = s.Lookup(ctx, rec.Hash)
+	assert.EqualValues(t, 3, inner.lookups.Load(), "the negative entry expired, the positive one did not")
+	clock.Advance(time.Minute)
+	_, _ = s.Lookup(ctx, rec.Hash)
+	assert.EqualValues(t, 4, inner.lookups.Load())
+
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = s.Lookup(ctx, rec.Hash) }))
+}
+
+func TestRevokeThroughTheCacheDropsTheEntry(t *testing.T) {
+	ctx := context.Background()
+	s, _, clock, rec := setup(t, cachestore.Config{})
+	_, err := s.Lookup(ctx, rec.Hash)
+	require.NoError(t, err)
+	require.NoError(t, s.Revoke(ctx, rec.ID, clock.Now()))
+	got, err := s.Lookup(ctx, rec.Hash)
+	require.NoError(t, err)
+	assert.False(t, got.RevokedAt.IsZero(), "the revoked record, not the cached one")
+}
+
+func TestSizeIsBounded(t *testing.T) {
+	ctx := context.Background()
+	s, _, _, _ := setup(t, cachestore.Config{MaxEntries: 640})
+	for i := range 10_000 {
+		_, _ = s.Lookup(ctx, apikey.HashKey(string(rune(i))+"x"))
+	}
+	assert.LessOrEqual(t, s.Len(), 640)
+}
+
+// A lookup that read the store before an invalidation does not cache what
+// it read.
+func TestInvalidationDuringLookupWins(t *testing.T) {
+	ctx := context.Background()
+	inner := &counting{Store: memstore.New(), hold: make(chan struct{})}
+	f := &feed{counting: inner, ready: make(chan struct{})}
+	s, err := cachestore.New(f, cachestore.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	<-f.ready
+	f.healthy(true)
+	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.HashKey("k1")}
+	require.NoError(t, s.Create(ctx, &rec, 0, time.Now()))
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = s.Lookup(ctx, rec.Hash)
+	}()
+	for inner.lookups.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	f.invalidate(rec.Hash) // arrives while the lookup is in flight
+	inner.hold <- struct{}{}
+	<-done
+	assert.Zero(t, s.Len(), "the in-flight result was not cached")
+	close(inner.hold)
+}
+
+// While the feed is down, entries live at most StaleTTL; each change of
+// the feed's health empties the cache.
+func TestUnhealthyFeedBoundsStaleness(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{}
+	inner := &counting{Store: memstore.New()}
+	f := &feed{counting: inner, ready: make(chan struct{})}
+	s, err := cachestore.New(f, cachestore.Config{TTL: time.Hour, StaleTTL: time.Second, Clock: c.Now})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	<-f.ready
+	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.HashKey("k1")}
+	require.NoError(t, s.Create(ctx, &rec, 0, c.Now()))
+
+	lookup := func() { _, err := s.Lookup(ctx, rec.Hash); require.NoError(t, err) }
+	lookup()
+	c.Advance(time.Second)
+	lookup()
+	assert.EqualValues(t, 2, inner.lookups.Load(), "before the feed connects, StaleTTL applies")
+
+	f.healthy(true)
+	assert.Zero(t, s.Len())
+	lookup()
+	c.Advance(30 * time.Minute)
+	lookup()
+	assert.EqualValues(t, 3, inner.lookups.Load(), "a healthy feed allows the full TTL")
+
+	f.healthy(false)
+	assert.Zero(t, s.Len(), "going down empties the cache")
+	lookup()
+	c.Advance(time.Second)
+	lookup()
+	assert.EqualValues(t, 5, inner.lookups.Load())
+}
