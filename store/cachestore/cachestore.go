@@ -242,6 +242,11 @@ func (s *Store) setTrusted(ok bool) {
 	}
 }
 
+// Healthy reports whether entries may live their full TTL: the store
+// behind has no Invalidator, or its feed is connected. Useful for health
+// checks: while false, every lookup older than StaleTTL goes to the store.
+func (s *Store) Healthy() bool { return s.trusted.Load() }
+
 // Len returns the number of cached entries, found and not found.
 func (s *Store) Len() int {
 	n := 0

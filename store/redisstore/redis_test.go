@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/redisstore"
 	"github.com/keygate/keygate/store/storetest"
 )
@@ -73,4 +74,17 @@ func newStore(t testing.TB, client redis.UniversalClient) *redisstore.Store {
 func TestConformance(t *testing.T) {
 	client := newClient(t)
 	storetest.Run(t, func(t *testing.T) apikey.Store { return newStore(t, client) })
+}
+
+// The cache in front of Redis passes the same suite.
+func TestConformanceWithCache(t *testing.T) {
+	client := newClient(t)
+	storetest.Run(t, func(t *testing.T) apikey.Store {
+		cs, err := cachestore.New(newStore(t, client), cachestore.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cs.Close() })
+		return cs
+	})
 }

@@ -380,7 +380,16 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 // ctx ends.
 func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.Hash), healthy func(bool)) error {
 	ps := s.client.Subscribe(ctx)
-	defer ps.Close()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		// A blocked receive does not watch ctx; closing unblocks it.
+		select {
+		case <-ctx.Done():
+		case <-stopped:
+		}
+		_ = ps.Close()
+	}()
 	up := false
 	set := func(v bool) {
 		if up != v {

@@ -1,0 +1,262 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/store/cachestore"
+	"github.com/keygate/keygate/store/redisstore"
+)
+
+// proxy forwards TCP connections on loopback to Redis and can cut them all,
+// as a dropped network or a restarted Redis would.
+type proxy struct {
+	t      testing.TB
+	addr   string
+	target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns []net.Conn
+}
+
+func startProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &proxy{t: t, addr: ln.Addr().String(), target: target}
+	p.serve(ln)
+	t.Cleanup(p.cut)
+	return p
+}
+
+func (p *proxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", p.target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
+			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+		}
+	}()
+}
+
+// cut closes the listener and every connection.
+func (p *proxy) cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		_ = p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = nil
+}
+
+// restore listens again on the same address.
+func (p *proxy) restore() {
+	ln, err := net.Listen("tcp", p.addr)
+	require.NoError(p.t, err)
+	p.serve(ln)
+}
+
+func proxiedClient(t testing.TB, p *proxy) *redis.Client {
+	opts, err := redis.ParseURL(redisURL())
+	require.NoError(t, err)
+	opts.Addr = p.addr
+	opts.DialTimeout = 200 * time.Millisecond
+	opts.ReadTimeout = 200 * time.Millisecond
+	opts.WriteTimeout = 200 * time.Millisecond
+	opts.MaxRetries = 1
+	c := redis.NewClient(opts)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func eventually(t *testing.T, within time.Duration, cond func() bool, msg string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > within {
+			t.Fatalf("%s: not within %v", msg, within)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// storeFailure asserts err is a store failure: not one of the answers
+// about the key itself.
+func storeFailure(t *testing.T, err error) {
+	t.Helper()
+	require.Error(t, err)
+	for _, sentinel := range []error{apikey.ErrInvalidKey, apikey.ErrNotFound, apikey.ErrMalformed, apikey.ErrExpired} {
+		assert.NotErrorIs(t, err, sentinel)
+	}
+}
+
+// Two service instances, each with its own Redis connection, cache and
+// store: a key revoked through one is rejected by the other within a
+// second, by pub/sub, although its cache TTL is an hour.
+func TestRevocationReachesOtherInstances(t *testing.T) {
+	ctx := context.Background()
+	base := newClient(t)
+	ns := namespace(t, base)
+	stack := func() (*apikey.Service, *cachestore.Store) {
+		client := newClient(t)
+		rs, err := redisstore.New(client, redisstore.Config{Namespace: ns})
+		require.NoError(t, err)
+		cs, err := cachestore.New(rs, cachestore.Config{TTL: time.Hour, StaleTTL: time.Hour})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = cs.Close() })
+		svc, err := apikey.New(cs, apikey.Config{})
+		require.NoError(t, err)
+		return svc, cs
+	}
+	a, cacheA := stack()
+	b, cacheB := stack()
+	eventually(t, 5*time.Second, func() bool { return cacheA.Healthy() && cacheB.Healthy() }, "invalidation feeds connect")
+
+	for _, op := range []string{"revoke", "rotate", "delete"} {
+		t.Run(op, func(t *testing.T) {
+			issued, err := a.Create(ctx, apikey.CreateParams{Owner: "acct_" + op})
+			require.NoError(t, err)
+			key := issued.Secret.Reveal()
+			_, err = b.Verify(ctx, key)
+			require.NoError(t, err, "b caches the key")
+
+			switch op {
+			case "revoke":
+				require.NoError(t, a.Revoke(ctx, "acct_"+op, issued.Key.ID))
+			case "rotate":
+				_, err = a.Rotate(ctx, "acct_"+op, issued.Key.ID, 0)
+				require.NoError(t, err)
+			case "delete":
+				require.NoError(t, a.Delete(ctx, "acct_"+op, issued.Key.ID))
+			}
+			took := eventually(t, time.Second, func() bool {
+				_, err := b.Verify(ctx, key)
+				return err != nil
+			}, "the other instance rejects the key")
+			t.Logf("%s reached the other instance in %v", op, took)
+		})
+	}
+}
+
+// Verification through a connection that drops fails with a store error,
+// never "invalid key", and works again once Redis is back; the cache's
+// invalidation feed reports the outage and reconnects.
+func TestConnectionDropAndRecovery(t *testing.T) {
+	ctx := context.Background()
+	base := newClient(t)
+	ns := namespace(t, base)
+	p := startProxy(t, base.Options().Addr)
+	rs, err := redisstore.New(proxiedClient(t, p), redisstore.Config{Namespace: ns})
+	require.NoError(t, err)
+	svc, err := apikey.New(rs, apikey.Config{})
+	require.NoError(t, err)
+	cs, err := cachestore.New(rs, cachestore.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cs.Close() })
+
+	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	key := issued.Secret.Reveal()
+	_, err = svc.Verify(ctx, key)
+	require.NoError(t, err)
+	eventually(t, 5*time.Second, cs.Healthy, "feed connects")
+
+	p.cut()
+	_, err = svc.Verify(ctx, key)
+	storeFailure(t, err)
+	eventually(t, 10*time.Second, func() bool { return !cs.Healthy() }, "the feed reports the outage")
+
+	p.restore()
+	eventually(t, 10*time.Second, func() bool { _, err := svc.Verify(ctx, key); return err == nil }, "verification recovers")
+	eventually(t, 10*time.Second, cs.Healthy, "the feed reconnects")
+}
+
+func TestUnreachableAtStart(t *testing.T) {
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = client.Close() })
+	rs, err := redisstore.New(client, redisstore.Config{})
+	require.NoError(t, err, "New does not contact Redis")
+	svc, err := apikey.New(rs, apikey.Config{})
+	require.NoError(t, err)
+	s, err := svc.Format().Generate("")
+	require.NoError(t, err)
+	_, err = svc.Verify(context.Background(), s.Reveal())
+	storeFailure(t, err)
+	_, err = svc.Create(context.Background(), apikey.CreateParams{Owner: "acct"})
+	storeFailure(t, err)
+}
+
+func TestDeadlineIsHonoured(t *testing.T) {
+	client := newClient(t)
+	rs := newStore(t, client)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	defer cancel()
+	time.Sleep(time.Millisecond)
+	_, err := rs.Lookup(ctx, apikey.HashKey("x"))
+	storeFailure(t, err)
+	assert.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
+}
+
+func TestCorruptRecordIsAnError(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t)
+	ns := namespace(t, client)
+	rs, err := redisstore.New(client, redisstore.Config{Namespace: ns})
+	require.NoError(t, err)
+	svc, err := apikey.New(rs, apikey.Config{})
+	require.NoError(t, err)
+	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	h := apikey.HashKey(issued.Secret.Reveal())
+
+	for name, data := range map[string]string{
+		"not JSON":      "{{{",
+		"empty object":  "{}",
+		"wrong hash":    `{"id":"x","owner":"acct","hash":"00"}`,
+		"other hash":    `{"id":"x","owner":"acct","hash":"` + apikey.HashKey("other").String() + `"}`,
+		"wrong type":    `{"id":1}`,
+		"truncated hex": `{"id":"x","owner":"acct","hash":"` + h.String()[:10] + `"}`,
+	} {
+		require.NoError(t, client.Set(ctx, "{"+ns+"}:h:"+h.String(), data, 0).Err())
+		_, err := svc.Verify(ctx, issued.Secret.Reveal())
+		storeFailure(t, err)
+		assert.Contains(t, err.Error(), "corrupt", name)
+	}
+}
+
+func TestNewRejects(t *testing.T) {
+	_, err := redisstore.New(nil, redisstore.Config{})
+	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
+	_, err = redisstore.New(redis.NewClient(&redis.Options{}), redisstore.Config{Namespace: "a{b}"})
+	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
+}
