@@ -13,7 +13,7 @@ import (
 const DefaultMaxActiveKeys = 10
 
 // Config configures a [Service]. The zero value of every field selects the
-// default it names.
+// default it names. The Service stores every time in UTC.
 type Config struct {
 	// Format is the text form of keys. Default [DefaultFormat].
 	Format *Format
@@ -147,7 +147,7 @@ type Issued struct {
 // with an [*InputError] and stores nothing; an owner at the limit gets
 // [ErrTooManyKeys].
 func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
-	now := s.now()
+	now := s.now().UTC()
 	k, err := s.validate(p, now)
 	if err != nil {
 		return Issued{}, err
@@ -273,7 +273,7 @@ func (s *Service) Revoke(ctx context.Context, owner, id string) error {
 	if _, err := s.owned(ctx, owner, id); err != nil {
 		return err
 	}
-	if err := s.store.Revoke(ctx, id, s.now()); err != nil {
+	if err := s.store.Revoke(ctx, id, s.now().UTC()); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return ErrNotFound
 		}
@@ -297,7 +297,7 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 	if err != nil {
 		return Issued{}, err
 	}
-	now := s.now()
+	now := s.now().UTC()
 	switch old.Status(now) {
 	case StatusRevoked:
 		return Issued{}, ErrRevoked

@@ -38,8 +38,8 @@ func (s *Service) validate(p CreateParams, now time.Time) (Key, error) {
 		ProjectID:   p.ProjectID,
 		Environment: p.Environment,
 		Plan:        p.Plan,
-		NotBefore:   p.NotBefore,
-		ExpiresAt:   p.ExpiresAt,
+		NotBefore:   utc(p.NotBefore),
+		ExpiresAt:   utc(p.ExpiresAt),
 	}
 	switch {
 	case !validText(p.Owner, MaxOwnerLength, false) || p.Owner == "":
@@ -86,6 +86,14 @@ func (s *Service) validate(p CreateParams, now time.Time) (Key, error) {
 		return Key{}, err
 	}
 	return k, nil
+}
+
+// utc returns t in UTC, keeping the zero time zero.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
 }
 
 // validText reports whether s is valid UTF-8 of at most maxRunes runes

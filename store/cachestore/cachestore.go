@@ -17,6 +17,7 @@ package cachestore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -319,4 +320,25 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		s.invalidate(rec.Hash)
 	}
 	return err
+}
+
+var _ apikey.UsageStore = (*Store)(nil)
+
+// AddUsage passes usage to the store behind, if it keeps any; otherwise it
+// fails with [errors.ErrUnsupported].
+func (s *Store) AddUsage(ctx context.Context, deltas []apikey.UsageDelta) error {
+	us, ok := s.inner.(apikey.UsageStore)
+	if !ok {
+		return fmt.Errorf("cachestore: usage: %w by the store behind", errors.ErrUnsupported)
+	}
+	return us.AddUsage(ctx, deltas)
+}
+
+// Usage reads usage from the store behind; it is not cached.
+func (s *Store) Usage(ctx context.Context, id string) (apikey.Usage, error) {
+	us, ok := s.inner.(apikey.UsageStore)
+	if !ok {
+		return apikey.Usage{}, fmt.Errorf("cachestore: usage: %w by the store behind", errors.ErrUnsupported)
+	}
+	return us.Usage(ctx, id)
 }

@@ -13,6 +13,7 @@ package memstore
 import (
 	"cmp"
 	"context"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -25,9 +26,10 @@ import (
 type Store struct {
 	byHash *index // read without a lock; written under mu
 
-	mu      sync.RWMutex // guards byID and byOwner, serialises writers
+	mu      sync.RWMutex // guards the fields below, serialises writers
 	byID    map[string]*apikey.Record
 	byOwner map[string]map[string]struct{}
+	usage   map[string]*apikey.Usage
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -38,6 +40,7 @@ func New() *Store {
 		byHash:  newIndex(),
 		byID:    make(map[string]*apikey.Record),
 		byOwner: make(map[string]map[string]struct{}),
+		usage:   make(map[string]*apikey.Usage),
 	}
 }
 
@@ -171,6 +174,7 @@ func (s *Store) Delete(_ context.Context, id string) error {
 		return apikey.ErrNotFound
 	}
 	delete(s.byID, id)
+	delete(s.usage, id)
 	if ids := s.byOwner[rec.Owner]; len(ids) <= 1 {
 		delete(s.byOwner, rec.Owner)
 	} else {
@@ -196,4 +200,45 @@ func (s *Store) Expiring(_ context.Context, from, to time.Time) ([]*apikey.Recor
 		return cmp.Or(a.ExpiresAt.Compare(b.ExpiresAt), cmp.Compare(a.ID, b.ID))
 	})
 	return recs, nil
+}
+
+var _ apikey.UsageStore = (*Store)(nil)
+
+// AddUsage implements [apikey.UsageStore]. Usage of keys that no longer
+// exist is dropped.
+func (s *Store) AddUsage(_ context.Context, deltas []apikey.UsageDelta) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range deltas {
+		if s.byID[d.KeyID] == nil {
+			continue
+		}
+		u := s.usage[d.KeyID]
+		if u == nil {
+			u = &apikey.Usage{ByEndpoint: make(map[string]int64)}
+			s.usage[d.KeyID] = u
+		}
+		u.TotalRequests += d.Requests
+		u.Errors += d.Errors
+		if d.LastUsedAt.After(u.LastUsedAt) {
+			u.LastUsedAt = d.LastUsedAt
+		}
+		for ep, n := range d.ByEndpoint {
+			u.ByEndpoint[ep] += n
+		}
+	}
+	return nil
+}
+
+// Usage implements [apikey.UsageStore].
+func (s *Store) Usage(_ context.Context, id string) (apikey.Usage, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	u := s.usage[id]
+	if u == nil {
+		return apikey.Usage{ByEndpoint: map[string]int64{}}, nil
+	}
+	out := *u
+	out.ByEndpoint = maps.Clone(u.ByEndpoint)
+	return out, nil
 }

@@ -89,11 +89,11 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 	return &Store{client: client, prefix: prefix, channel: prefix + "invalidate"}, nil
 }
 
-func (s *Store) recKey(h string) string      { return s.prefix + "h:" + h }
-func (s *Store) idKey(id string) string      { return s.prefix + "id:" + id }
+func (s *Store) recKey(h string) string       { return s.prefix + "h:" + h }
+func (s *Store) idKey(id string) string       { return s.prefix + "id:" + id }
 func (s *Store) ownerKey(owner string) string { return s.prefix + "o:" + owner }
-func (s *Store) expKey() string              { return s.prefix + "exp" }
-func (s *Store) usageKey(id string) string   { return s.prefix + "u:" + id }
+func (s *Store) expKey() string               { return s.prefix + "exp" }
+func (s *Store) usageKey(id string) string    { return s.prefix + "u:" + id }
 
 // wire is the JSON form of a record.
 type wire struct {
@@ -442,4 +442,3 @@ func sleep(ctx context.Context, d time.Duration) bool {
 		return true
 	}
 }
-

@@ -102,3 +102,30 @@ redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 'ok'
 `)
+
+// addUsageScript adds a batch of usage deltas, skipping keys that no longer
+// exist, and keeps the latest last-used time.
+//
+// KEYS: expiry set (routes the script to the namespace's slot).
+// ARGV: key prefix, then per delta: ID, requests, errors, last used (µs),
+// number of endpoints n, and n pairs of endpoint and count.
+var addUsageScript = redis.NewScript(`
+local p = ARGV[1]
+local i = 2
+while i <= #ARGV do
+  local id, n = ARGV[i], tonumber(ARGV[i + 4])
+  if redis.call('EXISTS', p .. 'id:' .. id) == 1 then
+    local k = p .. 'u:' .. id
+    redis.call('HINCRBY', k, 'total', ARGV[i + 1])
+    redis.call('HINCRBY', k, 'errors', ARGV[i + 2])
+    if tonumber(ARGV[i + 3]) > tonumber(redis.call('HGET', k, 'last') or '0') then
+      redis.call('HSET', k, 'last', ARGV[i + 3])
+    end
+    for j = 0, n - 1 do
+      redis.call('HINCRBY', k, 'ep:' .. ARGV[i + 5 + 2 * j], ARGV[i + 6 + 2 * j])
+    end
+  end
+  i = i + 5 + 2 * n
+end
+return 1
+`)

@@ -9,7 +9,8 @@
 //
 // The suite checks the adapter contract directly (CRUD, list isolation,
 // duplicates, idempotent revoke, rotation rules, delete, expiry queries,
-// the per-owner limit under 100 concurrent creates) and through an
+// the per-owner limit under 100 concurrent creates, and usage counters for
+// stores that implement [apikey.UsageStore]) and through an
 // [apikey.Service] (hash-only storage, verification after revoke, rotate
 // and expiry, concurrent verification while revoking). Run it with -race.
 // It uses only the standard testing package.
@@ -52,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 		{"ServiceRotateWithGrace", testServiceRotateGrace},
 		{"ServiceOtherOwner", testServiceOtherOwner},
 		{"ServiceConcurrentVerifyWhileRevoking", testConcurrentVerifyRevoke},
+		{"Usage", testUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

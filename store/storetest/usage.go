@@ -1,0 +1,54 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/apikey"
+)
+
+// testUsage runs only for stores that implement [apikey.UsageStore].
+func testUsage(t *testing.T, s apikey.Store) {
+	us, ok := s.(apikey.UsageStore)
+	if !ok {
+		t.Skip("the store does not implement apikey.UsageStore")
+	}
+	a, b := record("acct_a"), record("acct_a")
+	mustCreate(t, s, a)
+	mustCreate(t, s, b)
+	t1 := epoch.Add(time.Hour)
+	err := us.AddUsage(ctx(), []apikey.UsageDelta{
+		{KeyID: a.ID, Requests: 3, Errors: 1, LastUsedAt: t1, ByEndpoint: map[string]int64{"GET /a": 2, "POST /a": 1}},
+		{KeyID: b.ID, Requests: 1, LastUsedAt: t1, ByEndpoint: map[string]int64{"GET /b": 1}},
+		{KeyID: "no-such-id", Requests: 7, LastUsedAt: t1, ByEndpoint: map[string]int64{"GET /x": 7}},
+	})
+	if err != nil {
+		t.Fatalf("AddUsage: %v", err)
+	}
+	err = us.AddUsage(ctx(), []apikey.UsageDelta{
+		{KeyID: a.ID, Requests: 2, Errors: 2, LastUsedAt: epoch, ByEndpoint: map[string]int64{"GET /a": 2}},
+	})
+	if err != nil {
+		t.Fatalf("second AddUsage: %v", err)
+	}
+	u, err := us.Usage(ctx(), a.ID)
+	if err != nil {
+		t.Fatalf("Usage: %v", err)
+	}
+	if u.TotalRequests != 5 || u.Errors != 3 || !u.LastUsedAt.Equal(t1) ||
+		u.ByEndpoint["GET /a"] != 4 || u.ByEndpoint["POST /a"] != 1 || len(u.ByEndpoint) != 2 {
+		t.Fatalf("Usage = %+v, want 5 requests, 3 errors, last used %v, GET /a 4, POST /a 1", u, t1)
+	}
+	for _, id := range []string{"no-such-id", "never-used"} {
+		u, err := us.Usage(ctx(), id)
+		if err != nil || u.TotalRequests != 0 || len(u.ByEndpoint) != 0 {
+			t.Fatalf("Usage(%s) = %+v, %v; want zero, nil", id, u, err)
+		}
+	}
+	if err := s.Delete(ctx(), a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := us.Usage(ctx(), a.ID); err != nil || u.TotalRequests != 0 {
+		t.Fatalf("Usage after Delete = %+v, %v; want zero", u, err)
+	}
+}
