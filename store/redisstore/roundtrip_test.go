@@ -1,0 +1,70 @@
+package redisstore_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/apikey"
+)
+
+// Every operation's round trips, with scripts already loaded. BENCHMARKS.md
+// quotes this table; the test keeps it true.
+func TestRoundTripsPerOperation(t *testing.T) {
+	ctx := context.Background()
+	client := newClient(t)
+	hook := &roundTrips{}
+	client.AddHook(hook)
+	rs := newStore(t, client)
+	svc, err := apikey.New(rs, apikey.Config{})
+	require.NoError(t, err)
+
+	count := func(op func()) int64 {
+		before := hook.n.Load()
+		op()
+		return hook.n.Load() - before
+	}
+	// Warm the script cache: a script's first run may need EVAL after
+	// EVALSHA reports NOSCRIPT.
+	warm, err := svc.Create(ctx, apikey.CreateParams{Owner: "warm", ExpiresAt: time.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	_, _ = svc.Rotate(ctx, "warm", warm.Key.ID, time.Hour)
+	_, _ = svc.List(ctx, "warm")
+	_ = svc.Delete(ctx, "warm", warm.Key.ID)
+	require.NoError(t, rs.AddUsage(ctx, []apikey.UsageDelta{{KeyID: "x", Requests: 1}}))
+
+	var issued apikey.Issued
+	rotated, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct2"})
+	require.NoError(t, err)
+	h := func(s apikey.Secret) apikey.Hash { return apikey.HashKey(s.Reveal()) }
+	ops := []struct {
+		name string
+		want int64
+		op   func()
+	}{
+		{"Create", 1, func() { issued, err = svc.Create(ctx, apikey.CreateParams{Owner: "acct"}); require.NoError(t, err) }},
+		{"Lookup (cold verify)", 1, func() { _, err := rs.Lookup(ctx, h(issued.Secret)); require.NoError(t, err) }},
+		{"Get", 1, func() { _, err := rs.Get(ctx, issued.Key.ID); require.NoError(t, err) }},
+		{"List", 2, func() { _, err := rs.List(ctx, "acct"); require.NoError(t, err) }},
+		{"Expiring", 2, func() { _, err := rs.Expiring(ctx, time.Now(), time.Now().Add(time.Hour)); require.NoError(t, err) }},
+		{"Revoke", 2, func() { require.NoError(t, rs.Revoke(ctx, issued.Key.ID, time.Now())) }},
+		{"Rotate", 2, func() {
+			repl := &apikey.Record{Key: apikey.Key{ID: "repl", Owner: "acct2"}, Hash: apikey.HashKey("repl")}
+			require.NoError(t, rs.Rotate(ctx, rotated.Key.ID, time.Now(), repl))
+		}},
+		{"Delete", 2, func() { require.NoError(t, rs.Delete(ctx, rotated.Key.ID)) }},
+		{"AddUsage (a batch of any size)", 1, func() {
+			require.NoError(t, rs.AddUsage(ctx, []apikey.UsageDelta{
+				{KeyID: "a", Requests: 1, ByEndpoint: map[string]int64{"GET /a": 1}},
+				{KeyID: "b", Requests: 2, ByEndpoint: map[string]int64{"GET /b": 2}},
+			}))
+		}},
+		{"Usage", 1, func() { _, err := rs.Usage(ctx, "a"); require.NoError(t, err) }},
+	}
+	for _, o := range ops {
+		assert.Equal(t, o.want, count(o.op), o.name)
+	}
+}
