@@ -1,6 +1,6 @@
 module github.com/keygate/keygate
 
-go 1.25
+go 1.25.0
 
 require (
 	github.com/redis/go-redis/v9 v9.22.0
@@ -12,4 +12,5 @@ require (
 	go.uber.org/atomic v1.11.0 // indirect
 	go.yaml.in/yaml/v3 v3.0.5 // indirect
 	golang.org/x/sys v0.30.0 // indirect
+	golang.org/x/time v0.15.0 // indirect
 )

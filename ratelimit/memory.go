@@ -1,0 +1,279 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"encoding/binary"
+	"sync"
+	"time"
+)
+
+// MemoryConfig configures a [Memory] limiter. The zero value selects every
+// default.
+type MemoryConfig struct {
+	// Clock returns the current time; it is read under the key's lock, so
+	// concurrent requests see it in order. Default: the wall time at
+	// construction advanced by the monotonic clock, which costs half of
+	// [time.Now] and never steps back when the wall clock is set.
+	Clock func() time.Time
+	// SweepInterval is how often idle keys are evicted in the background.
+	// Default one minute; negative disables the background sweep (call
+	// [Memory.Sweep] yourself).
+	SweepInterval time.Duration
+}
+
+const memShards = 128
+
+// Memory is the in-process [Limiter]: sharded maps of compact buckets,
+// evicted once idle.
+//
+// It follows golang.org/x/time/rate's token-bucket semantics but keeps its
+// own state: a rate.Limiter is 80 bytes with a mutex per window, while a
+// key here costs one 80-byte bucket for up to four windows (16 bytes of
+// state each, under the shard's lock) plus its map entry. A bucket is kept
+// as the generic cell rate algorithm keeps it, one integer instant, so
+// every figure is exact to the nanosecond. A key is evicted
+// once every window is back to its initial state (buckets full, fixed
+// windows past their end), which loses nothing: a new bucket would be
+// identical. Memory therefore follows the number of recently active keys.
+// The key string is retained, not copied.
+type Memory struct {
+	now    func() int64 // unix nanoseconds
+	shards [memShards]memShard
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+type memShard struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	peak    int      // most buckets since the map was last rebuilt
+	_       [32]byte // keep shards on separate cache lines
+}
+
+// bucket is one key's state under one policy.
+type bucket struct {
+	policy *Policy
+	fresh  int64 // unix ns from which the bucket equals a new one
+	w      [MaxWindows]winState
+}
+
+// winState is a token bucket's theoretical arrival time (GCRA: the
+// instant at which the bucket is full again, in t), or a fixed window's
+// count (v) and start (t).
+type winState struct {
+	v int64
+	t int64
+}
+
+var _ Limiter = (*Memory)(nil)
+
+// NewMemory returns a Memory limiter and starts its background sweep;
+// [Memory.Close] stops it.
+func NewMemory(cfg MemoryConfig) *Memory {
+	m := &Memory{now: monotonicClock(), stop: make(chan struct{}), done: make(chan struct{})}
+	if cfg.Clock != nil {
+		m.now = func() int64 { return cfg.Clock().UnixNano() }
+	}
+	for i := range m.shards {
+		m.shards[i].buckets = make(map[string]*bucket)
+	}
+	interval := cfg.SweepInterval
+	if interval == 0 {
+		interval = time.Minute
+	}
+	if interval < 0 {
+		close(m.done)
+		return m
+	}
+	go func() {
+		defer close(m.done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.stop:
+				return
+			case <-t.C:
+				m.Sweep()
+			}
+		}
+	}()
+	return m
+}
+
+// Close stops the background sweep. The limiter keeps working.
+func (m *Memory) Close() error {
+	m.once.Do(func() { close(m.stop) })
+	<-m.done
+	return nil
+}
+
+// monotonicClock returns unix nanoseconds read from the monotonic clock,
+// anchored to the wall time now.
+func monotonicClock() func() int64 {
+	start := time.Now()
+	base := start.UnixNano()
+	return func() int64 { return base + int64(time.Since(start)) }
+}
+
+// shardOf spreads keys over the shards by a multiplicative hash of their
+// last eight bytes (key IDs and addresses differ most at the end). The
+// map hashes the key again; this only has to balance the locks.
+func shardOf(key string) int {
+	var x uint64
+	if len(key) >= 8 {
+		x = binary.LittleEndian.Uint64([]byte(key[len(key)-8:]))
+	} else {
+		for i := range len(key) {
+			x = x<<8 | uint64(key[i])
+		}
+	}
+	x ^= uint64(len(key))
+	return int((x * 0x9e3779b97f4a7c15) >> (64 - 7))
+}
+
+// checkCost validates a request against p.
+func checkCost(p *Policy, cost int64) error {
+	if p == nil {
+		return fmt.Errorf("%w: nil policy", ErrInvalidPolicy)
+	}
+	if cost <= 0 {
+		return fmt.Errorf("%w: %d", ErrInvalidCost, cost)
+	}
+	for i, c := range p.capacity {
+		if cost > c {
+			return fmt.Errorf("%w: %d exceeds window %d's capacity %d", ErrInvalidCost, cost, i, c)
+		}
+	}
+	return nil
+}
+
+// Allow implements [Limiter]. It never fails for a valid request.
+func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (Decision, error) {
+	if err := checkCost(p, cost); err != nil {
+		return Decision{}, err
+	}
+	sh := &m.shards[shardOf(key)]
+	d := Decision{Allowed: true, Policy: p}
+	sh.mu.Lock()
+	now := m.now()
+	b := sh.buckets[key]
+	if b == nil {
+		b = &bucket{}
+		sh.buckets[key] = b
+		sh.peak = max(sh.peak, len(sh.buckets))
+	}
+	if b.policy != p {
+		b.policy = p
+		b.w = [MaxWindows]winState{}
+	}
+	decide(p, &b.w, now, cost, &d)
+	if d.Allowed {
+		b.fresh = freshAt(p, &b.w, now)
+	}
+	sh.mu.Unlock()
+	d.finish()
+	return d, nil
+}
+
+// decide checks cost against every window of state at now and, when all
+// admit it, takes it from each. It fills d's windows. A denied request
+// changes state only into an equivalent one (a fixed window rolled over, a
+// bucket's arrival time brought up to now), so it takes nothing.
+func decide(p *Policy, state *[MaxWindows]winState, now, cost int64, d *Decision) {
+	for i := range p.windows {
+		s := &state[i]
+		ws := &d.windows[i]
+		if p.windows[i].Fixed {
+			// A window never goes back: a stale clock counts in the
+			// current one.
+			if start := now - now%p.period[i]; start > s.t {
+				s.v, s.t = 0, start
+			}
+			ws.reset = s.t + p.period[i]
+			if s.v+cost > p.capacity[i] {
+				d.Allowed = false
+				ws.retry = max(ws.reset-now, 1)
+			}
+			continue
+		}
+		// max(tat, now): a clock that steps back finds the bucket no fuller.
+		tat := max(s.t, now)
+		if over := tat + cost*p.interval[i] - now - p.tau[i]; over > 0 {
+			d.Allowed = false
+			ws.retry = over
+		}
+		s.t = tat
+	}
+	for i := range p.windows {
+		s := &state[i]
+		ws := &d.windows[i]
+		if p.windows[i].Fixed {
+			if d.Allowed {
+				s.v += cost
+			}
+			ws.remaining = p.capacity[i] - s.v
+			continue
+		}
+		if d.Allowed {
+			s.t += cost * p.interval[i]
+		}
+		ws.remaining = min((p.tau[i]-(s.t-now))/p.interval[i], p.windows[i].Limit)
+		ws.reset = max(s.t, now)
+	}
+}
+
+// freshAt is when state will equal a new bucket's.
+func freshAt(p *Policy, state *[MaxWindows]winState, now int64) int64 {
+	fresh := now
+	for i := range p.windows {
+		s := &state[i]
+		switch {
+		case !p.windows[i].Fixed:
+			fresh = max(fresh, s.t) // a bucket is full at its arrival time
+		case s.v > 0:
+			fresh = max(fresh, s.t+p.period[i]) // the next window starts at 0
+		}
+	}
+	return fresh
+}
+
+// Sweep evicts every key whose buckets are back to their initial state,
+// and shrinks maps that have emptied, so memory returns after a burst of
+// distinct keys.
+func (m *Memory) Sweep() {
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		now := m.now()
+		for k, b := range sh.buckets {
+			if b.fresh <= now {
+				delete(sh.buckets, k)
+			}
+		}
+		// Go maps never shrink; rebuild one that holds under a quarter of
+		// its peak.
+		if n := len(sh.buckets); sh.peak > 64 && n < sh.peak/4 {
+			fresh := make(map[string]*bucket, n)
+			for k, b := range sh.buckets {
+				fresh[k] = b
+			}
+			sh.buckets, sh.peak = fresh, n
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// Len returns the number of keys with state.
+func (m *Memory) Len() int {
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		n += len(sh.buckets)
+		sh.mu.Unlock()
+	}
+	return n
+}

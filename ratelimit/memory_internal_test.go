@@ -1,0 +1,80 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// A million distinct keys, then idle: the sweep evicts them all and the
+// heap returns to near where it started.
+func TestMemoryReturnsAfterIdle(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocates a million keys")
+	}
+	var now atomic.Int64
+	now.Store(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC).UnixNano())
+	m := NewMemory(MemoryConfig{Clock: func() time.Time { return time.Unix(0, now.Load()) }, SweepInterval: -1})
+	keys := make([]string, 1_000_000)
+	for i := range keys {
+		keys[i] = fmt.Sprint("key-", i)
+	}
+	before := heapInUse()
+	for _, k := range keys {
+		_, err := m.Allow(context.Background(), k, Free, 1)
+		require.NoError(t, err)
+	}
+	full := heapInUse()
+	require.Equal(t, len(keys), m.Len())
+
+	now.Add(int64(time.Minute)) // minute buckets full again, day windows still counting
+	m.Sweep()
+	assert.Equal(t, len(keys), m.Len(), "a day window that has counted keeps its key until the day ends")
+	now.Add(int64(24 * time.Hour))
+	m.Sweep()
+	assert.Zero(t, m.Len())
+	after := heapInUse()
+	t.Logf("heap in use: %d MB before, %d MB with 1M keys (%d B/key incl. map), %d MB after the sweep",
+		before>>20, full>>20, (full-before)/uint64(len(keys)), after>>20)
+	assert.Less(t, float64(after), float64(before)+0.1*float64(full-before), "the sweep returns at least 90% of the memory")
+	runtime.KeepAlive(keys)
+}
+
+func TestSweepKeepsBusyKeys(t *testing.T) {
+	var now atomic.Int64
+	now.Store(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC).UnixNano())
+	m := NewMemory(MemoryConfig{Clock: func() time.Time { return time.Unix(0, now.Load()) }, SweepInterval: -1})
+	p := MustPolicy("t", PerMinute(10))
+	_, _ = m.Allow(context.Background(), "busy", p, 10)
+	now.Add(int64(30 * time.Second))
+	m.Sweep()
+	d, err := m.Allow(context.Background(), "busy", p, 6)
+	require.NoError(t, err)
+	assert.False(t, d.Allowed, "the half-empty bucket survived the sweep")
+	now.Add(int64(time.Minute))
+	m.Sweep()
+	assert.Zero(t, m.Len())
+	require.NoError(t, m.Close())
+}
+
+func TestMemoryBackgroundSweep(t *testing.T) {
+	m := NewMemory(MemoryConfig{SweepInterval: time.Millisecond})
+	_, _ = m.Allow(context.Background(), "k", MustPolicy("t", Window{Limit: 1000, Period: time.Millisecond}), 1)
+	require.Eventually(t, func() bool { return m.Len() == 0 }, 5*time.Second, time.Millisecond)
+	require.NoError(t, m.Close())
+	require.NoError(t, m.Close(), "Close is idempotent")
+}

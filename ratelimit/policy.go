@@ -1,0 +1,193 @@
+package ratelimit
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// MaxWindows is the most windows a [Policy] may have.
+const MaxWindows = 4
+
+// Errors returned for bad policies and requests.
+var (
+	// ErrInvalidPolicy reports a policy that cannot be enforced.
+	ErrInvalidPolicy = errors.New("ratelimit: invalid policy")
+	// ErrInvalidCost reports a cost of zero or less, or more than a
+	// window can ever hold.
+	ErrInvalidCost = errors.New("ratelimit: invalid cost")
+)
+
+// Window is one limit of a [Policy]: Limit requests per Period.
+//
+// A window is a token bucket by default: it holds up to Burst tokens
+// (Limit when Burst is 0) and refills at Limit per Period, so a burst of
+// Burst may be followed by a steady Limit per Period. A rate is not a
+// quota: in any one Period a bucket can admit up to Burst + Limit.
+//
+// A Fixed window is a counter instead, reset at every multiple of Period
+// since the Unix epoch: a one-day window resets at 00:00 UTC and never
+// admits more than Limit within one UTC day. Its Reset is the window's
+// end. Use it for quotas ("10,000 per day").
+type Window struct {
+	// Name labels the window in the IETF RateLimit fields ("min", "day").
+	// Default: "w" followed by the period in seconds.
+	Name string
+	// Limit is the number of requests per Period; at least 1.
+	Limit int64
+	// Period is the window length; at least one millisecond.
+	Period time.Duration
+	// Burst is a token bucket's capacity. Default Limit. Ignored by Fixed
+	// windows.
+	Burst int64
+	// Fixed makes the window a counter aligned to Period (see above).
+	Fixed bool
+}
+
+// Rate returns the window's refill rate as an x/time/rate limit.
+func (w Window) Rate() rate.Limit { return rate.Every(w.Period / time.Duration(w.Limit)) }
+
+// PerMinute returns a token-bucket window of n requests per minute.
+func PerMinute(n int64) Window { return Window{Name: "min", Limit: n, Period: time.Minute} }
+
+// PerHour returns a token-bucket window of n requests per hour.
+func PerHour(n int64) Window { return Window{Name: "hour", Limit: n, Period: time.Hour} }
+
+// PerDay returns a fixed window of n requests per UTC day.
+func PerDay(n int64) Window { return Window{Name: "day", Limit: n, Period: 24 * time.Hour, Fixed: true} }
+
+// Policy is one or more windows enforced together: a request passes only
+// if every window has room for it, and then takes from every window; a
+// denied request takes from none. Create one with [NewPolicy]; a Policy is
+// immutable and safe to share.
+type Policy struct {
+	name    string
+	windows []Window
+	// Derived per window, for the limiters' hot path, in nanoseconds.
+	capacity []int64 // Burst for a bucket, Limit for a fixed window
+	interval []int64 // Period / Limit: the time one token takes to return
+	tau      []int64 // Burst * interval: how far ahead a bucket may run
+	period   []int64
+}
+
+// NewPolicy validates windows and returns their policy.
+func NewPolicy(name string, windows ...Window) (*Policy, error) {
+	if len(windows) == 0 || len(windows) > MaxWindows {
+		return nil, fmt.Errorf("%w %q: %d windows, want 1 to %d", ErrInvalidPolicy, name, len(windows), MaxWindows)
+	}
+	p := &Policy{name: name}
+	for i, w := range windows {
+		switch {
+		case w.Limit < 1:
+			return nil, fmt.Errorf("%w %q: window %d limit %d is below 1", ErrInvalidPolicy, name, i, w.Limit)
+		case w.Period < time.Millisecond:
+			return nil, fmt.Errorf("%w %q: window %d period %v is below 1ms", ErrInvalidPolicy, name, i, w.Period)
+		case w.Burst < 0:
+			return nil, fmt.Errorf("%w %q: window %d burst %d is negative", ErrInvalidPolicy, name, i, w.Burst)
+		}
+		if w.Burst == 0 || w.Fixed {
+			w.Burst = w.Limit
+		}
+		if w.Name == "" {
+			w.Name = fmt.Sprintf("w%d", int64(w.Period/time.Second))
+		}
+		p.windows = append(p.windows, w)
+		interval := int64(w.Period) / w.Limit
+		if w.Fixed {
+			interval = 0 // a counter: no refill
+		} else if interval < 1 {
+			return nil, fmt.Errorf("%w %q: window %d allows more than one request per nanosecond", ErrInvalidPolicy, name, i)
+		}
+		p.capacity = append(p.capacity, w.Burst)
+		p.interval = append(p.interval, interval)
+		p.tau = append(p.tau, w.Burst*interval)
+		p.period = append(p.period, int64(w.Period))
+	}
+	return p, nil
+}
+
+// MustPolicy is [NewPolicy] for policies known to be valid; it panics
+// otherwise.
+func MustPolicy(name string, windows ...Window) *Policy {
+	p, err := NewPolicy(name, windows...)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// Name returns the policy's name.
+func (p *Policy) Name() string { return p.name }
+
+// Windows returns a copy of the policy's windows, defaults filled in.
+func (p *Policy) Windows() []Window { return append([]Window(nil), p.windows...) }
+
+// The plans of seed 002, as presets.
+var (
+	Free     = MustPolicy("free", PerMinute(10), PerDay(1_000))
+	Starter  = MustPolicy("starter", PerMinute(60), PerDay(10_000))
+	Business = MustPolicy("business", PerMinute(300), PerDay(100_000))
+)
+
+// Plans maps plan names to policies, with per-key overrides. The zero
+// value is not usable; call [NewPlans]. It is safe for concurrent use.
+type Plans struct {
+	mu        sync.RWMutex
+	byName    map[string]*Policy
+	overrides map[string]*Policy
+	fallback  *Policy
+}
+
+// NewPlans returns plans holding policies by their names; fallback serves
+// unknown plan names ([Free] when nil).
+func NewPlans(fallback *Policy, policies ...*Policy) *Plans {
+	if fallback == nil {
+		fallback = Free
+	}
+	ps := &Plans{byName: make(map[string]*Policy), overrides: make(map[string]*Policy), fallback: fallback}
+	for _, p := range append([]*Policy{fallback}, policies...) {
+		ps.byName[p.name] = p
+	}
+	return ps
+}
+
+// DefaultPlans returns [Free] (also the fallback), [Starter] and
+// [Business].
+func DefaultPlans() *Plans { return NewPlans(Free, Starter, Business) }
+
+// Lookup returns the policy named plan.
+func (ps *Plans) Lookup(plan string) (*Policy, bool) {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	p, ok := ps.byName[plan]
+	return p, ok
+}
+
+// Override sets the policy of one key, whatever its plan; nil removes the
+// override.
+func (ps *Plans) Override(keyID string, p *Policy) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if p == nil {
+		delete(ps.overrides, keyID)
+		return
+	}
+	ps.overrides[keyID] = p
+}
+
+// Resolve returns the policy for a key: its override, else its plan, else
+// the fallback.
+func (ps *Plans) Resolve(keyID, plan string) *Policy {
+	ps.mu.RLock()
+	defer ps.mu.RUnlock()
+	if p, ok := ps.overrides[keyID]; ok {
+		return p
+	}
+	if p, ok := ps.byName[plan]; ok {
+		return p
+	}
+	return ps.fallback
+}

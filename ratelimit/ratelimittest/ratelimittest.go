@@ -1,0 +1,216 @@
+// Package ratelimittest is the behavioural suite for [ratelimit.Limiter]
+// implementations: exact counts at exact instants, all-or-nothing across
+// windows, fixed day windows, costs, clocks that step back, and
+// concurrency. It uses only the standard testing package:
+//
+//	func TestLimiter(t *testing.T) {
+//		ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
+//			return mylimiter.New(..., now) // fresh, reading time from now
+//		})
+//	}
+package ratelimittest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/ratelimit"
+)
+
+// start is the suite's first instant: mid-morning UTC, far from a day's
+// end.
+var start = time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
+
+// Clock is the manual clock the suite hands to limiters.
+type clock struct{ ns atomic.Int64 }
+
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *clock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
+
+// Run runs the suite as subtests of t. newLimiter must return a fresh
+// limiter, with no state for any key, that reads the time from now.
+func Run(t *testing.T, newLimiter func(t *testing.T, now func() time.Time) ratelimit.Limiter) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, ratelimit.Limiter, *clock)
+	}{
+		{"EleventhOfTenPerMinuteIsDenied", testMinute},
+		{"DayWindowIsAFixedUTCDay", testDay},
+		{"DeniedRequestTakesNothing", testAllOrNothing},
+		{"KeysAreIndependent", testKeys},
+		{"Costs", testCosts},
+		{"ClockSteppingBackMintsNothing", testClockBack},
+		{"ConcurrentRequestsCountExactly", testConcurrent},
+		{"TightestWindowIsDeterministic", testTightest},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &clock{}
+			c.Set(start)
+			tc.fn(t, newLimiter(t, c.Now), c)
+		})
+	}
+}
+
+func allow(t *testing.T, l ratelimit.Limiter, key string, p *ratelimit.Policy, cost int64) ratelimit.Decision {
+	t.Helper()
+	d, err := l.Allow(context.Background(), key, p, cost)
+	if err != nil {
+		t.Fatalf("Allow(%s): %v", key, err)
+	}
+	return d
+}
+
+func want(t *testing.T, d ratelimit.Decision, allowed bool, remaining int64, retryAfter time.Duration) {
+	t.Helper()
+	if d.Allowed != allowed || d.Remaining != remaining || d.RetryAfter != retryAfter {
+		t.Fatalf("decision: allowed=%v remaining=%d retryAfter=%v; want %v, %d, %v",
+			d.Allowed, d.Remaining, d.RetryAfter, allowed, remaining, retryAfter)
+	}
+}
+
+func testMinute(t *testing.T, l ratelimit.Limiter, c *clock) {
+	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10))
+	for i := range 10 {
+		d := allow(t, l, "k", p, 1)
+		want(t, d, true, int64(9-i), 0)
+		if d.Limit != 10 {
+			t.Fatalf("Limit = %d, want 10", d.Limit)
+		}
+	}
+	d := allow(t, l, "k", p, 1)
+	want(t, d, false, 0, 6*time.Second)
+	if !d.Reset.Equal(start.Add(time.Minute)) {
+		t.Fatalf("Reset = %v, want %v (the bucket full again)", d.Reset, start.Add(time.Minute))
+	}
+	c.Advance(6*time.Second - time.Millisecond)
+	want(t, allow(t, l, "k", p, 1), false, 0, time.Millisecond)
+	c.Advance(time.Millisecond)
+	want(t, allow(t, l, "k", p, 1), true, 0, 0)
+	want(t, allow(t, l, "k", p, 1), false, 0, 6*time.Second)
+}
+
+func testDay(t *testing.T, l ratelimit.Limiter, c *clock) {
+	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(15))
+	for range 10 {
+		allow(t, l, "k", p, 1)
+	}
+	c.Advance(time.Minute)
+	for range 5 {
+		if d := allow(t, l, "k", p, 1); !d.Allowed {
+			t.Fatalf("request within both windows denied: %+v", d)
+		}
+	}
+	midnight := time.Date(2030, 1, 3, 0, 0, 0, 0, time.UTC)
+	d := allow(t, l, "k", p, 1)
+	if d.Allowed || d.Tightest != 1 || d.Remaining != 0 || !d.Reset.Equal(midnight) || d.RetryAfter != midnight.Sub(c.Now()) {
+		t.Fatalf("16th request of a 15/day window: %+v; want denied by window 1 until %v", d, midnight)
+	}
+	if d.Window(0).Remaining != 5 {
+		t.Fatalf("minute window remaining %d, want 5: the day window denied, not the minute", d.Window(0).Remaining)
+	}
+	c.Set(midnight.Add(-time.Nanosecond))
+	if d := allow(t, l, "k", p, 1); d.Allowed {
+		t.Fatalf("a request just before midnight passed a spent day window")
+	}
+	c.Set(midnight)
+	if d := allow(t, l, "k", p, 1); !d.Allowed || d.Window(1).Remaining != 14 {
+		t.Fatalf("first request of a new UTC day: %+v", d)
+	}
+}
+
+func testAllOrNothing(t *testing.T, l ratelimit.Limiter, c *clock) {
+	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(12))
+	for range 10 {
+		allow(t, l, "k", p, 1)
+	}
+	c.Advance(30 * time.Second) // five minute-tokens back
+	for range 2 {
+		if d := allow(t, l, "k", p, 1); !d.Allowed {
+			t.Fatalf("denied with room in both windows: %+v", d)
+		}
+	}
+	for range 3 {
+		d := allow(t, l, "k", p, 1)
+		if d.Allowed || d.Window(0).Remaining != 3 || d.Window(1).Remaining != 0 {
+			t.Fatalf("denied by the day window: %+v; want the minute window untouched at 3", d)
+		}
+	}
+}
+
+func testKeys(t *testing.T, l ratelimit.Limiter, _ *clock) {
+	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(2))
+	allow(t, l, "a", p, 2)
+	want(t, allow(t, l, "a", p, 1), false, 0, 30*time.Second)
+	want(t, allow(t, l, "b", p, 1), true, 1, 0)
+}
+
+func testCosts(t *testing.T, l ratelimit.Limiter, _ *clock) {
+	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10))
+	for _, cost := range []int64{0, -1, 11} {
+		if _, err := l.Allow(context.Background(), "k", p, cost); !errors.Is(err, ratelimit.ErrInvalidCost) {
+			t.Fatalf("cost %d: error %v, want ErrInvalidCost", cost, err)
+		}
+	}
+	want(t, allow(t, l, "k", p, 4), true, 6, 0)
+	want(t, allow(t, l, "k", p, 7), false, 6, 6*time.Second)
+	want(t, allow(t, l, "k", p, 6), true, 0, 0)
+}
+
+func testClockBack(t *testing.T, l ratelimit.Limiter, c *clock) {
+	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10))
+	allow(t, l, "k", p, 10)
+	c.Advance(-time.Minute)
+	if d := allow(t, l, "k", p, 1); d.Allowed {
+		t.Fatalf("a clock stepping back minted a token: %+v", d)
+	}
+	c.Advance(time.Minute + 6*time.Second)
+	want(t, allow(t, l, "k", p, 1), true, 0, 0)
+	if d := allow(t, l, "k", p, 1); d.Allowed {
+		t.Fatalf("more than one token after one refill interval")
+	}
+}
+
+func testConcurrent(t *testing.T, l ratelimit.Limiter, _ *clock) {
+	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(100))
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 40 {
+				d, err := l.Allow(context.Background(), "k", p, 1)
+				if err != nil {
+					t.Errorf("Allow: %v", err)
+					return
+				}
+				if d.Allowed {
+					allowed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if allowed.Load() != 100 {
+		t.Fatalf("%d of 320 concurrent requests allowed under 100/min, want exactly 100", allowed.Load())
+	}
+}
+
+func testTightest(t *testing.T, l ratelimit.Limiter, _ *clock) {
+	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(1000))
+	d := allow(t, l, "k", p, 1)
+	if d.Tightest != 0 || d.Limit != 10 || d.Remaining != 9 {
+		t.Fatalf("allowed: tightest %d (%d/%d), want the minute window", d.Tightest, d.Remaining, d.Limit)
+	}
+	p2 := ratelimit.MustPolicy("t2", ratelimit.PerMinute(10), ratelimit.PerMinute(10))
+	d = allow(t, l, "k2", p2, 1)
+	if d.Tightest != 0 {
+		t.Fatalf("equal windows: tightest %d, want the lower index", d.Tightest)
+	}
+}
