@@ -2,8 +2,8 @@ package ratelimit
 
 import (
 	"context"
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"sync"
 	"time"
 )

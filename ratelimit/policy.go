@@ -57,7 +57,9 @@ func PerMinute(n int64) Window { return Window{Name: "min", Limit: n, Period: ti
 func PerHour(n int64) Window { return Window{Name: "hour", Limit: n, Period: time.Hour} }
 
 // PerDay returns a fixed window of n requests per UTC day.
-func PerDay(n int64) Window { return Window{Name: "day", Limit: n, Period: 24 * time.Hour, Fixed: true} }
+func PerDay(n int64) Window {
+	return Window{Name: "day", Limit: n, Period: 24 * time.Hour, Fixed: true}
+}
 
 // Policy is one or more windows enforced together: a request passes only
 // if every window has room for it, and then takes from every window; a
