@@ -50,7 +50,8 @@ type Decision struct {
 	// was configured to fail open; the other fields are then zero.
 	FailedOpen bool
 
-	windows [MaxWindows]windowState
+	windows   [MaxWindows]windowState
+	decidedAt int64 // unix nanoseconds, on the limiter's clock
 }
 
 // windowState is WindowState in integers (unix nanoseconds), which keeps a
@@ -103,4 +104,18 @@ func (d *Decision) tighter(i, j int) bool {
 		return a.remaining < b.remaining
 	}
 	return a.reset > b.reset
+}
+
+// NewDecision assembles a Decision from the state of each window of p (in
+// the policy's order), decided at the instant at: the constructor for
+// [Limiter] implementations outside this package. It picks the tightest
+// window as Allow does.
+func NewDecision(p *Policy, allowed bool, at time.Time, windows []WindowState) Decision {
+	d := Decision{Allowed: allowed, Policy: p, decidedAt: at.UnixNano()}
+	for i := range min(len(windows), len(p.windows), MaxWindows) {
+		w := windows[i]
+		d.windows[i] = windowState{remaining: w.Remaining, reset: w.Reset.UnixNano(), retry: int64(w.RetryAfter)}
+	}
+	d.finish()
+	return d
 }

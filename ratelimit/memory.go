@@ -169,6 +169,7 @@ func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (De
 		b.policy = p
 		b.w = [MaxWindows]winState{}
 	}
+	d.decidedAt = now
 	decide(p, &b.w, now, cost, &d)
 	if d.Allowed {
 		b.fresh = freshAt(p, &b.w, now)

@@ -127,6 +127,12 @@ func (p *Policy) Name() string { return p.name }
 // Windows returns a copy of the policy's windows, defaults filled in.
 func (p *Policy) Windows() []Window { return append([]Window(nil), p.windows...) }
 
+// NumWindows returns the number of windows.
+func (p *Policy) NumWindows() int { return len(p.windows) }
+
+// Window returns window i, defaults filled in, without allocating.
+func (p *Policy) Window(i int) Window { return p.windows[i] }
+
 // The plans of seed 002, as presets.
 var (
 	Free     = MustPolicy("free", PerMinute(10), PerDay(1_000))

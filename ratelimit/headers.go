@@ -1,0 +1,107 @@
+package ratelimit
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Header names, in the canonical form net/http stores and sends.
+const (
+	HeaderLimit      = "X-Ratelimit-Limit"
+	HeaderRemaining  = "X-Ratelimit-Remaining"
+	HeaderReset      = "X-Ratelimit-Reset"
+	HeaderRetryAfter = "Retry-After"
+	HeaderPolicy     = "Ratelimit-Policy"
+	HeaderRateLimit  = "Ratelimit"
+)
+
+// IETFVersion selects the IETF RateLimit header fields, whose draft still
+// changes; the zero value writes none.
+type IETFVersion int
+
+// The supported IETF syntaxes.
+const (
+	// IETFNone writes no IETF fields.
+	IETFNone IETFVersion = iota
+	// IETFDraft10 writes draft-ietf-httpapi-ratelimit-headers-10 (also
+	// the syntax of drafts 08, 09 and 11): one list item per window,
+	//	RateLimit-Policy: "min";q=60;w=60, "day";q=10000;w=86400
+	//	RateLimit: "min";r=59;t=1, "day";r=9999;t=50400
+	IETFDraft10
+)
+
+// RetryAfterSeconds returns RetryAfter in whole seconds, rounded up: never
+// 0 for a denied request, 0 for an allowed one.
+func (d *Decision) RetryAfterSeconds() int64 {
+	if d.Allowed {
+		return 0
+	}
+	return max(ceilSeconds(int64(d.RetryAfter)), 1)
+}
+
+func ceilSeconds(ns int64) int64 { return (ns + int64(time.Second) - 1) / int64(time.Second) }
+
+// SetHeaders writes X-RateLimit-Limit, X-RateLimit-Remaining and
+// X-RateLimit-Reset (Unix seconds, rounded up) for the tightest window,
+// and Retry-After on a denial. It assigns canonical keys directly and
+// allocates twice (the values share one array and one string), where three
+// Header.Set calls with strconv allocate eight times. A failed-open or
+// zero decision writes nothing.
+func SetHeaders(h http.Header, d *Decision) {
+	if d.NumWindows() == 0 {
+		return
+	}
+	var buf [80]byte
+	b := strconv.AppendInt(buf[:0], d.Limit, 10)
+	n1 := len(b)
+	b = strconv.AppendInt(b, d.Remaining, 10)
+	n2 := len(b)
+	b = strconv.AppendInt(b, ceilSeconds(d.Reset.UnixNano()), 10)
+	n3 := len(b)
+	if !d.Allowed {
+		b = strconv.AppendInt(b, d.RetryAfterSeconds(), 10)
+	}
+	s := string(b)
+	vals := make([]string, 4)
+	vals[0], vals[1], vals[2] = s[:n1], s[n1:n2], s[n2:n3]
+	h[HeaderLimit] = vals[0:1:1]
+	h[HeaderRemaining] = vals[1:2:2]
+	h[HeaderReset] = vals[2:3:3]
+	if !d.Allowed {
+		vals[3] = s[n3:]
+		h[HeaderRetryAfter] = vals[3:4:4]
+	}
+}
+
+// SetIETFHeaders writes the IETF RateLimit-Policy and RateLimit fields of
+// version v, one list item per window of the policy.
+func SetIETFHeaders(h http.Header, d *Decision, v IETFVersion) {
+	n := d.NumWindows()
+	if v != IETFDraft10 || n == 0 {
+		return
+	}
+	var pbuf, rbuf [256]byte
+	policy, limit := pbuf[:0], rbuf[:0]
+	for i := range n {
+		w := &d.Policy.windows[i]
+		if i > 0 {
+			policy = append(policy, ", "...)
+			limit = append(limit, ", "...)
+		}
+		policy = strconv.AppendQuote(policy, w.Name)
+		policy = append(policy, ";q="...)
+		policy = strconv.AppendInt(policy, w.Limit, 10)
+		policy = append(policy, ";w="...)
+		policy = strconv.AppendInt(policy, ceilSeconds(int64(w.Period)), 10)
+
+		ws := &d.windows[i]
+		limit = strconv.AppendQuote(limit, w.Name)
+		limit = append(limit, ";r="...)
+		limit = strconv.AppendInt(limit, ws.remaining, 10)
+		limit = append(limit, ";t="...)
+		limit = strconv.AppendInt(limit, max(ceilSeconds(ws.reset-d.decidedAt), 0), 10)
+	}
+	h[HeaderPolicy] = []string{string(policy)}
+	h[HeaderRateLimit] = []string{string(limit)}
+}

@@ -1,0 +1,110 @@
+package ratelimit_test
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/ratelimit"
+)
+
+var t0 = time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
+
+func decisions(t testing.TB, n int) []ratelimit.Decision {
+	t.Helper()
+	now := t0
+	m := ratelimit.NewMemory(ratelimit.MemoryConfig{Clock: func() time.Time { return now }, SweepInterval: -1})
+	var out []ratelimit.Decision
+	for range n {
+		d, err := m.Allow(context.Background(), "k", ratelimit.Starter, 1)
+		require.NoError(t, err)
+		out = append(out, d)
+	}
+	return out
+}
+
+func TestSetHeaders(t *testing.T) {
+	t.Parallel()
+	ds := decisions(t, 61)
+	h := http.Header{}
+	ratelimit.SetHeaders(h, &ds[0])
+	assert.Equal(t, "60", h.Get("X-RateLimit-Limit"))
+	assert.Equal(t, "59", h.Get("X-RateLimit-Remaining"))
+	assert.Equal(t, strconv.FormatInt(t0.Add(time.Second).Unix(), 10), h.Get("X-RateLimit-Reset"), "the bucket is full again in 1s")
+	assert.Empty(t, h.Get("Retry-After"))
+
+	h = http.Header{}
+	denied := ds[60]
+	require.False(t, denied.Allowed)
+	ratelimit.SetHeaders(h, &denied)
+	assert.Equal(t, "0", h.Get("X-RateLimit-Remaining"))
+	assert.Equal(t, "1", h.Get("Retry-After"), "one token returns in a second")
+	assert.EqualValues(t, 1, denied.RetryAfterSeconds())
+
+	ratelimit.SetHeaders(h, &ratelimit.Decision{FailedOpen: true, Allowed: true})
+	assert.Equal(t, "60", h.Get("X-RateLimit-Limit"), "a failed-open decision writes nothing")
+}
+
+func TestRetryAfterRoundsUp(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		after time.Duration
+		want  int64
+	}{{time.Nanosecond, 1}, {time.Second, 1}, {time.Second + 1, 2}, {6 * time.Second, 6}, {0, 1}} {
+		d := ratelimit.Decision{RetryAfter: tc.after}
+		assert.Equal(t, tc.want, d.RetryAfterSeconds(), tc.after)
+	}
+	assert.Zero(t, (&ratelimit.Decision{Allowed: true}).RetryAfterSeconds())
+}
+
+func TestSetIETFHeaders(t *testing.T) {
+	t.Parallel()
+	ds := decisions(t, 1)
+	h := http.Header{}
+	ratelimit.SetIETFHeaders(h, &ds[0], ratelimit.IETFNone)
+	assert.Empty(t, h)
+	ratelimit.SetIETFHeaders(h, &ds[0], ratelimit.IETFDraft10)
+	assert.Equal(t, `"min";q=60;w=60, "day";q=10000;w=86400`, h.Get("RateLimit-Policy"))
+	assert.Equal(t, `"min";r=59;t=1, "day";r=9999;t=50400`, h.Get("RateLimit"))
+}
+
+func TestSetHeadersAllocations(t *testing.T) {
+	ds := decisions(t, 1)
+	h := http.Header{}
+	allocs := testing.AllocsPerRun(100, func() { ratelimit.SetHeaders(h, &ds[0]) })
+	assert.LessOrEqual(t, allocs, 2.0)
+}
+
+// BenchmarkHeaders compares SetHeaders with the obvious three Header.Set
+// calls and strconv.
+func BenchmarkHeaders(b *testing.B) {
+	d := decisions(b, 1)[0]
+	b.Run("SetHeaders", func(b *testing.B) {
+		h := http.Header{}
+		b.ReportAllocs()
+		for b.Loop() {
+			ratelimit.SetHeaders(h, &d)
+		}
+	})
+	b.Run("floor=Header.Set+strconv", func(b *testing.B) {
+		h := http.Header{}
+		b.ReportAllocs()
+		for b.Loop() {
+			h.Set("X-RateLimit-Limit", strconv.FormatInt(d.Limit, 10))
+			h.Set("X-RateLimit-Remaining", strconv.FormatInt(d.Remaining, 10))
+			h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
+		}
+	})
+	b.Run("SetIETFHeaders", func(b *testing.B) {
+		h := http.Header{}
+		b.ReportAllocs()
+		for b.Loop() {
+			ratelimit.SetIETFHeaders(h, &d, ratelimit.IETFDraft10)
+		}
+	})
+}

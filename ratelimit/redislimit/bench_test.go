@@ -1,0 +1,66 @@
+package redislimit_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keygate/keygate/ratelimit"
+	"github.com/keygate/keygate/ratelimit/redislimit"
+)
+
+// noop is the floor: a script that takes one key and does nothing, called
+// as Allow calls its script (EVALSHA, one round trip).
+var noop = redis.NewScript(`return 1`)
+
+// BenchmarkRedis compares Allow for a two-window policy with the
+// do-nothing script, from one goroutine and from 64.
+func BenchmarkRedis(b *testing.B) {
+	ctx := context.Background()
+	client := newClient(b)
+	h := &hook{}
+	client.AddHook(h)
+	l, err := redislimit.New(client, redislimit.Config{Prefix: prefix(b, client)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	policy := ratelimit.MustPolicy("bench", ratelimit.Window{Name: "min", Limit: 1_000_000_000, Period: 60e9}, ratelimit.PerDay(1<<50))
+	run := map[string]func(key string) error{
+		"floor=noop-script": func(key string) error { return noop.Run(ctx, client, []string{key}).Err() },
+		"allow": func(key string) error {
+			_, err := l.Allow(ctx, key, policy, 1)
+			return err
+		},
+	}
+	for _, name := range []string{"floor=noop-script", "allow"} {
+		fn := run[name]
+		_ = fn("warm")
+		b.Run(name+"/goroutines=1", func(b *testing.B) {
+			before := h.n.Load()
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := fn("key_1"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(h.n.Load()-before)/float64(b.N), "round-trips/op")
+		})
+		b.Run(name+"/goroutines=64", func(b *testing.B) {
+			b.SetParallelism(32) // 32 x GOMAXPROCS(2)
+			b.ReportAllocs()
+			var n int
+			b.RunParallel(func(pb *testing.PB) {
+				n++
+				key := fmt.Sprint("key_", n)
+				for pb.Next() {
+					if err := fn(key); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

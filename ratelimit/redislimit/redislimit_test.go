@@ -1,0 +1,161 @@
+package redislimit_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/ratelimit"
+	"github.com/keygate/keygate/ratelimit/ratelimittest"
+	"github.com/keygate/keygate/ratelimit/redislimit"
+)
+
+// newClient connects to $REDIS_URL (default the local server). Without
+// Redis it skips, unless KEYGATE_REQUIRE_REDIS=1 (as in CI) makes it fail.
+func newClient(t testing.TB) *redis.Client {
+	t.Helper()
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opts, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	client := redis.NewClient(opts)
+	t.Cleanup(func() { _ = client.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := client.Ping(ctx).Err(); err != nil {
+		if os.Getenv("KEYGATE_REQUIRE_REDIS") == "1" {
+			t.Fatalf("KEYGATE_REQUIRE_REDIS=1 but Redis at %s is unreachable: %v", url, err)
+		}
+		t.Skipf("no Redis at %s (%v); set REDIS_URL to run the Redis tests", url, err)
+	}
+	return client
+}
+
+// prefix returns a fresh key prefix whose keys are deleted after the test.
+func prefix(t testing.TB, client redis.UniversalClient) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	p := "kgtest-rl-" + hex.EncodeToString(b[:]) + ":"
+	t.Cleanup(func() {
+		ctx := context.Background()
+		iter := client.Scan(ctx, 0, p+"*", 1000).Iterator()
+		for iter.Next(ctx) {
+			client.Del(ctx, iter.Val())
+		}
+	})
+	return p
+}
+
+func TestBehaviour(t *testing.T) {
+	client := newClient(t)
+	ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
+		l, err := redislimit.New(client, redislimit.Config{Prefix: prefix(t, client), Clock: now})
+		require.NoError(t, err)
+		return l
+	})
+}
+
+// Two limiters on separate connections, 8 goroutines each, one key, a
+// 100/min policy, Redis server time: exactly 100 pass.
+func TestInstancesShareTheLimit(t *testing.T) {
+	base := newClient(t)
+	p := prefix(t, base)
+	policy := ratelimit.MustPolicy("hammer", ratelimit.PerMinute(100))
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for range 2 {
+		l, err := redislimit.New(newClient(t), redislimit.Config{Prefix: p})
+		require.NoError(t, err)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 20 {
+					d, err := l.Allow(context.Background(), "key_shared", policy, 1)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if d.Allowed {
+						allowed.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	assert.EqualValues(t, 100, allowed.Load(), "of 320 requests")
+}
+
+// hook counts round trips.
+type hook struct{ n atomic.Int64 }
+
+func (h *hook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *hook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.n.Add(1); return next(ctx, cmd) }
+}
+func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { h.n.Add(1); return next(ctx, cmds) }
+}
+
+func TestOneRoundTripForAllWindows(t *testing.T) {
+	client := newClient(t)
+	h := &hook{}
+	client.AddHook(h)
+	l, err := redislimit.New(client, redislimit.Config{Prefix: prefix(t, client)})
+	require.NoError(t, err)
+	ctx := context.Background()
+	policy := ratelimit.MustPolicy("four", ratelimit.PerMinute(10), ratelimit.PerHour(100), ratelimit.PerDay(1000),
+		ratelimit.Window{Name: "week", Limit: 5000, Period: 7 * 24 * time.Hour, Fixed: true})
+	_, err = l.Allow(ctx, "warm", policy, 1) // loads the script
+	require.NoError(t, err)
+	before := h.n.Load()
+	for range 10 {
+		_, err := l.Allow(ctx, "k", policy, 1)
+		require.NoError(t, err)
+	}
+	assert.EqualValues(t, 10, h.n.Load()-before)
+}
+
+func TestFailOpenAndClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close()) // nothing listens there now
+	dead := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = dead.Close() })
+	ctx := context.Background()
+
+	closed, err := redislimit.New(dead, redislimit.Config{})
+	require.NoError(t, err)
+	_, err = closed.Allow(ctx, "k", ratelimit.Free, 1)
+	require.Error(t, err)
+
+	var reported atomic.Int32
+	open, err := redislimit.New(dead, redislimit.Config{FailOpen: true, OnError: func(error) { reported.Add(1) }})
+	require.NoError(t, err)
+	d, err := open.Allow(ctx, "k", ratelimit.Free, 1)
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+	assert.True(t, d.FailedOpen)
+	assert.EqualValues(t, 1, reported.Load())
+}
+
+func TestNewRejects(t *testing.T) {
+	_, err := redislimit.New(nil, redislimit.Config{})
+	require.Error(t, err)
+	_, err = redislimit.New(redis.NewClient(&redis.Options{}), redislimit.Config{Prefix: "a{b}"})
+	require.Error(t, err)
+}
