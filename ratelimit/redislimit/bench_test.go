@@ -26,7 +26,7 @@ func BenchmarkRedis(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	policy := ratelimit.MustPolicy("bench", ratelimit.Window{Name: "min", Limit: 1_000_000_000, Period: 60e9}, ratelimit.PerDay(1<<50))
+	policy := ratelimit.MustPolicy("bench", ratelimit.Window{Name: "min", Limit: 10_000_000, Period: 60e9}, ratelimit.PerDay(1<<50))
 	run := map[string]func(key string) error{
 		"floor=noop-script": func(key string) error { return noop.Run(ctx, client, []string{key}).Err() },
 		"allow": func(key string) error {

@@ -156,8 +156,12 @@ func (l *Limiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, co
 			return ratelimit.Decision{}, fmt.Errorf("%w: %d exceeds window %d's capacity %d", ratelimit.ErrInvalidCost, cost, i, w.Burst)
 		}
 		interval := w.Period.Microseconds() / w.Limit
-		if w.Fixed {
+		switch {
+		case w.Fixed:
 			interval = 0
+		case interval < 1:
+			return ratelimit.Decision{}, fmt.Errorf("%w: window %d refills faster than one token per microsecond, the resolution of Redis time",
+				ratelimit.ErrInvalidPolicy, i)
 		}
 		args = append(args, w.Burst, interval, w.Period.Microseconds())
 	}

@@ -153,6 +153,15 @@ func TestFailOpenAndClosed(t *testing.T) {
 	assert.EqualValues(t, 1, reported.Load())
 }
 
+func TestSubMicrosecondRateIsRejected(t *testing.T) {
+	client := newClient(t)
+	l, err := redislimit.New(client, redislimit.Config{Prefix: prefix(t, client)})
+	require.NoError(t, err)
+	fast := ratelimit.MustPolicy("fast", ratelimit.Window{Limit: 2_000_000, Period: time.Second})
+	_, err = l.Allow(context.Background(), "k", fast, 1)
+	require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy)
+}
+
 func TestNewRejects(t *testing.T) {
 	_, err := redislimit.New(nil, redislimit.Config{})
 	require.Error(t, err)
