@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 )
@@ -55,7 +56,6 @@ type memShard struct {
 // bucket is one key's state under one policy.
 type bucket struct {
 	policy *Policy
-	fresh  int64 // unix ns from which the bucket equals a new one
 	w      [MaxWindows]winState
 }
 
@@ -139,13 +139,8 @@ func checkCost(p *Policy, cost int64) error {
 	if p == nil {
 		return fmt.Errorf("%w: nil policy", ErrInvalidPolicy)
 	}
-	if cost <= 0 {
-		return fmt.Errorf("%w: %d", ErrInvalidCost, cost)
-	}
-	for i, c := range p.capacity {
-		if cost > c {
-			return fmt.Errorf("%w: %d exceeds window %d's capacity %d", ErrInvalidCost, cost, i, c)
-		}
+	if cost <= 0 || cost > p.maxCost {
+		return fmt.Errorf("%w: %d is not between 1 and the smallest window capacity %d", ErrInvalidCost, cost, p.maxCost)
 	}
 	return nil
 }
@@ -171,9 +166,6 @@ func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (De
 	}
 	d.decidedAt = now
 	decide(p, &b.w, now, cost, &d)
-	if d.Allowed {
-		b.fresh = freshAt(p, &b.w, now)
-	}
 	sh.mu.Unlock()
 	d.finish()
 	return d, nil
@@ -227,8 +219,8 @@ func decide(p *Policy, state *[MaxWindows]winState, now, cost int64, d *Decision
 }
 
 // freshAt is when state will equal a new bucket's.
-func freshAt(p *Policy, state *[MaxWindows]winState, now int64) int64 {
-	fresh := now
+func freshAt(p *Policy, state *[MaxWindows]winState) int64 {
+	fresh := int64(math.MinInt64)
 	for i := range p.windows {
 		s := &state[i]
 		switch {
@@ -250,7 +242,7 @@ func (m *Memory) Sweep() {
 		sh.mu.Lock()
 		now := m.now()
 		for k, b := range sh.buckets {
-			if b.fresh <= now {
+			if freshAt(b.policy, &b.w) <= now {
 				delete(sh.buckets, k)
 			}
 		}

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -73,6 +74,7 @@ type Policy struct {
 	interval []int64 // Period / Limit: the time one token takes to return
 	tau      []int64 // Burst * interval: how far ahead a bucket may run
 	period   []int64
+	maxCost  int64 // the smallest capacity: no larger cost can ever pass
 }
 
 // NewPolicy validates windows and returns their policy.
@@ -80,7 +82,7 @@ func NewPolicy(name string, windows ...Window) (*Policy, error) {
 	if len(windows) == 0 || len(windows) > MaxWindows {
 		return nil, fmt.Errorf("%w %q: %d windows, want 1 to %d", ErrInvalidPolicy, name, len(windows), MaxWindows)
 	}
-	p := &Policy{name: name}
+	p := &Policy{name: name, maxCost: math.MaxInt64}
 	for i, w := range windows {
 		switch {
 		case w.Limit < 1:
@@ -103,6 +105,7 @@ func NewPolicy(name string, windows ...Window) (*Policy, error) {
 		} else if interval < 1 {
 			return nil, fmt.Errorf("%w %q: window %d allows more than one request per nanosecond", ErrInvalidPolicy, name, i)
 		}
+		p.maxCost = min(p.maxCost, w.Burst)
 		p.capacity = append(p.capacity, w.Burst)
 		p.interval = append(p.interval, interval)
 		p.tau = append(p.tau, w.Burst*interval)
