@@ -182,8 +182,8 @@ func decide(p *Policy, state *[MaxWindows]winState, now, cost int64, d *Decision
 		if p.windows[i].Fixed {
 			// A window never goes back: a stale clock counts in the
 			// current one.
-			if start := now - now%p.period[i]; start > s.t {
-				s.v, s.t = 0, start
+			if now >= s.t+p.period[i] { // the window ended: find the current one
+				s.v, s.t = 0, now-now%p.period[i]
 			}
 			ws.reset = s.t + p.period[i]
 			if s.v+cost > p.capacity[i] {
