@@ -67,6 +67,20 @@ func (e *InputError) Error() string {
 // Is reports whether target is [ErrInvalidInput].
 func (e *InputError) Is(target error) bool { return target == ErrInvalidInput }
 
+// LimitError reports an owner at the limit of active keys. It matches
+// [ErrTooManyKeys] with [errors.Is].
+type LimitError struct {
+	// Max is the limit.
+	Max int
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("apikey: maximum number of active keys reached (%d)", e.Max)
+}
+
+// Is reports whether target is [ErrTooManyKeys].
+func (e *LimitError) Is(target error) bool { return target == ErrTooManyKeys }
+
 func invalid(field, format string, args ...any) error {
 	return &InputError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }

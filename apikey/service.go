@@ -144,8 +144,8 @@ type Issued struct {
 }
 
 // Create validates p, issues a key and stores its hash. Invalid input fails
-// with an [*InputError] and stores nothing; an owner at the limit gets
-// [ErrTooManyKeys].
+// with an [*InputError] and stores nothing; an owner at the limit gets a
+// [*LimitError], which matches [ErrTooManyKeys].
 func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
 	now := s.now().UTC()
 	k, err := s.validate(p, now)
@@ -162,7 +162,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
 	}
 	if err := s.store.Create(ctx, rec, s.max, now); err != nil {
 		if errors.Is(err, ErrTooManyKeys) {
-			return Issued{}, fmt.Errorf("%w (%d)", ErrTooManyKeys, s.max)
+			return Issued{}, &LimitError{Max: s.max}
 		}
 		return Issued{}, fmt.Errorf("apikey: create: %w", err)
 	}

@@ -1,0 +1,328 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const adminToken = "admin_test_token"
+
+// clock is the server's clock in the tests.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+type env struct {
+	t     *testing.T
+	url   string
+	clock *clock
+}
+
+// redisURLForTest returns the Redis to test against, skipping (or failing
+// under KEYGATE_REQUIRE_REDIS=1) when there is none.
+func redisURLForTest(t *testing.T) string {
+	url := os.Getenv("REDIS_URL")
+	if url == "" {
+		url = "redis://127.0.0.1:6379/0"
+	}
+	opts, err := redis.ParseURL(url)
+	require.NoError(t, err)
+	c := redis.NewClient(opts)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx).Err(); err != nil {
+		if os.Getenv("KEYGATE_REQUIRE_REDIS") == "1" {
+			t.Fatalf("KEYGATE_REQUIRE_REDIS=1 but Redis at %s is unreachable: %v", url, err)
+		}
+		t.Skipf("no Redis at %s (%v); set REDIS_URL to run the Redis tests", url, err)
+	}
+	return url
+}
+
+func start(t *testing.T, redisURL string) *env {
+	c := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	ns := "kgtest-srv-" + hex.EncodeToString(b[:])
+	srv, err := newServer(serverConfig{RedisURL: redisURL, Namespace: ns, AdminToken: adminToken, Clock: c.Now})
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv.handler)
+	t.Cleanup(func() {
+		ts.Close()
+		_ = srv.Close()
+		if redisURL != "" {
+			opts, _ := redis.ParseURL(redisURL)
+			client := redis.NewClient(opts)
+			defer client.Close()
+			ctx := context.Background()
+			for _, pattern := range []string{"{" + ns + "}:*", ns + ":rl:*"} {
+				iter := client.Scan(ctx, 0, pattern, 1000).Iterator()
+				for iter.Next(ctx) {
+					client.Del(ctx, iter.Val())
+				}
+			}
+		}
+	})
+	return &env{t: t, url: ts.URL, clock: c}
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (e *env) do(method, path string, headers map[string]string, body any) response {
+	e.t.Helper()
+	var rd io.Reader
+	if s, ok := body.(string); ok {
+		rd = strings.NewReader(s)
+	} else if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	require.NoError(e.t, err)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(e.t, err)
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	out := response{status: resp.StatusCode, header: resp.Header, raw: string(raw)}
+	_ = json.Unmarshal(raw, &out.body)
+	return out
+}
+
+func admin(account string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + adminToken, "X-Account-ID": account}
+}
+
+func bearer(key string) map[string]string { return map[string]string{"Authorization": "Bearer " + key} }
+func xAPIKey(key string) map[string]string { return map[string]string{"X-API-Key": key} }
+
+func (e *env) create(account string, body map[string]any) (id, key string) {
+	e.t.Helper()
+	r := e.do("POST", "/api/v1/api-keys", admin(account), body)
+	require.Equal(e.t, http.StatusCreated, r.status, r.raw)
+	return r.body["id"].(string), r.body["api_key"].(string)
+}
+
+func TestReferenceServiceMemory(t *testing.T) { walkSeedFlows(t, start(t, "")) }
+
+func TestReferenceServiceRedis(t *testing.T) { walkSeedFlows(t, start(t, redisURLForTest(t))) }
+
+// walkSeedFlows exercises every promise of the seed documents end to end.
+func walkSeedFlows(t *testing.T, e *env) {
+	rw := map[string]any{"name": "Backend", "permissions": []string{"read", "write"}, "plan": "business"}
+
+	t.Run("create shows the key once; list and get never do", func(t *testing.T) {
+		r := e.do("POST", "/api/v1/api-keys", admin("acct_a"), map[string]any{
+			"name": "Production", "description": "Production API key", "permissions": []string{"read"},
+			"environment": "live", "plan": "free",
+		})
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+		key := r.body["api_key"].(string)
+		assert.True(t, strings.HasPrefix(key, "kg_live_"))
+		assert.Equal(t, key[:14], r.body["key_prefix"])
+		for _, field := range []string{"id", "name", "description", "permissions", "project_id", "environment", "plan", "created_at", "expires_at"} {
+			assert.Contains(t, r.body, field)
+		}
+		list := e.do("GET", "/api/v1/api-keys", admin("acct_a"), nil)
+		require.Equal(t, http.StatusOK, list.status)
+		assert.NotContains(t, list.raw, key[14:], "the list never shows the key")
+		assert.NotContains(t, list.raw, "api_key")
+		assert.Contains(t, list.raw, `"status":"active"`)
+		one := e.do("GET", "/api/v1/api-keys/"+r.body["id"].(string), admin("acct_a"), nil)
+		require.Equal(t, http.StatusOK, one.status)
+		assert.NotContains(t, one.raw, key[14:])
+		assert.Equal(t, http.StatusNotFound, e.do("GET", "/api/v1/api-keys/"+r.body["id"].(string), admin("acct_b"), nil).status,
+			"another account's key is not found")
+	})
+
+	t.Run("use with both headers", func(t *testing.T) {
+		_, key := e.create("acct_h", rw)
+		for _, h := range []map[string]string{bearer(key), xAPIKey(key), {"Authorization": "bearer " + key}} {
+			r := e.do("GET", "/api/v1/health", h, nil)
+			assert.Equal(t, http.StatusOK, r.status, r.raw)
+			assert.Equal(t, "ok", r.body["status"])
+			assert.Equal(t, "300", r.header.Get("X-RateLimit-Limit"))
+		}
+		r := e.do("POST", "/api/v1/recordings", xAPIKey(key), map[string]string{"title": "call"})
+		assert.Equal(t, http.StatusCreated, r.status, r.raw)
+	})
+
+	t.Run("401 for missing, invalid, revoked and expired keys", func(t *testing.T) {
+		id, key := e.create("acct_401", rw)
+		_, expiring := e.create("acct_401", map[string]any{"permissions": []string{"read"}, "expires_at": e.clock.Now().Add(time.Hour).Format(time.RFC3339)})
+		require.NoError(t, nil)
+		r := e.do("DELETE", "/api/v1/api-keys/"+id, admin("acct_401"), nil)
+		require.Equal(t, http.StatusOK, r.status)
+		assert.Equal(t, true, r.body["success"])
+		assert.Equal(t, "API key revoked successfully", r.body["message"])
+		e.clock.Advance(2 * time.Hour)
+		defer e.clock.Advance(-2 * time.Hour)
+		cases := map[string]map[string]string{
+			"missing":          nil,
+			"garbage":          bearer("not-a-key"),
+			"typo":             bearer(key[:len(key)-1] + "x"),
+			"revoked":          bearer(key),
+			"expired":          bearer(expiring),
+			"bearer, no key":   {"Authorization": "Bearer"},
+			"basic auth":       {"Authorization": "Basic dXNlcjpwYXNz"},
+			"two keys":         {"Authorization": "Bearer " + expiring, "X-API-Key": key},
+			"1 MB header":      {"X-API-Key": strings.Repeat("k", 1<<20-1024)},
+			"key in the query": nil,
+		}
+		for name, h := range cases {
+			path := "/api/v1/health"
+			if name == "key in the query" {
+				path += "?api_key=" + key
+			}
+			r := e.do("GET", path, h, nil)
+			assert.Equal(t, http.StatusUnauthorized, r.status, name)
+			assert.Contains(t, r.header.Get("WWW-Authenticate"), "Bearer", name)
+			if name != "key in the query" {
+				assert.Equal(t, "Invalid or expired API key", r.body["error"], name)
+			}
+			assert.NotContains(t, r.raw, key[14:], name)
+		}
+	})
+
+	t.Run("403 names the missing permission", func(t *testing.T) {
+		_, writeOnly := e.create("acct_perm", map[string]any{"permissions": []string{"write"}})
+		r := e.do("GET", "/api/v1/recordings", bearer(writeOnly), nil)
+		assert.Equal(t, http.StatusForbidden, r.status)
+		assert.Equal(t, "Read permission required", r.body["error"])
+		r = e.do("DELETE", "/api/v1/recordings/rec_1", bearer(writeOnly), nil)
+		assert.Equal(t, "Delete permission required", r.body["error"])
+		_, readOnly := e.create("acct_perm", map[string]any{"permissions": []string{"read"}})
+		r = e.do("POST", "/api/v1/recordings", bearer(readOnly), map[string]string{"title": "x"})
+		assert.Equal(t, "Write permission required", r.body["error"])
+	})
+
+	t.Run("a project-scoped key only reaches its project", func(t *testing.T) {
+		_, key := e.create("acct_proj", map[string]any{"permissions": []string{"read"}, "project_id": "proj_1"})
+		assert.Equal(t, http.StatusOK, e.do("GET", "/api/v1/projects/proj_1/recordings", bearer(key), nil).status)
+		r := e.do("GET", "/api/v1/projects/proj_2/recordings", bearer(key), nil)
+		assert.Equal(t, http.StatusForbidden, r.status)
+		assert.Equal(t, "API key is not valid for this project", r.body["error"])
+	})
+
+	t.Run("the free plan's 11th request in a minute gets 429", func(t *testing.T) {
+		_, key := e.create("acct_rl", map[string]any{"permissions": []string{"read"}, "plan": "free"})
+		for i := range 10 {
+			r := e.do("GET", "/api/v1/recordings", bearer(key), nil)
+			require.Equal(t, http.StatusOK, r.status, "request %d", i+1)
+			assert.Equal(t, "10", r.header.Get("X-RateLimit-Limit"))
+			assert.NotEmpty(t, r.header.Get("X-RateLimit-Reset"))
+		}
+		r := e.do("GET", "/api/v1/recordings", bearer(key), nil)
+		require.Equal(t, http.StatusTooManyRequests, r.status)
+		assert.Equal(t, "Rate limit exceeded", r.body["error"])
+		assert.Positive(t, r.body["retry_after"])
+		assert.NotEmpty(t, r.header.Get("Retry-After"))
+		assert.Equal(t, "0", r.header.Get("X-RateLimit-Remaining"))
+	})
+
+	t.Run("rotate with and without grace", func(t *testing.T) {
+		id, old := e.create("acct_rot", rw)
+		r := e.do("POST", "/api/v1/api-keys/"+id+"/rotate", admin("acct_rot"), map[string]int{"grace_period_seconds": 3600})
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+		newID, next := r.body["id"].(string), r.body["api_key"].(string)
+		assert.Equal(t, http.StatusOK, e.do("GET", "/api/v1/health", bearer(old), nil).status, "the old key lives through the grace period")
+		assert.Equal(t, http.StatusOK, e.do("GET", "/api/v1/health", bearer(next), nil).status)
+
+		r = e.do("POST", "/api/v1/api-keys/"+newID+"/rotate", admin("acct_rot"), nil)
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+		assert.Equal(t, http.StatusUnauthorized, e.do("GET", "/api/v1/health", bearer(next), nil).status, "without grace the old key dies now")
+		assert.Equal(t, http.StatusOK, e.do("GET", "/api/v1/health", bearer(r.body["api_key"].(string)), nil).status)
+	})
+
+	t.Run("usage counts by endpoint, errors included", func(t *testing.T) {
+		id, key := e.create("acct_use", map[string]any{"permissions": []string{"read"}, "plan": "business"})
+		e.do("GET", "/api/v1/recordings", bearer(key), nil)
+		e.do("GET", "/api/v1/recordings", xAPIKey(key), nil)
+		e.do("GET", "/api/v1/recordings/rec_404", bearer(key), nil)
+		e.do("POST", "/api/v1/recordings", bearer(key), map[string]string{}) // 403
+		r := e.do("GET", "/api/v1/api-keys/"+id+"/usage", admin("acct_use"), nil)
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+		assert.EqualValues(t, 4, r.body["total_requests"])
+		assert.EqualValues(t, 2, r.body["errors"])
+		assert.InDelta(t, 0.5, r.body["error_rate"], 1e-9)
+		assert.Equal(t, map[string]any{
+			"GET /api/v1/recordings": 2.0, "GET /api/v1/recordings/{id}": 1.0, "POST /api/v1/recordings": 1.0,
+		}, r.body["by_endpoint"])
+		assert.NotNil(t, r.body["last_used_at"])
+	})
+
+	t.Run("management refuses bad input and API keys", func(t *testing.T) {
+		_, key := e.create("acct_bad", rw)
+		cases := []struct {
+			name    string
+			headers map[string]string
+			body    any
+			status  int
+			msg     string
+		}{
+			{"an API key", bearer(key), map[string]any{}, 401, "API keys cannot manage API keys"},
+			{"an API key in X-API-Key", map[string]string{"X-API-Key": key, "Authorization": "Bearer " + adminToken}, map[string]any{}, 401, "API keys cannot manage API keys"},
+			{"no login", nil, map[string]any{}, 401, "Could not validate credentials"},
+			{"garbage JSON", admin("acct_bad"), "{nope", 400, "invalid JSON"},
+			{"unknown field", admin("acct_bad"), map[string]any{"nmae": "typo"}, 400, "unknown field"},
+			{"description of 501", admin("acct_bad"), map[string]any{"description": strings.Repeat("d", 501)}, 400, "description"},
+			{"unknown permission", admin("acct_bad"), map[string]any{"permissions": []string{"admin"}}, 400, "permissions"},
+			{"expiry in the past", admin("acct_bad"), map[string]any{"expires_at": "2000-01-01T00:00:00Z"}, 400, "expires_at"},
+			{"bad CIDR", admin("acct_bad"), map[string]any{"allowed_ips": []string{"10.0.0.0/33"}}, 400, "allowed_ips"},
+			{"unknown plan", admin("acct_bad"), map[string]any{"plan": "platinum"}, 400, "plan"},
+		}
+		for _, tc := range cases {
+			r := e.do("POST", "/api/v1/api-keys", tc.headers, tc.body)
+			assert.Equal(t, tc.status, r.status, tc.name)
+			assert.Contains(t, r.body["error"], tc.msg, tc.name)
+		}
+		assert.Equal(t, http.StatusNotFound, e.do("DELETE", "/api/v1/api-keys/no-such-id", admin("acct_bad"), nil).status)
+		list := e.do("GET", "/api/v1/api-keys", admin("acct_bad"), nil)
+		assert.Len(t, list.body["data"], 1, "nothing was created by the refused requests")
+	})
+
+	t.Run("the eleventh active key is refused", func(t *testing.T) {
+		for range 10 {
+			e.create("acct_max", map[string]any{})
+		}
+		r := e.do("POST", "/api/v1/api-keys", admin("acct_max"), map[string]any{})
+		assert.Equal(t, http.StatusBadRequest, r.status)
+		assert.Equal(t, "Maximum number of API keys (10) reached. Please expire unused keys.", r.body["error"])
+	})
+}

@@ -1,0 +1,377 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/ratelimit"
+)
+
+// Verifier turns a presented key into its principal; [*apikey.Service]
+// implements it. Errors matching apikey.ErrMalformed, ErrInvalidKey,
+// ErrExpired or ErrNotYetValid are answered 401, any other error 503.
+type Verifier interface {
+	Verify(ctx context.Context, key string) (apikey.Principal, error)
+}
+
+// UsageRecorder counts a request made with a valid key; [*apikey.Recorder]
+// implements it. Record must be cheap and must not block.
+type UsageRecorder interface {
+	Record(keyID, endpoint string, status int, at time.Time)
+}
+
+// Router resolves a request's route pattern before it is served;
+// [*http.ServeMux] implements it.
+type Router interface {
+	Handler(r *http.Request) (h http.Handler, pattern string)
+}
+
+// Config configures a [Middleware]. Only Verifier is required; the zero
+// value of every other field selects the default it names.
+type Config struct {
+	// Verifier checks keys, usually an *apikey.Service.
+	Verifier Verifier
+	// KeyHeaders are the headers a key is read from, in order. For
+	// "Authorization" the value must be "Bearer <key>" (the scheme is
+	// case-insensitive, RFC 9110); other headers carry the bare key.
+	// Default "Authorization" and "X-API-Key". A request that carries a
+	// header twice, or different keys in two headers, is refused.
+	KeyHeaders []string
+	// QueryParam, when set, also accepts the key from this query
+	// parameter. Keys in URLs end up in logs and browser history, so by
+	// default a request with api_key, apikey or access_token in its query
+	// is refused.
+	QueryParam string
+	// HideKey removes the key headers before the request reaches the next
+	// handler.
+	HideKey bool
+	// Limiter, when set, rate-limits each key under its plan's policy and
+	// writes X-RateLimit-* headers on every response it lets through.
+	Limiter ratelimit.Limiter
+	// Plans resolves a key's policy. Default [ratelimit.DefaultPlans].
+	Plans *ratelimit.Plans
+	// IETF also writes the IETF RateLimit fields of that draft version.
+	IETF ratelimit.IETFVersion
+	// Usage, when set, records every request made with a valid key, with
+	// its route pattern and final status.
+	Usage UsageRecorder
+	// Routes, when set, resolves the route pattern before the request is
+	// served, so that endpoint restrictions compare patterns and refused
+	// requests are counted under their route. Pass the *http.ServeMux the
+	// middleware wraps. Without it, endpoint restrictions compare the raw
+	// path and usage takes the pattern the router set after serving.
+	Routes Router
+	// TrustedProxies are the networks of reverse proxies whose
+	// X-Forwarded-For is believed. Default none: the client address is
+	// RemoteAddr. Never list networks clients can send from.
+	TrustedProxies []netip.Prefix
+	// Errors writes refusals. Default [DefaultErrors].
+	Errors ErrorWriter
+	// OnAuthFailure is called for every 401 and 503 with the reason; it
+	// never receives the key.
+	OnAuthFailure func(r *http.Request, err error)
+	// OnRateLimited is called for every 429.
+	OnRateLimited func(r *http.Request, p apikey.Principal, d *ratelimit.Decision)
+	// Clock returns the time recorded with usage. Default [time.Now].
+	Clock func() time.Time
+}
+
+// Middleware authenticates API keys on net/http. Create one with [New];
+// it is safe for concurrent use.
+type Middleware struct {
+	cfg Config
+}
+
+// New validates cfg and returns its Middleware.
+func New(cfg Config) (*Middleware, error) {
+	if cfg.Verifier == nil {
+		return nil, errors.New("middleware: Config.Verifier is required")
+	}
+	if len(cfg.KeyHeaders) == 0 {
+		cfg.KeyHeaders = []string{"Authorization", "X-API-Key"}
+	}
+	for i, h := range cfg.KeyHeaders {
+		cfg.KeyHeaders[i] = http.CanonicalHeaderKey(h)
+	}
+	if cfg.Plans == nil {
+		cfg.Plans = ratelimit.DefaultPlans()
+	}
+	if cfg.Errors == nil {
+		cfg.Errors = DefaultErrors
+	}
+	if cfg.OnAuthFailure == nil {
+		cfg.OnAuthFailure = func(*http.Request, error) {}
+	}
+	if cfg.OnRateLimited == nil {
+		cfg.OnRateLimited = func(*http.Request, apikey.Principal, *ratelimit.Decision) {}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	return &Middleware{cfg: cfg}, nil
+}
+
+type principalKey struct{}
+
+// PrincipalFrom returns the principal Authenticate put on ctx.
+func PrincipalFrom(ctx context.Context) (apikey.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(apikey.Principal)
+	return p, ok
+}
+
+// Reasons a request is refused before its key is checked. They never
+// contain the key.
+var (
+	errNoKey         = errors.New("middleware: no API key")
+	errAmbiguousKey  = errors.New("middleware: more than one API key")
+	errNotBearer     = errors.New("middleware: Authorization is not a Bearer credential")
+	errKeyInQuery    = errors.New("middleware: API key in the query string")
+	errStoreDown     = errors.New("middleware: key store unavailable")
+	msgInvalid       = "Invalid or expired API key"
+	msgQuery         = "API keys are not accepted in the URL; send the Authorization or X-API-Key header"
+	msgUnavailable   = "Service temporarily unavailable"
+	msgRateLimited   = "Rate limit exceeded"
+	msgWrongProject  = "API key is not valid for this project"
+	msgIP            = "API key is not allowed from this IP address"
+	msgReferrer      = "API key is not allowed from this referrer"
+	msgEndpoint      = "API key is not allowed for this endpoint"
+	queryKeyNames    = []string{"api_key=", "apikey=", "access_token="}
+)
+
+// extract finds the request's key. A request with no key gets errNoKey.
+func (m *Middleware) extract(r *http.Request) (string, error) {
+	var key string
+	for _, name := range m.cfg.KeyHeaders {
+		vals := r.Header[name]
+		if len(vals) == 0 {
+			continue
+		}
+		if len(vals) > 1 {
+			return "", errAmbiguousKey
+		}
+		v := strings.TrimSpace(vals[0])
+		if name == "Authorization" {
+			scheme, rest, ok := strings.Cut(v, " ")
+			if !ok || !strings.EqualFold(scheme, "Bearer") {
+				return "", errNotBearer
+			}
+			v = strings.TrimLeft(rest, " ")
+		}
+		if key != "" && key != v {
+			return "", errAmbiguousKey
+		}
+		key = v
+	}
+	if q := r.URL.RawQuery; q != "" {
+		if m.cfg.QueryParam != "" {
+			if v := r.URL.Query().Get(m.cfg.QueryParam); v != "" {
+				if key != "" && key != v {
+					return "", errAmbiguousKey
+				}
+				key = v
+			}
+		} else {
+			for _, name := range queryKeyNames {
+				if strings.HasPrefix(q, name) || strings.Contains(q, "&"+name) {
+					return "", errKeyInQuery
+				}
+			}
+		}
+	}
+	if key == "" {
+		return "", errNoKey
+	}
+	return key, nil
+}
+
+func (m *Middleware) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	m.cfg.Errors(w, r, &Error{Status: status, Code: code, Message: msg})
+}
+
+// Authenticate verifies the request's key, applies its IP, referrer and
+// endpoint restrictions and its rate limit, puts its principal on the
+// context ([PrincipalFrom]) and calls next. Wrap the whole router with it;
+// put permission and project guards on routes inside the router.
+func (m *Middleware) Authenticate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, err := m.extract(r)
+		if err != nil {
+			m.cfg.OnAuthFailure(r, err)
+			msg := msgInvalid
+			if errors.Is(err, errKeyInQuery) {
+				msg = msgQuery
+			}
+			m.fail(w, r, http.StatusUnauthorized, CodeInvalidKey, msg)
+			return
+		}
+		p, err := m.cfg.Verifier.Verify(r.Context(), key)
+		if err != nil {
+			m.cfg.OnAuthFailure(r, err)
+			if errors.Is(err, apikey.ErrMalformed) || errors.Is(err, apikey.ErrInvalidKey) ||
+				errors.Is(err, apikey.ErrExpired) || errors.Is(err, apikey.ErrNotYetValid) {
+				m.fail(w, r, http.StatusUnauthorized, CodeInvalidKey, msgInvalid)
+				return
+			}
+			m.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, msgUnavailable)
+			return
+		}
+		m.serve(w, r, p, next)
+	})
+}
+
+// serve handles a request whose key verified: every outcome from here on
+// counts as usage of the key.
+func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Principal, next http.Handler) {
+	pattern := ""
+	if m.cfg.Routes != nil {
+		_, pattern = m.cfg.Routes.Handler(r)
+	}
+	var sw *statusWriter
+	if m.cfg.Usage != nil {
+		sw = &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		w = sw
+	}
+	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	if p.Restricted() {
+		if code, msg := m.restricted(r, p, pattern); code != "" {
+			m.fail(w, r, http.StatusForbidden, code, msg)
+			m.record(sw, r, p, pattern)
+			return
+		}
+	}
+	if m.cfg.Limiter != nil {
+		d, err := m.cfg.Limiter.Allow(r.Context(), p.KeyID(), m.cfg.Plans.Resolve(p.KeyID(), p.Plan()), 1)
+		if err != nil {
+			m.cfg.OnAuthFailure(r, fmt.Errorf("%w: %w", errStoreDown, err))
+			m.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, msgUnavailable)
+			m.record(sw, r, p, pattern)
+			return
+		}
+		ratelimit.SetHeaders(w.Header(), &d)
+		ratelimit.SetIETFHeaders(w.Header(), &d, m.cfg.IETF)
+		if !d.Allowed {
+			m.cfg.OnRateLimited(r, p, &d)
+			m.cfg.Errors(w, r, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: msgRateLimited, RetryAfter: d.RetryAfterSeconds()})
+			m.record(sw, r, p, pattern)
+			return
+		}
+	}
+	if m.cfg.HideKey {
+		r.Header = r.Header.Clone()
+		for _, name := range m.cfg.KeyHeaders {
+			r.Header.Del(name)
+		}
+	}
+	next.ServeHTTP(w, r)
+	m.record(sw, r, p, pattern)
+}
+
+// restricted checks the key's IP, referrer and endpoint restrictions.
+func (m *Middleware) restricted(r *http.Request, p apikey.Principal, pattern string) (code, msg string) {
+	rs := p.Restrictions()
+	switch {
+	case !rs.AllowsIP(m.ClientIP(r)):
+		return CodeIPNotAllowed, msgIP
+	case !rs.AllowsReferrer(r.Header.Get("Referer")):
+		return CodeReferrerBlocked, msgReferrer
+	}
+	if len(rs.AllowedEndpoints) > 0 {
+		method, path := r.Method, r.URL.Path
+		if pattern != "" {
+			method, path = splitPattern(r.Method, pattern)
+		}
+		if !rs.AllowsEndpoint(method, path) {
+			return CodeEndpointBlocked, msgEndpoint
+		}
+	}
+	return "", ""
+}
+
+// splitPattern returns the method and path of a ServeMux pattern such as
+// "GET /items/{id}" or "/items/" (any method: the request's).
+func splitPattern(method, pattern string) (string, string) {
+	if m, p, ok := strings.Cut(pattern, " "); ok {
+		return m, strings.TrimSpace(p)
+	}
+	return method, pattern
+}
+
+// record counts the request as usage of the key, under its route pattern.
+func (m *Middleware) record(sw *statusWriter, r *http.Request, p apikey.Principal, pattern string) {
+	if sw == nil {
+		return
+	}
+	if pattern == "" {
+		pattern = r.Pattern // set by a ServeMux that served r
+	}
+	endpoint := "unmatched"
+	if pattern != "" {
+		method, path := splitPattern(r.Method, pattern)
+		endpoint = method + " " + path
+	}
+	m.cfg.Usage.Record(p.KeyID(), endpoint, sw.status, m.cfg.Clock())
+}
+
+// ClientIP returns the client's address: RemoteAddr, unless that is a
+// trusted proxy, in which case the rightmost X-Forwarded-For address that
+// is not a trusted proxy. X-Forwarded-For from anyone else is ignored: it
+// is whatever the client wrote.
+func (m *Middleware) ClientIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}
+	}
+	addr := ap.Addr().Unmap()
+	if !m.trusted(addr) {
+		return addr
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return addr
+		}
+		addr = hop.Unmap()
+		if !m.trusted(addr) {
+			return addr
+		}
+	}
+	return addr
+}
+
+func (m *Middleware) trusted(addr netip.Addr) bool {
+	for _, p := range m.cfg.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// statusWriter remembers the response status for usage recording.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
