@@ -256,7 +256,8 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 		ratelimit.SetHeaders(w.Header(), &d)
 		ratelimit.SetIETFHeaders(w.Header(), &d, m.cfg.IETF)
 		if !d.Allowed {
-			m.cfg.OnRateLimited(r, p, &d)
+			denied := d // a copy for the hook, so d itself stays on the stack
+			m.cfg.OnRateLimited(r, p, &denied)
 			m.cfg.Errors(w, r, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: msgRateLimited, RetryAfter: d.RetryAfterSeconds()})
 			m.record(sw, r, p, pattern)
 			return

@@ -3,8 +3,10 @@ package ratelimit
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -144,12 +146,14 @@ var (
 )
 
 // Plans maps plan names to policies, with per-key overrides. The zero
-// value is not usable; call [NewPlans]. It is safe for concurrent use.
+// value is not usable; call [NewPlans]. It is safe for concurrent use, and
+// Resolve takes no lock: overrides are an immutable map swapped whole by
+// [Plans.Override], which suits their rare changes.
 type Plans struct {
-	mu        sync.RWMutex
-	byName    map[string]*Policy
-	overrides map[string]*Policy
+	byName    map[string]*Policy // immutable after NewPlans
 	fallback  *Policy
+	mu        sync.Mutex // serialises Override
+	overrides atomic.Pointer[map[string]*Policy]
 }
 
 // NewPlans returns plans holding policies by their names; fallback serves
@@ -158,10 +162,11 @@ func NewPlans(fallback *Policy, policies ...*Policy) *Plans {
 	if fallback == nil {
 		fallback = Free
 	}
-	ps := &Plans{byName: make(map[string]*Policy), overrides: make(map[string]*Policy), fallback: fallback}
+	ps := &Plans{byName: make(map[string]*Policy), fallback: fallback}
 	for _, p := range append([]*Policy{fallback}, policies...) {
 		ps.byName[p.name] = p
 	}
+	ps.overrides.Store(&map[string]*Policy{})
 	return ps
 }
 
@@ -171,31 +176,32 @@ func DefaultPlans() *Plans { return NewPlans(Free, Starter, Business) }
 
 // Lookup returns the policy named plan.
 func (ps *Plans) Lookup(plan string) (*Policy, bool) {
-	ps.mu.RLock()
-	defer ps.mu.RUnlock()
 	p, ok := ps.byName[plan]
 	return p, ok
 }
 
 // Override sets the policy of one key, whatever its plan; nil removes the
-// override.
+// override. It copies the override map, so it costs time in proportion to
+// the number of overrides.
 func (ps *Plans) Override(keyID string, p *Policy) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	next := maps.Clone(*ps.overrides.Load())
 	if p == nil {
-		delete(ps.overrides, keyID)
-		return
+		delete(next, keyID)
+	} else {
+		next[keyID] = p
 	}
-	ps.overrides[keyID] = p
+	ps.overrides.Store(&next)
 }
 
 // Resolve returns the policy for a key: its override, else its plan, else
 // the fallback.
 func (ps *Plans) Resolve(keyID, plan string) *Policy {
-	ps.mu.RLock()
-	defer ps.mu.RUnlock()
-	if p, ok := ps.overrides[keyID]; ok {
-		return p
+	if o := *ps.overrides.Load(); len(o) > 0 {
+		if p, ok := o[keyID]; ok {
+			return p
+		}
 	}
 	if p, ok := ps.byName[plan]; ok {
 		return p

@@ -1,0 +1,89 @@
+package middleware_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/middleware"
+	"github.com/keygate/keygate/ratelimit"
+	"github.com/keygate/keygate/store/memstore"
+)
+
+// discard is a reusable ResponseWriter: headers are overwritten in place
+// from one request to the next, so the benchmarks count only the
+// middleware's own allocations.
+type discard struct{ h http.Header }
+
+func (d *discard) Header() http.Header       { return d.h }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)           {}
+
+var noop = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+
+// unlimited lets every benchmark request through the limiter's full path.
+var unlimited = ratelimit.MustPolicy("bench",
+	ratelimit.Window{Name: "min", Limit: 1_000_000_000, Period: time.Minute},
+	ratelimit.Window{Name: "day", Limit: 1 << 50, Period: 24 * time.Hour, Fixed: true})
+
+// stack returns auth + method permission + memory limiter + headers around
+// noop, and requests carrying n distinct keys.
+func stack(b *testing.B, n int) (http.Handler, []*http.Request) {
+	b.Helper()
+	svc, err := apikey.New(memstore.New(), apikey.Config{MaxActiveKeys: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]*http.Request, n)
+	for i := range reqs {
+		issued, err := svc.Create(context.Background(), apikey.CreateParams{Owner: "acct", Permissions: []apikey.Permission{apikey.Read}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		r, _ := http.NewRequest("GET", "/items", nil)
+		r.Header.Set("Authorization", "Bearer "+issued.Secret.Reveal())
+		reqs[i] = r
+	}
+	mw, err := middleware.New(middleware.Config{
+		Verifier: svc,
+		Limiter:  ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1}),
+		Plans:    ratelimit.NewPlans(unlimited),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return mw.Authenticate(middleware.Chain(noop, mw.RequireMethod())), reqs
+}
+
+func BenchmarkStack(b *testing.B) {
+	for _, n := range []int{1, 10_000} {
+		h, reqs := stack(b, n)
+		name := "keys=1"
+		if n > 1 {
+			name = "keys=10000/parallel"
+		}
+		b.Run("floor=bare-handler/"+name, func(b *testing.B) { run(b, noop, reqs, n > 1) })
+		b.Run("full-stack/"+name, func(b *testing.B) { run(b, h, reqs, n > 1) })
+	}
+}
+
+func run(b *testing.B, h http.Handler, reqs []*http.Request, parallel bool) {
+	b.ReportAllocs()
+	if !parallel {
+		w := &discard{h: http.Header{}}
+		for b.Loop() {
+			h.ServeHTTP(w, reqs[0])
+		}
+		return
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		w := &discard{h: http.Header{}}
+		i := 0
+		for pb.Next() {
+			h.ServeHTTP(w, reqs[i%len(reqs)])
+			i += 7
+		}
+	})
+}

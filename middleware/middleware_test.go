@@ -1,0 +1,279 @@
+package middleware_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/middleware"
+	"github.com/keygate/keygate/ratelimit"
+	"github.com/keygate/keygate/store/memstore"
+)
+
+type fixture struct {
+	svc  *apikey.Service
+	mw   *middleware.Middleware
+	mux  *http.ServeMux
+	h    http.Handler
+	key  string
+	hook *hooks
+}
+
+type hooks struct {
+	mu       sync.Mutex
+	failures []string
+	limited  int
+}
+
+func setup(t *testing.T, cfg middleware.Config, params apikey.CreateParams) *fixture {
+	t.Helper()
+	svc, err := apikey.New(memstore.New(), apikey.Config{})
+	require.NoError(t, err)
+	if params.Owner == "" {
+		params.Owner = "acct"
+	}
+	issued, err := svc.Create(context.Background(), params)
+	require.NoError(t, err)
+	f := &fixture{svc: svc, key: issued.Secret.Reveal(), mux: http.NewServeMux(), hook: &hooks{}}
+	cfg.Verifier = svc
+	cfg.OnAuthFailure = func(_ *http.Request, err error) {
+		f.hook.mu.Lock()
+		defer f.hook.mu.Unlock()
+		f.hook.failures = append(f.hook.failures, err.Error())
+	}
+	cfg.OnRateLimited = func(*http.Request, apikey.Principal, *ratelimit.Decision) {
+		f.hook.mu.Lock()
+		defer f.hook.mu.Unlock()
+		f.hook.limited++
+	}
+	f.mw, err = middleware.New(cfg)
+	require.NoError(t, err)
+	f.mux.HandleFunc("GET /items", func(w http.ResponseWriter, r *http.Request) {
+		p, ok := middleware.PrincipalFrom(r.Context())
+		if !ok {
+			t.Error("no principal on the context")
+		}
+		w.Header().Set("X-Owner", p.Owner())
+		w.Header().Set("X-Seen-Key", r.Header.Get("X-API-Key")+r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusOK)
+	})
+	f.mux.Handle("POST /items", middleware.Chain(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusCreated)
+	}), f.mw.RequireMethod()))
+	f.mux.Handle("GET /projects/{project}/items", middleware.Chain(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}),
+		f.mw.Require(apikey.Read), f.mw.RequireProject(func(r *http.Request) string { return r.PathValue("project") })))
+	f.h = f.mw.Authenticate(f.mux)
+	return f
+}
+
+func (f *fixture) do(method, target string, header http.Header, remote string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, target, nil)
+	if header != nil {
+		r.Header = header
+	}
+	if remote != "" {
+		r.RemoteAddr = remote
+	}
+	w := httptest.NewRecorder()
+	f.h.ServeHTTP(w, r)
+	return w
+}
+
+func TestKeyExtraction(t *testing.T) {
+	f := setup(t, middleware.Config{}, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read}})
+	k := f.key
+	tests := []struct {
+		name   string
+		header http.Header
+		target string
+		status int
+	}{
+		{"Authorization Bearer", http.Header{"Authorization": {"Bearer " + k}}, "/items", 200},
+		{"lower-case bearer (schemes are case-insensitive)", http.Header{"Authorization": {"bearer " + k}}, "/items", 200},
+		{"extra spaces", http.Header{"Authorization": {"  Bearer    " + k + "  "}}, "/items", 200},
+		{"X-API-Key", http.Header{"X-Api-Key": {k}}, "/items", 200},
+		{"both headers, same key", http.Header{"Authorization": {"Bearer " + k}, "X-Api-Key": {k}}, "/items", 200},
+		{"no key", http.Header{}, "/items", 401},
+		{"Bearer with no key", http.Header{"Authorization": {"Bearer"}}, "/items", 401},
+		{"Bearer and a space", http.Header{"Authorization": {"Bearer "}}, "/items", 401},
+		{"Basic", http.Header{"Authorization": {"Basic " + k}}, "/items", 401},
+		{"two Authorization headers", http.Header{"Authorization": {"Bearer " + k, "Bearer " + k}}, "/items", 401},
+		{"two different keys", http.Header{"Authorization": {"Bearer " + k}, "X-Api-Key": {k[:len(k)-1] + "x"}}, "/items", 401},
+		{"1 MB header", http.Header{"X-Api-Key": {strings.Repeat("a", 1<<20)}}, "/items", 401},
+		{"key with a space inside", http.Header{"Authorization": {"Bearer " + k[:10] + " " + k[10:]}}, "/items", 401},
+		{"key in the query", http.Header{}, "/items?api_key=" + k, 401},
+		{"key in the query beside a header", http.Header{"X-Api-Key": {k}}, "/items?x=1&access_token=" + k, 401},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := f.do("GET", tc.target, tc.header, "")
+			assert.Equal(t, tc.status, w.Code)
+			if tc.status == 401 {
+				assert.Equal(t, `Bearer realm="api"`, w.Header().Get("WWW-Authenticate"))
+				assert.NotContains(t, w.Body.String(), k[14:])
+			}
+		})
+	}
+	for _, failure := range f.hook.failures {
+		assert.NotContains(t, failure, k[14:], "hooks never see the key")
+	}
+}
+
+func TestQueryParamWhenEnabled(t *testing.T) {
+	f := setup(t, middleware.Config{QueryParam: "api_key", HideKey: true}, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read}})
+	w := f.do("GET", "/items?api_key="+f.key, http.Header{}, "")
+	assert.Equal(t, 200, w.Code)
+	w = f.do("GET", "/items", http.Header{"X-Api-Key": {f.key}}, "")
+	assert.Equal(t, 200, w.Code)
+	assert.Empty(t, w.Header().Get("X-Seen-Key"), "HideKey removes the key headers")
+}
+
+func TestGuards(t *testing.T) {
+	f := setup(t, middleware.Config{}, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read}, ProjectID: "p1"})
+	h := http.Header{"X-Api-Key": {f.key}}
+	w := f.do("POST", "/items", h, "")
+	assert.Equal(t, 403, w.Code)
+	assert.JSONEq(t, `{"error":"Write permission required"}`, w.Body.String())
+	assert.Equal(t, 200, f.do("GET", "/projects/p1/items", h, "").Code)
+	w = f.do("GET", "/projects/p2/items", h, "")
+	assert.Equal(t, 403, w.Code)
+	assert.JSONEq(t, `{"error":"API key is not valid for this project"}`, w.Body.String())
+
+	// A guard without Authenticate refuses rather than letting through.
+	unguarded := httptest.NewRecorder()
+	f.mw.Require(apikey.Read)(http.NotFoundHandler()).ServeHTTP(unguarded, httptest.NewRequest("GET", "/", nil))
+	assert.Equal(t, 401, unguarded.Code)
+}
+
+func TestRestrictions(t *testing.T) {
+	ips, err := apikey.ParseNetworks([]string{"203.0.113.0/24"})
+	require.NoError(t, err)
+	proxy := netip.MustParsePrefix("10.0.0.0/8")
+	f := setup(t, middleware.Config{TrustedProxies: []netip.Prefix{proxy}}, apikey.CreateParams{
+		Permissions: []apikey.Permission{apikey.Read},
+		Restrictions: apikey.Restrictions{
+			AllowedIPs: ips, AllowedReferrers: []string{"app.example.com"}, AllowedEndpoints: []string{"GET /items"},
+		},
+	})
+	ok := func() http.Header {
+		return http.Header{"X-Api-Key": {f.key}, "Referer": {"https://app.example.com/page"}}
+	}
+	assert.Equal(t, 200, f.do("GET", "/items", ok(), "203.0.113.9:5000").Code)
+
+	w := f.do("GET", "/items", ok(), "198.51.100.1:5000")
+	assert.Equal(t, 403, w.Code)
+	assert.Contains(t, w.Body.String(), "IP address")
+
+	spoofed := ok()
+	spoofed.Set("X-Forwarded-For", "203.0.113.9")
+	assert.Equal(t, 403, f.do("GET", "/items", spoofed, "198.51.100.1:5000").Code, "X-Forwarded-For from an untrusted peer is ignored")
+	assert.Equal(t, 200, f.do("GET", "/items", spoofed, "10.1.2.3:5000").Code, "through a trusted proxy it counts")
+	chain := ok()
+	chain.Set("X-Forwarded-For", "203.0.113.9, 198.51.100.7")
+	assert.Equal(t, 403, f.do("GET", "/items", chain, "10.1.2.3:5000").Code, "the rightmost untrusted hop is the client")
+
+	noRef := ok()
+	noRef.Del("Referer")
+	w = f.do("GET", "/items", noRef, "203.0.113.9:5000")
+	assert.Equal(t, 403, w.Code)
+	assert.Contains(t, w.Body.String(), "referrer")
+
+	w = f.do("POST", "/items", ok(), "203.0.113.9:5000")
+	assert.Equal(t, 403, w.Code)
+	assert.Contains(t, w.Body.String(), "endpoint")
+}
+
+func TestRateLimit(t *testing.T) {
+	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
+	lim := ratelimit.NewMemory(ratelimit.MemoryConfig{Clock: func() time.Time { return now }, SweepInterval: -1})
+	f := setup(t, middleware.Config{Limiter: lim, IETF: ratelimit.IETFDraft10}, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read}, Plan: "free"})
+	h := http.Header{"X-Api-Key": {f.key}}
+	for i := range 10 {
+		w := f.do("GET", "/items", h, "")
+		require.Equal(t, 200, w.Code, i)
+		assert.Equal(t, "10", w.Header().Get("X-RateLimit-Limit"))
+		assert.NotEmpty(t, w.Header().Get("RateLimit-Policy"))
+	}
+	w := f.do("GET", "/items", h, "")
+	assert.Equal(t, 429, w.Code)
+	assert.Equal(t, "6", w.Header().Get("Retry-After"))
+	var body map[string]any
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &body))
+	assert.Equal(t, map[string]any{"error": "Rate limit exceeded", "retry_after": 6.0}, body)
+	assert.Equal(t, 1, f.hook.limited)
+}
+
+// failingLimiter and failingVerifier stand for a Redis that is down.
+type failingLimiter struct{}
+
+func (failingLimiter) Allow(context.Context, string, *ratelimit.Policy, int64) (ratelimit.Decision, error) {
+	return ratelimit.Decision{}, errors.New("redis: connection refused")
+}
+
+type failingVerifier struct{}
+
+func (failingVerifier) Verify(context.Context, string) (apikey.Principal, error) {
+	return apikey.Principal{}, errors.New("redis: i/o timeout at 10.0.0.5:6379")
+}
+
+func TestFailuresAre503WithoutDetails(t *testing.T) {
+	f := setup(t, middleware.Config{Limiter: failingLimiter{}}, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read}})
+	w := f.do("GET", "/items", http.Header{"X-Api-Key": {f.key}}, "")
+	assert.Equal(t, 503, w.Code)
+	assert.NotContains(t, w.Body.String(), "redis")
+
+	mw, err := middleware.New(middleware.Config{Verifier: failingVerifier{}})
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("X-API-Key", f.key)
+	mw.Authenticate(http.NotFoundHandler()).ServeHTTP(rec, req)
+	assert.Equal(t, 503, rec.Code)
+	assert.JSONEq(t, `{"error":"Service temporarily unavailable"}`, rec.Body.String())
+}
+
+func TestErrorPresets(t *testing.T) {
+	e := &middleware.Error{Status: 429, Code: middleware.CodeRateLimited, Message: "Rate limit exceeded", RetryAfter: 7}
+	tests := []struct {
+		name   string
+		writer middleware.ErrorWriter
+		ctype  string
+		body   string
+	}{
+		{"default", middleware.DefaultErrors, "application/json", `{"error":"Rate limit exceeded","retry_after":7}`},
+		{"detail (seed 001)", middleware.DetailErrors, "application/json", `{"detail":"Rate limit exceeded","retry_after":7}`},
+		{"code (seed 002)", middleware.CodeErrors, "application/json", `{"error":{"code":"rate_limited","message":"Rate limit exceeded","retry_after":7}}`},
+		{"RFC 9457", middleware.ProblemErrors, "application/problem+json",
+			`{"type":"/problems/rate_limited","title":"Too Many Requests","status":429,"detail":"Rate limit exceeded","retry_after":7}`},
+	}
+	for _, tc := range tests {
+		w := httptest.NewRecorder()
+		tc.writer(w, httptest.NewRequest("GET", "/", nil), e)
+		assert.Equal(t, 429, w.Code, tc.name)
+		assert.Equal(t, tc.ctype, w.Header().Get("Content-Type"), tc.name)
+		assert.Equal(t, "7", w.Header().Get("Retry-After"), tc.name)
+		assert.JSONEq(t, tc.body, w.Body.String(), tc.name)
+	}
+	w := httptest.NewRecorder()
+	middleware.CodeErrors(w, httptest.NewRequest("GET", "/", nil), &middleware.Error{Status: 401, Code: middleware.CodeInvalidKey, Message: "Invalid or missing API key"})
+	assert.JSONEq(t, `{"error":{"code":"unauthorized","message":"Invalid or missing API key"}}`, w.Body.String())
+}
+
+func TestNewRequiresVerifier(t *testing.T) {
+	_, err := middleware.New(middleware.Config{})
+	require.Error(t, err)
+	assert.Equal(t, apikey.Delete, middleware.MethodPermission("DELETE"))
+	assert.Equal(t, apikey.Read, middleware.MethodPermission("HEAD"))
+	assert.Equal(t, apikey.Write, middleware.MethodPermission("PUT"))
+}
