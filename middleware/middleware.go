@@ -128,20 +128,20 @@ func PrincipalFrom(ctx context.Context) (apikey.Principal, bool) {
 // Reasons a request is refused before its key is checked. They never
 // contain the key.
 var (
-	errNoKey         = errors.New("middleware: no API key")
-	errAmbiguousKey  = errors.New("middleware: more than one API key")
-	errNotBearer     = errors.New("middleware: Authorization is not a Bearer credential")
-	errKeyInQuery    = errors.New("middleware: API key in the query string")
-	errStoreDown     = errors.New("middleware: key store unavailable")
-	msgInvalid       = "Invalid or expired API key"
-	msgQuery         = "API keys are not accepted in the URL; send the Authorization or X-API-Key header"
-	msgUnavailable   = "Service temporarily unavailable"
-	msgRateLimited   = "Rate limit exceeded"
-	msgWrongProject  = "API key is not valid for this project"
-	msgIP            = "API key is not allowed from this IP address"
-	msgReferrer      = "API key is not allowed from this referrer"
-	msgEndpoint      = "API key is not allowed for this endpoint"
-	queryKeyNames    = []string{"api_key=", "apikey=", "access_token="}
+	errNoKey        = errors.New("middleware: no API key")
+	errAmbiguousKey = errors.New("middleware: more than one API key")
+	errNotBearer    = errors.New("middleware: Authorization is not a Bearer credential")
+	errKeyInQuery   = errors.New("middleware: API key in the query string")
+	errStoreDown    = errors.New("middleware: key store unavailable")
+	msgInvalid      = "Invalid or expired API key"
+	msgQuery        = "API keys are not accepted in the URL; send the Authorization or X-API-Key header"
+	msgUnavailable  = "Service temporarily unavailable"
+	msgRateLimited  = "Rate limit exceeded"
+	msgWrongProject = "API key is not valid for this project"
+	msgIP           = "API key is not allowed from this IP address"
+	msgReferrer     = "API key is not allowed from this referrer"
+	msgEndpoint     = "API key is not allowed for this endpoint"
+	queryKeyNames   = []string{"api_key=", "apikey=", "access_token="}
 )
 
 // extract finds the request's key. A request with no key gets errNoKey.

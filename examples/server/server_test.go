@@ -129,7 +129,7 @@ func admin(account string) map[string]string {
 	return map[string]string{"Authorization": "Bearer " + adminToken, "X-Account-ID": account}
 }
 
-func bearer(key string) map[string]string { return map[string]string{"Authorization": "Bearer " + key} }
+func bearer(key string) map[string]string  { return map[string]string{"Authorization": "Bearer " + key} }
 func xAPIKey(key string) map[string]string { return map[string]string{"X-API-Key": key} }
 
 func (e *env) create(account string, body map[string]any) (id, key string) {
