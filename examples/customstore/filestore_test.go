@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/store/storetest"
+)
+
+// The whole conformance suite, in three lines.
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) apikey.Store {
+		s, err := openFileStore(filepath.Join(t.TempDir(), "keys.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
+}
+
+// Keys survive a restart: a new fileStore on the same file verifies them.
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "keys.json")
+	s, err := openFileStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := apikey.New(s, apikey.Config{})
+	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reopened, err := openFileStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc2, _ := apikey.New(reopened, apikey.Config{})
+	if _, err := svc2.Verify(ctx, issued.Secret.Reveal()); err != nil {
+		t.Fatalf("after reopening: %v", err)
+	}
+}
+
+// A file that cannot be written leaves memory unchanged.
+func TestFailedWriteChangesNothing(t *testing.T) {
+	ctx := context.Background()
+	s, err := openFileStore(filepath.Join(t.TempDir(), "missing-dir", "keys.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := apikey.New(s, apikey.Config{})
+	if _, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"}); err == nil {
+		t.Fatal("Create succeeded without a writable file")
+	}
+	if keys, _ := svc.List(ctx, "acct"); len(keys) != 0 {
+		t.Fatalf("a failed write left %d keys in memory", len(keys))
+	}
+}
