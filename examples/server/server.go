@@ -190,15 +190,11 @@ func (rs *recordings) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (rs *recordings) get(w http.ResponseWriter, r *http.Request) {
-	p, _ := middleware.PrincipalFrom(r.Context())
 	rs.mu.Lock()
-	rec, ok := rs.byID[r.PathValue("id")]
-	rs.mu.Unlock()
-	if !ok || !p.CanAccessProject(rec.ProjectID) {
-		reply(w, http.StatusNotFound, map[string]string{"error": "Recording not found"})
-		return
+	defer rs.mu.Unlock()
+	if rec, ok := rs.find(w, r); ok {
+		reply(w, http.StatusOK, rec)
 	}
-	reply(w, http.StatusOK, rec)
 }
 
 func (rs *recordings) create(w http.ResponseWriter, r *http.Request) {
@@ -215,33 +211,37 @@ func (rs *recordings) create(w http.ResponseWriter, r *http.Request) {
 	reply(w, http.StatusCreated, rec)
 }
 
-func (rs *recordings) update(w http.ResponseWriter, r *http.Request) {
+// find returns the recording in the path, if the key may see it. rs.mu
+// must be held.
+func (rs *recordings) find(w http.ResponseWriter, r *http.Request) (recording, bool) {
 	p, _ := middleware.PrincipalFrom(r.Context())
+	rec, ok := rs.byID[r.PathValue("id")]
+	if !ok || !p.CanAccessProject(rec.ProjectID) {
+		reply(w, http.StatusNotFound, map[string]string{"error": "Recording not found"})
+		return recording{}, false
+	}
+	return rec, true
+}
+
+func (rs *recordings) update(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Title string `json:"title"`
 	}
 	_ = json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in)
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	rec, ok := rs.byID[r.PathValue("id")]
-	if !ok || !p.CanAccessProject(rec.ProjectID) {
-		reply(w, http.StatusNotFound, map[string]string{"error": "Recording not found"})
-		return
+	if rec, ok := rs.find(w, r); ok {
+		rec.Title = in.Title
+		rs.byID[rec.ID] = rec
+		reply(w, http.StatusOK, rec)
 	}
-	rec.Title = in.Title
-	rs.byID[rec.ID] = rec
-	reply(w, http.StatusOK, rec)
 }
 
 func (rs *recordings) delete(w http.ResponseWriter, r *http.Request) {
-	p, _ := middleware.PrincipalFrom(r.Context())
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	rec, ok := rs.byID[r.PathValue("id")]
-	if !ok || !p.CanAccessProject(rec.ProjectID) {
-		reply(w, http.StatusNotFound, map[string]string{"error": "Recording not found"})
-		return
+	if rec, ok := rs.find(w, r); ok {
+		delete(rs.byID, rec.ID)
+		reply(w, http.StatusOK, map[string]any{"success": true})
 	}
-	delete(rs.byID, rec.ID)
-	reply(w, http.StatusOK, map[string]any{"success": true})
 }

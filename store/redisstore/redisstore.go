@@ -203,6 +203,17 @@ func (s *Store) getRaw(ctx context.Context, id string) (string, string, error) {
 	return res[0], res[1], nil
 }
 
+// read returns the record id with the hash hex and JSON a compare-and-set
+// needs.
+func (s *Store) read(ctx context.Context, id string) (string, string, *apikey.Record, error) {
+	h, data, err := s.getRaw(ctx, id)
+	if err != nil {
+		return "", "", nil, err
+	}
+	rec, err := decode(data)
+	return h, data, rec, err
+}
+
 // Get implements [apikey.Store].
 func (s *Store) Get(ctx context.Context, id string) (*apikey.Record, error) {
 	_, data, err := s.getRaw(ctx, id)
@@ -281,11 +292,7 @@ func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Rec
 func (s *Store) update(ctx context.Context, op, id string, replacement *apikey.Record,
 	change func(*apikey.Record) (bool, error)) error {
 	for range maxRetries {
-		h, old, err := s.getRaw(ctx, id)
-		if err != nil {
-			return err
-		}
-		rec, err := decode(old)
+		h, old, rec, err := s.read(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -349,11 +356,7 @@ func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, re
 // Delete implements [apikey.Store].
 func (s *Store) Delete(ctx context.Context, id string) error {
 	for range maxRetries {
-		h, old, err := s.getRaw(ctx, id)
-		if err != nil {
-			return err
-		}
-		rec, err := decode(old)
+		h, old, rec, err := s.read(ctx, id)
 		if err != nil {
 			return err
 		}

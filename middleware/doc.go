@@ -1,0 +1,20 @@
+// Package middleware is keygate's net/http glue.
+//
+// [Middleware.Authenticate] wraps a router: it reads the key from
+// Authorization: Bearer or X-API-Key (never, by default, from the URL),
+// verifies it, applies the key's IP, referrer and endpoint restrictions
+// and its plan's rate limit (with X-RateLimit-* headers on every response
+// it lets through), puts the [apikey.Principal] on the request context
+// ([PrincipalFrom]) and records usage after the handler returns. Guards
+// go on routes inside the router, where the route is known:
+// [Middleware.Require], [Middleware.RequireMethod] (GET needs read, POST
+// write, DELETE delete) and [Middleware.RequireProject].
+//
+// Refusals are written by an [ErrorWriter]: [DefaultErrors]
+// ({"error":"..."}), [DetailErrors], [CodeErrors] or [ProblemErrors]
+// (RFC 9457). A store or limiter failure is a 503 whose body says nothing
+// of the cause; the hooks in [Config] receive the reasons, never the key.
+//
+// [NewManagement] is the key-management REST handler for the host's own
+// logged-in users; it refuses API keys outright.
+package middleware
