@@ -71,7 +71,7 @@ func (d *Decision) NumWindows() int {
 // Window returns the state of window i of the policy.
 func (d *Decision) Window(i int) WindowState {
 	w := d.windows[i]
-	return WindowState{Remaining: w.remaining, Reset: time.Unix(0, w.reset), RetryAfter: time.Duration(w.retry)}
+	return WindowState{Remaining: w.remaining, Reset: time.Unix(0, w.reset).UTC(), RetryAfter: time.Duration(w.retry)}
 }
 
 // finish picks the tightest window and fills the summary fields.
@@ -90,7 +90,7 @@ func (d *Decision) finish() {
 	w := &d.windows[best]
 	d.Limit = d.Policy.windows[best].Limit
 	d.Remaining = w.remaining
-	d.Reset = time.Unix(0, w.reset)
+	d.Reset = time.Unix(0, w.reset).UTC()
 	d.RetryAfter = time.Duration(w.retry)
 }
 
