@@ -134,24 +134,22 @@ func shardOf(key string) int {
 	return int((x * 0x9e3779b97f4a7c15) >> (64 - 7))
 }
 
-// checkCost validates a request against p.
-func checkCost(p *Policy, cost int64) error {
+// costError explains why cost cannot be taken under p.
+func costError(p *Policy, cost int64) error {
 	if p == nil {
 		return fmt.Errorf("%w: nil policy", ErrInvalidPolicy)
 	}
-	if cost <= 0 || cost > p.maxCost {
-		return fmt.Errorf("%w: %d is not between 1 and the smallest window capacity %d", ErrInvalidCost, cost, p.maxCost)
-	}
-	return nil
+	return fmt.Errorf("%w: %d is not between 1 and the smallest window capacity %d", ErrInvalidCost, cost, p.maxCost)
 }
 
 // Allow implements [Limiter]. It never fails for a valid request.
-func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (Decision, error) {
-	if err := checkCost(p, cost); err != nil {
-		return Decision{}, err
+func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (d Decision, err error) {
+	if p == nil || cost <= 0 || cost > p.maxCost {
+		return Decision{}, costError(p, cost)
 	}
 	sh := &m.shards[shardOf(key)]
-	d := Decision{Allowed: true, Policy: p}
+	// d is the named result: built in place, never copied out.
+	d.Allowed, d.Policy = true, p
 	sh.mu.Lock()
 	now := m.now()
 	b := sh.buckets[key]
