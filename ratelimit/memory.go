@@ -50,7 +50,7 @@ type memShard struct {
 	mu      sync.Mutex
 	buckets map[string]*bucket
 	peak    int      // most buckets since the map was last rebuilt
-	_       [32]byte // keep shards on separate cache lines
+	_       [40]byte // 24 bytes of fields, padded to a 64-byte cache line
 }
 
 // bucket is one key's state under one policy.
