@@ -261,6 +261,10 @@ func (f *Format) Parse(s string) (Parsed, error) {
 		return Parsed{}, errLength
 	}
 	// minLen exceeds 8 (the body alone is 22 or more), as match requires.
+	// The bare prefix first: garbage fails on one compare.
+	if !f.prefixHead.match(s) {
+		return Parsed{}, errPrefix
+	}
 	var head *keyHead
 	for i := range f.heads {
 		if f.heads[i].match(s) {
@@ -268,10 +272,7 @@ func (f *Format) Parse(s string) (Parsed, error) {
 			break
 		}
 	}
-	switch {
-	case head == nil && !f.prefixHead.match(s):
-		return Parsed{}, errPrefix
-	case head == nil:
+	if head == nil {
 		return Parsed{}, errEnvironment
 	}
 	env := head.env
