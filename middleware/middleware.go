@@ -311,7 +311,8 @@ func (m *Middleware) record(sw *statusWriter, r *http.Request, p apikey.Principa
 	if pattern == "" {
 		pattern = r.Pattern // set by a ServeMux that served r
 	}
-	endpoint := "unmatched"
+	// Raw paths never become endpoints: their number is unbounded.
+	endpoint := r.Method + " unmatched"
 	if pattern != "" {
 		method, path := splitPattern(r.Method, pattern)
 		endpoint = method + " " + path
@@ -376,3 +377,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush keeps streaming handlers (server-sent events) working for code
+// that asserts http.Flusher rather than using http.ResponseController.
+func (w *statusWriter) Flush() {
+	w.wrote = true
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}

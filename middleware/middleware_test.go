@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -276,4 +277,35 @@ func TestNewRequiresVerifier(t *testing.T) {
 	assert.Equal(t, apikey.Delete, middleware.MethodPermission("DELETE"))
 	assert.Equal(t, apikey.Read, middleware.MethodPermission("HEAD"))
 	assert.Equal(t, apikey.Write, middleware.MethodPermission("PUT"))
+}
+
+// recorderUsage collects recorded usage.
+type recorderUsage struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (u *recorderUsage) Record(_, endpoint string, status int, _ time.Time) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.seen = append(u.seen, endpoint+" "+strconv.Itoa(status))
+}
+
+func TestUsageRecordsPatternAndStatusAndKeepsFlusher(t *testing.T) {
+	usage := &recorderUsage{}
+	f := setup(t, middleware.Config{Usage: usage}, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read}})
+	f.mux.HandleFunc("GET /stream/{id}", func(w http.ResponseWriter, _ *http.Request) {
+		flusher, ok := w.(http.Flusher)
+		if !ok {
+			t.Error("the usage writer hides http.Flusher")
+			return
+		}
+		_, _ = w.Write([]byte("data: 1\n\n"))
+		flusher.Flush()
+	})
+	h := http.Header{"X-Api-Key": {f.key}}
+	f.do("GET", "/stream/42", h, "")
+	f.do("POST", "/items", h, "") // 403 from the guard, still usage
+	f.do("GET", "/nowhere", h, "")
+	assert.Equal(t, []string{"GET /stream/{id} 200", "POST /items 403", "GET unmatched 404"}, usage.seen)
 }
