@@ -48,6 +48,10 @@ func (s *server) Close() error {
 }
 
 func newServer(cfg serverConfig) (*server, error) {
+	if cfg.AdminToken == "" {
+		// An empty token would let "Authorization: Bearer " manage keys.
+		return nil, errors.New("an admin token is required")
+	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}

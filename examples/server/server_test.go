@@ -141,6 +141,11 @@ func (e *env) create(account string, body map[string]any) (id, key string) {
 
 func TestReferenceServiceMemory(t *testing.T) { walkSeedFlows(t, start(t, "")) }
 
+func TestEmptyAdminTokenIsRefused(t *testing.T) {
+	_, err := newServer(serverConfig{})
+	require.Error(t, err)
+}
+
 func TestReferenceServiceRedis(t *testing.T) { walkSeedFlows(t, start(t, redisURLForTest(t))) }
 
 // walkSeedFlows exercises every promise of the seed documents end to end.
