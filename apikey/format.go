@@ -280,16 +280,10 @@ func (f *Format) Parse(s string) (Parsed, error) {
 	if len(rest) != f.tailLen() {
 		return Parsed{}, errLength
 	}
-	if !f.checksum {
-		if !isBase62(rest) {
-			return Parsed{}, errCharset
-		}
-		return Parsed{Environment: env, DisplayPrefix: s[:f.display]}, nil
-	}
 	if !isBase62(rest) {
 		return Parsed{}, errCharset
 	}
-	if decodeChecksum(rest[f.bodyLen:]) != uint64(crc32.Update(head.crc, castagnoli, stringBytes(rest[:f.bodyLen]))) {
+	if f.checksum && decodeChecksum(rest[f.bodyLen:]) != uint64(crc32.Update(head.crc, castagnoli, stringBytes(rest[:f.bodyLen]))) {
 		return Parsed{}, errChecksum
 	}
 	return Parsed{Environment: env, DisplayPrefix: s[:f.display]}, nil

@@ -66,7 +66,6 @@ func New(store Store, cfg Config) (*Service, error) {
 		max:    cfg.MaxActiveKeys,
 		scopes: map[Permission]bool{Read: true, Write: true, Delete: true},
 		plans:  append([]string(nil), cfg.Plans...),
-		now:    cfg.Clock,
 		newID:  cfg.NewID,
 	}
 	if s.format == nil {
@@ -92,9 +91,12 @@ func New(store Store, cfg Config) (*Service, error) {
 	if s.schemes, err = newHashSchemes(cfg.Peppers, cfg.VerifyUnpeppered); err != nil {
 		return nil, err
 	}
-	if s.now == nil {
-		s.now = time.Now
+	clock := cfg.Clock
+	if clock == nil {
+		clock = time.Now
 	}
+	// Every stored time is UTC, whatever the clock's location.
+	s.now = func() time.Time { return clock().UTC() }
 	if s.newID == nil {
 		s.newID = newUUID
 	}
@@ -147,7 +149,7 @@ type Issued struct {
 // with an [*InputError] and stores nothing; an owner at the limit gets a
 // [*LimitError], which matches [ErrTooManyKeys].
 func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
-	now := s.now().UTC()
+	now := s.now()
 	k, err := s.validate(p, now)
 	if err != nil {
 		return Issued{}, err
@@ -273,7 +275,7 @@ func (s *Service) Revoke(ctx context.Context, owner, id string) error {
 	if _, err := s.owned(ctx, owner, id); err != nil {
 		return err
 	}
-	if err := s.store.Revoke(ctx, id, s.now().UTC()); err != nil {
+	if err := s.store.Revoke(ctx, id, s.now()); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return ErrNotFound
 		}
@@ -297,7 +299,7 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 	if err != nil {
 		return Issued{}, err
 	}
-	now := s.now().UTC()
+	now := s.now()
 	switch old.Status(now) {
 	case StatusRevoked:
 		return Issued{}, ErrRevoked
