@@ -38,8 +38,9 @@ type Key struct {
 	// RevokedAt, when set, is when the key was revoked; from then on it
 	// never verifies.
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
-	// LastUsedAt is when the key last verified, as far as usage has been
-	// recorded; zero if never.
+	// LastUsedAt is when the key was last used, as far as usage has been
+	// recorded and flushed; zero if never. [Service.Get] and [Service.List]
+	// fill it from the store's [UsageStore]; stores need not keep it.
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 	// ReplacedBy is the ID of the key that replaced this one in a rotation.
 	ReplacedBy string `json:"replaced_by,omitempty"`

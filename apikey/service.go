@@ -245,17 +245,20 @@ func (s *Service) owned(ctx context.Context, owner, id string) (*Record, error) 
 	return rec, nil
 }
 
-// Get returns owner's key id, or [ErrNotFound].
+// Get returns owner's key id, or [ErrNotFound]. LastUsedAt comes from the
+// usage the store keeps (see [UsageStore]), as far as it has been flushed.
 func (s *Service) Get(ctx context.Context, owner, id string) (Key, error) {
 	rec, err := s.owned(ctx, owner, id)
 	if err != nil {
 		return Key{}, err
 	}
-	return rec.Key.Clone(), nil
+	k := rec.Key.Clone()
+	return k, s.withLastUse(ctx, &k)
 }
 
-// List returns every key of owner, in every state, oldest first. Use
-// [Key.Status] to tell them apart.
+// List returns every key of owner, in every state, oldest first, with
+// LastUsedAt as [Service.Get] fills it. Use [Key.Status] to tell them
+// apart.
 func (s *Service) List(ctx context.Context, owner string) ([]Key, error) {
 	recs, err := s.store.List(ctx, owner)
 	if err != nil {
@@ -264,6 +267,9 @@ func (s *Service) List(ctx context.Context, owner string) ([]Key, error) {
 	keys := make([]Key, len(recs))
 	for i, rec := range recs {
 		keys[i] = rec.Key.Clone()
+		if err := s.withLastUse(ctx, &keys[i]); err != nil {
+			return nil, err
+		}
 	}
 	return keys, nil
 }

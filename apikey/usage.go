@@ -64,6 +64,25 @@ func (s *Service) Usage(ctx context.Context, owner, id string) (Usage, error) {
 	return u, nil
 }
 
+// withLastUse sets k.LastUsedAt from the usage the store keeps, if it
+// keeps any.
+func (s *Service) withLastUse(ctx context.Context, k *Key) error {
+	us, ok := s.store.(UsageStore)
+	if !ok {
+		return nil
+	}
+	u, err := us.Usage(ctx, k.ID)
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		return nil
+	case err != nil:
+		return fmt.Errorf("apikey: usage: %w", err)
+	case u.LastUsedAt.After(k.LastUsedAt):
+		k.LastUsedAt = u.LastUsedAt
+	}
+	return nil
+}
+
 // Defaults of [RecorderConfig].
 const (
 	DefaultFlushInterval = 10 * time.Second

@@ -82,6 +82,14 @@ func TestRecorderBatchesAndFlushesOnClose(t *testing.T) {
 
 	_, err = svc.Usage(ctx, "acct_other", id)
 	require.ErrorIs(t, err, apikey.ErrNotFound)
+
+	k, err := svc.Get(ctx, "acct", id)
+	require.NoError(t, err)
+	assert.Equal(t, now.Add(time.Hour), k.LastUsedAt, "Get fills the last use from usage")
+	keys, err := svc.List(ctx, "acct")
+	require.NoError(t, err)
+	require.Len(t, keys, 1)
+	assert.Equal(t, now.Add(time.Hour), keys[0].LastUsedAt, "List too")
 }
 
 func TestRecorderFlushesWhenManyKeys(t *testing.T) {
@@ -113,6 +121,9 @@ func TestUsageUnsupported(t *testing.T) {
 	require.NoError(t, err)
 	_, err = svc.Usage(ctx, "acct", issued.Key.ID)
 	require.ErrorIs(t, err, errors.ErrUnsupported)
+	k, err := svc.Get(ctx, "acct", issued.Key.ID)
+	require.NoError(t, err, "a store without usage still serves Get")
+	assert.True(t, k.LastUsedAt.IsZero())
 	_, err = apikey.NewRecorder(nil, apikey.RecorderConfig{})
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
 }

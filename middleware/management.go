@@ -259,33 +259,29 @@ func (h *management) list(w http.ResponseWriter, r *http.Request) {
 	now := h.cfg.Clock()
 	data := make([]keyJSON, 0, len(keys))
 	for _, k := range keys {
-		data = append(data, h.withStatus(r, k, now))
+		data = append(data, withStatus(k, now))
 	}
 	writeJSON(w, http.StatusOK, "application/json", map[string]any{"data": data})
 }
 
-// withStatus adds status and last use, read from usage when the store
-// keeps it.
-func (h *management) withStatus(r *http.Request, k apikey.Key, now time.Time) keyJSON {
+// withStatus adds the key's status at now and its last use.
+func withStatus(k apikey.Key, now time.Time) keyJSON {
 	out := toJSON(k)
 	out.Status = k.Status(now)
-	last := k.LastUsedAt
-	if u, err := h.cfg.Service.Usage(r.Context(), k.Owner, k.ID); err == nil && u.LastUsedAt.After(last) {
-		last = u.LastUsedAt
-	}
-	if !last.IsZero() {
-		out.LastUsedAt = &last
+	if !k.LastUsedAt.IsZero() {
+		out.LastUsedAt = &k.LastUsedAt
 	}
 	return out
 }
 
 func (h *management) get(w http.ResponseWriter, r *http.Request) {
+	h.flush(r)
 	k, err := h.cfg.Service.Get(r.Context(), accountFrom(r), r.PathValue("id"))
 	if err != nil {
 		h.lifecycleError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, "application/json", h.withStatus(r, k, h.cfg.Clock()))
+	writeJSON(w, http.StatusOK, "application/json", withStatus(k, h.cfg.Clock()))
 }
 
 func (h *management) revoke(w http.ResponseWriter, r *http.Request) {

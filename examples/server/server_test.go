@@ -290,6 +290,8 @@ func walkSeedFlows(t *testing.T, e *env) {
 			"GET /api/v1/recordings": 2.0, "GET /api/v1/recordings/{id}": 1.0, "POST /api/v1/recordings": 1.0,
 		}, r.body["by_endpoint"])
 		assert.NotNil(t, r.body["last_used_at"])
+		one := e.do("GET", "/api/v1/api-keys/"+id, admin("acct_use"), nil)
+		assert.Equal(t, r.body["last_used_at"], one.body["last_used_at"], "the key shows its last use")
 	})
 
 	t.Run("management refuses bad input and API keys", func(t *testing.T) {
