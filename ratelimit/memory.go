@@ -175,16 +175,15 @@ func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (d 
 // bucket's arrival time brought up to now), so it takes nothing.
 func decide(p *Policy, state *[MaxWindows]winState, now, cost int64, d *Decision) {
 	for i := range p.windows {
-		s := &state[i]
-		ws := &d.windows[i]
-		if p.windows[i].Fixed {
+		w, s, ws := &p.windows[i], &state[i], &d.windows[i]
+		if w.Fixed {
 			// A window never goes back: a stale clock counts in the
 			// current one.
-			if now >= s.t+p.period[i] { // the window ended: find the current one
-				s.v, s.t = 0, now-now%p.period[i]
+			if period := int64(w.Period); now >= s.t+period {
+				s.v, s.t = 0, now-now%period
 			}
-			ws.reset = s.t + p.period[i]
-			if s.v+cost > p.capacity[i] {
+			ws.reset = s.t + int64(w.Period)
+			if s.v+cost > w.Limit {
 				d.Allowed = false
 				ws.retry = max(ws.reset-now, 1)
 			}
@@ -192,26 +191,25 @@ func decide(p *Policy, state *[MaxWindows]winState, now, cost int64, d *Decision
 		}
 		// max(tat, now): a clock that steps back finds the bucket no fuller.
 		tat := max(s.t, now)
-		if over := tat + cost*p.interval[i] - now - p.tau[i]; over > 0 {
+		if over := tat + cost*w.interval - now - w.tau; over > 0 {
 			d.Allowed = false
 			ws.retry = over
 		}
 		s.t = tat
 	}
 	for i := range p.windows {
-		s := &state[i]
-		ws := &d.windows[i]
-		if p.windows[i].Fixed {
+		w, s, ws := &p.windows[i], &state[i], &d.windows[i]
+		if w.Fixed {
 			if d.Allowed {
 				s.v += cost
 			}
-			ws.remaining = p.capacity[i] - s.v
+			ws.remaining = w.Limit - s.v
 			continue
 		}
 		if d.Allowed {
-			s.t += cost * p.interval[i]
+			s.t += cost * w.interval
 		}
-		ws.remaining = min((p.tau[i]-(s.t-now))/p.interval[i], p.windows[i].Limit)
+		ws.remaining = min((w.tau-(s.t-now))/w.interval, w.Limit)
 		ws.reset = max(s.t, now)
 	}
 }
@@ -220,12 +218,12 @@ func decide(p *Policy, state *[MaxWindows]winState, now, cost int64, d *Decision
 func freshAt(p *Policy, state *[MaxWindows]winState) int64 {
 	fresh := int64(math.MinInt64)
 	for i := range p.windows {
-		s := &state[i]
+		w, s := &p.windows[i], &state[i]
 		switch {
-		case !p.windows[i].Fixed:
+		case !w.Fixed:
 			fresh = max(fresh, s.t) // a bucket is full at its arrival time
 		case s.v > 0:
-			fresh = max(fresh, s.t+p.period[i]) // the next window starts at 0
+			fresh = max(fresh, s.t+int64(w.Period)) // the next window starts at 0
 		}
 	}
 	return fresh

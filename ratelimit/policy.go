@@ -70,13 +70,15 @@ func PerDay(n int64) Window {
 // immutable and safe to share.
 type Policy struct {
 	name    string
-	windows []Window
-	// Derived per window, for the limiters' hot path, in nanoseconds.
-	capacity []int64 // Burst for a bucket, Limit for a fixed window
-	interval []int64 // Period / Limit: the time one token takes to return
-	tau      []int64 // Burst * interval: how far ahead a bucket may run
-	period   []int64
-	maxCost  int64 // the smallest capacity: no larger cost can ever pass
+	windows []window
+	maxCost int64 // the smallest capacity: no larger cost can ever pass
+}
+
+// window is a Window with what the limiters' hot path derives from it.
+type window struct {
+	Window
+	interval int64 // ns for one token to return: Period / Limit; 0 for a fixed window
+	tau      int64 // how far ahead a bucket may run: Burst * interval
 }
 
 // NewPolicy validates windows and returns their policy.
@@ -100,7 +102,6 @@ func NewPolicy(name string, windows ...Window) (*Policy, error) {
 		if w.Name == "" {
 			w.Name = fmt.Sprintf("w%d", int64(w.Period/time.Second))
 		}
-		p.windows = append(p.windows, w)
 		interval := int64(w.Period) / w.Limit
 		if w.Fixed {
 			interval = 0 // a counter: no refill
@@ -108,10 +109,7 @@ func NewPolicy(name string, windows ...Window) (*Policy, error) {
 			return nil, fmt.Errorf("%w %q: window %d allows more than one request per nanosecond", ErrInvalidPolicy, name, i)
 		}
 		p.maxCost = min(p.maxCost, w.Burst)
-		p.capacity = append(p.capacity, w.Burst)
-		p.interval = append(p.interval, interval)
-		p.tau = append(p.tau, w.Burst*interval)
-		p.period = append(p.period, int64(w.Period))
+		p.windows = append(p.windows, window{Window: w, interval: interval, tau: w.Burst * interval})
 	}
 	return p, nil
 }
@@ -130,13 +128,19 @@ func MustPolicy(name string, windows ...Window) *Policy {
 func (p *Policy) Name() string { return p.name }
 
 // Windows returns a copy of the policy's windows, defaults filled in.
-func (p *Policy) Windows() []Window { return append([]Window(nil), p.windows...) }
+func (p *Policy) Windows() []Window {
+	out := make([]Window, len(p.windows))
+	for i, w := range p.windows {
+		out[i] = w.Window
+	}
+	return out
+}
 
 // NumWindows returns the number of windows.
 func (p *Policy) NumWindows() int { return len(p.windows) }
 
 // Window returns window i, defaults filled in, without allocating.
-func (p *Policy) Window(i int) Window { return p.windows[i] }
+func (p *Policy) Window(i int) Window { return p.windows[i].Window }
 
 // The plans of seed 002, as presets.
 var (
