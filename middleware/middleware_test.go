@@ -110,7 +110,7 @@ func TestKeyExtraction(t *testing.T) {
 		{"Bearer and a space", http.Header{"Authorization": {"Bearer "}}, "/items", 401},
 		{"Basic", http.Header{"Authorization": {"Basic " + k}}, "/items", 401},
 		{"two Authorization headers", http.Header{"Authorization": {"Bearer " + k, "Bearer " + k}}, "/items", 401},
-		{"two different keys", http.Header{"Authorization": {"Bearer " + k}, "X-Api-Key": {k[:len(k)-1] + "x"}}, "/items", 401},
+		{"two different keys", http.Header{"Authorization": {"Bearer " + k}, "X-Api-Key": {typo(k)}}, "/items", 401},
 		{"1 MB header", http.Header{"X-Api-Key": {strings.Repeat("a", 1<<20)}}, "/items", 401},
 		{"key with a space inside", http.Header{"Authorization": {"Bearer " + k[:10] + " " + k[10:]}}, "/items", 401},
 		{"key in the query", http.Header{}, "/items?api_key=" + k, 401},
@@ -308,4 +308,12 @@ func TestUsageRecordsPatternAndStatusAndKeepsFlusher(t *testing.T) {
 	f.do("POST", "/items", h, "") // 403 from the guard, still usage
 	f.do("GET", "/nowhere", h, "")
 	assert.Equal(t, []string{"GET /stream/{id} 200", "POST /items 403", "GET unmatched 404"}, usage.seen)
+}
+
+// typo changes the last character of key, always to a different one.
+func typo(key string) string {
+	if strings.HasSuffix(key, "x") {
+		return key[:len(key)-1] + "y"
+	}
+	return key[:len(key)-1] + "x"
 }

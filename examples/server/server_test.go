@@ -201,7 +201,7 @@ func walkSeedFlows(t *testing.T, e *env) {
 		cases := map[string]map[string]string{
 			"missing":          nil,
 			"garbage":          bearer("not-a-key"),
-			"typo":             bearer(key[:len(key)-1] + "x"),
+			"typo":             bearer(typo(key)),
 			"revoked":          bearer(key),
 			"expired":          bearer(expiring),
 			"bearer, no key":   {"Authorization": "Bearer"},
@@ -332,4 +332,12 @@ func walkSeedFlows(t *testing.T, e *env) {
 		assert.Equal(t, http.StatusBadRequest, r.status)
 		assert.Equal(t, "Maximum number of API keys (10) reached. Please expire unused keys.", r.body["error"])
 	})
+}
+
+// typo changes the last character of key, always to a different one.
+func typo(key string) string {
+	if strings.HasSuffix(key, "x") {
+		return key[:len(key)-1] + "y"
+	}
+	return key[:len(key)-1] + "x"
 }
