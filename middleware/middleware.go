@@ -93,10 +93,13 @@ func New(cfg Config) (*Middleware, error) {
 	if cfg.Verifier == nil {
 		return nil, errors.New("middleware: Config.Verifier is required")
 	}
-	if len(cfg.KeyHeaders) == 0 {
-		cfg.KeyHeaders = []string{"Authorization", "X-API-Key"}
+	headers := cfg.KeyHeaders
+	if len(headers) == 0 {
+		headers = []string{"Authorization", "X-API-Key"}
 	}
-	for i, h := range cfg.KeyHeaders {
+	// A canonical copy: the caller's slice stays as it was.
+	cfg.KeyHeaders = make([]string, len(headers))
+	for i, h := range headers {
 		cfg.KeyHeaders[i] = http.CanonicalHeaderKey(h)
 	}
 	if cfg.Plans == nil {
@@ -311,11 +314,17 @@ func (m *Middleware) record(sw *statusWriter, r *http.Request, p apikey.Principa
 	if pattern == "" {
 		pattern = r.Pattern // set by a ServeMux that served r
 	}
-	// Raw paths never become endpoints: their number is unbounded.
-	endpoint := r.Method + " unmatched"
-	if pattern != "" {
-		method, path := splitPattern(r.Method, pattern)
-		endpoint = method + " " + path
+	// Raw paths never become endpoints: their number is unbounded. A
+	// pattern with a method ("GET /items/{id}") is the endpoint as it is,
+	// so the common case builds no string.
+	var endpoint string
+	switch {
+	case pattern == "":
+		endpoint = r.Method + " unmatched"
+	case strings.Contains(pattern, " "):
+		endpoint = pattern
+	default:
+		endpoint = r.Method + " " + pattern
 	}
 	m.cfg.Usage.Record(p.KeyID(), endpoint, sw.status, m.cfg.Clock())
 }

@@ -317,3 +317,29 @@ func typo(key string) string {
 	}
 	return key[:len(key)-1] + "x"
 }
+
+func TestNewKeepsCallersHeaders(t *testing.T) {
+	headers := []string{"x-api-key"}
+	_, err := middleware.New(middleware.Config{Verifier: failingVerifier{}, KeyHeaders: headers})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"x-api-key"}, headers)
+}
+
+// Recording usage costs one allocation per request (the status writer),
+// none for the endpoint name.
+func TestUsageRecordingAllocations(t *testing.T) {
+	measure := func(cfg middleware.Config) float64 {
+		f := setup(t, cfg, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read}})
+		r := httptest.NewRequest("GET", "/items", nil)
+		r.Header.Set("X-API-Key", f.key)
+		w := &discard{h: http.Header{}}
+		return testing.AllocsPerRun(200, func() { f.h.ServeHTTP(w, r) })
+	}
+	without := measure(middleware.Config{})
+	with := measure(middleware.Config{Usage: &countingUsage{}})
+	assert.LessOrEqual(t, with-without, 1.0)
+}
+
+type countingUsage struct{ n int }
+
+func (u *countingUsage) Record(string, string, int, time.Time) { u.n++ }
