@@ -73,11 +73,7 @@ func BenchmarkRecordUsage(b *testing.B) {
 	client := newClient(b)
 	hook := &roundTrips{}
 	client.AddHook(hook)
-	rs := newStore(b, client)
-	svc, err := apikey.New(rs, apikey.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, rs, svc := newStack(b, client)
 	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "bench"})
 	if err != nil {
 		b.Fatal(err)

@@ -230,11 +230,7 @@ func TestDeadlineIsHonoured(t *testing.T) {
 func TestCorruptRecordIsAnError(t *testing.T) {
 	ctx := context.Background()
 	client := newClient(t)
-	ns := namespace(t, client)
-	rs, err := redisstore.New(client, redisstore.Config{Namespace: ns})
-	require.NoError(t, err)
-	svc, err := apikey.New(rs, apikey.Config{})
-	require.NoError(t, err)
+	ns, _, svc := newStack(t, client)
 	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
 	require.NoError(t, err)
 	h := apikey.HashKey(issued.Secret.Reveal())

@@ -8,7 +8,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
-	"github.com/keygate/keygate/store/redisstore"
 )
 
 // Every byte the store writes to Redis is free of the key text: the raw
@@ -16,11 +15,7 @@ import (
 func TestRedisHoldsNoPlaintext(t *testing.T) {
 	ctx := context.Background()
 	client := newClient(t)
-	ns := namespace(t, client)
-	rs, err := redisstore.New(client, redisstore.Config{Namespace: ns})
-	require.NoError(t, err)
-	svc, err := apikey.New(rs, apikey.Config{})
-	require.NoError(t, err)
+	ns, rs, svc := newStack(t, client)
 
 	var hidden []string
 	for range 3 {

@@ -62,13 +62,26 @@ func namespace(t testing.TB, client redis.UniversalClient) string {
 	return ns
 }
 
-func newStore(t testing.TB, client redis.UniversalClient) *redisstore.Store {
+// newStack returns a fresh namespace, a store in it and a service over
+// that store.
+func newStack(t testing.TB, client redis.UniversalClient) (string, *redisstore.Store, *apikey.Service) {
 	t.Helper()
-	s, err := redisstore.New(client, redisstore.Config{Namespace: namespace(t, client)})
+	ns := namespace(t, client)
+	rs, err := redisstore.New(client, redisstore.Config{Namespace: ns})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	svc, err := apikey.New(rs, apikey.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns, rs, svc
+}
+
+func newStore(t testing.TB, client redis.UniversalClient) *redisstore.Store {
+	t.Helper()
+	_, rs, _ := newStack(t, client)
+	return rs
 }
 
 func TestConformance(t *testing.T) {

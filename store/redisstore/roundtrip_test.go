@@ -18,9 +18,7 @@ func TestRoundTripsPerOperation(t *testing.T) {
 	client := newClient(t)
 	hook := &roundTrips{}
 	client.AddHook(hook)
-	rs := newStore(t, client)
-	svc, err := apikey.New(rs, apikey.Config{})
-	require.NoError(t, err)
+	_, rs, svc := newStack(t, client)
 
 	count := func(op func()) int64 {
 		before := hook.n.Load()
