@@ -3,6 +3,7 @@ package redislimit_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -50,10 +51,9 @@ func BenchmarkRedis(b *testing.B) {
 		b.Run(name+"/goroutines=64", func(b *testing.B) {
 			b.SetParallelism(32) // 32 x GOMAXPROCS(2)
 			b.ReportAllocs()
-			var n int
+			var n atomic.Int64
 			b.RunParallel(func(pb *testing.PB) {
-				n++
-				key := fmt.Sprint("key_", n)
+				key := fmt.Sprint("key_", n.Add(1))
 				for pb.Next() {
 					if err := fn(key); err != nil {
 						b.Error(err)

@@ -168,3 +168,64 @@ func TestNewRejects(t *testing.T) {
 	_, err = redislimit.New(redis.NewClient(&redis.Options{}), redislimit.Config{Prefix: "a{b}"})
 	require.Error(t, err)
 }
+
+// State expires once idle: never before its windows are whole again, at
+// most a minute after.
+func TestStateExpiresWhenIdle(t *testing.T) {
+	client := newClient(t)
+	p := prefix(t, client)
+	l, err := redislimit.New(client, redislimit.Config{Prefix: p})
+	require.NoError(t, err)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		policy   *ratelimit.Policy
+		min, max time.Duration
+	}{
+		// A bucket of 10 per second is whole one interval (100 ms) after
+		// one request; the slack is the bucket's span, a second.
+		{ratelimit.MustPolicy("second", ratelimit.Window{Limit: 10, Period: time.Second}), 100 * time.Millisecond, 1100 * time.Millisecond},
+		// A fixed day window lives to the day's end, plus a minute.
+		{ratelimit.MustPolicy("day", ratelimit.PerDay(5)), 0, 24*time.Hour + time.Minute},
+	} {
+		_, err := l.Allow(ctx, "idle", tc.policy, 1)
+		require.NoError(t, err)
+		ttl, err := client.PTTL(ctx, p+"{idle}:"+tc.policy.Name()).Result()
+		require.NoError(t, err)
+		assert.Greater(t, ttl, tc.min, tc.policy.Name())
+		assert.LessOrEqual(t, ttl, tc.max, tc.policy.Name())
+	}
+}
+
+// A state of the wrong size (written by another version, or a policy
+// whose windows changed under the same name) starts afresh; a value of
+// another type is an error, never a decision.
+func TestForeignState(t *testing.T) {
+	client := newClient(t)
+	p := prefix(t, client)
+	l, err := redislimit.New(client, redislimit.Config{Prefix: p})
+	require.NoError(t, err)
+	ctx := context.Background()
+	policy := ratelimit.MustPolicy("one", ratelimit.PerMinute(1))
+	require.NoError(t, client.Set(ctx, p+"{short}:one", "garbage", time.Minute).Err())
+	d, err := l.Allow(ctx, "short", policy, 1)
+	require.NoError(t, err)
+	assert.True(t, d.Allowed)
+
+	require.NoError(t, client.HSet(ctx, p+"{hash}:one", "t1", 1).Err())
+	_, err = l.Allow(ctx, "hash", policy, 1)
+	require.Error(t, err)
+}
+
+func TestHugeWindowIsRejected(t *testing.T) {
+	client := newClient(t)
+	l, err := redislimit.New(client, redislimit.Config{Prefix: prefix(t, client)})
+	require.NoError(t, err)
+	for _, w := range []ratelimit.Window{
+		{Limit: 1, Period: 200 * 365 * 24 * time.Hour},
+		{Limit: 1 << 53, Period: 200 * 365 * 24 * time.Hour, Fixed: true},
+		{Limit: 1, Burst: 1 << 40, Period: time.Hour},
+	} {
+		_, err = l.Allow(context.Background(), "k", ratelimit.MustPolicy("huge", w), 1)
+		require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy, "%+v", w)
+	}
+}
