@@ -122,6 +122,20 @@ func New(cfg Config) (*Middleware, error) {
 
 type principalKey struct{}
 
+// principalContext carries a request's principal. It is context.WithValue
+// made for one key: half the size, with nothing to box or check.
+type principalContext struct {
+	context.Context
+	p apikey.Principal
+}
+
+func (c *principalContext) Value(key any) any {
+	if key == (principalKey{}) {
+		return c.p
+	}
+	return c.Context.Value(key)
+}
+
 // PrincipalFrom returns the principal Authenticate put on ctx.
 func PrincipalFrom(ctx context.Context) (apikey.Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(apikey.Principal)
@@ -240,7 +254,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 		sw = &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		w = sw
 	}
-	r = r.WithContext(context.WithValue(r.Context(), principalKey{}, p))
+	r = r.WithContext(&principalContext{Context: r.Context(), p: p})
 	if p.Restricted() {
 		if code, msg := m.restricted(r, p, pattern); code != "" {
 			m.fail(w, r, http.StatusForbidden, code, msg)

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unsafe"
 )
 
 // Header names, in the canonical form net/http stores and sends.
@@ -45,33 +46,48 @@ func ceilSeconds(ns int64) int64 { return (ns + int64(time.Second) - 1) / int64(
 // SetHeaders writes X-RateLimit-Limit, X-RateLimit-Remaining and
 // X-RateLimit-Reset (Unix seconds, rounded up) for the tightest window,
 // and Retry-After on a denial. It assigns canonical keys directly and
-// allocates twice (the values share one array and one string), where three
-// Header.Set calls with strconv allocate eight times. A failed-open or
-// zero decision writes nothing.
+// allocates once: the value slices and the digits they hold share one
+// object, and each window's limit is formatted when its policy is made.
+// Three Header.Set calls with strconv allocate seven times. A failed-open
+// or zero decision writes nothing.
 func SetHeaders(h http.Header, d *Decision) {
 	if d.NumWindows() == 0 {
 		return
 	}
-	var buf [80]byte
-	b := strconv.AppendInt(buf[:0], d.Limit, 10)
-	n1 := len(b)
-	b = strconv.AppendInt(b, d.Remaining, 10)
-	n2 := len(b)
-	b = strconv.AppendInt(b, ceilSeconds(d.Reset.UnixNano()), 10)
-	n3 := len(b)
-	if !d.Allowed {
-		b = strconv.AppendInt(b, d.RetryAfterSeconds(), 10)
+	v := new(headerValues)
+	b := v.buf[:0]
+	v.vals[0] = d.Policy.windows[d.Tightest].limitText
+	if d.Limit != d.Policy.windows[d.Tightest].Limit {
+		// A Decision assembled by hand: say what it says.
+		b, v.vals[0] = appendText(b, d.Limit)
 	}
-	s := string(b)
-	vals := make([]string, 4)
-	vals[0], vals[1], vals[2] = s[:n1], s[n1:n2], s[n2:n3]
-	h[HeaderLimit] = vals[0:1:1]
-	h[HeaderRemaining] = vals[1:2:2]
-	h[HeaderReset] = vals[2:3:3]
+	b, v.vals[1] = appendText(b, d.Remaining)
+	b, v.vals[2] = appendText(b, ceilSeconds(d.Reset.UnixNano()))
+	h[HeaderLimit] = v.vals[0:1:1]
+	h[HeaderRemaining] = v.vals[1:2:2]
+	h[HeaderReset] = v.vals[2:3:3]
 	if !d.Allowed {
-		vals[3] = s[n3:]
-		h[HeaderRetryAfter] = vals[3:4:4]
+		_, v.vals[3] = appendText(b, d.RetryAfterSeconds())
+		h[HeaderRetryAfter] = v.vals[3:4:4]
 	}
+}
+
+// headerValues holds SetHeaders' values and their digits in one object.
+// A remaining count of up to 13 digits, a reset time (10) and a
+// Retry-After fit; longer values spill into a second allocation.
+type headerValues struct {
+	vals [4]string
+	buf  [24]byte
+}
+
+// appendText appends n in decimal to b and returns the digits as a string
+// that shares b's memory. The bytes are never written again: later
+// appends go after them, or to a new array when b is full, which is what
+// strings.Builder relies on too.
+func appendText(b []byte, n int64) ([]byte, string) {
+	i := len(b)
+	b = strconv.AppendInt(b, n, 10)
+	return b, unsafe.String(&b[i], len(b)-i)
 }
 
 // SetIETFHeaders writes the IETF RateLimit-Policy and RateLimit fields of

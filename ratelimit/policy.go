@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -79,6 +80,8 @@ type window struct {
 	Window
 	interval int64 // ns for one token to return: Period / Limit; 0 for a fixed window
 	tau      int64 // how far ahead a bucket may run: Burst * interval
+	// limitText is Limit in decimal, for the X-RateLimit-Limit header.
+	limitText string
 }
 
 // NewPolicy validates windows and returns their policy.
@@ -109,7 +112,8 @@ func NewPolicy(name string, windows ...Window) (*Policy, error) {
 			return nil, fmt.Errorf("%w %q: window %d allows more than one request per nanosecond", ErrInvalidPolicy, name, i)
 		}
 		p.maxCost = min(p.maxCost, w.Burst)
-		p.windows = append(p.windows, window{Window: w, interval: interval, tau: w.Burst * interval})
+		p.windows = append(p.windows, window{Window: w, interval: interval, tau: w.Burst * interval,
+			limitText: strconv.FormatInt(w.Limit, 10)})
 	}
 	return p, nil
 }
