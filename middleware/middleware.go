@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/ratelimit"
@@ -136,6 +137,22 @@ func (c *principalContext) Value(key any) any {
 	return c.Context.Value(key)
 }
 
+// authenticated is a request and the context node that carries its
+// principal, allocated together.
+type authenticated struct {
+	req http.Request
+	ctx principalContext
+}
+
+// withPrincipal returns a shallow copy of r whose context carries p, in
+// one allocation where r.WithContext(ctx) and the node would take two:
+// the copy WithContext makes does not escape, so it stays on the stack.
+func withPrincipal(r *http.Request, p apikey.Principal) *http.Request {
+	a := &authenticated{ctx: principalContext{Context: r.Context(), p: p}}
+	a.req = *r.WithContext(&a.ctx)
+	return &a.req
+}
+
 // PrincipalFrom returns the principal Authenticate put on ctx.
 func PrincipalFrom(ctx context.Context) (apikey.Principal, bool) {
 	p, ok := ctx.Value(principalKey{}).(apikey.Principal)
@@ -172,13 +189,14 @@ func (m *Middleware) extract(r *http.Request) (string, error) {
 		if len(vals) > 1 {
 			return "", errAmbiguousKey
 		}
-		v := strings.TrimSpace(vals[0])
+		v := vals[0]
 		if name == "Authorization" {
-			scheme, rest, ok := strings.Cut(v, " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") {
+			var ok bool
+			if v, ok = bearer(v); !ok {
 				return "", errNotBearer
 			}
-			v = strings.TrimLeft(rest, " ")
+		} else {
+			v = strings.TrimSpace(v)
 		}
 		if key != "" && key != v {
 			return "", errAmbiguousKey
@@ -205,6 +223,21 @@ func (m *Middleware) extract(r *http.Request) (string, error) {
 		return "", errNoKey
 	}
 	return key, nil
+}
+
+// bearer returns the credential of an Authorization value, "Bearer <key>"
+// with any case of the scheme and any spaces around the key.
+func bearer(v string) (string, bool) {
+	// The usual form needs no trimming or case folding: nothing to trim
+	// starts at byte 7 or ends at the last byte.
+	if len(v) > 7 && v[:7] == "Bearer " && v[7] > ' ' && v[len(v)-1] > ' ' && v[len(v)-1] < utf8.RuneSelf {
+		return v[7:], true
+	}
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimLeft(rest, " "), true
 }
 
 func (m *Middleware) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
@@ -254,7 +287,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 		sw = &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		w = sw
 	}
-	r = r.WithContext(&principalContext{Context: r.Context(), p: p})
+	r = withPrincipal(r, p)
 	if p.Restricted() {
 		if code, msg := m.restricted(r, p, pattern); code != "" {
 			m.fail(w, r, http.StatusForbidden, code, msg)

@@ -343,3 +343,39 @@ func TestUsageRecordingAllocations(t *testing.T) {
 type countingUsage struct{ n int }
 
 func (u *countingUsage) Record(string, string, int, time.Time) { u.n++ }
+
+// The principal's context node passes the caller's values, deadline and
+// cancellation through, and the request the handler sees is a copy.
+func TestContextCarriesThrough(t *testing.T) {
+	svc, err := apikey.New(memstore.New(), apikey.Config{})
+	require.NoError(t, err)
+	issued, err := svc.Create(context.Background(), apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	mw, err := middleware.New(middleware.Config{Verifier: svc})
+	require.NoError(t, err)
+	type traceKey struct{}
+	ctx, cancelParent := context.WithTimeout(context.WithValue(context.Background(), traceKey{}, "trace-1"), time.Minute)
+	defer cancelParent()
+	var seen *http.Request
+	h := mw.Authenticate(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		seen = r
+		p, ok := middleware.PrincipalFrom(r.Context())
+		assert.True(t, ok)
+		assert.Equal(t, "acct", p.Owner())
+		assert.Equal(t, "trace-1", r.Context().Value(traceKey{}))
+		_, hasDeadline := r.Context().Deadline()
+		assert.True(t, hasDeadline)
+		child, cancelChild := context.WithCancel(r.Context())
+		defer cancelChild()
+		cancelParent()
+		<-child.Done() // the parent's cancellation reaches contexts derived from the node
+		assert.ErrorIs(t, r.Context().Err(), context.Canceled)
+	}))
+	r := httptest.NewRequestWithContext(ctx, "GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer "+issued.Secret.Reveal())
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	require.NotNil(t, seen)
+	assert.NotSame(t, r, seen)
+	_, ok := middleware.PrincipalFrom(r.Context())
+	assert.False(t, ok, "the caller's request is left as it was")
+}
