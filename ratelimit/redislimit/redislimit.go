@@ -20,7 +20,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,30 +78,32 @@ func New(client redis.UniversalClient, cfg Config) (*Limiter, error) {
 // allowScript decides every window of a policy at once.
 //
 // KEYS: the state string.
-// ARGV: cost, now in µs ("" = Redis TIME), the state's struct format, the
-// expiry slack in µs, then per window its capacity and its interval in µs
-// per token, or minus its period for a fixed window.
+// ARGV: now in µs ("" = Redis TIME); the state's struct format; the
+// request as little-endian doubles: cost, expiry slack in µs, then per
+// window its capacity and its interval in µs per token, or minus its
+// period for a fixed window (the format is the state's plus one double).
 // State: little-endian doubles: the expiry deadline set last, then per
 // window t (a bucket's theoretical arrival time, a fixed window's start)
 // and v (a fixed window's count).
 // Reply: the doubles allowed (1/0) and now, then the state as it is after
 // the decision.
 //
-// The state is one packed string, not a hash: GET and SET of a string cost
-// Redis half the CPU of HMGET and HSET of the same fields, and the Lua
-// struct library packs and unpacks it in one call. Doubles hold
-// microseconds since 1970 exactly (below 2^53). The expiry only moves when
-// the state outlives the deadline set last, which it then pushes a slack
-// further, so most writes keep the TTL (SET KEEPTTL) instead of paying for
-// PEXPIRE. Each Lua step costs Redis CPU that every instance shares, so
-// the script is kept lean.
+// Strings, not a hash and numerals: GET and SET of one string cost Redis
+// half the CPU of HMGET and HSET of the same fields, and the struct
+// library packs or unpacks all of them in one call, where tonumber per
+// argument adds up. Doubles hold microseconds since 1970 exactly (below
+// 2^53). The expiry only moves when the state outlives the deadline set
+// last, which it then pushes a slack further, so most writes keep the TTL
+// (SET KEEPTTL) instead of paying for PEXPIRE. Each Lua step costs Redis
+// CPU that every instance shares, so the script is kept lean.
 var allowScript = redis.NewScript(`
-local cost, now, fmt, slack = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local now, fmt = tonumber(ARGV[1]), ARGV[2]
 if not now then
   local t = redis.call('TIME')
   now = t[1] * 1000000 + t[2]
 end
-local n = (#ARGV - 4) / 2
+local p = {struct.unpack(fmt .. 'd', ARGV[3])}
+local cost, slack, n = p[1], p[2], (#p - 3) / 2
 local raw = redis.call('GET', KEYS[1])
 local s
 if raw and #raw == 8 + 16 * n then
@@ -112,7 +113,7 @@ else
 end
 local ok, need = 1, 0
 for i = 2, 2 * n, 2 do
-  local c, iv, t, v = tonumber(ARGV[i + 3]), tonumber(ARGV[i + 4]), s[i], s[i + 1]
+  local c, iv, t, v = p[i + 1], p[i + 2], s[i], s[i + 1]
   if iv < 0 then
     local start = now - now % -iv
     if start > t then t, v, s[i], s[i + 1] = start, 0, start, 0 end
@@ -122,28 +123,28 @@ for i = 2, 2 * n, 2 do
     if t + (cost - c) * iv > now then ok = 0 end
   end
 end
-if ok == 1 then
-  for i = 2, 2 * n, 2 do
-    local iv = tonumber(ARGV[i + 4])
-    if iv < 0 then
-      s[i + 1] = s[i + 1] + cost
-      if s[i] - iv > need then need = s[i] - iv end
-    else
-      s[i] = s[i] + cost * iv
-      if s[i] > need then need = s[i] end
-    end
-  end
-  if need > s[1] then
-    s[1] = need + slack
-    raw = struct.pack(fmt, unpack(s, 1, 2 * n + 1))
-    redis.call('SET', KEYS[1], raw, 'PX', math.ceil((s[1] - now) / 1000))
-  else
-    raw = struct.pack(fmt, unpack(s, 1, 2 * n + 1))
-    redis.call('SET', KEYS[1], raw, 'KEEPTTL')
-  end
-  return struct.pack('<dd', 1, now) .. raw
+if ok == 0 then
+  return struct.pack('<dd', 0, now) .. struct.pack(fmt, unpack(s, 1, 2 * n + 1))
 end
-return struct.pack('<dd', 0, now) .. struct.pack(fmt, unpack(s, 1, 2 * n + 1))
+for i = 2, 2 * n, 2 do
+  local iv = p[i + 2]
+  if iv < 0 then
+    s[i + 1] = s[i + 1] + cost
+    if s[i] - iv > need then need = s[i] - iv end
+  else
+    s[i] = s[i] + cost * iv
+    if s[i] > need then need = s[i] end
+  end
+end
+if need > s[1] then
+  s[1] = need + slack
+  raw = struct.pack(fmt, unpack(s, 1, 2 * n + 1))
+  redis.call('SET', KEYS[1], raw, 'PX', math.ceil((s[1] - now) / 1000))
+else
+  raw = struct.pack(fmt, unpack(s, 1, 2 * n + 1))
+  redis.call('SET', KEYS[1], raw, 'KEEPTTL')
+end
+return struct.pack('<dd', 1, now) .. raw
 `)
 
 // maxSpan bounds a window's span and count: with times of about 2^51 µs
@@ -155,9 +156,11 @@ const maxSlack = int64(time.Minute / time.Microsecond)
 
 // script is what Allow sends for one policy, derived once.
 type script struct {
-	args []any   // cost 1 and Redis time, ready to send
-	iv   []int64 // per window: µs per token, or minus the period of a fixed window
-	err  error   // the policy cannot be enforced in microseconds
+	format string  // the state's struct format
+	spec   []byte  // the request for cost 1 (see allowScript)
+	args   []any   // the arguments for cost 1 on Redis time, boxed once
+	iv     []int64 // per window: µs per token, or minus the period of a fixed window
+	err    error   // the policy cannot be enforced in microseconds
 }
 
 // scriptFor returns p's script arguments, derived on first use. Policies
@@ -168,9 +171,8 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 		return sc.(*script)
 	}
 	n := p.NumWindows()
-	sc := &script{iv: make([]int64, n)}
-	sc.args = append(make([]any, 0, 4+2*n), "1", "", "<"+strings.Repeat("d", 1+2*n), "")
-	slack := maxSlack
+	sc := &script{format: "<" + strings.Repeat("d", 1+2*n), iv: make([]int64, n)}
+	spec := []int64{1, maxSlack}
 	for i := range n {
 		w := p.Window(i)
 		period := w.Period.Microseconds()
@@ -189,11 +191,14 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 		if w.Burst > maxSpan/max(iv, 1) || period > maxSpan {
 			sc.err = fmt.Errorf("%w: window %d spans more than 2^52 µs, too long for Redis's doubles", ratelimit.ErrInvalidPolicy, i)
 		}
-		slack = min(slack, span)
+		spec[1] = min(spec[1], span)
 		sc.iv[i] = iv
-		sc.args = append(sc.args, strconv.FormatInt(w.Burst, 10), strconv.FormatInt(iv, 10))
+		spec = append(spec, w.Burst, iv)
 	}
-	sc.args[3] = strconv.FormatInt(slack, 10)
+	for _, x := range spec {
+		sc.spec = binary.LittleEndian.AppendUint64(sc.spec, math.Float64bits(float64(x)))
+	}
+	sc.args = []any{"", sc.format, sc.spec}
 	actual, _ := l.scripts.LoadOrStore(p, sc)
 	return actual.(*script)
 }
@@ -216,11 +221,15 @@ func (l *Limiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, co
 	}
 	args := sc.args
 	if cost != 1 || l.cfg.Clock != nil {
-		args = slices.Clone(args)
-		args[0] = strconv.FormatInt(cost, 10)
+		at, spec := "", sc.spec
 		if l.cfg.Clock != nil {
-			args[1] = strconv.FormatInt(l.cfg.Clock().UnixMicro(), 10)
+			at = strconv.FormatInt(l.cfg.Clock().UnixMicro(), 10)
 		}
+		if cost != 1 {
+			spec = binary.LittleEndian.AppendUint64(nil, math.Float64bits(float64(cost)))
+			spec = append(spec, sc.spec[8:]...)
+		}
+		args = []any{at, sc.format, spec}
 	}
 	reply, err := allowScript.Run(ctx, l.client, []string{l.cfg.Prefix + "{" + key + "}:" + p.Name()}, args...).Text()
 	if err == nil && len(reply) != 8*(3+2*n) {
