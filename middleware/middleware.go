@@ -137,20 +137,23 @@ func (c *principalContext) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// authenticated is a request and the context node that carries its
-// principal, allocated together.
+// authenticated is what a verified request needs per request, allocated
+// together: the request copy, the context node that carries its principal
+// and the rate-limit header values.
 type authenticated struct {
-	req http.Request
-	ctx principalContext
+	req     http.Request
+	ctx     principalContext
+	headers ratelimit.Headers
 }
 
-// withPrincipal returns a shallow copy of r whose context carries p, in
-// one allocation where r.WithContext(ctx) and the node would take two:
-// the copy WithContext makes does not escape, so it stays on the stack.
-func withPrincipal(r *http.Request, p apikey.Principal) *http.Request {
+// authenticate returns the per-request state of r made by p, its request
+// a shallow copy of r whose context carries p. It takes one allocation
+// where r.WithContext(ctx), the node and SetHeaders would take three: the
+// copy WithContext makes does not escape, so it stays on the stack.
+func authenticate(r *http.Request, p apikey.Principal) *authenticated {
 	a := &authenticated{ctx: principalContext{Context: r.Context(), p: p}}
 	a.req = *r.WithContext(&a.ctx)
-	return &a.req
+	return a
 }
 
 // PrincipalFrom returns the principal Authenticate put on ctx.
@@ -287,7 +290,8 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 		sw = &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		w = sw
 	}
-	r = withPrincipal(r, p)
+	a := authenticate(r, p)
+	r = &a.req
 	if p.Restricted() {
 		if code, msg := m.restricted(r, p, pattern); code != "" {
 			m.fail(w, r, http.StatusForbidden, code, msg)
@@ -303,7 +307,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 			m.record(sw, r, p, pattern)
 			return
 		}
-		ratelimit.SetHeaders(w.Header(), &d)
+		a.headers.Set(w.Header(), &d)
 		ratelimit.SetIETFHeaders(w.Header(), &d, m.cfg.IETF)
 		if !d.Allowed {
 			denied := d // a copy for the hook, so d itself stays on the stack

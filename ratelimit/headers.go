@@ -46,15 +46,32 @@ func ceilSeconds(ns int64) int64 { return (ns + int64(time.Second) - 1) / int64(
 // SetHeaders writes X-RateLimit-Limit, X-RateLimit-Remaining and
 // X-RateLimit-Reset (Unix seconds, rounded up) for the tightest window,
 // and Retry-After on a denial. It assigns canonical keys directly and
-// allocates once: the value slices and the digits they hold share one
-// object, and each window's limit is formatted when its policy is made.
-// Three Header.Set calls with strconv allocate seven times. A failed-open
-// or zero decision writes nothing.
+// allocates once, a [Headers] (each window's limit is formatted when its
+// policy is made), where three Header.Set calls with strconv allocate
+// seven times. A failed-open or zero decision writes nothing.
 func SetHeaders(h http.Header, d *Decision) {
+	if d.NumWindows() > 0 {
+		new(Headers).Set(h, d)
+	}
+}
+
+// Headers is the storage of the values [SetHeaders] writes: the value
+// slices and their digits share it. A caller that already allocates an
+// object per request can embed a Headers in it and call Set, saving
+// SetHeaders' allocation. The header values point into it, so it must not
+// be reused for another response.
+type Headers struct {
+	vals [4]string
+	// A remaining count of up to 13 digits, a reset time (10) and a
+	// Retry-After fit; longer values spill into an allocation of their own.
+	buf [24]byte
+}
+
+// Set is [SetHeaders] with v as its storage.
+func (v *Headers) Set(h http.Header, d *Decision) {
 	if d.NumWindows() == 0 {
 		return
 	}
-	v := new(headerValues)
 	b := v.buf[:0]
 	v.vals[0] = d.Policy.windows[d.Tightest].limitText
 	if d.Limit != d.Policy.windows[d.Tightest].Limit {
@@ -70,14 +87,6 @@ func SetHeaders(h http.Header, d *Decision) {
 		_, v.vals[3] = appendText(b, d.RetryAfterSeconds())
 		h[HeaderRetryAfter] = v.vals[3:4:4]
 	}
-}
-
-// headerValues holds SetHeaders' values and their digits in one object.
-// A remaining count of up to 13 digits, a reset time (10) and a
-// Retry-After fit; longer values spill into a second allocation.
-type headerValues struct {
-	vals [4]string
-	buf  [24]byte
 }
 
 // appendText appends n in decimal to b and returns the digits as a string

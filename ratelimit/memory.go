@@ -15,7 +15,11 @@ type MemoryConfig struct {
 	// Clock returns the current time; it is read under the key's lock, so
 	// concurrent requests see it in order. Default: the wall time at
 	// construction advanced by the monotonic clock, which costs half of
-	// [time.Now] and never steps back when the wall clock is set.
+	// [time.Now] and never steps back when the wall clock is set. It is
+	// read on every call: a coarse clock refreshed by a ticker would save
+	// the read (a third of a hot key's cost) but, lagging, would count a
+	// request after midnight in the day that has ended, and date a
+	// bucket's refill in the past.
 	Clock func() time.Time
 	// SweepInterval is how often idle keys are evicted in the background.
 	// Default one minute; negative disables the background sweep (call
