@@ -43,8 +43,10 @@ const memShards = 128
 // identical. Memory therefore follows the number of recently active keys.
 // The key string is retained, not copied.
 type Memory struct {
-	now    func() int64 // unix nanoseconds
+	// shards come first: the struct's size class keeps it 64-byte
+	// aligned, so each shard is one cache line of its own.
 	shards [memShards]memShard
+	now    func() int64 // unix nanoseconds
 	stop   chan struct{}
 	done   chan struct{}
 	once   sync.Once
