@@ -34,8 +34,9 @@ const memShards = 128
 //
 // It follows golang.org/x/time/rate's token-bucket semantics but keeps its
 // own state: a rate.Limiter is 80 bytes with a mutex per window, while a
-// key here costs one 80-byte bucket for up to four windows (16 bytes of
-// state each, under the shard's lock) plus its map entry. A bucket is kept
+// key here costs one 48-byte bucket for two windows (16 bytes of state
+// each, under the shard's lock; three or four windows take 64 bytes more)
+// plus its map entry. A bucket is kept
 // as the generic cell rate algorithm keeps it, one integer instant, so
 // every figure is exact to the nanosecond. A key is evicted
 // once every window is back to its initial state (buckets full, fixed
@@ -59,10 +60,28 @@ type memShard struct {
 	_       [40]byte // 24 bytes of fields, padded to a 64-byte cache line
 }
 
-// bucket is one key's state under one policy.
+// bucket is one key's state under one policy. Two windows, as in every
+// preset, fit inline; a policy of more keeps all of them in more.
 type bucket struct {
 	policy *Policy
-	w      [MaxWindows]winState
+	w      [2]winState
+	more   *[MaxWindows]winState
+}
+
+// reset gives b the initial state of p's windows.
+func (b *bucket) reset(p *Policy) {
+	b.policy, b.w, b.more = p, [2]winState{}, nil
+	if len(p.windows) > len(b.w) {
+		b.more = new([MaxWindows]winState)
+	}
+}
+
+// state returns b's window states, at least one per window of its policy.
+func (b *bucket) state() []winState {
+	if b.more != nil {
+		return b.more[:]
+	}
+	return b.w[:]
 }
 
 // winState is a token bucket's theoretical arrival time (GCRA: the
@@ -165,11 +184,10 @@ func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (d 
 		sh.peak = max(sh.peak, len(sh.buckets))
 	}
 	if b.policy != p {
-		b.policy = p
-		b.w = [MaxWindows]winState{}
+		b.reset(p)
 	}
 	d.decidedAt = now
-	decide(p, &b.w, now, cost, &d)
+	decide(p, b.state(), now, cost, &d)
 	sh.mu.Unlock()
 	d.finish()
 	return d, nil
@@ -179,9 +197,12 @@ func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (d 
 // admit it, takes it from each. It fills d's windows. A denied request
 // changes state only into an equivalent one (a fixed window rolled over, a
 // bucket's arrival time brought up to now), so it takes nothing.
-func decide(p *Policy, state *[MaxWindows]winState, now, cost int64, d *Decision) {
-	for i := range p.windows {
-		w, s, ws := &p.windows[i], &state[i], &d.windows[i]
+func decide(p *Policy, state []winState, now, cost int64, d *Decision) {
+	// Equal lengths, checked once, so the loops index without checks.
+	windows := p.windows
+	state, out := state[:len(windows)], d.windows[:len(windows)]
+	for i := range windows {
+		w, s, ws := &windows[i], &state[i], &out[i]
 		if w.Fixed {
 			// A window never goes back: a stale clock counts in the
 			// current one.
@@ -203,8 +224,8 @@ func decide(p *Policy, state *[MaxWindows]winState, now, cost int64, d *Decision
 		}
 		s.t = tat
 	}
-	for i := range p.windows {
-		w, s, ws := &p.windows[i], &state[i], &d.windows[i]
+	for i := range windows {
+		w, s, ws := &windows[i], &state[i], &out[i]
 		if w.Fixed {
 			if d.Allowed {
 				s.v += cost
@@ -221,7 +242,7 @@ func decide(p *Policy, state *[MaxWindows]winState, now, cost int64, d *Decision
 }
 
 // freshAt is when state will equal a new bucket's.
-func freshAt(p *Policy, state *[MaxWindows]winState) int64 {
+func freshAt(p *Policy, state []winState) int64 {
 	fresh := int64(math.MinInt64)
 	for i := range p.windows {
 		w, s := &p.windows[i], &state[i]
@@ -244,7 +265,7 @@ func (m *Memory) Sweep() {
 		sh.mu.Lock()
 		now := m.now()
 		for k, b := range sh.buckets {
-			if freshAt(b.policy, &b.w) <= now {
+			if freshAt(b.policy, b.state()) <= now {
 				delete(sh.buckets, k)
 			}
 		}
