@@ -47,6 +47,7 @@ func Run(t *testing.T, newLimiter func(t *testing.T, now func() time.Time) ratel
 		{"ClockSteppingBackMintsNothing", testClockBack},
 		{"ConcurrentRequestsCountExactly", testConcurrent},
 		{"TightestWindowIsDeterministic", testTightest},
+		{"FourWindows", testFourWindows},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -213,4 +214,23 @@ func testTightest(t *testing.T, l ratelimit.Limiter, _ *clock) {
 	if d.Tightest != 0 {
 		t.Fatalf("equal windows: tightest %d, want the lower index", d.Tightest)
 	}
+}
+
+func testFourWindows(t *testing.T, l ratelimit.Limiter, _ *clock) {
+	week := ratelimit.Window{Name: "week", Limit: 5, Period: 7 * 24 * time.Hour, Fixed: true}
+	p := ratelimit.MustPolicy("t4", ratelimit.PerMinute(10), ratelimit.PerHour(100), ratelimit.PerDay(1000), week)
+	for i := range 5 {
+		want(t, allow(t, l, "k", p, 1), true, 4-int64(i), 0)
+	}
+	d := allow(t, l, "k", p, 1)
+	if d.Allowed || d.Tightest != 3 || d.RetryAfter <= 0 {
+		t.Fatalf("sixth request under 5 per week: %+v; want a denial by the week window", d)
+	}
+	for i, remaining := range []int64{5, 95, 995, 0} {
+		if got := d.Window(i).Remaining; got != remaining {
+			t.Fatalf("window %d: %d remaining, want %d (a denial takes nothing)", i, got, remaining)
+		}
+	}
+	// The same key under a policy of two windows starts afresh.
+	want(t, allow(t, l, "k", ratelimit.MustPolicy("t2", ratelimit.PerMinute(10), ratelimit.PerDay(1000)), 1), true, 9, 0)
 }
