@@ -2,6 +2,7 @@ package redislimit_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -16,26 +17,40 @@ import (
 // as Allow calls its script (EVALSHA, one round trip).
 var noop = redis.NewScript(`return 1`)
 
+// readWrite is the least a limiter on Redis server time can do: read the
+// time, read the state, write it back. It decides nothing.
+var readWrite = redis.NewScript(`
+redis.call('TIME')
+local s = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], '0123456789012345678901234567890123456789', 'KEEPTTL')
+return s`)
+
 // BenchmarkRedis compares Allow for a two-window policy with the
-// do-nothing script, from one goroutine and from 64.
+// do-nothing script (the floor) and with a script that only reads the time
+// and reads and writes a state (what any limiter on server time must do),
+// from one goroutine and from 64.
 func BenchmarkRedis(b *testing.B) {
 	ctx := context.Background()
 	client := newClient(b)
 	h := &hook{}
 	client.AddHook(h)
-	l, err := redislimit.New(client, redislimit.Config{Prefix: prefix(b, client)})
+	p := prefix(b, client)
+	l, err := redislimit.New(client, redislimit.Config{Prefix: p})
 	if err != nil {
 		b.Fatal(err)
 	}
 	policy := ratelimit.MustPolicy("bench", ratelimit.Window{Name: "min", Limit: 10_000_000, Period: 60e9}, ratelimit.PerDay(1<<50))
 	run := map[string]func(key string) error{
 		"floor=noop-script": func(key string) error { return noop.Run(ctx, client, []string{key}).Err() },
+		"time-get-set-script": func(key string) error {
+			return ignoreNil(readWrite.Run(ctx, client, []string{p + key}).Err())
+		},
 		"allow": func(key string) error {
 			_, err := l.Allow(ctx, key, policy, 1)
 			return err
 		},
 	}
-	for _, name := range []string{"floor=noop-script", "allow"} {
+	for _, name := range []string{"floor=noop-script", "time-get-set-script", "allow"} {
 		fn := run[name]
 		_ = fn("warm")
 		b.Run(name+"/goroutines=1", func(b *testing.B) {
@@ -63,4 +78,12 @@ func BenchmarkRedis(b *testing.B) {
 			})
 		})
 	}
+}
+
+// ignoreNil treats a nil reply (a key not yet written) as success.
+func ignoreNil(err error) error {
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return err
 }
