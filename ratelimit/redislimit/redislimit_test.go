@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"os"
 	"sync"
@@ -227,5 +228,28 @@ func TestHugeWindowIsRejected(t *testing.T) {
 	} {
 		_, err = l.Allow(context.Background(), "k", ratelimit.MustPolicy("huge", w), 1)
 		require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy, "%+v", w)
+	}
+}
+
+// Each window count has its own script; every one of them decides, and
+// counts every window.
+func TestEveryWindowCount(t *testing.T) {
+	client := newClient(t)
+	l, err := redislimit.New(client, redislimit.Config{Prefix: prefix(t, client)})
+	require.NoError(t, err)
+	windows := []ratelimit.Window{ratelimit.PerMinute(10), ratelimit.PerDay(20), ratelimit.PerHour(30),
+		{Name: "week", Limit: 40, Period: 7 * 24 * time.Hour, Fixed: true}}
+	for n := 1; n <= ratelimit.MaxWindows; n++ {
+		p := ratelimit.MustPolicy(fmt.Sprint("n", n), windows[:n]...)
+		for range 2 {
+			_, err := l.Allow(context.Background(), "k", p, 1)
+			require.NoError(t, err)
+		}
+		d, err := l.Allow(context.Background(), "k", p, 1)
+		require.NoError(t, err)
+		require.True(t, d.Allowed)
+		for i := range n {
+			assert.Equal(t, windows[i].Limit-3, d.Window(i).Remaining, "%d windows, window %d", n, i)
+		}
 	}
 }
