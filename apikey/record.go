@@ -8,10 +8,26 @@ import (
 
 // Key describes an issued key: everything a service may show its owner.
 // It never contains the key text or its hash. The JSON field names are the
-// snake_case ones of the management API.
+// snake_case ones of the management API. The fields a verified request
+// reads come first, so that they share a record's first cache lines.
 type Key struct {
 	// ID identifies the key in management calls; it is not secret.
 	ID string `json:"id"`
+	// Permissions the key grants, sorted.
+	Permissions Permissions `json:"permissions"`
+	// Plan names the rate-limit plan or policy of the key.
+	Plan string `json:"plan,omitempty"`
+	// ProjectID limits the key to one project; "" means account-wide.
+	ProjectID string `json:"project_id,omitempty"`
+	// NotBefore, when set, is the first instant the key verifies.
+	NotBefore time.Time `json:"not_before,omitzero"`
+	// ExpiresAt, when set, is the first instant the key no longer verifies.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// RevokedAt, when set, is when the key was revoked; from then on it
+	// never verifies.
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// Restrictions narrow where the key may be used.
+	Restrictions Restrictions `json:"restrictions,omitzero"`
 	// Owner is the account the key belongs to.
 	Owner string `json:"owner"`
 	// Name and Description are free text for humans.
@@ -20,32 +36,17 @@ type Key struct {
 	// DisplayPrefix is the key's first characters (for example
 	// "kg_live_8fQ2xZ"), which identify it in lists and logs.
 	DisplayPrefix string `json:"key_prefix"`
-	// Permissions the key grants, sorted.
-	Permissions Permissions `json:"permissions"`
-	// ProjectID limits the key to one project; "" means account-wide.
-	ProjectID string `json:"project_id,omitempty"`
 	// Environment is the key's environment segment ("live", "test"), or ""
 	// for formats without one.
 	Environment string `json:"environment,omitempty"`
-	// Plan names the rate-limit plan or policy of the key.
-	Plan string `json:"plan,omitempty"`
 	// CreatedAt is when the key was issued.
 	CreatedAt time.Time `json:"created_at"`
-	// NotBefore, when set, is the first instant the key verifies.
-	NotBefore time.Time `json:"not_before,omitzero"`
-	// ExpiresAt, when set, is the first instant the key no longer verifies.
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
-	// RevokedAt, when set, is when the key was revoked; from then on it
-	// never verifies.
-	RevokedAt time.Time `json:"revoked_at,omitzero"`
 	// LastUsedAt is when the key was last used, as far as usage has been
 	// recorded and flushed; zero if never. [Service.Get] and [Service.List]
 	// fill it from the store's [UsageStore]; stores need not keep it.
 	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 	// ReplacedBy is the ID of the key that replaced this one in a rotation.
 	ReplacedBy string `json:"replaced_by,omitempty"`
-	// Restrictions narrow where the key may be used.
-	Restrictions Restrictions `json:"restrictions,omitzero"`
 	// Metadata is free-form, for the host service.
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
@@ -92,10 +93,12 @@ func (k Key) Clone() Key {
 // Record is what a [Store] keeps for one key: its description and the hash
 // of its text. It never holds the key text.
 type Record struct {
-	Key
 	// Hash is the digest of the key text, the lookup index of [Store.Lookup].
+	// It comes first: a lookup compares it, then reads the key's first
+	// fields, all in the record's first cache lines.
 	Hash Hash `json:"-"`
 	// HashVersion is 0 for plain SHA-256, or the [Pepper] version of an
 	// HMAC-SHA256 hash.
 	HashVersion int `json:"-"`
+	Key
 }
