@@ -36,16 +36,15 @@ const memShards = 128
 // own state: a rate.Limiter is 80 bytes with a mutex per window, while a
 // key here costs one 48-byte bucket for two windows (16 bytes of state
 // each, under the shard's lock; three or four windows take 64 bytes more)
-// plus its map entry. A bucket is kept
-// as the generic cell rate algorithm keeps it, one integer instant, so
-// every figure is exact to the nanosecond. A key is evicted
-// once every window is back to its initial state (buckets full, fixed
-// windows past their end), which loses nothing: a new bucket would be
-// identical. Memory therefore follows the number of recently active keys.
-// The key string is retained, not copied.
+// plus its map entry. A bucket is kept as the generic cell rate algorithm
+// keeps it, one integer instant, so every figure is exact to the
+// nanosecond. A key is evicted once every window is back to its initial
+// state (buckets full, fixed windows past their end), which loses
+// nothing: a new bucket would be identical. Memory therefore follows the
+// number of recently active keys. The key string is retained, not copied.
 type Memory struct {
-	// shards come first: the struct's size class keeps it 64-byte
-	// aligned, so each shard is one cache line of its own.
+	// shards come first: Go's allocator starts an object this large on a
+	// 64-byte boundary, so each shard is one cache line of its own.
 	shards [memShards]memShard
 	now    func() int64 // unix nanoseconds
 	stop   chan struct{}
