@@ -2,22 +2,19 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/internal/redistest"
 )
 
 const adminToken = "admin_test_token"
@@ -46,51 +43,21 @@ type env struct {
 	clock *clock
 }
 
-// redisURLForTest returns the Redis to test against, skipping (or failing
-// under KEYGATE_REQUIRE_REDIS=1) when there is none.
-func redisURLForTest(t *testing.T) string {
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	require.NoError(t, err)
-	c := redis.NewClient(opts)
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("KEYGATE_REQUIRE_REDIS") == "1" {
-			t.Fatalf("KEYGATE_REQUIRE_REDIS=1 but Redis at %s is unreachable: %v", url, err)
-		}
-		t.Skipf("no Redis at %s (%v); set REDIS_URL to run the Redis tests", url, err)
-	}
-	return url
-}
-
-func start(t *testing.T, redisURL string) *env {
+// start serves the reference service on the memory store, or on the test
+// Redis in a namespace of its own.
+func start(t *testing.T, onRedis bool) *env {
 	c := &clock{t: time.Now().UTC().Truncate(time.Second)}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	ns := "kgtest-srv-" + hex.EncodeToString(b[:])
-	srv, err := newServer(serverConfig{RedisURL: redisURL, Namespace: ns, AdminToken: adminToken, Clock: c.Now})
+	cfg := serverConfig{Namespace: "kgtest-srv", AdminToken: adminToken, Clock: c.Now}
+	if onRedis {
+		cfg.RedisURL = redistest.URL()
+		cfg.Namespace = redistest.Name(t, redistest.Client(t), "srv")
+	}
+	srv, err := newServer(cfg)
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.handler)
 	t.Cleanup(func() {
 		ts.Close()
 		_ = srv.Close()
-		if redisURL != "" {
-			opts, _ := redis.ParseURL(redisURL)
-			client := redis.NewClient(opts)
-			defer client.Close()
-			ctx := context.Background()
-			for _, pattern := range []string{"{" + ns + "}:*", ns + ":rl:*"} {
-				iter := client.Scan(ctx, 0, pattern, 1000).Iterator()
-				for iter.Next(ctx) {
-					client.Del(ctx, iter.Val())
-				}
-			}
-		}
 	})
 	return &env{t: t, url: ts.URL, clock: c}
 }
@@ -139,14 +106,14 @@ func (e *env) create(account string, body map[string]any) (id, key string) {
 	return r.body["id"].(string), r.body["api_key"].(string)
 }
 
-func TestReferenceServiceMemory(t *testing.T) { walkSeedFlows(t, start(t, "")) }
+func TestReferenceServiceMemory(t *testing.T) { walkSeedFlows(t, start(t, false)) }
 
 func TestEmptyAdminTokenIsRefused(t *testing.T) {
 	_, err := newServer(serverConfig{})
 	require.Error(t, err)
 }
 
-func TestReferenceServiceRedis(t *testing.T) { walkSeedFlows(t, start(t, redisURLForTest(t))) }
+func TestReferenceServiceRedis(t *testing.T) { walkSeedFlows(t, start(t, true)) }
 
 // walkSeedFlows exercises every promise of the seed documents end to end.
 func walkSeedFlows(t *testing.T, e *env) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 )
@@ -31,10 +32,10 @@ return s`)
 // from one goroutine and from 64.
 func BenchmarkRedis(b *testing.B) {
 	ctx := context.Background()
-	client := newClient(b)
+	client := redistest.Client(b)
 	h := &hook{}
 	client.AddHook(h)
-	p := prefix(b, client)
+	p := redistest.Name(b, client, "rl") + ":"
 	l, err := redislimit.New(client, redislimit.Config{Prefix: p})
 	if err != nil {
 		b.Fatal(err)

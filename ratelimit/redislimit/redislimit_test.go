@@ -2,11 +2,8 @@ package redislimit_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,53 +13,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/ratelimittest"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 )
 
-// newClient connects to $REDIS_URL (default the local server). Without
-// Redis it skips, unless KEYGATE_REQUIRE_REDIS=1 (as in CI) makes it fail.
-func newClient(t testing.TB) *redis.Client {
-	t.Helper()
-	url := os.Getenv("REDIS_URL")
-	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
-	}
-	opts, err := redis.ParseURL(url)
-	require.NoError(t, err)
-	client := redis.NewClient(opts)
-	t.Cleanup(func() { _ = client.Close() })
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := client.Ping(ctx).Err(); err != nil {
-		if os.Getenv("KEYGATE_REQUIRE_REDIS") == "1" {
-			t.Fatalf("KEYGATE_REQUIRE_REDIS=1 but Redis at %s is unreachable: %v", url, err)
-		}
-		t.Skipf("no Redis at %s (%v); set REDIS_URL to run the Redis tests", url, err)
-	}
-	return client
-}
-
-// prefix returns a fresh key prefix whose keys are deleted after the test.
-func prefix(t testing.TB, client redis.UniversalClient) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	p := "kgtest-rl-" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := client.Scan(ctx, 0, p+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			client.Del(ctx, iter.Val())
-		}
-	})
-	return p
-}
-
 func TestBehaviour(t *testing.T) {
-	client := newClient(t)
+	client := redistest.Client(t)
 	ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
-		l, err := redislimit.New(client, redislimit.Config{Prefix: prefix(t, client), Clock: now})
+		l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":", Clock: now})
 		require.NoError(t, err)
 		return l
 	})
@@ -71,13 +31,13 @@ func TestBehaviour(t *testing.T) {
 // Two limiters on separate connections, 8 goroutines each, one key, a
 // 100/min policy, Redis server time: exactly 100 pass.
 func TestInstancesShareTheLimit(t *testing.T) {
-	base := newClient(t)
-	p := prefix(t, base)
+	base := redistest.Client(t)
+	p := redistest.Name(t, base, "rl") + ":"
 	policy := ratelimit.MustPolicy("hammer", ratelimit.PerMinute(100))
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
 	for range 2 {
-		l, err := redislimit.New(newClient(t), redislimit.Config{Prefix: p})
+		l, err := redislimit.New(redistest.Client(t), redislimit.Config{Prefix: p})
 		require.NoError(t, err)
 		for range 8 {
 			wg.Add(1)
@@ -112,10 +72,10 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 }
 
 func TestOneRoundTripForAllWindows(t *testing.T) {
-	client := newClient(t)
+	client := redistest.Client(t)
 	h := &hook{}
 	client.AddHook(h)
-	l, err := redislimit.New(client, redislimit.Config{Prefix: prefix(t, client)})
+	l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":"})
 	require.NoError(t, err)
 	ctx := context.Background()
 	policy := ratelimit.MustPolicy("four", ratelimit.PerMinute(10), ratelimit.PerHour(100), ratelimit.PerDay(1000),
@@ -155,8 +115,8 @@ func TestFailOpenAndClosed(t *testing.T) {
 }
 
 func TestSubMicrosecondRateIsRejected(t *testing.T) {
-	client := newClient(t)
-	l, err := redislimit.New(client, redislimit.Config{Prefix: prefix(t, client)})
+	client := redistest.Client(t)
+	l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":"})
 	require.NoError(t, err)
 	fast := ratelimit.MustPolicy("fast", ratelimit.Window{Limit: 2_000_000, Period: time.Second})
 	_, err = l.Allow(context.Background(), "k", fast, 1)
@@ -173,8 +133,8 @@ func TestNewRejects(t *testing.T) {
 // State expires once idle: never before its windows are whole again, at
 // most a minute after.
 func TestStateExpiresWhenIdle(t *testing.T) {
-	client := newClient(t)
-	p := prefix(t, client)
+	client := redistest.Client(t)
+	p := redistest.Name(t, client, "rl") + ":"
 	l, err := redislimit.New(client, redislimit.Config{Prefix: p})
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -201,8 +161,8 @@ func TestStateExpiresWhenIdle(t *testing.T) {
 // whose windows changed under the same name) starts afresh; a value of
 // another type is an error, never a decision.
 func TestForeignState(t *testing.T) {
-	client := newClient(t)
-	p := prefix(t, client)
+	client := redistest.Client(t)
+	p := redistest.Name(t, client, "rl") + ":"
 	l, err := redislimit.New(client, redislimit.Config{Prefix: p})
 	require.NoError(t, err)
 	ctx := context.Background()
@@ -218,8 +178,8 @@ func TestForeignState(t *testing.T) {
 }
 
 func TestHugeWindowIsRejected(t *testing.T) {
-	client := newClient(t)
-	l, err := redislimit.New(client, redislimit.Config{Prefix: prefix(t, client)})
+	client := redistest.Client(t)
+	l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":"})
 	require.NoError(t, err)
 	for _, w := range []ratelimit.Window{
 		{Limit: 1, Period: 200 * 365 * 24 * time.Hour},
@@ -234,8 +194,8 @@ func TestHugeWindowIsRejected(t *testing.T) {
 // Each window count has its own script; every one of them decides, and
 // counts every window.
 func TestEveryWindowCount(t *testing.T) {
-	client := newClient(t)
-	l, err := redislimit.New(client, redislimit.Config{Prefix: prefix(t, client)})
+	client := redistest.Client(t)
+	l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":"})
 	require.NoError(t, err)
 	windows := []ratelimit.Window{ratelimit.PerMinute(10), ratelimit.PerDay(20), ratelimit.PerHour(30),
 		{Name: "week", Limit: 40, Period: 7 * 24 * time.Hour, Fixed: true}}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/memstore"
 )
@@ -13,7 +14,7 @@ import (
 // BenchmarkFloorGET is one bare round trip: a GET of a missing key.
 func BenchmarkFloorGET(b *testing.B) {
 	ctx := context.Background()
-	client := newClient(b)
+	client := redistest.Client(b)
 	for b.Loop() {
 		_ = client.Get(ctx, "{keygate-bench}:missing").Err()
 	}
@@ -23,7 +24,7 @@ func BenchmarkFloorGET(b *testing.B) {
 // without a cache (one GET) and Redis behind the cache.
 func BenchmarkVerify(b *testing.B) {
 	ctx := context.Background()
-	client := newClient(b)
+	client := redistest.Client(b)
 	hook := &roundTrips{}
 	client.AddHook(hook)
 	cached, err := cachestore.New(newStore(b, client), cachestore.Config{})
@@ -70,7 +71,7 @@ func BenchmarkVerify(b *testing.B) {
 // counts them with a go-redis hook); the flush after the loop is one call.
 func BenchmarkRecordUsage(b *testing.B) {
 	ctx := context.Background()
-	client := newClient(b)
+	client := redistest.Client(b)
 	hook := &roundTrips{}
 	client.AddHook(hook)
 	_, rs, svc := newStack(b, client)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/redisstore"
 )
@@ -86,7 +87,7 @@ func (p *proxy) restore() {
 }
 
 func proxiedClient(t testing.TB, p *proxy) *redis.Client {
-	opts, err := redis.ParseURL(redisURL())
+	opts, err := redis.ParseURL(redistest.URL())
 	require.NoError(t, err)
 	opts.Addr = p.addr
 	opts.DialTimeout = 200 * time.Millisecond
@@ -125,10 +126,10 @@ func storeFailure(t *testing.T, err error) {
 // second, by pub/sub, although its cache TTL is an hour.
 func TestRevocationReachesOtherInstances(t *testing.T) {
 	ctx := context.Background()
-	base := newClient(t)
-	ns := namespace(t, base)
+	base := redistest.Client(t)
+	ns := redistest.Name(t, base, "store")
 	stack := func() (*apikey.Service, *cachestore.Store) {
-		client := newClient(t)
+		client := redistest.Client(t)
 		rs, err := redisstore.New(client, redisstore.Config{Namespace: ns})
 		require.NoError(t, err)
 		cs, err := cachestore.New(rs, cachestore.Config{TTL: time.Hour, StaleTTL: time.Hour})
@@ -173,8 +174,8 @@ func TestRevocationReachesOtherInstances(t *testing.T) {
 // invalidation feed reports the outage and reconnects.
 func TestConnectionDropAndRecovery(t *testing.T) {
 	ctx := context.Background()
-	base := newClient(t)
-	ns := namespace(t, base)
+	base := redistest.Client(t)
+	ns := redistest.Name(t, base, "store")
 	p := startProxy(t, base.Options().Addr)
 	rs, err := redisstore.New(proxiedClient(t, p), redisstore.Config{Namespace: ns})
 	require.NoError(t, err)
@@ -217,7 +218,7 @@ func TestUnreachableAtStart(t *testing.T) {
 }
 
 func TestDeadlineIsHonoured(t *testing.T) {
-	client := newClient(t)
+	client := redistest.Client(t)
 	rs := newStore(t, client)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
@@ -229,7 +230,7 @@ func TestDeadlineIsHonoured(t *testing.T) {
 
 func TestCorruptRecordIsAnError(t *testing.T) {
 	ctx := context.Background()
-	client := newClient(t)
+	client := redistest.Client(t)
 	ns, _, svc := newStack(t, client)
 	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
 	require.NoError(t, err)

@@ -8,13 +8,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/redistest"
 )
 
 // Every byte the store writes to Redis is free of the key text: the raw
 // values of every key of the namespace are scanned for it.
 func TestRedisHoldsNoPlaintext(t *testing.T) {
 	ctx := context.Background()
-	client := newClient(t)
+	client := redistest.Client(t)
 	ns, rs, svc := newStack(t, client)
 
 	var hidden []string

@@ -9,13 +9,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/redistest"
 )
 
 // Every operation's round trips, with scripts already loaded. BENCHMARKS.md
 // quotes this table; the test keeps it true.
 func TestRoundTripsPerOperation(t *testing.T) {
 	ctx := context.Background()
-	client := newClient(t)
+	client := redistest.Client(t)
 	hook := &roundTrips{}
 	client.AddHook(hook)
 	_, rs, svc := newStack(t, client)
