@@ -102,3 +102,19 @@ type Record struct {
 	HashVersion int `json:"-"`
 	Key
 }
+
+// Retire applies a rotation to r, the copy of a stored record that a
+// [Store] is about to write back: ReplacedBy becomes replacementID and
+// ExpiresAt becomes retireAt, unless r already expires sooner. It fails
+// with [ErrRevoked], changing nothing, when r is revoked or already
+// replaced. Stores call it so that every one keeps Rotate's contract alike.
+func (r *Record) Retire(replacementID string, retireAt time.Time) error {
+	if !r.RevokedAt.IsZero() || r.ReplacedBy != "" {
+		return ErrRevoked
+	}
+	r.ReplacedBy = replacementID
+	if r.ExpiresAt.IsZero() || retireAt.Before(r.ExpiresAt) {
+		r.ExpiresAt = retireAt
+	}
+	return nil
+}

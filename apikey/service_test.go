@@ -379,3 +379,33 @@ func TestPrincipal(t *testing.T) {
 	assert.Empty(t, zero.Owner())
 	assert.True(t, zero.CanAccessProject("anything"), "the zero principal is account-wide but has no permissions")
 }
+
+func TestRecordRetire(t *testing.T) {
+	later, sooner := now.Add(time.Hour), now.Add(time.Minute)
+	tests := []struct {
+		name        string
+		rec         apikey.Record
+		wantErr     error
+		wantExpires time.Time
+	}{
+		{"never expiring", apikey.Record{}, nil, later},
+		{"expiring after the grace", apikey.Record{Key: apikey.Key{ExpiresAt: now.Add(2 * time.Hour)}}, nil, later},
+		{"expiring sooner keeps its expiry", apikey.Record{Key: apikey.Key{ExpiresAt: sooner}}, nil, sooner},
+		{"revoked", apikey.Record{Key: apikey.Key{RevokedAt: now}}, apikey.ErrRevoked, time.Time{}},
+		{"already replaced", apikey.Record{Key: apikey.Key{ReplacedBy: "other"}}, apikey.ErrRevoked, time.Time{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tc.rec
+			err := tc.rec.Retire("new", later)
+			if tc.wantErr != nil {
+				require.ErrorIs(t, err, tc.wantErr)
+				assert.Equal(t, before, tc.rec, "a refused retirement changes nothing")
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, "new", tc.rec.ReplacedBy)
+			assert.Equal(t, tc.wantExpires, tc.rec.ExpiresAt)
+		})
+	}
+}

@@ -52,7 +52,8 @@ type Store interface {
 	// when it is revoked or already has ReplacedBy set (so of concurrent
 	// rotations exactly one wins), and with [ErrDuplicate] as Create does.
 	// Retiring sets ReplacedBy to replacement.ID and ExpiresAt to retireAt,
-	// unless ExpiresAt is already set and earlier. The replacement does not
+	// unless ExpiresAt is already set and earlier: [Record.Retire] does
+	// both checks and the change. The replacement does not
 	// count toward the owner's limit: it takes the old key's place.
 	Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *Record) error
 

@@ -205,18 +205,15 @@ func (s *fileStore) Rotate(_ context.Context, oldID string, retireAt time.Time, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.byID[oldID]
-	switch {
-	case old == nil:
+	if old == nil {
 		return apikey.ErrNotFound
-	case !old.RevokedAt.IsZero() || old.ReplacedBy != "":
-		return apikey.ErrRevoked
-	case s.byID[replacement.ID] != nil || s.byHash[replacement.Hash] != nil:
-		return apikey.ErrDuplicate
 	}
 	retired := *old
-	retired.ReplacedBy = replacement.ID
-	if retired.ExpiresAt.IsZero() || retireAt.Before(retired.ExpiresAt) {
-		retired.ExpiresAt = retireAt
+	if err := retired.Retire(replacement.ID, retireAt); err != nil {
+		return err
+	}
+	if s.byID[replacement.ID] != nil || s.byHash[replacement.Hash] != nil {
+		return apikey.ErrDuplicate
 	}
 	return s.change([]*apikey.Record{&retired, replacement}, nil)
 }

@@ -146,19 +146,15 @@ func (s *Store) Rotate(_ context.Context, oldID string, retireAt time.Time, repl
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.byID[oldID]
-	switch {
-	case old == nil:
+	if old == nil {
 		return apikey.ErrNotFound
-	case !old.RevokedAt.IsZero() || old.ReplacedBy != "":
-		return apikey.ErrRevoked
+	}
+	retired := *old
+	if err := retired.Retire(replacement.ID, retireAt); err != nil {
+		return err
 	}
 	if err := s.checkNew(replacement); err != nil {
 		return err
-	}
-	retired := *old
-	retired.ReplacedBy = replacement.ID
-	if retired.ExpiresAt.IsZero() || retireAt.Before(retired.ExpiresAt) {
-		retired.ExpiresAt = retireAt
 	}
 	s.put(&retired)
 	s.put(replacement)

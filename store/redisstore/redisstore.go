@@ -342,12 +342,8 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
 // Rotate implements [apikey.Store].
 func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record) error {
 	return s.update(ctx, "rotate", oldID, replacement, func(rec *apikey.Record) (bool, error) {
-		if !rec.RevokedAt.IsZero() || rec.ReplacedBy != "" {
-			return false, apikey.ErrRevoked
-		}
-		rec.ReplacedBy = replacement.ID
-		if rec.ExpiresAt.IsZero() || retireAt.Before(rec.ExpiresAt) {
-			rec.ExpiresAt = retireAt
+		if err := rec.Retire(replacement.ID, retireAt); err != nil {
+			return false, err
 		}
 		return true, nil
 	})
