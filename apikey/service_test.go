@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,31 +12,15 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/testclock"
 	"github.com/keygate/keygate/store/memstore"
 )
 
 var now = time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newTestService(t testing.TB, cfg apikey.Config) (*apikey.Service, *memstore.Store, *fakeClock) {
+func newTestService(t testing.TB, cfg apikey.Config) (*apikey.Service, *memstore.Store, *testclock.Clock) {
 	t.Helper()
-	clock := &fakeClock{t: now}
+	clock := testclock.New(now)
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Now
 	}

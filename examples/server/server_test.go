@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,38 +14,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/internal/testclock"
 )
 
 const adminToken = "admin_test_token"
 
-// clock is the server's clock in the tests.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type env struct {
 	t     *testing.T
 	url   string
-	clock *clock
+	clock *testclock.Clock
 }
 
 // start serves the reference service on the memory store, or on the test
 // Redis in a namespace of its own.
 func start(t *testing.T, onRedis bool) *env {
-	c := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	c := testclock.New(time.Now().Truncate(time.Second))
 	cfg := serverConfig{Namespace: "kgtest-srv", AdminToken: adminToken, Clock: c.Now}
 	if onRedis {
 		cfg.RedisURL = redistest.URL()

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/keygate/keygate/internal/testclock"
 	"github.com/keygate/keygate/ratelimit"
 )
 
@@ -25,19 +26,12 @@ import (
 // end.
 var start = time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
 
-// Clock is the manual clock the suite hands to limiters.
-type clock struct{ ns atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
-func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-func (c *clock) Set(t time.Time)         { c.ns.Store(t.UnixNano()) }
-
 // Run runs the suite as subtests of t. newLimiter must return a fresh
 // limiter, with no state for any key, that reads the time from now.
 func Run(t *testing.T, newLimiter func(t *testing.T, now func() time.Time) ratelimit.Limiter) {
 	tests := []struct {
 		name string
-		fn   func(*testing.T, ratelimit.Limiter, *clock)
+		fn   func(*testing.T, ratelimit.Limiter, *testclock.Clock)
 	}{
 		{"EleventhOfTenPerMinuteIsDenied", testMinute},
 		{"DayWindowIsAFixedUTCDay", testDay},
@@ -51,8 +45,7 @@ func Run(t *testing.T, newLimiter func(t *testing.T, now func() time.Time) ratel
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &clock{}
-			c.Set(start)
+			c := testclock.New(start)
 			tc.fn(t, newLimiter(t, c.Now), c)
 		})
 	}
@@ -75,7 +68,7 @@ func want(t *testing.T, d ratelimit.Decision, allowed bool, remaining int64, ret
 	}
 }
 
-func testMinute(t *testing.T, l ratelimit.Limiter, c *clock) {
+func testMinute(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10))
 	for i := range 10 {
 		d := allow(t, l, "k", p, 1)
@@ -96,7 +89,7 @@ func testMinute(t *testing.T, l ratelimit.Limiter, c *clock) {
 	want(t, allow(t, l, "k", p, 1), false, 0, 6*time.Second)
 }
 
-func testDay(t *testing.T, l ratelimit.Limiter, c *clock) {
+func testDay(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(15))
 	for range 10 {
 		allow(t, l, "k", p, 1)
@@ -125,7 +118,7 @@ func testDay(t *testing.T, l ratelimit.Limiter, c *clock) {
 	}
 }
 
-func testAllOrNothing(t *testing.T, l ratelimit.Limiter, c *clock) {
+func testAllOrNothing(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(12))
 	for range 10 {
 		allow(t, l, "k", p, 1)
@@ -144,14 +137,14 @@ func testAllOrNothing(t *testing.T, l ratelimit.Limiter, c *clock) {
 	}
 }
 
-func testKeys(t *testing.T, l ratelimit.Limiter, _ *clock) {
+func testKeys(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(2))
 	allow(t, l, "a", p, 2)
 	want(t, allow(t, l, "a", p, 1), false, 0, 30*time.Second)
 	want(t, allow(t, l, "b", p, 1), true, 1, 0)
 }
 
-func testCosts(t *testing.T, l ratelimit.Limiter, _ *clock) {
+func testCosts(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10))
 	for _, cost := range []int64{0, -1, 11} {
 		if _, err := l.Allow(context.Background(), "k", p, cost); !errors.Is(err, ratelimit.ErrInvalidCost) {
@@ -163,7 +156,7 @@ func testCosts(t *testing.T, l ratelimit.Limiter, _ *clock) {
 	want(t, allow(t, l, "k", p, 6), true, 0, 0)
 }
 
-func testClockBack(t *testing.T, l ratelimit.Limiter, c *clock) {
+func testClockBack(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10))
 	allow(t, l, "k", p, 10)
 	c.Advance(-time.Minute)
@@ -177,7 +170,7 @@ func testClockBack(t *testing.T, l ratelimit.Limiter, c *clock) {
 	}
 }
 
-func testConcurrent(t *testing.T, l ratelimit.Limiter, _ *clock) {
+func testConcurrent(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(100))
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
@@ -203,7 +196,7 @@ func testConcurrent(t *testing.T, l ratelimit.Limiter, _ *clock) {
 	}
 }
 
-func testTightest(t *testing.T, l ratelimit.Limiter, _ *clock) {
+func testTightest(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(1000))
 	d := allow(t, l, "k", p, 1)
 	if d.Tightest != 0 || d.Limit != 10 || d.Remaining != 9 {
@@ -216,7 +209,7 @@ func testTightest(t *testing.T, l ratelimit.Limiter, _ *clock) {
 	}
 }
 
-func testFourWindows(t *testing.T, l ratelimit.Limiter, _ *clock) {
+func testFourWindows(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	week := ratelimit.Window{Name: "week", Limit: 5, Period: 7 * 24 * time.Hour, Fixed: true}
 	p := ratelimit.MustPolicy("t4", ratelimit.PerMinute(10), ratelimit.PerHour(100), ratelimit.PerDay(1000), week)
 	for i := range 5 {

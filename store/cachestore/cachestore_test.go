@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/testclock"
 	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/memstore"
 	"github.com/keygate/keygate/store/storetest"
@@ -59,15 +60,9 @@ func (f *feed) WatchInvalidations(ctx context.Context, invalidate func(apikey.Ha
 	return nil
 }
 
-type clock struct{ t atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Unix(0, c.t.Load()) }
-func (c *clock) Advance(d time.Duration) { c.t.Add(int64(d)) }
-
-func setup(t *testing.T, cfg cachestore.Config) (*cachestore.Store, *counting, *clock, apikey.Record) {
+func setup(t *testing.T, cfg cachestore.Config) (*cachestore.Store, *counting, *testclock.Clock, apikey.Record) {
 	t.Helper()
-	c := &clock{}
-	c.t.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	c := testclock.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	cfg.Clock = c.Now
 	inner := &counting{Store: memstore.New()}
 	s, err := cachestore.New(inner, cfg)
@@ -159,7 +154,7 @@ func TestInvalidationDuringLookupWins(t *testing.T) {
 // the feed's health empties the cache.
 func TestUnhealthyFeedBoundsStaleness(t *testing.T) {
 	ctx := context.Background()
-	c := &clock{}
+	c := &testclock.Clock{}
 	inner := &counting{Store: memstore.New()}
 	f := &feed{counting: inner, ready: make(chan struct{})}
 	s, err := cachestore.New(f, cachestore.Config{TTL: time.Hour, StaleTTL: time.Second, Clock: c.Now})

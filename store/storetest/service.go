@@ -10,29 +10,12 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/testclock"
 )
 
-// clock is a manual clock for the service tests.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newService(t *testing.T, s apikey.Store) (*apikey.Service, *clock) {
+func newService(t *testing.T, s apikey.Store) (*apikey.Service, *testclock.Clock) {
 	t.Helper()
-	c := &clock{now: epoch}
+	c := testclock.New(epoch)
 	svc, err := apikey.New(s, apikey.Config{Clock: c.Now})
 	if err != nil {
 		t.Fatalf("apikey.New: %v", err)
