@@ -9,9 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/ratelimit"
-	"github.com/keygate/keygate/ratelimit/redislimit"
 )
 
 // noop is the floor: a script that takes one key and does nothing, called
@@ -32,14 +30,9 @@ return s`)
 // from one goroutine and from 64.
 func BenchmarkRedis(b *testing.B) {
 	ctx := context.Background()
-	client := redistest.Client(b)
+	l, client, p := newLimiter(b)
 	h := &hook{}
 	client.AddHook(h)
-	p := redistest.Name(b, client, "rl") + ":"
-	l, err := redislimit.New(client, redislimit.Config{Prefix: p})
-	if err != nil {
-		b.Fatal(err)
-	}
 	policy := ratelimit.MustPolicy("bench", ratelimit.Window{Name: "min", Limit: 10_000_000, Period: 60e9}, ratelimit.PerDay(1<<50))
 	run := map[string]func(key string) error{
 		"floor=noop-script": func(key string) error { return noop.Run(ctx, client, []string{key}).Err() },

@@ -19,6 +19,17 @@ import (
 	"github.com/keygate/keygate/ratelimit/redislimit"
 )
 
+// newLimiter returns a limiter under a fresh prefix on the test Redis, its
+// client and the prefix.
+func newLimiter(t testing.TB) (*redislimit.Limiter, *redis.Client, string) {
+	t.Helper()
+	client := redistest.Client(t)
+	p := redistest.Name(t, client, "rl") + ":"
+	l, err := redislimit.New(client, redislimit.Config{Prefix: p})
+	require.NoError(t, err)
+	return l, client, p
+}
+
 func TestBehaviour(t *testing.T) {
 	client := redistest.Client(t)
 	ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
@@ -72,15 +83,13 @@ func (h *hook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Process
 }
 
 func TestOneRoundTripForAllWindows(t *testing.T) {
-	client := redistest.Client(t)
+	l, client, _ := newLimiter(t)
 	h := &hook{}
 	client.AddHook(h)
-	l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":"})
-	require.NoError(t, err)
 	ctx := context.Background()
 	policy := ratelimit.MustPolicy("four", ratelimit.PerMinute(10), ratelimit.PerHour(100), ratelimit.PerDay(1000),
 		ratelimit.Window{Name: "week", Limit: 5000, Period: 7 * 24 * time.Hour, Fixed: true})
-	_, err = l.Allow(ctx, "warm", policy, 1) // loads the script
+	_, err := l.Allow(ctx, "warm", policy, 1) // loads the script
 	require.NoError(t, err)
 	before := h.n.Load()
 	for range 10 {
@@ -115,11 +124,9 @@ func TestFailOpenAndClosed(t *testing.T) {
 }
 
 func TestSubMicrosecondRateIsRejected(t *testing.T) {
-	client := redistest.Client(t)
-	l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":"})
-	require.NoError(t, err)
+	l, _, _ := newLimiter(t)
 	fast := ratelimit.MustPolicy("fast", ratelimit.Window{Limit: 2_000_000, Period: time.Second})
-	_, err = l.Allow(context.Background(), "k", fast, 1)
+	_, err := l.Allow(context.Background(), "k", fast, 1)
 	require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy)
 }
 
@@ -133,10 +140,7 @@ func TestNewRejects(t *testing.T) {
 // State expires once idle: never before its windows are whole again, at
 // most a minute after.
 func TestStateExpiresWhenIdle(t *testing.T) {
-	client := redistest.Client(t)
-	p := redistest.Name(t, client, "rl") + ":"
-	l, err := redislimit.New(client, redislimit.Config{Prefix: p})
-	require.NoError(t, err)
+	l, client, p := newLimiter(t)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		policy   *ratelimit.Policy
@@ -161,10 +165,7 @@ func TestStateExpiresWhenIdle(t *testing.T) {
 // whose windows changed under the same name) starts afresh; a value of
 // another type is an error, never a decision.
 func TestForeignState(t *testing.T) {
-	client := redistest.Client(t)
-	p := redistest.Name(t, client, "rl") + ":"
-	l, err := redislimit.New(client, redislimit.Config{Prefix: p})
-	require.NoError(t, err)
+	l, client, p := newLimiter(t)
 	ctx := context.Background()
 	policy := ratelimit.MustPolicy("one", ratelimit.PerMinute(1))
 	require.NoError(t, client.Set(ctx, p+"{short}:one", "garbage", time.Minute).Err())
@@ -178,15 +179,13 @@ func TestForeignState(t *testing.T) {
 }
 
 func TestHugeWindowIsRejected(t *testing.T) {
-	client := redistest.Client(t)
-	l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":"})
-	require.NoError(t, err)
+	l, _, _ := newLimiter(t)
 	for _, w := range []ratelimit.Window{
 		{Limit: 1, Period: 200 * 365 * 24 * time.Hour},
 		{Limit: 1 << 53, Period: 200 * 365 * 24 * time.Hour, Fixed: true},
 		{Limit: 1, Burst: 1 << 40, Period: time.Hour},
 	} {
-		_, err = l.Allow(context.Background(), "k", ratelimit.MustPolicy("huge", w), 1)
+		_, err := l.Allow(context.Background(), "k", ratelimit.MustPolicy("huge", w), 1)
 		require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy, "%+v", w)
 	}
 }
@@ -194,9 +193,7 @@ func TestHugeWindowIsRejected(t *testing.T) {
 // Each window count has its own script; every one of them decides, and
 // counts every window.
 func TestEveryWindowCount(t *testing.T) {
-	client := redistest.Client(t)
-	l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":"})
-	require.NoError(t, err)
+	l, _, _ := newLimiter(t)
 	windows := []ratelimit.Window{ratelimit.PerMinute(10), ratelimit.PerDay(20), ratelimit.PerHour(30),
 		{Name: "week", Limit: 40, Period: 7 * 24 * time.Hour, Fixed: true}}
 	for n := 1; n <= ratelimit.MaxWindows; n++ {
