@@ -3,7 +3,6 @@ package ratelimit
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"math"
 	"sync"
 	"time"
@@ -158,18 +157,10 @@ func shardOf(key string) int {
 	return int((x * 0x9e3779b97f4a7c15) >> (64 - 7))
 }
 
-// costError explains why cost cannot be taken under p.
-func costError(p *Policy, cost int64) error {
-	if p == nil {
-		return fmt.Errorf("%w: nil policy", ErrInvalidPolicy)
-	}
-	return fmt.Errorf("%w: %d is not between 1 and the smallest window capacity %d", ErrInvalidCost, cost, p.maxCost)
-}
-
 // Allow implements [Limiter]. It never fails for a valid request.
 func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (d Decision, err error) {
 	if p == nil || cost <= 0 || cost > p.maxCost {
-		return Decision{}, costError(p, cost)
+		return Decision{}, p.CheckCost(cost)
 	}
 	sh := &m.shards[shardOf(key)]
 	// d is the named result: built in place, never copied out.

@@ -35,3 +35,20 @@ func TestPlans(t *testing.T) {
 	ps.Override("k1", nil)
 	assert.Same(t, ratelimit.Free, ps.Resolve("k1", "free"))
 }
+
+func TestCheckCost(t *testing.T) {
+	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(5))
+	for _, tc := range []struct {
+		cost int64
+		want error
+	}{{1, nil}, {5, nil}, {0, ratelimit.ErrInvalidCost}, {-1, ratelimit.ErrInvalidCost}, {6, ratelimit.ErrInvalidCost}} {
+		err := p.CheckCost(tc.cost)
+		if tc.want == nil {
+			assert.NoError(t, err, "cost %d", tc.cost)
+		} else {
+			assert.ErrorIs(t, err, tc.want, "cost %d", tc.cost)
+		}
+	}
+	var none *ratelimit.Policy
+	assert.ErrorIs(t, none.CheckCost(1), ratelimit.ErrInvalidPolicy)
+}

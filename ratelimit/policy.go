@@ -128,6 +128,20 @@ func MustPolicy(name string, windows ...Window) *Policy {
 	return p
 }
 
+// CheckCost reports whether a request of cost can ever pass p. It fails
+// with [ErrInvalidCost] for a cost of 0 or less or above the smallest
+// window's capacity, and with [ErrInvalidPolicy] for a nil policy.
+// Limiters call it, so that every one refuses the same requests alike.
+func (p *Policy) CheckCost(cost int64) error {
+	switch {
+	case p == nil:
+		return fmt.Errorf("%w: nil policy", ErrInvalidPolicy)
+	case cost <= 0 || cost > p.maxCost:
+		return fmt.Errorf("%w: %d is not between 1 and the smallest window capacity %d", ErrInvalidCost, cost, p.maxCost)
+	}
+	return nil
+}
+
 // Name returns the policy's name.
 func (p *Policy) Name() string { return p.name }
 

@@ -229,19 +229,14 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 // Allow implements [ratelimit.Limiter] with one script call, one round
 // trip.
 func (l *Limiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, cost int64) (ratelimit.Decision, error) {
-	if p == nil {
-		return ratelimit.Decision{}, fmt.Errorf("%w: nil policy", ratelimit.ErrInvalidPolicy)
+	if err := p.CheckCost(cost); err != nil {
+		return ratelimit.Decision{}, err
 	}
 	sc := l.scriptFor(p)
 	if sc.err != nil {
 		return ratelimit.Decision{}, sc.err
 	}
 	n := len(sc.iv)
-	for i := range n {
-		if w := p.Window(i); cost <= 0 || cost > w.Burst {
-			return ratelimit.Decision{}, fmt.Errorf("%w: %d is not between 1 and window %d's capacity %d", ratelimit.ErrInvalidCost, cost, i, w.Burst)
-		}
-	}
 	args := sc.args
 	if cost != 1 || l.cfg.Clock != nil {
 		at, spec := "", sc.spec
