@@ -1,6 +1,6 @@
 module github.com/keygate/keygate
 
-go 1.25.0
+go 1.26
 
 require (
 	github.com/redis/go-redis/v9 v9.22.0

@@ -30,9 +30,13 @@ var (
 	// owner. A key that belongs to another owner is reported the same way.
 	ErrNotFound = errors.New("apikey: key not found")
 
-	// ErrRevoked reports a management operation on a key that is revoked
-	// or already replaced by a rotation.
+	// ErrRevoked reports a management operation on a revoked key.
 	ErrRevoked = errors.New("apikey: key revoked")
+
+	// ErrRotated reports a rotation of a key that a rotation has already
+	// replaced (it may still verify, inside its grace period): rotate its
+	// replacement instead.
+	ErrRotated = errors.New("apikey: key already rotated")
 
 	// ErrTooManyKeys reports that the owner already has the maximum number
 	// of active keys. The error text includes the limit.
@@ -80,6 +84,10 @@ func (e *LimitError) Error() string {
 
 // Is reports whether target is [ErrTooManyKeys].
 func (e *LimitError) Is(target error) bool { return target == ErrTooManyKeys }
+
+// errNoRecord reports a store that broke its contract by answering with
+// neither a record nor an error: a store failure, never "invalid key".
+var errNoRecord = errors.New("apikey: the store returned neither a record nor an error")
 
 func invalid(field, format string, args ...any) error {
 	return &InputError{Field: field, Reason: fmt.Sprintf(format, args...)}

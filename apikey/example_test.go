@@ -53,7 +53,7 @@ func ExampleNewFormat() {
 		panic(err)
 	}
 	s, _ := f.Generate("")
-	fmt.Println(len(s.Reveal()), s.DisplayPrefix()[:4])
+	fmt.Println(len(s.Reveal()), s.Reveal()[:4])
 
 	_, err = f.Parse("idc_tooShort")
 	fmt.Println(err, errors.Is(err, apikey.ErrMalformed))

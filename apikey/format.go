@@ -10,23 +10,23 @@ import (
 
 // Limits of a [FormatConfig].
 const (
-	// MinBodyLength is the shortest random body: 22 base62 characters
+	// minBodyLength is the shortest random body: 22 base62 characters
 	// carry 130.9 bits of entropy, the first length at or above 128 bits.
-	MinBodyLength = 22
-	// MaxBodyLength is the longest random body.
-	MaxBodyLength = 64
-	// DefaultBodyLength is the body length when FormatConfig.BodyLength is 0.
-	DefaultBodyLength = 32
-	// DefaultDisplayLength is how many leading characters of a key identify
+	minBodyLength = 22
+	// maxBodyLength is the longest random body.
+	maxBodyLength = 64
+	// defaultBodyLength is the body length when FormatConfig.BodyLength is 0.
+	defaultBodyLength = 32
+	// defaultDisplayLength is how many leading characters of a key identify
 	// it in lists and logs, unless that would reveal too much of the body.
-	DefaultDisplayLength = 14
-	// ChecksumLength is the width of the base62 CRC32 checksum.
-	ChecksumLength = 6
-	// DefaultPrefix is the prefix of [DefaultFormat]. It is deliberately
+	defaultDisplayLength = 14
+	// checksumLength is the width of the base62 CRC32 checksum.
+	checksumLength = 6
+	// defaultPrefix is the prefix of [DefaultFormat]. It is deliberately
 	// not "sk": secret scanners (GitHub push protection, gitleaks) attribute
 	// sk_live_ and sk_test_ keys to Stripe. Pick a prefix of your own so that
 	// scanners can be taught to recognise your keys.
-	DefaultPrefix = "kg"
+	defaultPrefix = "kg"
 
 	maxPrefixLength = 16
 	maxEnvLength    = 16
@@ -58,7 +58,9 @@ var base62Value = func() (t [256]byte) {
 // The zero value of each field selects its default.
 type FormatConfig struct {
 	// Prefix names the issuer, 1 to 16 lower-case letters or digits,
-	// starting with a letter. Default [DefaultPrefix].
+	// starting with a letter. Default "kg". Pick a prefix of your own:
+	// secret scanners attribute "sk_live_" and "sk_test_" to Stripe, and
+	// a distinctive prefix lets them be taught yours.
 	Prefix string
 	// Environments lists the allowed environment segments (for example
 	// "live" and "test"), each 1 to 16 lower-case letters or digits. When
@@ -66,15 +68,15 @@ type FormatConfig struct {
 	// one of them and the first is the default.
 	Environments []string
 	// BodyLength is the number of random base62 characters, from
-	// [MinBodyLength] to [MaxBodyLength]. Default [DefaultBodyLength].
+	// 22 (the first length carrying 128 bits) to 64. Default 32.
 	BodyLength int
 	// NoChecksum drops the trailing CRC32 checksum. With the checksum on
 	// (the default), a typo is caught by [Format.Parse] alone; turn it off
 	// only to reproduce an existing format exactly.
 	NoChecksum bool
 	// DisplayLength is how many leading characters form the display prefix
-	// shown in lists. Default [DefaultDisplayLength], shortened when needed
-	// so that at least [MinBodyLength] body characters stay hidden; an
+	// shown in lists. Default 14, shortened when needed so that at least
+	// 22 body characters (128 bits) stay hidden; an
 	// explicit value that reveals more is an error.
 	DisplayLength int
 }
@@ -144,18 +146,18 @@ func mustFormat(cfg FormatConfig) *Format {
 // NewFormat validates cfg and returns its [Format].
 func NewFormat(cfg FormatConfig) (*Format, error) {
 	if cfg.Prefix == "" {
-		cfg.Prefix = DefaultPrefix
+		cfg.Prefix = defaultPrefix
 	}
 	if !isLowerAlnum(cfg.Prefix, maxPrefixLength) || cfg.Prefix[0] < 'a' {
 		return nil, fmt.Errorf("%w: prefix %q must be 1 to %d lower-case letters or digits starting with a letter",
 			ErrInvalidConfig, cfg.Prefix, maxPrefixLength)
 	}
 	if cfg.BodyLength == 0 {
-		cfg.BodyLength = DefaultBodyLength
+		cfg.BodyLength = defaultBodyLength
 	}
-	if cfg.BodyLength < MinBodyLength || cfg.BodyLength > MaxBodyLength {
+	if cfg.BodyLength < minBodyLength || cfg.BodyLength > maxBodyLength {
 		return nil, fmt.Errorf("%w: body length %d outside %d..%d",
-			ErrInvalidConfig, cfg.BodyLength, MinBodyLength, MaxBodyLength)
+			ErrInvalidConfig, cfg.BodyLength, minBodyLength, maxBodyLength)
 	}
 	f := &Format{
 		prefix:   cfg.Prefix + "_",
@@ -188,21 +190,21 @@ func NewFormat(cfg FormatConfig) (*Format, error) {
 	}
 	tail := f.bodyLen
 	if f.checksum {
-		tail += ChecksumLength
+		tail += checksumLength
 	}
 	f.minLen = len(f.prefix) + shortestEnv + tail
 	f.maxLen = len(f.prefix) + longestEnv + tail
 
-	// The display prefix must leave MinBodyLength body characters hidden in
+	// The display prefix must leave minBodyLength body characters hidden in
 	// every environment, so that a listed prefix never weakens a key below
 	// 128 bits.
-	visible := len(f.prefix) + shortestEnv + f.bodyLen - MinBodyLength
+	visible := len(f.prefix) + shortestEnv + f.bodyLen - minBodyLength
 	switch {
 	case cfg.DisplayLength == 0:
-		f.display = min(DefaultDisplayLength, visible)
+		f.display = min(defaultDisplayLength, visible)
 	case cfg.DisplayLength < 0 || cfg.DisplayLength > visible:
 		return nil, fmt.Errorf("%w: display length %d must be 1..%d to keep %d body characters hidden",
-			ErrInvalidConfig, cfg.DisplayLength, visible, MinBodyLength)
+			ErrInvalidConfig, cfg.DisplayLength, visible, minBodyLength)
 	default:
 		f.display = cfg.DisplayLength
 	}
@@ -230,13 +232,6 @@ func (f *Format) hasEnv(env string) bool {
 	}
 	return false
 }
-
-// Prefix returns the key prefix without its trailing underscore.
-func (f *Format) Prefix() string { return f.prefix[:len(f.prefix)-1] }
-
-// Environments returns a copy of the allowed environments; the first is the
-// default. It is empty when keys carry no environment.
-func (f *Format) Environments() []string { return append([]string(nil), f.envs...) }
 
 // Parsed holds the parts of a key that [Format.Parse] accepted. It does not
 // hold the key itself, so it is safe to log.
@@ -291,7 +286,7 @@ func (f *Format) Parse(s string) (Parsed, error) {
 
 func (f *Format) tailLen() int {
 	if f.checksum {
-		return f.bodyLen + ChecksumLength
+		return f.bodyLen + checksumLength
 	}
 	return f.bodyLen
 }
@@ -329,7 +324,7 @@ func (f *Format) Generate(env string) (Secret, error) {
 // appendRandomBase62 appends n uniformly random base62 characters. Bytes of
 // 248 or more are rejected (248 = 4*62) so that no character is favoured.
 func appendRandomBase62(buf []byte, n int) []byte {
-	var pool [2 * MaxBodyLength]byte
+	var pool [2 * maxBodyLength]byte
 	for n > 0 {
 		// crypto/rand.Read never returns an error; it crashes the program
 		// if the system's randomness is unavailable.
@@ -348,21 +343,21 @@ func appendRandomBase62(buf []byte, n int) []byte {
 }
 
 func appendChecksum(buf []byte, sum uint32) []byte {
-	var digits [ChecksumLength]byte
+	var digits [checksumLength]byte
 	v := uint64(sum)
-	for i := ChecksumLength - 1; i >= 0; i-- {
+	for i := checksumLength - 1; i >= 0; i-- {
 		digits[i] = base62[v%62]
 		v /= 62
 	}
 	return append(buf, digits[:]...)
 }
 
-// decodeChecksum returns the value of ChecksumLength base62 digits, which
+// decodeChecksum returns the value of checksumLength base62 digits, which
 // the caller has checked. The digits are weighted independently rather
 // than in a multiply chain.
 func decodeChecksum(digits string) uint64 {
 	const b1, b2, b3, b4, b5 = 62, 62 * 62, 62 * 62 * 62, 62 * 62 * 62 * 62, 62 * 62 * 62 * 62 * 62
-	_ = digits[ChecksumLength-1]
+	_ = digits[checksumLength-1]
 	return uint64(base62Value[digits[0]])*b5 + uint64(base62Value[digits[1]])*b4 + uint64(base62Value[digits[2]])*b3 +
 		uint64(base62Value[digits[3]])*b2 + uint64(base62Value[digits[4]])*b1 + uint64(base62Value[digits[5]])
 }

@@ -13,13 +13,15 @@ import (
 // expression for the shape and, for checksummed formats, a CRC32 recomputed
 // here rather than by the package.
 var fuzzFormats = []struct {
+	name     string
 	format   *apikey.Format
+	envs     []string
 	shape    *regexp.Regexp
 	checksum bool
 }{
-	{apikey.DefaultFormat(), regexp.MustCompile(`^kg_(live|test)_[0-9A-Za-z]{38}$`), true},
-	{idcFormat, regexp.MustCompile(`^idc_[0-9A-Za-z]{32}$`), false},
-	{skFormat, regexp.MustCompile(`^sk_(live|test)_[0-9A-Za-z]{48}$`), false},
+	{"kg", apikey.DefaultFormat(), []string{"live", "test"}, regexp.MustCompile(`^kg_(live|test)_[0-9A-Za-z]{38}$`), true},
+	{"idc", idcFormat, nil, regexp.MustCompile(`^idc_[0-9A-Za-z]{32}$`), false},
+	{"sk", skFormat, []string{"live", "test"}, regexp.MustCompile(`^sk_(live|test)_[0-9A-Za-z]{48}$`), false},
 }
 
 func checksumOK(key string) bool {
@@ -36,7 +38,7 @@ func checksumOK(key string) bool {
 // testdata/fuzz/FuzzParse.
 func FuzzParse(f *testing.F) {
 	for _, ff := range fuzzFormats {
-		for _, env := range append(ff.format.Environments(), "") {
+		for _, env := range append(ff.envs, "") {
 			if s, err := ff.format.Generate(env); err == nil {
 				f.Add(s.Reveal())
 			}
@@ -49,7 +51,7 @@ func FuzzParse(f *testing.F) {
 				continue
 			}
 			if !ff.shape.MatchString(s) || (ff.checksum && !checksumOK(s)) {
-				t.Fatalf("%s format accepted %q", ff.format.Prefix(), s)
+				t.Fatalf("%s format accepted %q", ff.name, s)
 			}
 			if !strings.HasPrefix(s, parsed.DisplayPrefix) || !strings.Contains(s, "_"+parsed.Environment) {
 				t.Fatalf("parts %+v do not belong to %q", parsed, s)

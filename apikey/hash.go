@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"log/slog"
 )
 
 // Hash is the SHA-256 (or HMAC-SHA256, see [Pepper]) digest of a key's full
@@ -15,15 +14,12 @@ type Hash [32]byte
 // String returns the hash in lower-case hex.
 func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
-// IsZero reports whether h is all zero bytes, the value of a missing hash.
-func (h Hash) IsZero() bool { return h == Hash{} }
-
 // HashKey returns the plain SHA-256 hash of key, the default scheme
 // (hash version 0).
 func HashKey(key string) Hash { return sha256.Sum256(stringBytes(key)) }
 
-// MinPepperLength is the shortest accepted [Pepper] secret, in bytes.
-const MinPepperLength = 32
+// minPepperLength is the shortest accepted [Pepper] secret, in bytes.
+const minPepperLength = 32
 
 // Pepper is a server-side secret for keyed hashing: with peppers configured,
 // a store holds HMAC-SHA256(pepper, key) instead of SHA-256(key), so a
@@ -36,30 +32,20 @@ const MinPepperLength = 32
 type Pepper struct {
 	// Version identifies the pepper; at least 1 and unique.
 	Version int
-	// Secret is the key material, at least [MinPepperLength] bytes. Load it
+	// Secret is the key material, at least 32 bytes. Load it
 	// from a secret manager, never from source code.
 	Secret []byte
 }
 
-// String returns the version with the secret redacted.
-func (p Pepper) String() string {
-	return fmt.Sprintf("apikey.Pepper{Version:%d, Secret:%s}", p.Version, redacted)
-}
+// Format writes the version with the secret redacted, for every fmt verb.
+func (p Pepper) Format(f fmt.State, _ rune) { _, _ = f.Write(p.redacted()) }
 
-// GoString is [Pepper.String], for the %#v verb.
-func (p Pepper) GoString() string { return p.String() }
+// MarshalText writes the version with the secret redacted: encoding/json,
+// encoding/xml and log/slog use it.
+func (p Pepper) MarshalText() ([]byte, error) { return p.redacted(), nil }
 
-// Format writes [Pepper.String] for every fmt verb.
-func (p Pepper) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(p.String())) }
-
-// LogValue shows the version only.
-func (p Pepper) LogValue() slog.Value {
-	return slog.GroupValue(slog.Int("version", p.Version), slog.String("secret", redacted))
-}
-
-// MarshalJSON shows the version only.
-func (p Pepper) MarshalJSON() ([]byte, error) {
-	return fmt.Appendf(nil, `{"version":%d,"secret":%q}`, p.Version, redacted), nil
+func (p Pepper) redacted() []byte {
+	return fmt.Appendf(nil, "apikey.Pepper{Version:%d, Secret:%s}", p.Version, redacted)
 }
 
 // hashScheme is one way of hashing keys: version 0 is plain SHA-256, higher
@@ -88,8 +74,8 @@ func newHashSchemes(peppers []Pepper, verifyUnpeppered bool) ([]hashScheme, erro
 			return nil, fmt.Errorf("%w: pepper version %d must be 1 or more", ErrInvalidConfig, p.Version)
 		case seen[p.Version]:
 			return nil, fmt.Errorf("%w: pepper version %d listed twice", ErrInvalidConfig, p.Version)
-		case len(p.Secret) < MinPepperLength:
-			return nil, fmt.Errorf("%w: pepper version %d is shorter than %d bytes", ErrInvalidConfig, p.Version, MinPepperLength)
+		case len(p.Secret) < minPepperLength:
+			return nil, fmt.Errorf("%w: pepper version %d is shorter than %d bytes", ErrInvalidConfig, p.Version, minPepperLength)
 		}
 		seen[p.Version] = true
 		s := hashScheme{version: p.Version, keyed: true, secret: append([]byte(nil), p.Secret...)}

@@ -41,10 +41,6 @@ type Key struct {
 	Environment string `json:"environment,omitempty"`
 	// CreatedAt is when the key was issued.
 	CreatedAt time.Time `json:"created_at"`
-	// LastUsedAt is when the key was last used, as far as usage has been
-	// recorded and flushed; zero if never. [Service.Get] and [Service.List]
-	// fill it from the store's [UsageStore]; stores need not keep it.
-	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 	// ReplacedBy is the ID of the key that replaced this one in a rotation.
 	ReplacedBy string `json:"replaced_by,omitempty"`
 	// Metadata is free-form, for the host service.
@@ -60,6 +56,7 @@ const (
 	StatusPending Status = "pending" // not yet valid
 	StatusExpired Status = "expired" // past ExpiresAt, or rotated and past its grace period
 	StatusRevoked Status = "revoked"
+	StatusRotated Status = "rotated" // replaced by a rotation, verifying until its grace period ends
 )
 
 // Status returns the key's state at now. Revocation wins over expiry.
@@ -69,6 +66,8 @@ func (k *Key) Status(now time.Time) Status {
 		return StatusRevoked
 	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
 		return StatusExpired
+	case k.ReplacedBy != "":
+		return StatusRotated
 	case !k.NotBefore.IsZero() && now.Before(k.NotBefore):
 		return StatusPending
 	}
@@ -76,10 +75,14 @@ func (k *Key) Status(now time.Time) Status {
 }
 
 // Active reports whether the key counts toward its owner's limit at now:
-// neither revoked nor expired. A key that is not yet valid counts.
+// neither revoked nor expired. A key that is not yet valid counts, and so
+// does a rotated key until its grace period ends.
 func (k *Key) Active(now time.Time) bool {
-	s := k.Status(now)
-	return s == StatusActive || s == StatusPending
+	switch k.Status(now) {
+	case StatusRevoked, StatusExpired:
+		return false
+	}
+	return true
 }
 
 // Clone returns a deep copy of k, sharing no slice or map with it.
@@ -105,12 +108,16 @@ type Record struct {
 
 // Retire applies a rotation to r, the copy of a stored record that a
 // [Store] is about to write back: ReplacedBy becomes replacementID and
-// ExpiresAt becomes retireAt, unless r already expires sooner. It fails
-// with [ErrRevoked], changing nothing, when r is revoked or already
-// replaced. Stores call it so that every one keeps Rotate's contract alike.
+// ExpiresAt becomes retireAt, unless r already expires sooner. It fails,
+// changing nothing, with [ErrRevoked] when r is revoked and with
+// [ErrRotated] when r is already replaced. Stores call it so that every
+// one keeps Rotate's contract alike.
 func (r *Record) Retire(replacementID string, retireAt time.Time) error {
-	if !r.RevokedAt.IsZero() || r.ReplacedBy != "" {
+	switch {
+	case !r.RevokedAt.IsZero():
 		return ErrRevoked
+	case r.ReplacedBy != "":
+		return ErrRotated
 	}
 	r.ReplacedBy = replacementID
 	if r.ExpiresAt.IsZero() || retireAt.Before(r.ExpiresAt) {

@@ -1,9 +1,6 @@
 package apikey
 
-import (
-	"fmt"
-	"log/slog"
-)
+import "fmt"
 
 // redacted is what every printed or encoded form of a [Secret] shows.
 const redacted = "[REDACTED]"
@@ -12,8 +9,8 @@ const redacted = "[REDACTED]"
 // result of [Service.Create] and [Service.Rotate]; stores never see it.
 //
 // A Secret redacts itself everywhere it could leak by accident: fmt with
-// any verb, encoding/json, encoding text, and log/slog all show
-// "[REDACTED]". The text sits two pointers deep: fmt's reflection (over an
+// any verb, encoding/json, encoding/xml, and log/slog's text and JSON
+// handlers all show "[REDACTED]". The text sits two pointers deep: fmt's reflection (over an
 // unexported field, or after a verb it rejects) dereferences at most one
 // pointer and prints the next as an address, never the key.
 // Call [Secret.Reveal] at the one place the key must be shown to its holder.
@@ -39,9 +36,9 @@ func (s Secret) Reveal() string {
 	return *s.v.text
 }
 
-// DisplayPrefix returns the key's first characters, which identify it in
+// displayPrefix returns the key's first characters, which identify it in
 // lists without revealing it.
-func (s Secret) DisplayPrefix() string {
+func (s Secret) displayPrefix() string {
 	if s.v == nil {
 		return ""
 	}
@@ -54,20 +51,12 @@ func (s Secret) IsZero() bool { return s.v == nil }
 // String returns "[REDACTED]".
 func (s Secret) String() string { return redacted }
 
-// GoString returns "[REDACTED]", for the %#v verb.
-func (s Secret) GoString() string { return redacted }
-
 // Format writes "[REDACTED]" for every fmt verb, so that %x or %q cannot
 // encode the key either.
 func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
 
-// LogValue returns "[REDACTED]" for log/slog.
-func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
-
-// MarshalJSON encodes "[REDACTED]". To send a key to its holder, put
-// [Secret.Reveal] in the response explicitly.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
-
-// MarshalText encodes "[REDACTED]", for encoders that use
-// encoding.TextMarshaler (map keys, XML, YAML).
+// MarshalText encodes "[REDACTED]": encoding/json, encoding/xml and
+// log/slog use it, so a Secret never reaches a JSON body or a log. To
+// send a key to its holder, put [Secret.Reveal] in the response
+// explicitly.
 func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }

@@ -8,9 +8,9 @@ import (
 	"time"
 )
 
-// DefaultMaxActiveKeys is the per-owner limit when [Config].MaxActiveKeys
+// defaultMaxActiveKeys is the per-owner limit when [Config].MaxActiveKeys
 // is 0.
-const DefaultMaxActiveKeys = 10
+const defaultMaxActiveKeys = 10
 
 // Config configures a [Service]. The zero value of every field selects the
 // default it names. The Service stores every time in UTC.
@@ -18,7 +18,7 @@ type Config struct {
 	// Format is the text form of keys. Default [DefaultFormat].
 	Format *Format
 	// MaxActiveKeys caps the keys an owner may hold that are neither
-	// revoked nor expired. Default [DefaultMaxActiveKeys]; negative means
+	// revoked nor expired. Default 10; negative means
 	// no limit.
 	MaxActiveKeys int
 	// Scopes are custom permissions accepted besides [Read], [Write] and
@@ -72,7 +72,7 @@ func New(store Store, cfg Config) (*Service, error) {
 		s.format = DefaultFormat()
 	}
 	if s.max == 0 {
-		s.max = DefaultMaxActiveKeys
+		s.max = defaultMaxActiveKeys
 	}
 	for _, p := range cfg.Scopes {
 		if !validScopeName(p) {
@@ -177,7 +177,7 @@ func (s *Service) issue(k Key) (*Record, Secret, error) {
 	if err != nil {
 		return nil, Secret{}, err
 	}
-	k.DisplayPrefix = secret.DisplayPrefix()
+	k.DisplayPrefix = secret.displayPrefix()
 	scheme := &s.schemes[0]
 	return &Record{Key: k, Hash: scheme.sum(secret.Reveal()), HashVersion: scheme.version}, secret, nil
 }
@@ -218,6 +218,9 @@ func (s *Service) lookup(ctx context.Context, key string) (*Record, error) {
 	for i := range s.schemes {
 		rec, err := s.store.Lookup(ctx, s.schemes[i].sum(key))
 		if err == nil {
+			if rec == nil {
+				return nil, errNoRecord
+			}
 			return rec, nil
 		}
 		if !errors.Is(err, ErrNotFound) {
@@ -239,26 +242,25 @@ func (s *Service) owned(ctx context.Context, owner, id string) (*Record, error) 
 		return nil, ErrNotFound
 	case err != nil:
 		return nil, fmt.Errorf("apikey: get: %w", err)
+	case rec == nil:
+		return nil, errNoRecord
 	case rec.Owner != owner:
 		return nil, ErrNotFound
 	}
 	return rec, nil
 }
 
-// Get returns owner's key id, or [ErrNotFound]. LastUsedAt comes from the
-// usage the store keeps (see [UsageStore]), as far as it has been flushed.
+// Get returns owner's key id, or [ErrNotFound].
 func (s *Service) Get(ctx context.Context, owner, id string) (Key, error) {
 	rec, err := s.owned(ctx, owner, id)
 	if err != nil {
 		return Key{}, err
 	}
-	k := rec.Key.Clone()
-	return k, s.withLastUse(ctx, &k)
+	return rec.Key.Clone(), nil
 }
 
-// List returns every key of owner, in every state, oldest first, with
-// LastUsedAt as [Service.Get] fills it. Use [Key.Status] to tell them
-// apart.
+// List returns every key of owner, in every state, oldest first. Use
+// [Key.Status] to tell them apart.
 func (s *Service) List(ctx context.Context, owner string) ([]Key, error) {
 	recs, err := s.store.List(ctx, owner)
 	if err != nil {
@@ -267,9 +269,6 @@ func (s *Service) List(ctx context.Context, owner string) ([]Key, error) {
 	keys := make([]Key, len(recs))
 	for i, rec := range recs {
 		keys[i] = rec.Key.Clone()
-		if err := s.withLastUse(ctx, &keys[i]); err != nil {
-			return nil, err
-		}
 	}
 	return keys, nil
 }
@@ -294,9 +293,12 @@ func (s *Service) Revoke(ctx context.Context, owner, id string) error {
 // description, permissions, project, environment, plan, expiry,
 // restrictions and metadata. With grace 0 the old key stops verifying at
 // once; otherwise it keeps verifying for grace (never past its own
-// expiry). Rotating a revoked, already rotated or expired key fails with
-// [ErrRevoked] or [ErrExpired]; the replacement does not count toward the
-// owner's limit.
+// expiry). Rotating a revoked key fails with [ErrRevoked], an already
+// rotated one with [ErrRotated] and an expired one with [ErrExpired]. The
+// replacement takes the old key's place in the owner's limit; but while
+// both verify, during the grace period, both count, so an owner at the
+// limit gets a [*LimitError] for a rotation with grace (rotate without
+// grace, or revoke a key first).
 func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Duration) (Issued, error) {
 	if grace < 0 {
 		return Issued{}, invalid("grace_period", "must not be negative")
@@ -309,24 +311,32 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 	switch old.Status(now) {
 	case StatusRevoked:
 		return Issued{}, ErrRevoked
+	case StatusRotated:
+		return Issued{}, ErrRotated
 	case StatusExpired:
+		if old.ReplacedBy != "" {
+			return Issued{}, ErrRotated
+		}
 		return Issued{}, ErrExpired
-	}
-	if old.ReplacedBy != "" {
-		return Issued{}, ErrRevoked
 	}
 	k := old.Key.Clone()
 	k.ID = s.newID()
 	k.CreatedAt = now
 	k.NotBefore = time.Time{}
-	k.LastUsedAt = time.Time{}
 	rec, secret, err := s.issue(k)
 	if err != nil {
 		return Issued{}, err
 	}
-	if err := s.store.Rotate(ctx, id, now.Add(grace), rec); err != nil {
-		if errors.Is(err, ErrRevoked) || errors.Is(err, ErrNotFound) {
+	if err := s.store.Rotate(ctx, id, now.Add(grace), rec, s.max, now); err != nil {
+		switch {
+		case errors.Is(err, ErrTooManyKeys):
+			return Issued{}, &LimitError{Max: s.max}
+		case errors.Is(err, ErrNotFound):
+			return Issued{}, ErrNotFound // deleted meanwhile
+		case errors.Is(err, ErrRevoked):
 			return Issued{}, ErrRevoked
+		case errors.Is(err, ErrRotated):
+			return Issued{}, ErrRotated
 		}
 		return Issued{}, fmt.Errorf("apikey: rotate: %w", err)
 	}

@@ -49,13 +49,19 @@ type Store interface {
 
 	// Rotate atomically retires the record oldID and stores replacement. It
 	// fails with [ErrNotFound] when oldID does not exist, with [ErrRevoked]
-	// when it is revoked or already has ReplacedBy set (so of concurrent
-	// rotations exactly one wins), and with [ErrDuplicate] as Create does.
-	// Retiring sets ReplacedBy to replacement.ID and ExpiresAt to retireAt,
-	// unless ExpiresAt is already set and earlier: [Record.Retire] does
-	// both checks and the change. The replacement does not
-	// count toward the owner's limit: it takes the old key's place.
-	Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *Record) error
+	// when it is revoked, with [ErrRotated] when it already has ReplacedBy
+	// set (so of concurrent rotations exactly one wins), and with
+	// [ErrDuplicate] as Create does. Retiring sets ReplacedBy to
+	// replacement.ID and ExpiresAt to retireAt, unless ExpiresAt is already
+	// set and earlier: [Record.Retire] does both checks and the change.
+	//
+	// The replacement takes the old key's place in the owner's limit,
+	// except while both verify: when retireAt is after now (a grace
+	// period) and maxActive is positive, Rotate fails with
+	// [ErrTooManyKeys] if the owner already has maxActive records for
+	// which [Key.Active](now) holds, the old one included. The check and
+	// the change are one atomic step.
+	Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *Record, maxActive int, now time.Time) error
 
 	// Delete removes the record with the given ID, after which Lookup and
 	// Get report [ErrNotFound] for it. It returns [ErrNotFound] when there is

@@ -12,15 +12,15 @@ import (
 
 // Input limits, in characters (runes) for free text and bytes otherwise.
 const (
-	MaxOwnerLength       = 128
-	MaxIDLength          = 64
-	MaxNameLength        = 200
-	MaxDescriptionLength = 500
-	MaxProjectIDLength   = 128
-	MaxMetadataEntries   = 50
-	MaxMetadataName      = 64
-	MaxMetadataValue     = 512
-	MaxRestrictions      = 100 // entries in each restriction list
+	maxOwnerLength       = 128
+	maxIDLength          = 64
+	maxNameLength        = 200
+	maxDescriptionLength = 500
+	maxProjectIDLength   = 128
+	maxMetadataEntries   = 50
+	maxMetadataName      = 64
+	maxMetadataValue     = 512
+	maxRestrictions      = 100 // entries in each restriction list
 
 	maxPlanLength     = 64
 	maxHostLength     = 253
@@ -42,16 +42,16 @@ func (s *Service) validate(p CreateParams, now time.Time) (Key, error) {
 		ExpiresAt:   utc(p.ExpiresAt),
 	}
 	switch {
-	case !validText(p.Owner, MaxOwnerLength, false) || p.Owner == "":
-		return Key{}, invalid("owner", "must be 1 to %d printable characters", MaxOwnerLength)
-	case p.ID != "" && !validToken(p.ID, MaxIDLength):
-		return Key{}, invalid("id", "must be 1 to %d letters, digits and \"._:-\"", MaxIDLength)
-	case !validText(p.Name, MaxNameLength, false):
-		return Key{}, invalid("name", "must be at most %d printable characters", MaxNameLength)
-	case !validText(p.Description, MaxDescriptionLength, true):
-		return Key{}, invalid("description", "must be at most %d characters of printable text", MaxDescriptionLength)
-	case p.ProjectID != "" && !validToken(p.ProjectID, MaxProjectIDLength):
-		return Key{}, invalid("project_id", "must be 1 to %d letters, digits and \"._:-\"", MaxProjectIDLength)
+	case !validText(p.Owner, maxOwnerLength, false) || p.Owner == "":
+		return Key{}, invalid("owner", "must be 1 to %d printable characters", maxOwnerLength)
+	case p.ID != "" && !validToken(p.ID, maxIDLength):
+		return Key{}, invalid("id", "must be 1 to %d letters, digits and \"._:-\"", maxIDLength)
+	case !validText(p.Name, maxNameLength, false):
+		return Key{}, invalid("name", "must be at most %d printable characters", maxNameLength)
+	case !validText(p.Description, maxDescriptionLength, true):
+		return Key{}, invalid("description", "must be at most %d characters of printable text", maxDescriptionLength)
+	case p.ProjectID != "" && !validToken(p.ProjectID, maxProjectIDLength):
+		return Key{}, invalid("project_id", "must be 1 to %d letters, digits and \"._:-\"", maxProjectIDLength)
 	case !p.ExpiresAt.IsZero() && !p.ExpiresAt.After(now):
 		return Key{}, invalid("expires_at", "is not in the future")
 	case !p.ExpiresAt.IsZero() && !p.NotBefore.IsZero() && !p.ExpiresAt.After(p.NotBefore):
@@ -127,48 +127,23 @@ func validToken(s string, maxLen int) bool {
 }
 
 func normalizeMetadata(m map[string]string) (map[string]string, error) {
-	if len(m) > MaxMetadataEntries {
-		return nil, invalid("metadata", "has more than %d entries", MaxMetadataEntries)
+	if len(m) > maxMetadataEntries {
+		return nil, invalid("metadata", "has more than %d entries", maxMetadataEntries)
 	}
 	for name, value := range m {
-		if name == "" || !validText(name, MaxMetadataName, false) {
-			return nil, invalid("metadata", "name %q must be 1 to %d printable characters", name, MaxMetadataName)
+		if name == "" || !validText(name, maxMetadataName, false) {
+			return nil, invalid("metadata", "name %q must be 1 to %d printable characters", name, maxMetadataName)
 		}
-		if !validText(value, MaxMetadataValue, true) {
-			return nil, invalid("metadata", "value of %q must be at most %d characters of printable text", name, MaxMetadataValue)
+		if !validText(value, maxMetadataValue, true) {
+			return nil, invalid("metadata", "value of %q must be at most %d characters of printable text", name, maxMetadataValue)
 		}
 	}
 	return maps.Clone(m), nil
 }
 
-// ParseNetworks parses allowed client networks for [Restrictions]: each
-// entry is a CIDR prefix ("10.0.0.0/8", "2001:db8::/32") or a single address
-// (taken as /32 or /128). Host bits are cleared. A bad entry fails with an
-// [*InputError] for "allowed_ips".
-func ParseNetworks(entries []string) ([]netip.Prefix, error) {
-	out := make([]netip.Prefix, 0, len(entries))
-	for _, e := range entries {
-		e = strings.TrimSpace(e)
-		if strings.Contains(e, "/") {
-			p, err := netip.ParsePrefix(e)
-			if err != nil {
-				return nil, invalid("allowed_ips", "%q is not a CIDR prefix", e)
-			}
-			out = append(out, p)
-			continue
-		}
-		a, err := netip.ParseAddr(e)
-		if err != nil {
-			return nil, invalid("allowed_ips", "%q is not an IP address or CIDR prefix", e)
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
-}
-
 func normalizeRestrictions(r Restrictions) (Restrictions, error) {
-	if len(r.AllowedIPs) > MaxRestrictions || len(r.AllowedReferrers) > MaxRestrictions || len(r.AllowedEndpoints) > MaxRestrictions {
-		return Restrictions{}, invalid("restrictions", "a list has more than %d entries", MaxRestrictions)
+	if len(r.AllowedIPs) > maxRestrictions || len(r.AllowedReferrers) > maxRestrictions || len(r.AllowedEndpoints) > maxRestrictions {
+		return Restrictions{}, invalid("restrictions", "a list has more than %d entries", maxRestrictions)
 	}
 	var out Restrictions
 	for _, p := range r.AllowedIPs {

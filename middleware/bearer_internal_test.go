@@ -24,10 +24,10 @@ func FuzzBearer(f *testing.F) {
 		f.Add(v)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		key, ok := bearer(v)
+		key, ok := Bearer(v)
 		wantKey, wantOK := slowBearer(v)
 		if key != wantKey || ok != wantOK {
-			t.Fatalf("bearer(%q) = %q, %v; want %q, %v", v, key, ok, wantKey, wantOK)
+			t.Fatalf("Bearer(%q) = %q, %v; want %q, %v", v, key, ok, wantKey, wantOK)
 		}
 	})
 }

@@ -15,6 +15,6 @@
 // (RFC 9457). A store or limiter failure is a 503 whose body says nothing
 // of the cause; the hooks in [Config] receive the reasons, never the key.
 //
-// [NewManagement] is the key-management REST handler for the host's own
-// logged-in users; it refuses API keys outright.
+// The key owner's self-service REST API, for the host's logged-in users,
+// is in middleware/manage.
 package middleware

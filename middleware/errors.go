@@ -9,7 +9,7 @@ import (
 // Error is a refusal the middleware answers with. Message is safe to show
 // a client: it never contains a key or internal error text.
 type Error struct {
-	// Status is the HTTP status: 401, 403, 429 or 503.
+	// Status is the HTTP status: 401, 403, 404, 405, 429 or 503.
 	Status int
 	// Code is a stable machine-readable reason, such as "invalid_key",
 	// "missing_permission", "wrong_project", "ip_not_allowed",
@@ -33,6 +33,8 @@ const (
 	CodeIPNotAllowed      = "ip_not_allowed"
 	CodeReferrerBlocked   = "referrer_not_allowed"
 	CodeEndpointBlocked   = "endpoint_not_allowed"
+	CodeNotFound          = "not_found"
+	CodeMethodNotAllowed  = "method_not_allowed"
 	CodeRateLimited       = "rate_limited"
 	CodeUnavailable       = "unavailable"
 )
@@ -56,8 +58,7 @@ func prepare(w http.ResponseWriter, e *Error) {
 	}
 }
 
-// DefaultErrors writes {"error":"..."}, with "retry_after" on a 429 (seed
-// 000's shape).
+// DefaultErrors writes {"error":"..."}, with "retry_after" on a 429.
 func DefaultErrors(w http.ResponseWriter, _ *http.Request, e *Error) {
 	prepare(w, e)
 	if e.Status == http.StatusTooManyRequests {
@@ -72,7 +73,7 @@ func DefaultErrors(w http.ResponseWriter, _ *http.Request, e *Error) {
 	}{e.Message})
 }
 
-// DetailErrors writes {"detail":"..."} (seed 001's shape).
+// DetailErrors writes {"detail":"..."}, the shape of FastAPI services.
 func DetailErrors(w http.ResponseWriter, _ *http.Request, e *Error) {
 	prepare(w, e)
 	writeJSON(w, e.Status, "application/json", struct {
@@ -81,8 +82,7 @@ func DetailErrors(w http.ResponseWriter, _ *http.Request, e *Error) {
 	}{e.Message, e.RetryAfter})
 }
 
-// CodeErrors writes {"error":{"code":"...","message":"..."}} (seed 002's
-// shape), with the codes "unauthorized", "forbidden", "rate_limited" and
+// CodeErrors writes {"error":{"code":"...","message":"..."}}, with the codes "unauthorized", "forbidden", "rate_limited" and
 // "unavailable".
 func CodeErrors(w http.ResponseWriter, _ *http.Request, e *Error) {
 	prepare(w, e)

@@ -21,14 +21,16 @@ type Verifier interface {
 	Verify(ctx context.Context, key string) (apikey.Principal, error)
 }
 
-// UsageRecorder counts a request made with a valid key; [*apikey.Recorder]
-// implements it. Record must be cheap and must not block.
+// UsageRecorder counts a request made with a valid key; a
+// [*usage.Recorder] implements it. Record must be cheap and must not
+// block.
 type UsageRecorder interface {
 	Record(keyID, endpoint string, status int, at time.Time)
 }
 
 // Router resolves a request's route pattern before it is served;
-// [*http.ServeMux] implements it.
+// [*http.ServeMux] implements it. Handler returns the pattern "" when no
+// route matches, with the handler that would answer that (a 404 or 405).
 type Router interface {
 	Handler(r *http.Request) (h http.Handler, pattern string)
 }
@@ -62,11 +64,14 @@ type Config struct {
 	// Usage, when set, records every request made with a valid key, with
 	// its route pattern and final status.
 	Usage UsageRecorder
-	// Routes, when set, resolves the route pattern before the request is
-	// served, so that endpoint restrictions compare patterns and refused
-	// requests are counted under their route. Pass the *http.ServeMux the
-	// middleware wraps. Without it, endpoint restrictions compare the raw
-	// path and usage takes the pattern the router set after serving.
+	// Routes resolves a request's route pattern before it is served, so
+	// that endpoint restrictions compare route patterns, usage counts
+	// every request under its route, and a request that matches no route
+	// is answered 404 (or 405) through Errors without taking a rate-limit
+	// token. Default: the handler Authenticate wraps, when it is a Router
+	// (an *http.ServeMux is). With neither, endpoint restrictions compare
+	// the raw path, which never matches a pattern with a wildcard: a key
+	// restricted to "GET /items/{id}" is then refused everywhere.
 	Routes Router
 	// TrustedProxies are the networks of reverse proxies whose
 	// X-Forwarded-For is believed. Default none: the client address is
@@ -165,20 +170,22 @@ func PrincipalFrom(ctx context.Context) (apikey.Principal, bool) {
 // Reasons a request is refused before its key is checked. They never
 // contain the key.
 var (
-	errNoKey        = errors.New("middleware: no API key")
-	errAmbiguousKey = errors.New("middleware: more than one API key")
-	errNotBearer    = errors.New("middleware: Authorization is not a Bearer credential")
-	errKeyInQuery   = errors.New("middleware: API key in the query string")
-	errStoreDown    = errors.New("middleware: key store unavailable")
-	msgInvalid      = "Invalid or expired API key"
-	msgQuery        = "API keys are not accepted in the URL; send the Authorization or X-API-Key header"
-	msgUnavailable  = "Service temporarily unavailable"
-	msgRateLimited  = "Rate limit exceeded"
-	msgWrongProject = "API key is not valid for this project"
-	msgIP           = "API key is not allowed from this IP address"
-	msgReferrer     = "API key is not allowed from this referrer"
-	msgEndpoint     = "API key is not allowed for this endpoint"
-	queryKeyNames   = []string{"api_key=", "apikey=", "access_token="}
+	errNoKey            = errors.New("middleware: no API key")
+	errAmbiguousKey     = errors.New("middleware: more than one API key")
+	errNotBearer        = errors.New("middleware: Authorization is not a Bearer credential")
+	errKeyInQuery       = errors.New("middleware: API key in the query string")
+	errLimiterDown      = errors.New("middleware: rate limiter unavailable")
+	msgInvalid          = "Invalid or expired API key"
+	msgQuery            = "API keys are not accepted in the URL; send the Authorization or X-API-Key header"
+	msgUnavailable      = "Service temporarily unavailable"
+	msgRateLimited      = "Rate limit exceeded"
+	msgWrongProject     = "API key is not valid for this project"
+	msgIP               = "API key is not allowed from this IP address"
+	msgReferrer         = "API key is not allowed from this referrer"
+	msgEndpoint         = "API key is not allowed for this endpoint"
+	msgNotFound         = "Not found"
+	msgMethodNotAllowed = "Method not allowed"
+	queryKeyNames       = []string{"api_key=", "apikey=", "access_token="}
 )
 
 // extract finds the request's key. A request with no key gets errNoKey.
@@ -195,7 +202,7 @@ func (m *Middleware) extract(r *http.Request) (string, error) {
 		v := vals[0]
 		if name == "Authorization" {
 			var ok bool
-			if v, ok = bearer(v); !ok {
+			if v, ok = Bearer(v); !ok {
 				return "", errNotBearer
 			}
 		} else {
@@ -228,9 +235,10 @@ func (m *Middleware) extract(r *http.Request) (string, error) {
 	return key, nil
 }
 
-// bearer returns the credential of an Authorization value, "Bearer <key>"
-// with any case of the scheme and any spaces around the key.
-func bearer(v string) (string, bool) {
+// Bearer returns the credential of an Authorization header value,
+// "Bearer <token>" with the scheme in any case (RFC 9110) and any spaces
+// around the token. It reports false for another scheme or no token.
+func Bearer(v string) (string, bool) {
 	// The usual form needs no trimming or case folding: nothing to trim
 	// starts at byte 7 or ends at the last byte.
 	if len(v) > 7 && v[:7] == "Bearer " && v[7] > ' ' && v[len(v)-1] > ' ' && v[len(v)-1] < utf8.RuneSelf {
@@ -240,7 +248,8 @@ func bearer(v string) (string, bool) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return "", false
 	}
-	return strings.TrimLeft(rest, " "), true
+	rest = strings.TrimLeft(rest, " ")
+	return rest, rest != ""
 }
 
 func (m *Middleware) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
@@ -252,6 +261,10 @@ func (m *Middleware) fail(w http.ResponseWriter, r *http.Request, status int, co
 // context ([PrincipalFrom]) and calls next. Wrap the whole router with it;
 // put permission and project guards on routes inside the router.
 func (m *Middleware) Authenticate(next http.Handler) http.Handler {
+	routes := m.cfg.Routes
+	if routes == nil {
+		routes, _ = next.(Router)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, err := m.extract(r)
 		if err != nil {
@@ -274,21 +287,26 @@ func (m *Middleware) Authenticate(next http.Handler) http.Handler {
 			m.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, msgUnavailable)
 			return
 		}
-		m.serve(w, r, p, next)
+		m.serve(w, r, p, next, routes)
 	})
 }
 
 // serve handles a request whose key verified: every outcome from here on
 // counts as usage of the key.
-func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Principal, next http.Handler) {
-	pattern := ""
-	if m.cfg.Routes != nil {
-		_, pattern = m.cfg.Routes.Handler(r)
-	}
+func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Principal, next http.Handler, routes Router) {
 	var sw *statusWriter
 	if m.cfg.Usage != nil {
 		sw = &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		w = sw
+	}
+	pattern := ""
+	if routes != nil {
+		var h http.Handler
+		if h, pattern = routes.Handler(r); pattern == "" {
+			m.unrouted(w, r, h)
+			m.record(sw, r, p, pattern)
+			return
+		}
 	}
 	a := authenticate(r, p)
 	r = &a.req
@@ -302,7 +320,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 	if m.cfg.Limiter != nil {
 		d, err := m.cfg.Limiter.Allow(r.Context(), p.KeyID(), m.cfg.Plans.Resolve(p.KeyID(), p.Plan()), 1)
 		if err != nil {
-			m.cfg.OnAuthFailure(r, fmt.Errorf("%w: %w", errStoreDown, err))
+			m.cfg.OnAuthFailure(r, fmt.Errorf("%w: %w", errLimiterDown, err))
 			m.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, msgUnavailable)
 			m.record(sw, r, p, pattern)
 			return
@@ -325,6 +343,38 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 	}
 	next.ServeHTTP(w, r)
 	m.record(sw, r, p, pattern)
+}
+
+// unrouted answers a request that matches no route, through Errors: 404,
+// or 405 with the Allow header when the router (h answers as it would)
+// knows the path under another method.
+func (m *Middleware) unrouted(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	c := &captureWriter{header: http.Header{}}
+	h.ServeHTTP(c, r)
+	if c.status == http.StatusMethodNotAllowed {
+		w.Header()["Allow"] = c.header["Allow"]
+		m.fail(w, r, http.StatusMethodNotAllowed, CodeMethodNotAllowed, msgMethodNotAllowed)
+		return
+	}
+	m.fail(w, r, http.StatusNotFound, CodeNotFound, msgNotFound)
+}
+
+// captureWriter keeps the status and headers a handler writes and drops
+// its body.
+type captureWriter struct {
+	header http.Header
+	status int
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+func (c *captureWriter) WriteHeader(status int) {
+	if c.status == 0 {
+		c.status = status
+	}
+}
+func (c *captureWriter) Write(b []byte) (int, error) {
+	c.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 // restricted checks the key's IP, referrer and endpoint restrictions.
@@ -357,6 +407,10 @@ func splitPattern(method, pattern string) (string, string) {
 	return method, pattern
 }
 
+// unmatched is the endpoint under which requests that match no route are
+// counted.
+const unmatched = "unmatched"
+
 // record counts the request as usage of the key, under its route pattern.
 func (m *Middleware) record(sw *statusWriter, r *http.Request, p apikey.Principal, pattern string) {
 	if sw == nil {
@@ -371,7 +425,7 @@ func (m *Middleware) record(sw *statusWriter, r *http.Request, p apikey.Principa
 	var endpoint string
 	switch {
 	case pattern == "":
-		endpoint = r.Method + " unmatched"
+		endpoint = unmatched // whatever the method: clients choose it
 	case strings.Contains(pattern, " "):
 		endpoint = pattern
 	default:

@@ -128,18 +128,25 @@ func (s *fileStore) Create(_ context.Context, rec *apikey.Record, maxActive int,
 	if s.byID[rec.ID] != nil || s.byHash[rec.Hash] != nil {
 		return apikey.ErrDuplicate
 	}
-	if maxActive > 0 {
-		active := 0
-		for _, r := range s.byID {
-			if r.Owner == rec.Owner && r.Active(now) {
-				active++
-			}
-		}
-		if active >= maxActive {
-			return apikey.ErrTooManyKeys
-		}
+	if s.atLimit(rec.Owner, maxActive, now) {
+		return apikey.ErrTooManyKeys
 	}
 	return s.change([]*apikey.Record{rec}, nil)
+}
+
+// atLimit reports whether owner has maxActive (when positive) active
+// records at now. s.mu must be held.
+func (s *fileStore) atLimit(owner string, maxActive int, now time.Time) bool {
+	if maxActive <= 0 {
+		return false
+	}
+	active := 0
+	for _, r := range s.byID {
+		if r.Owner == owner && r.Active(now) {
+			active++
+		}
+	}
+	return active >= maxActive
 }
 
 func (s *fileStore) Lookup(_ context.Context, hash apikey.Hash) (*apikey.Record, error) {
@@ -201,7 +208,7 @@ func (s *fileStore) Revoke(_ context.Context, id string, at time.Time) error {
 	return s.change([]*apikey.Record{&rec}, nil)
 }
 
-func (s *fileStore) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record) error {
+func (s *fileStore) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.byID[oldID]
@@ -214,6 +221,10 @@ func (s *fileStore) Rotate(_ context.Context, oldID string, retireAt time.Time, 
 	}
 	if s.byID[replacement.ID] != nil || s.byHash[replacement.Hash] != nil {
 		return apikey.ErrDuplicate
+	}
+	// During a grace period both keys verify, so both count.
+	if retireAt.After(now) && s.atLimit(old.Owner, maxActive, now) {
+		return apikey.ErrTooManyKeys
 	}
 	return s.change([]*apikey.Record{&retired, replacement}, nil)
 }

@@ -1,6 +1,6 @@
 module github.com/keygate/keygate/examples/routers
 
-go 1.25.0
+go 1.26
 
 require (
 	github.com/go-chi/chi/v5 v5.5.0

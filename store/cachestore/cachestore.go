@@ -17,7 +17,6 @@ package cachestore
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -303,8 +302,8 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
 }
 
 // Rotate implements [apikey.Store] and drops the old key from this cache.
-func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record) error {
-	err := s.inner.Rotate(ctx, oldID, retireAt, replacement)
+func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time) error {
+	err := s.inner.Rotate(ctx, oldID, retireAt, replacement, maxActive, now)
 	if err == nil {
 		s.forget(ctx, oldID)
 		s.invalidate(replacement.Hash)
@@ -320,25 +319,4 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		s.invalidate(rec.Hash)
 	}
 	return err
-}
-
-var _ apikey.UsageStore = (*Store)(nil)
-
-// AddUsage passes usage to the store behind, if it keeps any; otherwise it
-// fails with [errors.ErrUnsupported].
-func (s *Store) AddUsage(ctx context.Context, deltas []apikey.UsageDelta) error {
-	us, ok := s.inner.(apikey.UsageStore)
-	if !ok {
-		return fmt.Errorf("cachestore: usage: %w by the store behind", errors.ErrUnsupported)
-	}
-	return us.AddUsage(ctx, deltas)
-}
-
-// Usage reads usage from the store behind; it is not cached.
-func (s *Store) Usage(ctx context.Context, id string) (apikey.Usage, error) {
-	us, ok := s.inner.(apikey.UsageStore)
-	if !ok {
-		return apikey.Usage{}, fmt.Errorf("cachestore: usage: %w by the store behind", errors.ErrUnsupported)
-	}
-	return us.Usage(ctx, id)
 }

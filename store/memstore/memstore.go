@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/usage"
 )
 
 // Store keeps key records in memory. The zero value is not usable; call
@@ -29,7 +30,7 @@ type Store struct {
 	mu      sync.RWMutex // guards the fields below, serialises writers
 	byID    map[string]*apikey.Record
 	byOwner map[string]map[string]struct{}
-	usage   map[string]*apikey.Usage
+	usage   map[string]*usage.Usage
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -40,7 +41,7 @@ func New() *Store {
 		byHash:  newIndex(),
 		byID:    make(map[string]*apikey.Record),
 		byOwner: make(map[string]map[string]struct{}),
-		usage:   make(map[string]*apikey.Usage),
+		usage:   make(map[string]*usage.Usage),
 	}
 }
 
@@ -61,19 +62,26 @@ func (s *Store) Create(_ context.Context, rec *apikey.Record, maxActive int, now
 	if err := s.checkNew(rec); err != nil {
 		return err
 	}
-	if maxActive > 0 {
-		active := 0
-		for id := range s.byOwner[rec.Owner] {
-			if s.byID[id].Active(now) {
-				active++
-			}
-		}
-		if active >= maxActive {
-			return apikey.ErrTooManyKeys
-		}
+	if s.atLimit(rec.Owner, maxActive, now) {
+		return apikey.ErrTooManyKeys
 	}
 	s.put(rec)
 	return nil
+}
+
+// atLimit reports whether owner has maxActive (when positive) active
+// records at now. s.mu must be held.
+func (s *Store) atLimit(owner string, maxActive int, now time.Time) bool {
+	if maxActive <= 0 {
+		return false
+	}
+	active := 0
+	for id := range s.byOwner[owner] {
+		if s.byID[id].Active(now) {
+			active++
+		}
+	}
+	return active >= maxActive
 }
 
 // checkNew reports whether rec's ID or hash is taken. s.mu must be held.
@@ -142,7 +150,7 @@ func (s *Store) Revoke(_ context.Context, id string, at time.Time) error {
 }
 
 // Rotate implements [apikey.Store].
-func (s *Store) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record) error {
+func (s *Store) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.byID[oldID]
@@ -155,6 +163,9 @@ func (s *Store) Rotate(_ context.Context, oldID string, retireAt time.Time, repl
 	}
 	if err := s.checkNew(replacement); err != nil {
 		return err
+	}
+	if retireAt.After(now) && s.atLimit(old.Owner, maxActive, now) {
+		return apikey.ErrTooManyKeys
 	}
 	s.put(&retired)
 	s.put(replacement)
@@ -198,11 +209,11 @@ func (s *Store) Expiring(_ context.Context, from, to time.Time) ([]*apikey.Recor
 	return recs, nil
 }
 
-var _ apikey.UsageStore = (*Store)(nil)
+var _ usage.Store = (*Store)(nil)
 
-// AddUsage implements [apikey.UsageStore]. Usage of keys that no longer
+// AddUsage implements [usage.Store]. Usage of keys that no longer
 // exist is dropped.
-func (s *Store) AddUsage(_ context.Context, deltas []apikey.UsageDelta) error {
+func (s *Store) AddUsage(_ context.Context, deltas []usage.Delta) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range deltas {
@@ -211,7 +222,7 @@ func (s *Store) AddUsage(_ context.Context, deltas []apikey.UsageDelta) error {
 		}
 		u := s.usage[d.KeyID]
 		if u == nil {
-			u = &apikey.Usage{ByEndpoint: make(map[string]int64)}
+			u = &usage.Usage{ByEndpoint: make(map[string]int64)}
 			s.usage[d.KeyID] = u
 		}
 		u.TotalRequests += d.Requests
@@ -226,13 +237,13 @@ func (s *Store) AddUsage(_ context.Context, deltas []apikey.UsageDelta) error {
 	return nil
 }
 
-// Usage implements [apikey.UsageStore].
-func (s *Store) Usage(_ context.Context, id string) (apikey.Usage, error) {
+// Usage implements [usage.Store].
+func (s *Store) Usage(_ context.Context, id string) (usage.Usage, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	u := s.usage[id]
 	if u == nil {
-		return apikey.Usage{ByEndpoint: map[string]int64{}}, nil
+		return usage.Usage{ByEndpoint: map[string]int64{}}, nil
 	}
 	out := *u
 	out.ByEndpoint = maps.Clone(u.ByEndpoint)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/memstore"
@@ -79,7 +80,7 @@ func BenchmarkRecordUsage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rec, err := apikey.NewRecorder(rs, apikey.RecorderConfig{FlushInterval: time.Hour})
+	rec, err := usage.New(rs, usage.Config{FlushInterval: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/internal/redistest"
 )
 
@@ -27,7 +28,7 @@ func TestRedisHoldsNoPlaintext(t *testing.T) {
 	rotated, err := svc.Rotate(ctx, "acct", mustFirstID(t, svc), 0)
 	require.NoError(t, err)
 	hidden = append(hidden, rotated.Secret.Reveal()[len(rotated.Key.DisplayPrefix):])
-	require.NoError(t, rs.AddUsage(ctx, []apikey.UsageDelta{{KeyID: rotated.Key.ID, Requests: 1, ByEndpoint: map[string]int64{"GET /x": 1}}}))
+	require.NoError(t, rs.AddUsage(ctx, []usage.Delta{{KeyID: rotated.Key.ID, Requests: 1, ByEndpoint: map[string]int64{"GET /x": 1}}}))
 
 	var dump strings.Builder
 	iter := client.Scan(ctx, 0, "{"+ns+"}:*", 1000).Iterator()

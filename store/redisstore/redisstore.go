@@ -289,7 +289,9 @@ func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Rec
 // retrying when another writer got there first. change returns false to
 // leave the record as it is. replacement, if not nil, is inserted in the
 // same step.
-func (s *Store) update(ctx context.Context, op, id string, replacement *apikey.Record,
+// maxActive (when positive) is the owner's limit, checked against the
+// active records at now before the replacement is inserted.
+func (s *Store) update(ctx context.Context, op, id string, replacement *apikey.Record, maxActive int, now time.Time,
 	change func(*apikey.Record) (bool, error)) error {
 	for range maxRetries {
 		h, old, rec, err := s.read(ctx, id)
@@ -304,7 +306,7 @@ func (s *Store) update(ctx context.Context, op, id string, replacement *apikey.R
 			return err
 		}
 		keys := []string{s.recKey(h), s.ownerKey(rec.Owner), s.expKey()}
-		args := []any{old, data, id, activeScore(rec), expiryScore(rec), s.channel, h, "", "", "", "", ""}
+		args := []any{old, data, id, activeScore(rec), expiryScore(rec), s.channel, h, "", "", "", "", "", max(maxActive, 0), micros(now)}
 		if replacement != nil {
 			rdata, err := encode(replacement)
 			if err != nil {
@@ -323,6 +325,8 @@ func (s *Store) update(ctx context.Context, op, id string, replacement *apikey.R
 			return nil
 		case "dup":
 			return apikey.ErrDuplicate
+		case "limit":
+			return apikey.ErrTooManyKeys
 		}
 	}
 	return fmt.Errorf("redisstore: %s %s: too many concurrent updates", op, id)
@@ -330,7 +334,7 @@ func (s *Store) update(ctx context.Context, op, id string, replacement *apikey.R
 
 // Revoke implements [apikey.Store].
 func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
-	return s.update(ctx, "revoke", id, nil, func(rec *apikey.Record) (bool, error) {
+	return s.update(ctx, "revoke", id, nil, 0, at, func(rec *apikey.Record) (bool, error) {
 		if !rec.RevokedAt.IsZero() {
 			return false, nil
 		}
@@ -340,8 +344,11 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
 }
 
 // Rotate implements [apikey.Store].
-func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record) error {
-	return s.update(ctx, "rotate", oldID, replacement, func(rec *apikey.Record) (bool, error) {
+func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time) error {
+	if !retireAt.After(now) {
+		maxActive = 0 // the old key stops counting at once: no check
+	}
+	return s.update(ctx, "rotate", oldID, replacement, maxActive, now, func(rec *apikey.Record) (bool, error) {
 		if err := rec.Retire(replacement.ID, retireAt); err != nil {
 			return false, err
 		}

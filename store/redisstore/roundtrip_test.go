@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/internal/redistest"
 )
 
@@ -33,7 +34,7 @@ func TestRoundTripsPerOperation(t *testing.T) {
 	_, _ = svc.Rotate(ctx, "warm", warm.Key.ID, time.Hour)
 	_, _ = svc.List(ctx, "warm")
 	_ = svc.Delete(ctx, "warm", warm.Key.ID)
-	require.NoError(t, rs.AddUsage(ctx, []apikey.UsageDelta{{KeyID: "x", Requests: 1}}))
+	require.NoError(t, rs.AddUsage(ctx, []usage.Delta{{KeyID: "x", Requests: 1}}))
 
 	var issued apikey.Issued
 	rotated, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct2"})
@@ -52,11 +53,11 @@ func TestRoundTripsPerOperation(t *testing.T) {
 		{"Revoke", 2, func() { require.NoError(t, rs.Revoke(ctx, issued.Key.ID, time.Now())) }},
 		{"Rotate", 2, func() {
 			repl := &apikey.Record{Key: apikey.Key{ID: "repl", Owner: "acct2"}, Hash: apikey.HashKey("repl")}
-			require.NoError(t, rs.Rotate(ctx, rotated.Key.ID, time.Now(), repl))
+			require.NoError(t, rs.Rotate(ctx, rotated.Key.ID, time.Now(), repl, 0, time.Now()))
 		}},
 		{"Delete", 2, func() { require.NoError(t, rs.Delete(ctx, rotated.Key.ID)) }},
 		{"AddUsage (a batch of any size)", 1, func() {
-			require.NoError(t, rs.AddUsage(ctx, []apikey.UsageDelta{
+			require.NoError(t, rs.AddUsage(ctx, []usage.Delta{
 				{KeyID: "a", Requests: 1, ByEndpoint: map[string]int64{"GET /a": 1}},
 				{KeyID: "b", Requests: 2, ByEndpoint: map[string]int64{"GET /b": 2}},
 			}))

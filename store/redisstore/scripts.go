@@ -66,11 +66,17 @@ return out
 // replacement's id key and record key.
 // ARGV: old JSON, new JSON, ID, owner score, expiry score ("" = remove),
 // channel, hash hex, replacement JSON, replacement hex, replacement ID,
-// replacement owner score, replacement expiry score ("" = none).
+// replacement owner score, replacement expiry score ("" = none), the
+// owner's limit (0 = none) and now (µs), against which a replacement is
+// counted before it is inserted.
 var updateScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'conflict' end
 if ARGV[8] ~= '' and (redis.call('EXISTS', KEYS[4]) == 1 or redis.call('EXISTS', KEYS[5]) == 1) then
   return 'dup'
+end
+local max = tonumber(ARGV[13])
+if ARGV[8] ~= '' and max > 0 and redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[14], '+inf') >= max then
+  return 'limit'
 end
 redis.call('SET', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])

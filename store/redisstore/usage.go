@@ -7,14 +7,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/usage"
 )
 
-var _ apikey.UsageStore = (*Store)(nil)
+var _ usage.Store = (*Store)(nil)
 
-// AddUsage implements [apikey.UsageStore]: the whole batch is one script
+// AddUsage implements [usage.Store]: the whole batch is one script
 // call, one round trip. Usage of keys that no longer exist is dropped.
-func (s *Store) AddUsage(ctx context.Context, deltas []apikey.UsageDelta) error {
+func (s *Store) AddUsage(ctx context.Context, deltas []usage.Delta) error {
 	if len(deltas) == 0 {
 		return nil
 	}
@@ -32,17 +32,17 @@ func (s *Store) AddUsage(ctx context.Context, deltas []apikey.UsageDelta) error 
 	return nil
 }
 
-// Usage implements [apikey.UsageStore].
-func (s *Store) Usage(ctx context.Context, id string) (apikey.Usage, error) {
+// Usage implements [usage.Store].
+func (s *Store) Usage(ctx context.Context, id string) (usage.Usage, error) {
 	fields, err := s.client.HGetAll(ctx, s.usageKey(id)).Result()
 	if err != nil {
-		return apikey.Usage{}, wrap("usage", err)
+		return usage.Usage{}, wrap("usage", err)
 	}
-	u := apikey.Usage{ByEndpoint: make(map[string]int64)}
+	u := usage.Usage{ByEndpoint: make(map[string]int64)}
 	for name, value := range fields {
 		n, err := strconv.ParseInt(value, 10, 64)
 		if err != nil {
-			return apikey.Usage{}, fmt.Errorf("redisstore: corrupt usage of %s: %s=%q", id, name, value)
+			return usage.Usage{}, fmt.Errorf("redisstore: corrupt usage of %s: %s=%q", id, name, value)
 		}
 		switch {
 		case name == "total":

@@ -13,6 +13,10 @@ import (
 	"github.com/keygate/keygate/internal/testclock"
 )
 
+// defaultMaxActiveKeys is the per-owner limit of an apikey.Service whose
+// Config.MaxActiveKeys is 0.
+const defaultMaxActiveKeys = 10
+
 func newService(t *testing.T, s apikey.Store) (*apikey.Service, *testclock.Clock) {
 	t.Helper()
 	c := testclock.New(epoch)
@@ -120,9 +124,9 @@ func testServiceVerify(t *testing.T, s apikey.Store) {
 		}()
 	}
 	wg.Wait()
-	if ok.Load() != apikey.DefaultMaxActiveKeys || limited.Load() != 100-apikey.DefaultMaxActiveKeys {
+	if ok.Load() != defaultMaxActiveKeys || limited.Load() != 100-defaultMaxActiveKeys {
 		t.Fatalf("100 concurrent creates: %d succeeded, %d limited; want %d and %d",
-			ok.Load(), limited.Load(), apikey.DefaultMaxActiveKeys, 100-apikey.DefaultMaxActiveKeys)
+			ok.Load(), limited.Load(), defaultMaxActiveKeys, 100-defaultMaxActiveKeys)
 	}
 }
 
@@ -138,8 +142,8 @@ func testServiceRotateNoGrace(t *testing.T, s apikey.Store) {
 	}
 	wantVerify(t, svc, old.Secret.Reveal(), apikey.ErrExpired)
 	wantVerify(t, svc, repl.Secret.Reveal(), nil)
-	if _, err := svc.Rotate(ctx(), "acct_a", old.Key.ID, 0); !errors.Is(err, apikey.ErrRevoked) && !errors.Is(err, apikey.ErrExpired) {
-		t.Fatalf("rotating a rotated key: %v, want ErrRevoked or ErrExpired", err)
+	if _, err := svc.Rotate(ctx(), "acct_a", old.Key.ID, 0); !errors.Is(err, apikey.ErrRotated) {
+		t.Fatalf("rotating a rotated key: %v, want ErrRotated", err)
 	}
 }
 
@@ -152,14 +156,46 @@ func testServiceRotateGrace(t *testing.T, s apikey.Store) {
 	}
 	wantVerify(t, svc, old.Secret.Reveal(), nil)
 	wantVerify(t, svc, repl.Secret.Reveal(), nil)
-	if _, err := svc.Rotate(ctx(), "acct_a", old.Key.ID, time.Hour); !errors.Is(err, apikey.ErrRevoked) {
-		t.Fatalf("second rotation of the same key: %v, want ErrRevoked", err)
+	if _, err := svc.Rotate(ctx(), "acct_a", old.Key.ID, time.Hour); !errors.Is(err, apikey.ErrRotated) {
+		t.Fatalf("second rotation of the same key, inside its grace period: %v, want ErrRotated", err)
 	}
 	c.Advance(time.Hour - time.Nanosecond)
 	wantVerify(t, svc, old.Secret.Reveal(), nil)
 	c.Advance(time.Nanosecond)
 	wantVerify(t, svc, old.Secret.Reveal(), apikey.ErrExpired)
 	wantVerify(t, svc, repl.Secret.Reveal(), nil)
+}
+
+// testServiceRotateAtLimit: during a grace period both keys verify, so
+// both count toward the owner's limit.
+func testServiceRotateAtLimit(t *testing.T, s apikey.Store) {
+	svc, _ := newService(t, s)
+	var last apikey.Issued
+	for range defaultMaxActiveKeys {
+		last = mustIssue(t, svc, apikey.CreateParams{})
+	}
+	if _, err := svc.Rotate(ctx(), "acct_a", last.Key.ID, time.Hour); !errors.Is(err, apikey.ErrTooManyKeys) {
+		t.Fatalf("rotation with grace at the limit: %v, want ErrTooManyKeys", err)
+	}
+	if k, err := svc.Get(ctx(), "acct_a", last.Key.ID); err != nil || k.ReplacedBy != "" {
+		t.Fatalf("a refused rotation changed the key: %+v, %v", k, err)
+	}
+	if _, err := svc.Rotate(ctx(), "acct_a", last.Key.ID, 0); err != nil {
+		t.Fatalf("rotation without grace at the limit: %v", err)
+	}
+	keys, err := svc.List(ctx(), "acct_a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := 0
+	for _, k := range keys {
+		if k.Active(epoch) {
+			active++
+		}
+	}
+	if active != defaultMaxActiveKeys {
+		t.Fatalf("%d active keys after rotating at the limit, want %d", active, defaultMaxActiveKeys)
+	}
 }
 
 func testServiceOtherOwner(t *testing.T, s apikey.Store) {

@@ -10,7 +10,7 @@
 // The suite checks the adapter contract directly (CRUD, list isolation,
 // duplicates, idempotent revoke, rotation rules, delete, expiry queries,
 // the per-owner limit under 100 concurrent creates, and usage counters for
-// stores that implement [apikey.UsageStore]) and through an
+// stores that implement [usage.Store]) and through an
 // [apikey.Service] (hash-only storage, verification after revoke, rotate
 // and expiry, concurrent verification while revoking). Run it with -race.
 // It uses only the standard testing package.
@@ -51,15 +51,52 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 		{"ServiceVerify", testServiceVerify},
 		{"ServiceRotateWithoutGrace", testServiceRotateNoGrace},
 		{"ServiceRotateWithGrace", testServiceRotateGrace},
+		{"ServiceRotateAtTheLimit", testServiceRotateAtLimit},
 		{"ServiceOtherOwner", testServiceOtherOwner},
 		{"ServiceConcurrentVerifyWhileRevoking", testConcurrentVerifyRevoke},
 		{"Usage", testUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.fn(t, newStore(t))
+			s := newStore(t)
+			if s == nil {
+				t.Fatal("newStore returned nil")
+			}
+			if tc.name == "Usage" {
+				tc.fn(t, s) // asserts the store's own capabilities
+				return
+			}
+			tc.fn(t, checked{Store: s, t: t})
 		})
 	}
+}
+
+// checked reports a store that answers a lookup with neither a record nor
+// an error as a test failure, where it would otherwise panic in the suite
+// or in a Service.
+type checked struct {
+	apikey.Store
+	t *testing.T
+}
+
+var errNoRecord = errors.New("storetest: the store returned neither a record nor an error")
+
+func (c checked) found(method string, rec *apikey.Record, err error) (*apikey.Record, error) {
+	if rec == nil && err == nil {
+		c.t.Errorf("%s returned a nil record and a nil error; the contract asks for apikey.ErrNotFound", method)
+		return nil, errNoRecord
+	}
+	return rec, err
+}
+
+func (c checked) Lookup(ctx context.Context, h apikey.Hash) (*apikey.Record, error) {
+	rec, err := c.Store.Lookup(ctx, h)
+	return c.found("Lookup", rec, err)
+}
+
+func (c checked) Get(ctx context.Context, id string) (*apikey.Record, error) {
+	rec, err := c.Store.Get(ctx, id)
+	return c.found("Get", rec, err)
 }
 
 // epoch is the suite's fixed "now"; whole seconds in UTC so that any
@@ -135,7 +172,6 @@ func testRoundTrip(t *testing.T, s apikey.Store) {
 	rec.Plan = "business"
 	rec.NotBefore = epoch.Add(time.Minute)
 	rec.ExpiresAt = epoch.Add(48 * time.Hour)
-	rec.LastUsedAt = epoch.Add(2 * time.Minute)
 	rec.HashVersion = 3
 	rec.Restrictions = apikey.Restrictions{
 		AllowedIPs:       []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("2001:db8::/32")},
@@ -182,7 +218,6 @@ func diffRecords(want, got *apikey.Record) string {
 	check("NotBefore", want.NotBefore.Equal(got.NotBefore), want.NotBefore, got.NotBefore)
 	check("ExpiresAt", want.ExpiresAt.Equal(got.ExpiresAt), want.ExpiresAt, got.ExpiresAt)
 	check("RevokedAt", want.RevokedAt.Equal(got.RevokedAt), want.RevokedAt, got.RevokedAt)
-	check("LastUsedAt", want.LastUsedAt.Equal(got.LastUsedAt), want.LastUsedAt, got.LastUsedAt)
 	check("ReplacedBy", want.ReplacedBy == got.ReplacedBy, want.ReplacedBy, got.ReplacedBy)
 	check("Restrictions", fmt.Sprint(want.Restrictions) == fmt.Sprint(got.Restrictions), want.Restrictions, got.Restrictions)
 	check("Metadata", fmt.Sprint(want.Metadata) == fmt.Sprint(got.Metadata), want.Metadata, got.Metadata)
@@ -212,11 +247,23 @@ func testDuplicates(t *testing.T, s apikey.Store) {
 }
 
 func testListIsolation(t *testing.T, s apikey.Store) {
-	var a []string
-	for range 3 {
+	// Twelve keys created out of order, with ties on CreatedAt broken by
+	// ID, so that neither insertion order nor any order but the contract's
+	// passes (a store returning them at random would pass once in 12!).
+	var want []string
+	base := record("acct_a")
+	for _, slot := range []int{7, 2, 11, 0, 5, 9, 1, 10, 3, 8, 6, 4} {
 		rec := record("acct_a")
+		rec.ID = fmt.Sprintf("%s-%02d", base.ID, 11-slot) // ID order reverses slot order...
+		rec.Hash = apikey.HashKey(rec.ID)
+		rec.CreatedAt = epoch.Add(time.Duration(slot/2) * time.Second) // ...within a pair of equal times
 		mustCreate(t, s, rec)
-		a = append(a, rec.ID)
+	}
+	for slot := range 12 {
+		pair := slot / 2 * 2
+		// Within a pair (slots 2k and 2k+1, equal CreatedAt), the lower ID
+		// comes first: that is slot 2k+1's.
+		want = append(want, fmt.Sprintf("%s-%02d", base.ID, 11-(pair+1-slot%2)))
 	}
 	b := record("acct_b")
 	mustCreate(t, s, b)
@@ -227,13 +274,16 @@ func testListIsolation(t *testing.T, s apikey.Store) {
 	}
 	var ids []string
 	for _, rec := range got {
+		if rec == nil {
+			t.Fatalf("List returned a nil record")
+		}
 		ids = append(ids, rec.ID)
 	}
-	if fmt.Sprint(ids) != fmt.Sprint(a) {
-		t.Fatalf("List(acct_a) = %v, want %v in creation order", ids, a)
+	if fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Fatalf("List(acct_a) = %v, want %v: ordered by CreatedAt, then ID", ids, want)
 	}
 	got, err = s.List(ctx(), "acct_b")
-	if err != nil || len(got) != 1 || got[0].ID != b.ID {
+	if err != nil || len(got) != 1 || got[0] == nil || got[0].ID != b.ID {
 		t.Fatalf("List(acct_b) = %v, %v; want only %s", got, err, b.ID)
 	}
 	got, err = s.List(ctx(), "acct_nobody")
@@ -267,7 +317,7 @@ func testRotate(t *testing.T, s apikey.Store) {
 	mustCreate(t, s, old)
 	repl := record("acct_a")
 	retire := epoch.Add(time.Hour)
-	if err := s.Rotate(ctx(), old.ID, retire, repl); err != nil {
+	if err := s.Rotate(ctx(), old.ID, retire, repl, 0, epoch); err != nil {
 		t.Fatalf("Rotate: %v", err)
 	}
 	got := mustGet(t, s, old.ID)
@@ -278,7 +328,7 @@ func testRotate(t *testing.T, s apikey.Store) {
 		t.Fatalf("Lookup(replacement): %v", err)
 	}
 	again := record("acct_a")
-	wantErr(t, "Rotate(already rotated)", s.Rotate(ctx(), old.ID, retire, again), apikey.ErrRevoked)
+	wantErr(t, "Rotate(already rotated)", s.Rotate(ctx(), old.ID, retire, again, 0, epoch), apikey.ErrRotated)
 	_, err := s.Get(ctx(), again.ID)
 	wantErr(t, "Get(replacement of failed rotation)", err, apikey.ErrNotFound)
 
@@ -286,7 +336,7 @@ func testRotate(t *testing.T, s apikey.Store) {
 	soon := record("acct_a")
 	soon.ExpiresAt = epoch.Add(time.Minute)
 	mustCreate(t, s, soon)
-	if err := s.Rotate(ctx(), soon.ID, epoch.Add(time.Hour), record("acct_a")); err != nil {
+	if err := s.Rotate(ctx(), soon.ID, epoch.Add(time.Hour), record("acct_a"), 0, epoch); err != nil {
 		t.Fatalf("Rotate(soon): %v", err)
 	}
 	if got := mustGet(t, s, soon.ID); !got.ExpiresAt.Equal(soon.ExpiresAt) {
@@ -298,14 +348,14 @@ func testRotate(t *testing.T, s apikey.Store) {
 	if err := s.Revoke(ctx(), revoked.ID, epoch); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "Rotate(revoked)", s.Rotate(ctx(), revoked.ID, retire, record("acct_a")), apikey.ErrRevoked)
-	wantErr(t, "Rotate(unknown)", s.Rotate(ctx(), "no-such-id", retire, record("acct_a")), apikey.ErrNotFound)
+	wantErr(t, "Rotate(revoked)", s.Rotate(ctx(), revoked.ID, retire, record("acct_a"), 0, epoch), apikey.ErrRevoked)
+	wantErr(t, "Rotate(unknown)", s.Rotate(ctx(), "no-such-id", retire, record("acct_a"), 0, epoch), apikey.ErrNotFound)
 
 	dup := record("acct_a")
 	dup.Hash = repl.Hash
 	fresh := record("acct_a")
 	mustCreate(t, s, fresh)
-	wantErr(t, "Rotate(duplicate replacement)", s.Rotate(ctx(), fresh.ID, retire, dup), apikey.ErrDuplicate)
+	wantErr(t, "Rotate(duplicate replacement)", s.Rotate(ctx(), fresh.ID, retire, dup, 0, epoch), apikey.ErrDuplicate)
 	if got := mustGet(t, s, fresh.ID); got.ReplacedBy != "" || !got.ExpiresAt.IsZero() {
 		t.Fatalf("failed Rotate changed the old record: %+v", got.Key)
 	}

@@ -5,19 +5,20 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/usage"
 )
 
-// testUsage runs only for stores that implement [apikey.UsageStore].
+// testUsage runs only for stores that implement [usage.Store].
 func testUsage(t *testing.T, s apikey.Store) {
-	us, ok := s.(apikey.UsageStore)
+	us, ok := s.(usage.Store)
 	if !ok {
-		t.Skip("the store does not implement apikey.UsageStore")
+		t.Skip("the store does not implement usage.Store")
 	}
 	a, b := record("acct_a"), record("acct_a")
 	mustCreate(t, s, a)
 	mustCreate(t, s, b)
 	t1 := epoch.Add(time.Hour)
-	err := us.AddUsage(ctx(), []apikey.UsageDelta{
+	err := us.AddUsage(ctx(), []usage.Delta{
 		{KeyID: a.ID, Requests: 3, Errors: 1, LastUsedAt: t1, ByEndpoint: map[string]int64{"GET /a": 2, "POST /a": 1}},
 		{KeyID: b.ID, Requests: 1, LastUsedAt: t1, ByEndpoint: map[string]int64{"GET /b": 1}},
 		{KeyID: "no-such-id", Requests: 7, LastUsedAt: t1, ByEndpoint: map[string]int64{"GET /x": 7}},
@@ -25,7 +26,7 @@ func testUsage(t *testing.T, s apikey.Store) {
 	if err != nil {
 		t.Fatalf("AddUsage: %v", err)
 	}
-	err = us.AddUsage(ctx(), []apikey.UsageDelta{
+	err = us.AddUsage(ctx(), []usage.Delta{
 		{KeyID: a.ID, Requests: 2, Errors: 2, LastUsedAt: epoch, ByEndpoint: map[string]int64{"GET /a": 2}},
 	})
 	if err != nil {

@@ -1,4 +1,13 @@
-package apikey
+// Package usage counts how API keys are used and writes the counts to a
+// [Store] in batches, never once per request.
+//
+// A [Recorder] sits on the request path (the middleware calls
+// [Recorder.Record] after each request made with a valid key) and flushes
+// in the background, by interval and by the number of keys waiting. A
+// failed flush is kept and merged into the next one, so an outage of the
+// store loses nothing but delays the counts. The stores in this module
+// (store/memstore, store/redisstore) implement [Store].
+package usage
 
 import (
 	"context"
@@ -29,8 +38,8 @@ func (u Usage) ErrorRate() float64 {
 	return float64(u.Errors) / float64(u.TotalRequests)
 }
 
-// UsageDelta is the usage of one key accumulated since the last flush.
-type UsageDelta struct {
+// Delta is the usage of one key gathered since the last flush.
+type Delta struct {
 	KeyID      string
 	Requests   int64
 	Errors     int64
@@ -38,102 +47,64 @@ type UsageDelta struct {
 	ByEndpoint map[string]int64
 }
 
-// UsageStore is the optional capability of a [Store] that keeps usage.
-// AddUsage adds a batch of deltas (in one round trip, for a networked
-// store) and must keep LastUsedAt the latest it has seen; Usage returns
-// the totals of one key, a zero Usage for a key never used.
-type UsageStore interface {
-	AddUsage(ctx context.Context, deltas []UsageDelta) error
-	Usage(ctx context.Context, id string) (Usage, error)
+// Store keeps usage counters. Both methods must be safe for concurrent
+// use; errors are for system failures only.
+type Store interface {
+	// AddUsage adds a batch of deltas, in one round trip for a networked
+	// store, keeping LastUsedAt the latest it has seen. Usage of keys the
+	// store does not know may be dropped.
+	AddUsage(ctx context.Context, deltas []Delta) error
+	// Usage returns the totals of one key: a zero Usage with an empty
+	// ByEndpoint for a key never used.
+	Usage(ctx context.Context, keyID string) (Usage, error)
 }
 
-// Usage returns the recorded usage of owner's key id. It fails with
-// [errors.ErrUnsupported] when the store keeps no usage.
-func (s *Service) Usage(ctx context.Context, owner, id string) (Usage, error) {
-	if _, err := s.owned(ctx, owner, id); err != nil {
-		return Usage{}, err
-	}
-	us, ok := s.store.(UsageStore)
-	if !ok {
-		return Usage{}, fmt.Errorf("apikey: usage: %w by this store", errors.ErrUnsupported)
-	}
-	u, err := us.Usage(ctx, id)
-	if err != nil {
-		return Usage{}, fmt.Errorf("apikey: usage: %w", err)
-	}
-	return u, nil
-}
-
-// withLastUse sets k.LastUsedAt from the usage the store keeps, if it
-// keeps any.
-func (s *Service) withLastUse(ctx context.Context, k *Key) error {
-	us, ok := s.store.(UsageStore)
-	if !ok {
-		return nil
-	}
-	u, err := us.Usage(ctx, k.ID)
-	switch {
-	case errors.Is(err, errors.ErrUnsupported):
-		return nil
-	case err != nil:
-		return fmt.Errorf("apikey: usage: %w", err)
-	case u.LastUsedAt.After(k.LastUsedAt):
-		k.LastUsedAt = u.LastUsedAt
-	}
-	return nil
-}
-
-// Defaults of [RecorderConfig].
-const (
-	DefaultFlushInterval = 10 * time.Second
-	DefaultFlushKeys     = 10_000
-	DefaultMaxEndpoints  = 64
-)
-
-// OtherEndpoint collects the requests of a key past
-// [RecorderConfig].MaxEndpoints distinct endpoints in one batch.
+// OtherEndpoint collects a key's requests past [Config].MaxEndpoints
+// distinct endpoints in one batch.
 const OtherEndpoint = "other"
 
-// RecorderConfig configures a [Recorder]. The zero value selects every
-// default.
-type RecorderConfig struct {
-	// FlushInterval is how often counts are written. Default
-	// [DefaultFlushInterval].
+// Config configures a [Recorder]. The zero value of each field selects
+// its default.
+type Config struct {
+	// FlushInterval is how often counts are written. Default 10 seconds.
 	FlushInterval time.Duration
 	// FlushKeys flushes early once this many distinct keys have unflushed
-	// counts. Default [DefaultFlushKeys].
+	// counts. Default 10,000.
 	FlushKeys int
-	// MaxEndpoints bounds the distinct endpoints counted per key and batch;
-	// the rest count as [OtherEndpoint]. Default [DefaultMaxEndpoints].
+	// MaxEndpoints bounds the distinct endpoints counted per key and
+	// batch; the rest count as [OtherEndpoint]. Default 64.
 	MaxEndpoints int
-	// OnError receives flush failures; the failed batch is kept and added
-	// to the next one, so nothing is lost while the store is down. Default:
-	// ignore.
+	// FlushTimeout bounds each background flush, so that a store that
+	// hangs cannot hold the Recorder. Default 10 seconds.
+	FlushTimeout time.Duration
+	// OnError receives background flush failures; the failed batch is
+	// kept and added to the next one. Default: ignore.
 	OnError func(error)
 }
 
-// Recorder counts key usage in memory and writes it to a [UsageStore] in
-// batches: never a write per request. Record is safe for concurrent use
-// and, once a key has been seen in the current batch, allocates nothing.
-// Call [Recorder.Close] to flush what is left.
+// Recorder counts key usage in memory and writes it to a [Store] in
+// batches. It is safe for concurrent use. Call [Recorder.Close] to flush
+// what is left.
 type Recorder struct {
-	sink     UsageStore
-	cfg      RecorderConfig
-	shards   [recorderShards]recShard
+	store    Store
+	cfg      Config
+	shards   [shardCount]shard
 	kick     chan struct{}
 	stop     chan struct{}
 	done     chan struct{}
-	flushMu  sync.Mutex   // one flush at a time
-	carry    []UsageDelta // a batch that failed, retried with the next
+	flushMu  sync.Mutex // one flush at a time
+	carry    []Delta    // a batch that failed, retried with the next
 	closeOne sync.Once
 }
 
-const recorderShards = 32
+const shardCount = 32
 
-type recShard struct {
+type shard struct {
 	mu   sync.Mutex
 	keys map[string]*counter
-	_    [40]byte // keep shards on separate cache lines
+	// Padding to 64 bytes (mu 8 + keys 8), so that neighbouring shards'
+	// locks do not share a cache line.
+	_ [48]byte
 }
 
 type counter struct {
@@ -142,24 +113,27 @@ type counter struct {
 	endpoints        map[string]int64
 }
 
-// NewRecorder starts a Recorder that flushes to sink.
-func NewRecorder(sink UsageStore, cfg RecorderConfig) (*Recorder, error) {
-	if sink == nil {
-		return nil, fmt.Errorf("%w: nil usage store", ErrInvalidConfig)
+// New starts a Recorder that flushes to store.
+func New(store Store, cfg Config) (*Recorder, error) {
+	if store == nil {
+		return nil, errors.New("usage: nil store")
 	}
 	if cfg.FlushInterval <= 0 {
-		cfg.FlushInterval = DefaultFlushInterval
+		cfg.FlushInterval = 10 * time.Second
 	}
 	if cfg.FlushKeys <= 0 {
-		cfg.FlushKeys = DefaultFlushKeys
+		cfg.FlushKeys = 10_000
 	}
 	if cfg.MaxEndpoints <= 0 {
-		cfg.MaxEndpoints = DefaultMaxEndpoints
+		cfg.MaxEndpoints = 64
+	}
+	if cfg.FlushTimeout <= 0 {
+		cfg.FlushTimeout = 10 * time.Second
 	}
 	if cfg.OnError == nil {
 		cfg.OnError = func(error) {}
 	}
-	r := &Recorder{sink: sink, cfg: cfg, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	r := &Recorder{store: store, cfg: cfg, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	for i := range r.shards {
 		r.shards[i].keys = make(map[string]*counter)
 	}
@@ -178,15 +152,18 @@ func (r *Recorder) loop() {
 		case <-t.C:
 		case <-r.kick:
 		}
-		if err := r.Flush(context.Background()); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), r.cfg.FlushTimeout)
+		if err := r.Flush(ctx); err != nil {
 			r.cfg.OnError(err)
 		}
+		cancel()
 	}
 }
 
 // Record counts one request made with key id to endpoint (a route
 // pattern, never a raw path, so that the number of endpoints stays
-// bounded), answered with status at the given time.
+// bounded), answered with status at the given time. It never blocks on
+// the store.
 func (r *Recorder) Record(id, endpoint string, status int, at time.Time) {
 	sh := &r.shards[shardOf(id)]
 	sh.mu.Lock()
@@ -194,7 +171,7 @@ func (r *Recorder) Record(id, endpoint string, status int, at time.Time) {
 	if c == nil {
 		c = &counter{endpoints: make(map[string]int64)}
 		sh.keys[id] = c
-		if len(sh.keys)*recorderShards >= r.cfg.FlushKeys {
+		if len(sh.keys)*shardCount >= r.cfg.FlushKeys {
 			select {
 			case r.kick <- struct{}{}:
 			default:
@@ -222,7 +199,7 @@ func shardOf(id string) int {
 	if id == "" {
 		return 0
 	}
-	return int(id[len(id)-1]^id[len(id)/2]) % recorderShards
+	return int(id[len(id)-1]^id[len(id)/2]) % shardCount
 }
 
 // Flush writes the counts gathered so far in one call to the store. On
@@ -249,7 +226,7 @@ func (r *Recorder) Flush(ctx context.Context) error {
 			j, ok := index[id]
 			if !ok {
 				index[id] = len(batch)
-				batch = append(batch, UsageDelta{KeyID: id, Requests: c.requests, Errors: c.errors, LastUsedAt: last, ByEndpoint: c.endpoints})
+				batch = append(batch, Delta{KeyID: id, Requests: c.requests, Errors: c.errors, LastUsedAt: last, ByEndpoint: c.endpoints})
 				continue
 			}
 			d := &batch[j]
@@ -266,14 +243,15 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	if err := r.sink.AddUsage(ctx, batch); err != nil {
+	if err := r.store.AddUsage(ctx, batch); err != nil {
 		r.carry = batch
-		return fmt.Errorf("apikey: flush usage of %d keys: %w", len(batch), err)
+		return fmt.Errorf("usage: flush %d keys: %w", len(batch), err)
 	}
 	return nil
 }
 
-// Close stops the background flushes and flushes what is left.
+// Close stops the background flushes and flushes what is left, within
+// ctx. Counts that could not be written are lost with the Recorder.
 func (r *Recorder) Close(ctx context.Context) error {
 	r.closeOne.Do(func() { close(r.stop) })
 	<-r.done

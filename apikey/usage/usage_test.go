@@ -1,0 +1,161 @@
+package usage_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/apikey/usage"
+	"github.com/keygate/keygate/store/memstore"
+)
+
+var now = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// flakyStore keeps usage in memory and fails while down is set.
+type flakyStore struct {
+	mu      sync.Mutex
+	totals  map[string]usage.Usage
+	down    atomic.Bool
+	hang    atomic.Bool
+	flushes atomic.Int32
+}
+
+func newFlakyStore() *flakyStore { return &flakyStore{totals: map[string]usage.Usage{}} }
+
+func (f *flakyStore) AddUsage(ctx context.Context, deltas []usage.Delta) error {
+	f.flushes.Add(1)
+	if f.hang.Load() {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	if f.down.Load() {
+		return errors.New("store down")
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, d := range deltas {
+		u := f.totals[d.KeyID]
+		if u.ByEndpoint == nil {
+			u.ByEndpoint = map[string]int64{}
+		}
+		u.TotalRequests += d.Requests
+		u.Errors += d.Errors
+		if d.LastUsedAt.After(u.LastUsedAt) {
+			u.LastUsedAt = d.LastUsedAt
+		}
+		for ep, n := range d.ByEndpoint {
+			u.ByEndpoint[ep] += n
+		}
+		f.totals[d.KeyID] = u
+	}
+	return nil
+}
+
+func (f *flakyStore) Usage(_ context.Context, id string) (usage.Usage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.totals[id], nil
+}
+
+func TestRecorderBatchesAndFlushesOnClose(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const id = "key-1"
+	store := newFlakyStore()
+	rec, err := usage.New(store, usage.Config{FlushInterval: time.Hour, MaxEndpoints: 2})
+	require.NoError(t, err)
+
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				status := 200
+				if i%10 == 0 {
+					status = 429
+				}
+				rec.Record(id, []string{"GET /a", "GET /b", "GET /c"}[g%3], status, now.Add(time.Duration(i)*time.Second))
+			}
+		}()
+	}
+	wg.Wait()
+	assert.Zero(t, store.flushes.Load(), "nothing is written per request")
+
+	store.down.Store(true)
+	require.Error(t, rec.Flush(ctx), "a failed flush reports its error")
+	rec.Record(id, "GET /a", 500, now.Add(time.Hour))
+	store.down.Store(false)
+	require.NoError(t, rec.Close(ctx))
+
+	u, err := store.Usage(ctx, id)
+	require.NoError(t, err)
+	assert.EqualValues(t, 801, u.TotalRequests, "nothing lost across the failed flush")
+	assert.EqualValues(t, 81, u.Errors)
+	assert.Equal(t, now.Add(time.Hour), u.LastUsedAt)
+	var sum int64
+	for _, n := range u.ByEndpoint {
+		sum += n
+	}
+	assert.EqualValues(t, 801, sum)
+	// Endpoints a and b get 300 requests, c 200; whichever came third is
+	// counted as "other".
+	assert.Contains(t, []int64{200, 300}, u.ByEndpoint[usage.OtherEndpoint])
+	assert.InDelta(t, 81.0/801, u.ErrorRate(), 1e-9)
+}
+
+func TestRecorderFlushesWhenManyKeys(t *testing.T) {
+	t.Parallel()
+	store := newFlakyStore()
+	rec, err := usage.New(store, usage.Config{FlushInterval: time.Hour, FlushKeys: 64})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rec.Close(context.Background()) })
+	for i := range 1000 {
+		rec.Record(fmt.Sprint("key-", i), "GET /a", 200, now)
+	}
+	require.Eventually(t, func() bool { return store.flushes.Load() > 0 }, 5*time.Second, time.Millisecond)
+}
+
+// A store that hangs holds a background flush for FlushTimeout only, so
+// Close returns.
+func TestBackgroundFlushHasADeadline(t *testing.T) {
+	t.Parallel()
+	store := newFlakyStore()
+	store.hang.Store(true)
+	errs := make(chan error, 10)
+	rec, err := usage.New(store, usage.Config{FlushInterval: 10 * time.Millisecond, FlushTimeout: 50 * time.Millisecond,
+		OnError: func(err error) { errs <- err }})
+	require.NoError(t, err)
+	rec.Record("key-1", "GET /a", 200, now)
+	select {
+	case err := <-errs:
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the background flush never gave up")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	require.Error(t, rec.Close(ctx), "Close reports the counts it could not write")
+	assert.Less(t, time.Since(start), 2*time.Second)
+}
+
+func TestRecordAllocatesNothingForASeenKey(t *testing.T) {
+	rec, err := usage.New(memstore.New(), usage.Config{FlushInterval: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rec.Close(context.Background()) })
+	rec.Record("key-1", "GET /a", 200, now)
+	assert.Zero(t, testing.AllocsPerRun(1000, func() { rec.Record("key-1", "GET /a", 200, now) }))
+}
+
+func TestNewRefusesNilStore(t *testing.T) {
+	_, err := usage.New(nil, usage.Config{})
+	require.Error(t, err)
+}

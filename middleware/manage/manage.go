@@ -1,0 +1,437 @@
+// Package manage is the key owner's self-service: a REST handler through
+// which the host's logged-in users create, list, rotate and revoke their
+// own API keys and read their usage.
+//
+// It serves a different audience from package middleware, which guards
+// the API that keys call: here the caller is a person signed in to the
+// host (the host's session or JWT, checked by [Config].Authenticate), and
+// an API key is refused outright, so that a leaked key can never mint or
+// revoke keys.
+package manage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/usage"
+	"github.com/keygate/keygate/middleware"
+)
+
+// Config configures a [Handler]. Service and Authenticate are required;
+// the zero value of every other field selects the default it names.
+type Config struct {
+	// Service is the key lifecycle behind the endpoints.
+	Service *apikey.Service
+	// Authenticate is the host's own login check (session, JWT): it
+	// returns the account whose keys the request manages. Requests that
+	// carry an API key are refused before it is called.
+	Authenticate func(r *http.Request) (account string, ok bool)
+	// Prefix is where the endpoints are mounted. Default "/api/v1/api-keys".
+	Prefix string
+	// Permissions are granted to a key whose create request names none.
+	// Default read only, so that a key created with only a name can read
+	// and do nothing else.
+	Permissions []apikey.Permission
+	// Usage is where usage counts are read from, usually the store that
+	// a [usage.Recorder] writes to. Default nil: the usage endpoint
+	// answers 501 and keys show no last_used_at.
+	Usage usage.Store
+	// Recorder, when set, is flushed before usage is read, so that the
+	// counts include this instance's latest requests.
+	Recorder *usage.Recorder
+	// Errors writes every error response. Default
+	// [middleware.DefaultErrors], {"error":"..."}.
+	Errors middleware.ErrorWriter
+	// Clock returns the current time for the status field. Default
+	// [time.Now].
+	Clock func() time.Time
+}
+
+// maxBody bounds a request body.
+const maxBody = 64 << 10
+
+// maxGrace bounds a rotation's grace period.
+const maxGrace = 30 * 24 * time.Hour
+
+// Handler serves the key-management endpoints:
+//
+//	POST   {prefix}                create (201, the key shown once)
+//	GET    {prefix}                list (never the key or its hash)
+//	GET    {prefix}/{id}           one key
+//	DELETE {prefix}/{id}           revoke
+//	POST   {prefix}/{id}/rotate    rotate, {"grace_period_seconds":N} (201)
+//	GET    {prefix}/{id}/usage     usage counters
+//
+// Errors are written by [Config].Errors with 400 (bad input, the key
+// limit), 401 (not logged in, or an API key presented), 404 (unknown key,
+// or another account's), 409 (a revoked, expired or rotated key), 501 (no
+// usage store) and 503; their text never contains internal errors.
+type Handler struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// New returns the Handler of cfg.
+func New(cfg Config) (*Handler, error) {
+	if cfg.Service == nil || cfg.Authenticate == nil {
+		return nil, errors.New("manage: Config needs Service and Authenticate")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "/api/v1/api-keys"
+	}
+	if len(cfg.Permissions) == 0 {
+		cfg.Permissions = []apikey.Permission{apikey.Read}
+	}
+	if cfg.Errors == nil {
+		cfg.Errors = middleware.DefaultErrors
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	p := strings.TrimSuffix(cfg.Prefix, "/")
+	h.mux.HandleFunc("POST "+p, h.create)
+	h.mux.HandleFunc("POST "+p+"/{$}", h.create)
+	h.mux.HandleFunc("GET "+p, h.list)
+	h.mux.HandleFunc("GET "+p+"/{$}", h.list)
+	h.mux.HandleFunc("GET "+p+"/{id}", h.get)
+	h.mux.HandleFunc("DELETE "+p+"/{id}", h.revoke)
+	h.mux.HandleFunc("POST "+p+"/{id}/rotate", h.rotate)
+	h.mux.HandleFunc("GET "+p+"/{id}/usage", h.usage)
+	return h, nil
+}
+
+type accountKey struct{}
+
+func accountFrom(r *http.Request) string {
+	s, _ := r.Context().Value(accountKey{}).(string)
+	return s
+}
+
+// ServeHTTP implements [http.Handler].
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h.presentsAPIKey(r) {
+		h.fail(w, r, http.StatusUnauthorized, "api_key_refused", "API keys cannot manage API keys; sign in instead")
+		return
+	}
+	account, ok := h.cfg.Authenticate(r)
+	if !ok || account == "" {
+		h.fail(w, r, http.StatusUnauthorized, "unauthorized", "Could not validate credentials")
+		return
+	}
+	h.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accountKey{}, account)))
+}
+
+// presentsAPIKey reports whether any key header of the request carries
+// something shaped like an API key of the service's format.
+func (h *Handler) presentsAPIKey(r *http.Request) bool {
+	if len(r.Header.Values("X-API-Key")) > 0 {
+		return true
+	}
+	for _, v := range r.Header.Values("Authorization") {
+		if token, ok := middleware.Bearer(v); ok {
+			if _, err := h.cfg.Service.Format().Parse(token); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (h *Handler) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	h.cfg.Errors(w, r, &middleware.Error{Status: status, Code: code, Message: msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// keyJSON is a key as the endpoints show it.
+type keyJSON struct {
+	ID               string              `json:"id"`
+	APIKey           string              `json:"api_key,omitempty"`
+	KeyPrefix        string              `json:"key_prefix"`
+	Name             string              `json:"name"`
+	Description      string              `json:"description"`
+	Permissions      []apikey.Permission `json:"permissions"`
+	ProjectID        *string             `json:"project_id"`
+	Environment      string              `json:"environment,omitempty"`
+	Plan             string              `json:"plan,omitempty"`
+	CreatedAt        time.Time           `json:"created_at"`
+	ExpiresAt        *time.Time          `json:"expires_at"`
+	LastUsedAt       *time.Time          `json:"last_used_at,omitempty"`
+	Status           apikey.Status       `json:"status,omitempty"`
+	ReplacedBy       string              `json:"replaced_by,omitempty"`
+	AllowedIPs       []string            `json:"allowed_ips,omitempty"`
+	AllowedReferrers []string            `json:"allowed_referrers,omitempty"`
+	AllowedEndpoints []string            `json:"allowed_endpoints,omitempty"`
+}
+
+func toJSON(k apikey.Key) keyJSON {
+	out := keyJSON{
+		ID: k.ID, KeyPrefix: k.DisplayPrefix, Name: k.Name, Description: k.Description,
+		Permissions: k.Permissions, Environment: k.Environment, Plan: k.Plan, CreatedAt: k.CreatedAt,
+		ReplacedBy:       k.ReplacedBy,
+		AllowedReferrers: k.Restrictions.AllowedReferrers, AllowedEndpoints: k.Restrictions.AllowedEndpoints,
+	}
+	if out.Permissions == nil {
+		out.Permissions = []apikey.Permission{}
+	}
+	if k.ProjectID != "" {
+		out.ProjectID = &k.ProjectID
+	}
+	if !k.ExpiresAt.IsZero() {
+		out.ExpiresAt = &k.ExpiresAt
+	}
+	for _, p := range k.Restrictions.AllowedIPs {
+		out.AllowedIPs = append(out.AllowedIPs, p.String())
+	}
+	return out
+}
+
+// decode reads a JSON body strictly: unknown fields, trailing data and
+// bodies over 64 KiB are errors.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody+1))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) {
+			return errors.New("request body is empty")
+		}
+		return fmt.Errorf("invalid JSON: %v", err)
+	}
+	if dec.More() {
+		return errors.New("invalid JSON: trailing data after the object")
+	}
+	return nil
+}
+
+type createRequest struct {
+	Name             string   `json:"name"`
+	Description      string   `json:"description"`
+	Permissions      []string `json:"permissions"`
+	ProjectID        string   `json:"project_id"`
+	Environment      string   `json:"environment"`
+	ExpiresAt        string   `json:"expires_at"`
+	Plan             string   `json:"plan"`
+	AllowedIPs       []string `json:"allowed_ips"`
+	AllowedReferrers []string `json:"allowed_referrers"`
+	AllowedEndpoints []string `json:"allowed_endpoints"`
+}
+
+func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
+	var req createRequest
+	if err := decode(r, &req); err != nil {
+		h.fail(w, r, http.StatusBadRequest, "invalid_input", err.Error())
+		return
+	}
+	p := apikey.CreateParams{
+		Owner: accountFrom(r), Name: req.Name, Description: req.Description, ProjectID: req.ProjectID,
+		Environment: req.Environment, Plan: req.Plan, Permissions: h.cfg.Permissions,
+		Restrictions: apikey.Restrictions{AllowedReferrers: req.AllowedReferrers, AllowedEndpoints: req.AllowedEndpoints},
+	}
+	if req.Permissions != nil {
+		p.Permissions = make([]apikey.Permission, len(req.Permissions))
+		for i, perm := range req.Permissions {
+			p.Permissions[i] = apikey.Permission(perm)
+		}
+	}
+	if req.ExpiresAt != "" {
+		t, err := time.Parse(time.RFC3339, req.ExpiresAt)
+		if err != nil {
+			h.fail(w, r, http.StatusBadRequest, "invalid_input", "expires_at must be an RFC 3339 time, such as 2030-01-31T00:00:00Z")
+			return
+		}
+		p.ExpiresAt = t
+	}
+	ips, err := parseNetworks(req.AllowedIPs)
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	p.Restrictions.AllowedIPs = ips
+	issued, err := h.cfg.Service.Create(r.Context(), p)
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	h.writeIssued(w, issued)
+}
+
+// parseNetworks parses allowed client networks: each entry a CIDR prefix
+// ("10.0.0.0/8") or a single address (taken as /32 or /128).
+func parseNetworks(entries []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(entries))
+	for _, e := range entries {
+		e = strings.TrimSpace(e)
+		if strings.Contains(e, "/") {
+			p, err := netip.ParsePrefix(e)
+			if err != nil {
+				return nil, &apikey.InputError{Field: "allowed_ips", Reason: fmt.Sprintf("%q is not a CIDR prefix", e)}
+			}
+			out = append(out, p)
+			continue
+		}
+		a, err := netip.ParseAddr(e)
+		if err != nil {
+			return nil, &apikey.InputError{Field: "allowed_ips", Reason: fmt.Sprintf("%q is not an IP address or CIDR prefix", e)}
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
+func (h *Handler) writeIssued(w http.ResponseWriter, issued apikey.Issued) {
+	out := toJSON(issued.Key)
+	out.APIKey = issued.Secret.Reveal() // the one place the key is shown
+	writeJSON(w, http.StatusCreated, out)
+}
+
+// lifecycleError maps apikey errors to responses; internal error text is
+// never shown.
+func (h *Handler) lifecycleError(w http.ResponseWriter, r *http.Request, err error) {
+	var ie *apikey.InputError
+	var le *apikey.LimitError
+	switch {
+	case errors.As(err, &ie):
+		h.fail(w, r, http.StatusBadRequest, "invalid_input", fmt.Sprintf("Invalid %s: %s", ie.Field, ie.Reason))
+	case errors.As(err, &le):
+		h.fail(w, r, http.StatusBadRequest, "too_many_keys", fmt.Sprintf("Maximum number of API keys (%d) reached. Please expire unused keys.", le.Max))
+	case errors.Is(err, apikey.ErrNotFound):
+		h.fail(w, r, http.StatusNotFound, "not_found", "API key not found")
+	case errors.Is(err, apikey.ErrRotated):
+		h.fail(w, r, http.StatusConflict, "rotated", "API key was already rotated; rotate its replacement instead")
+	case errors.Is(err, apikey.ErrRevoked):
+		h.fail(w, r, http.StatusConflict, "revoked", "API key is revoked")
+	case errors.Is(err, apikey.ErrExpired):
+		h.fail(w, r, http.StatusConflict, "expired", "API key has expired")
+	default:
+		h.fail(w, r, http.StatusServiceUnavailable, middleware.CodeUnavailable, "Service temporarily unavailable")
+	}
+}
+
+// flush writes this instance's pending usage before it is read.
+func (h *Handler) flush(r *http.Request) {
+	if h.cfg.Recorder != nil {
+		_ = h.cfg.Recorder.Flush(r.Context())
+	}
+}
+
+// withStatus adds the key's status at now and its last use.
+func (h *Handler) withStatus(r *http.Request, k apikey.Key, now time.Time) (keyJSON, error) {
+	out := toJSON(k)
+	out.Status = k.Status(now)
+	if h.cfg.Usage == nil {
+		return out, nil
+	}
+	u, err := h.cfg.Usage.Usage(r.Context(), k.ID)
+	if err != nil {
+		return keyJSON{}, err
+	}
+	if !u.LastUsedAt.IsZero() {
+		out.LastUsedAt = &u.LastUsedAt
+	}
+	return out, nil
+}
+
+func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	h.flush(r)
+	keys, err := h.cfg.Service.List(r.Context(), accountFrom(r))
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	now := h.cfg.Clock()
+	data := make([]keyJSON, 0, len(keys))
+	for _, k := range keys {
+		out, err := h.withStatus(r, k, now)
+		if err != nil {
+			h.lifecycleError(w, r, err)
+			return
+		}
+		data = append(data, out)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data})
+}
+
+func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
+	h.flush(r)
+	k, err := h.cfg.Service.Get(r.Context(), accountFrom(r), r.PathValue("id"))
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	out, err := h.withStatus(r, k, h.cfg.Clock())
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
+	if err := h.cfg.Service.Revoke(r.Context(), accountFrom(r), r.PathValue("id")); err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": "API key revoked successfully"})
+}
+
+func (h *Handler) rotate(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		GracePeriodSeconds int64 `json:"grace_period_seconds"`
+	}
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			h.fail(w, r, http.StatusBadRequest, "invalid_input", err.Error())
+			return
+		}
+	}
+	if req.GracePeriodSeconds < 0 || req.GracePeriodSeconds > int64(maxGrace/time.Second) {
+		h.fail(w, r, http.StatusBadRequest, "invalid_input", fmt.Sprintf("grace_period_seconds must be between 0 and %d (30 days)", int64(maxGrace/time.Second)))
+		return
+	}
+	issued, err := h.cfg.Service.Rotate(r.Context(), accountFrom(r), r.PathValue("id"), time.Duration(req.GracePeriodSeconds)*time.Second)
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	h.writeIssued(w, issued)
+}
+
+func (h *Handler) usage(w http.ResponseWriter, r *http.Request) {
+	if h.cfg.Usage == nil {
+		h.fail(w, r, http.StatusNotImplemented, "unsupported", "Usage is not recorded by this service")
+		return
+	}
+	h.flush(r)
+	id := r.PathValue("id")
+	if _, err := h.cfg.Service.Get(r.Context(), accountFrom(r), id); err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	u, err := h.cfg.Usage.Usage(r.Context(), id)
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	out := map[string]any{
+		"total_requests": u.TotalRequests, "errors": u.Errors, "error_rate": u.ErrorRate(),
+		"by_endpoint": u.ByEndpoint, "last_used_at": nil,
+	}
+	if !u.LastUsedAt.IsZero() {
+		out["last_used_at"] = u.LastUsedAt
+	}
+	writeJSON(w, http.StatusOK, out)
+}
