@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -24,9 +25,17 @@ type Config struct {
 	// Scopes are custom permissions accepted besides [Read], [Write] and
 	// [Delete]: 1 to 64 characters of lower-case letters, digits and ":._-".
 	Scopes []Permission
-	// Plans, when not empty, lists the plan names a key may have; the first
-	// is the default. When empty, a key's plan is free text (or "").
+	// Plans lists the plan names a key may have; the first is the
+	// default. Default none: a key then has no plan (""), and naming one
+	// is an error, so that a typo never falls back to another plan.
 	Plans []string
+	// Endpoints lists the route patterns of the host's API ("GET
+	// /items/{id}", or "/items/" for every method), for endpoint
+	// restrictions. When set, every [Restrictions].AllowedEndpoints entry
+	// must name one of them, or end in "*" and prefix one; a raw path
+	// ("GET /items/42") is refused with the route it belongs to. Default
+	// none: entries are checked for shape only.
+	Endpoints []string
 	// Peppers turns on keyed hashing (HMAC-SHA256) when not empty: the
 	// first pepper hashes new keys and every one of them verifies old keys.
 	// Default: plain SHA-256.
@@ -50,6 +59,7 @@ type Service struct {
 	max     int
 	scopes  map[Permission]bool
 	plans   []string
+	routes  []string
 	schemes []hashScheme // [0] hashes new keys; all verify
 	now     func() time.Time
 	newID   func() string
@@ -87,6 +97,13 @@ func New(store Store, cfg Config) (*Service, error) {
 				ErrInvalidConfig, p, maxPlanLength)
 		}
 	}
+	for _, e := range cfg.Endpoints {
+		route, ok := normalizeRoute(e)
+		if !ok {
+			return nil, fmt.Errorf("%w: endpoint %q is not a route pattern such as \"GET /items/{id}\"", ErrInvalidConfig, e)
+		}
+		s.routes = append(s.routes, route)
+	}
 	var err error
 	if s.schemes, err = newHashSchemes(cfg.Peppers, cfg.VerifyUnpeppered); err != nil {
 		return nil, err
@@ -105,6 +122,10 @@ func New(store Store, cfg Config) (*Service, error) {
 
 // Format returns the key format the service issues and accepts.
 func (s *Service) Format() *Format { return s.format }
+
+// Plans returns the plan names keys may have, the default first: a copy
+// of [Config].Plans.
+func (s *Service) Plans() []string { return slices.Clone(s.plans) }
 
 // CreateParams describes a key to issue. Only Owner is required.
 type CreateParams struct {

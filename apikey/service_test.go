@@ -143,6 +143,65 @@ func TestCreateNormalizes(t *testing.T) {
 	assert.False(t, p.Has(apikey.Delete), "a returned Key is a copy")
 }
 
+// A plan name the service does not know is an error, never a silent
+// fallback to another plan.
+func TestPlansAreChecked(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, _ := newTestService(t, apikey.Config{Plans: []string{"free", "starter", "business"}})
+	for _, plan := range []string{"Business", "enterprise", " free"} {
+		_, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct", Plan: plan})
+		var ie *apikey.InputError
+		require.ErrorAs(t, err, &ie, plan)
+		assert.Equal(t, "plan", ie.Field)
+		assert.Contains(t, ie.Reason, "unknown plan")
+	}
+	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	assert.Equal(t, "free", issued.Key.Plan, "the first plan is the default")
+	assert.Equal(t, []string{"free", "starter", "business"}, svc.Plans())
+
+	plain, _, _ := newTestService(t, apikey.Config{})
+	_, err = plain.Create(ctx, apikey.CreateParams{Owner: "acct", Plan: "starter"})
+	require.ErrorIs(t, err, apikey.ErrInvalidInput, "a service without plans refuses any")
+	assert.Empty(t, plain.Plans())
+}
+
+// With the host's routes configured, an endpoint restriction that can
+// never match is refused with the reason.
+func TestEndpointRestrictionsNameRoutes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, _ := newTestService(t, apikey.Config{Endpoints: []string{
+		"GET /api/v1/recordings", "GET /api/v1/recordings/{id}", "DELETE /api/v1/recordings/{id}", "/api/v1/health",
+	}})
+	tests := []struct {
+		entry, reason string
+	}{
+		{"GET /api/v1/recordings", ""},
+		{"get /api/v1/recordings/{id}", ""},
+		{"* /api/v1/recordings/{id}", ""},
+		{"POST /api/v1/health", ""},
+		{"GET /api/v1/rec*", ""},
+		{"GET /api/v1/recordings/rec_2", `names a path, not a route; use the route pattern "GET /api/v1/recordings/{id}"`},
+		{"POST /api/v1/recordings", "matches no route"},
+		{"GET /api/v2/*", "matches no route"},
+	}
+	for _, tc := range tests {
+		_, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct", Restrictions: apikey.Restrictions{AllowedEndpoints: []string{tc.entry}}})
+		if tc.reason == "" {
+			require.NoError(t, err, tc.entry)
+			continue
+		}
+		var ie *apikey.InputError
+		require.ErrorAs(t, err, &ie, tc.entry)
+		assert.Equal(t, "allowed_endpoints", ie.Field)
+		assert.Contains(t, ie.Reason, tc.reason, tc.entry)
+	}
+	_, err := apikey.New(memstore.New(), apikey.Config{Endpoints: []string{"GET items"}})
+	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
+}
+
 func TestVerifyStates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -323,7 +382,7 @@ func TestVerifyAllocatesNothing(t *testing.T) {
 func TestPrincipal(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	svc, _, _ := newTestService(t, apikey.Config{})
+	svc, _, _ := newTestService(t, apikey.Config{Plans: []string{"free", "starter"}})
 	issued, err := svc.Create(ctx, apikey.CreateParams{
 		Owner: "acct", ProjectID: "proj_1", Plan: "starter", Permissions: []apikey.Permission{apikey.Read},
 		ExpiresAt: now.Add(time.Hour), Metadata: map[string]string{"team": "core"},

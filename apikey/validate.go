@@ -70,10 +70,10 @@ func (s *Service) validate(p CreateParams, now time.Time) (Key, error) {
 	switch {
 	case k.Plan == "" && len(s.plans) > 0:
 		k.Plan = s.plans[0]
-	case len(s.plans) > 0 && !slices.Contains(s.plans, k.Plan):
-		return Key{}, invalid("plan", "must be one of %q", s.plans)
-	case k.Plan != "" && !validToken(k.Plan, maxPlanLength):
-		return Key{}, invalid("plan", "must be 1 to %d letters, digits and \"._:-\"", maxPlanLength)
+	case k.Plan != "" && len(s.plans) == 0:
+		return Key{}, invalid("plan", "this service has no plans")
+	case k.Plan != "" && !slices.Contains(s.plans, k.Plan):
+		return Key{}, invalid("plan", "unknown plan %q; must be one of %q", k.Plan, s.plans)
 	}
 	var err error
 	if k.Permissions, err = Permissions(p.Permissions).normalize(func(p Permission) bool { return s.scopes[p] }); err != nil {
@@ -81,6 +81,11 @@ func (s *Service) validate(p CreateParams, now time.Time) (Key, error) {
 	}
 	if k.Restrictions, err = normalizeRestrictions(p.Restrictions); err != nil {
 		return Key{}, err
+	}
+	for _, e := range k.Restrictions.AllowedEndpoints {
+		if err := s.checkEndpoint(e); err != nil {
+			return Key{}, err
+		}
 	}
 	if k.Metadata, err = normalizeMetadata(p.Metadata); err != nil {
 		return Key{}, err
@@ -205,6 +210,66 @@ func normalizeReferrer(ref string) (string, bool) {
 		return "*." + host, true
 	}
 	return host, true
+}
+
+// normalizeRoute returns a route pattern of [Config].Endpoints as
+// "METHOD /path", or "/path" for a route of every method.
+func normalizeRoute(route string) (string, bool) {
+	route = strings.TrimSpace(route)
+	if strings.HasPrefix(route, "/") {
+		return route, !strings.ContainsAny(route, " \t\r\n*")
+	}
+	norm, ok := normalizeEndpoint(route)
+	return norm, ok && !strings.HasPrefix(norm, "* ") && !strings.HasSuffix(norm, "*")
+}
+
+// checkEndpoint reports an endpoint restriction that names no route of
+// [Config].Endpoints, when routes are configured.
+func (s *Service) checkEndpoint(entry string) error {
+	if len(s.routes) == 0 {
+		return nil
+	}
+	method, path, _ := strings.Cut(entry, " ")
+	prefix, wildcard := strings.CutSuffix(path, "*")
+	for _, route := range s.routes {
+		rm, rp := splitRoute(route)
+		if method != "*" && rm != "" && rm != method {
+			continue
+		}
+		if rp == path || (wildcard && strings.HasPrefix(rp, prefix)) {
+			return nil
+		}
+	}
+	for _, route := range s.routes {
+		rm, rp := splitRoute(route)
+		if (method == "*" || rm == "" || rm == method) && !wildcard && pathInRoute(path, rp) {
+			return invalid("allowed_endpoints", "%q names a path, not a route; use the route pattern %q", entry, route)
+		}
+	}
+	return invalid("allowed_endpoints", "%q matches no route of this service", entry)
+}
+
+// splitRoute returns the method ("" for any) and path of a route.
+func splitRoute(route string) (string, string) {
+	if m, p, ok := strings.Cut(route, " "); ok {
+		return m, p
+	}
+	return "", route
+}
+
+// pathInRoute reports whether a concrete path would be served by route,
+// a pattern whose {wildcard} segments match any segment.
+func pathInRoute(path, route string) bool {
+	ps, rs := strings.Split(path, "/"), strings.Split(route, "/")
+	if len(ps) != len(rs) {
+		return false
+	}
+	for i := range rs {
+		if rs[i] != ps[i] && !(strings.HasPrefix(rs[i], "{") && strings.HasSuffix(rs[i], "}")) {
+			return false
+		}
+	}
+	return true
 }
 
 // normalizeEndpoint returns "METHOD /pattern" with the method upper-cased.

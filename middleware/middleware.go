@@ -57,7 +57,9 @@ type Config struct {
 	// Limiter, when set, rate-limits each key under its plan's policy and
 	// writes X-RateLimit-* headers on every response it lets through.
 	Limiter ratelimit.Limiter
-	// Plans resolves a key's policy. Default [ratelimit.DefaultPlans].
+	// Plans resolves a key's policy. Default [ratelimit.DefaultPlans]. When
+	// the Verifier lists the plans its keys may have (an *apikey.Service
+	// does, from its Config.Plans), New refuses a plan with no policy here.
 	Plans *ratelimit.Plans
 	// IETF also writes the IETF RateLimit fields of that draft version.
 	IETF ratelimit.IETFVersion
@@ -110,6 +112,13 @@ func New(cfg Config) (*Middleware, error) {
 	}
 	if cfg.Plans == nil {
 		cfg.Plans = ratelimit.DefaultPlans()
+	}
+	if lister, ok := cfg.Verifier.(interface{ Plans() []string }); ok && cfg.Limiter != nil {
+		for _, name := range lister.Plans() {
+			if _, ok := cfg.Plans.Lookup(name); !ok {
+				return nil, fmt.Errorf("middleware: the key service's plan %q has no policy in Config.Plans", name)
+			}
+		}
 	}
 	if cfg.Errors == nil {
 		cfg.Errors = DefaultErrors

@@ -39,7 +39,7 @@ type hooks struct {
 
 func setup(t *testing.T, cfg middleware.Config, params apikey.CreateParams) *fixture {
 	t.Helper()
-	svc, err := apikey.New(memstore.New(), apikey.Config{})
+	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free", "starter", "business"}})
 	require.NoError(t, err)
 	if params.Owner == "" {
 		params.Owner = "acct"
@@ -158,8 +158,7 @@ func TestGuards(t *testing.T) {
 }
 
 func TestRestrictions(t *testing.T) {
-	ips, err := apikey.ParseNetworks([]string{"203.0.113.0/24"})
-	require.NoError(t, err)
+	ips := []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}
 	proxy := netip.MustParsePrefix("10.0.0.0/8")
 	f := setup(t, middleware.Config{TrustedProxies: []netip.Prefix{proxy}}, apikey.CreateParams{
 		Permissions: []apikey.Permission{apikey.Read},
@@ -271,6 +270,22 @@ func TestErrorPresets(t *testing.T) {
 	assert.JSONEq(t, `{"error":{"code":"unauthorized","message":"Invalid or missing API key"}}`, w.Body.String())
 }
 
+// A plan the key service issues but the limiter has no policy for is a
+// construction error, not a silent fallback to the free plan.
+func TestNewRefusesUnknownPlans(t *testing.T) {
+	limiter := ratelimit.NewMemory(ratelimit.MemoryConfig{})
+	t.Cleanup(func() { _ = limiter.Close() })
+	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free", "enterprise"}})
+	require.NoError(t, err)
+	_, err = middleware.New(middleware.Config{Verifier: svc, Limiter: limiter})
+	require.ErrorContains(t, err, `plan "enterprise" has no policy`)
+
+	svc, err = apikey.New(memstore.New(), apikey.Config{Plans: []string{"free", "starter", "business"}})
+	require.NoError(t, err)
+	_, err = middleware.New(middleware.Config{Verifier: svc, Limiter: limiter})
+	require.NoError(t, err)
+}
+
 func TestNewRequiresVerifier(t *testing.T) {
 	_, err := middleware.New(middleware.Config{})
 	require.Error(t, err)
@@ -307,7 +322,61 @@ func TestUsageRecordsPatternAndStatusAndKeepsFlusher(t *testing.T) {
 	f.do("GET", "/stream/42", h, "")
 	f.do("POST", "/items", h, "") // 403 from the guard, still usage
 	f.do("GET", "/nowhere", h, "")
-	assert.Equal(t, []string{"GET /stream/{id} 200", "POST /items 403", "GET unmatched 404"}, usage.seen)
+	f.do("FOO", "/nowhere", h, "") // any method: one bucket
+	assert.Equal(t, []string{"GET /stream/{id} 200", "POST /items 403", "unmatched 404", "unmatched 404"}, usage.seen)
+}
+
+// countingLimiter counts the tokens asked of the limiter it wraps.
+type countingLimiter struct {
+	ratelimit.Limiter
+	calls int
+}
+
+func (c *countingLimiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, cost int64) (ratelimit.Decision, error) {
+	c.calls++
+	return c.Limiter.Allow(ctx, key, p, cost)
+}
+
+// A request that matches no route gets JSON, through the error writer,
+// and takes no rate-limit token.
+func TestUnknownRouteIsJSONAndFree(t *testing.T) {
+	mem := ratelimit.NewMemory(ratelimit.MemoryConfig{})
+	t.Cleanup(func() { _ = mem.Close() })
+	limiter := &countingLimiter{Limiter: mem}
+	f := setup(t, middleware.Config{Limiter: limiter}, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read}})
+	h := http.Header{"X-Api-Key": {f.key}}
+
+	w := f.do("GET", "/nowhere", h, "")
+	assert.Equal(t, 404, w.Code)
+	assert.Equal(t, "application/json", w.Header().Get("Content-Type"))
+	assert.JSONEq(t, `{"error":"Not found"}`, w.Body.String())
+	assert.Empty(t, w.Header().Get("X-Ratelimit-Remaining"))
+
+	w = f.do("DELETE", "/items", h, "")
+	assert.Equal(t, 405, w.Code)
+	assert.Equal(t, "GET, HEAD, POST", w.Header().Get("Allow"))
+	assert.JSONEq(t, `{"error":"Method not allowed"}`, w.Body.String())
+	assert.Zero(t, limiter.calls, "no token for a request no route serves")
+
+	w = f.do("GET", "/nowhere", http.Header{"X-Api-Key": {typo(f.key)}}, "")
+	assert.Equal(t, 401, w.Code, "an unknown route says nothing to a caller without a valid key")
+
+	assert.Equal(t, 200, f.do("GET", "/items", h, "").Code)
+	assert.Equal(t, 1, limiter.calls)
+}
+
+// Endpoint restrictions name route patterns; the ServeMux that
+// Authenticate wraps resolves them without Config.Routes.
+func TestEndpointRestrictionsMatchPatterns(t *testing.T) {
+	f := setup(t, middleware.Config{}, apikey.CreateParams{
+		Permissions:  []apikey.Permission{apikey.Read},
+		Restrictions: apikey.Restrictions{AllowedEndpoints: []string{"GET /projects/{project}/items"}},
+	})
+	h := http.Header{"X-Api-Key": {f.key}}
+	assert.Equal(t, 200, f.do("GET", "/projects/p1/items", h, "").Code)
+	w := f.do("GET", "/items", h, "")
+	assert.Equal(t, 403, w.Code)
+	assert.JSONEq(t, `{"error":"API key is not allowed for this endpoint"}`, w.Body.String())
 }
 
 // typo changes the last character of key, always to a different one.

@@ -1,6 +1,6 @@
 // Command server is keygate's reference service: the key-management
-// endpoints and demo resources of DESIGN.md, with the memory store and
-// limiter, or Redis when $REDIS_URL is set.
+// endpoints and a demo API of recordings kept per account, with the
+// memory store and limiter, or Redis when $REDIS_URL is set.
 //
 //	go run ./examples/server
 //

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +16,9 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/middleware"
+	"github.com/keygate/keygate/middleware/manage"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 	"github.com/keygate/keygate/store/cachestore"
@@ -32,7 +35,7 @@ type serverConfig struct {
 	Clock      func() time.Time
 }
 
-// server is the reference service: DESIGN.md's management endpoints and
+// server is the reference service: the key-management endpoints and the
 // demo resources.
 type server struct {
 	handler http.Handler
@@ -56,12 +59,11 @@ func newServer(cfg serverConfig) (*server, error) {
 		cfg.Clock = time.Now
 	}
 	s := &server{}
-	// Both stores keep usage as well as keys.
-	var store interface {
-		apikey.Store
-		apikey.UsageStore
-	} = memstore.New()
-	var limiter ratelimit.Limiter
+	var (
+		keys    apikey.Store
+		counts  usage.Store
+		limiter ratelimit.Limiter
+	)
 	if cfg.RedisURL != "" {
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
@@ -78,50 +80,61 @@ func newServer(cfg serverConfig) (*server, error) {
 			return nil, err
 		}
 		s.closers = append(s.closers, cache.Close)
-		store = cache
+		keys, counts = cache, rs
 		limiter, err = redislimit.New(client, redislimit.Config{Prefix: cfg.Namespace + ":rl:"})
 		if err != nil {
 			return nil, err
 		}
 	} else {
-		mem := ratelimit.NewMemory(ratelimit.MemoryConfig{Clock: cfg.Clock})
-		s.closers = append(s.closers, mem.Close)
-		limiter = mem
+		mem := memstore.New()
+		keys, counts = mem, mem
+		ml := ratelimit.NewMemory(ratelimit.MemoryConfig{Clock: cfg.Clock})
+		s.closers = append(s.closers, ml.Close)
+		limiter = ml
 	}
-	svc, err := apikey.New(store, apikey.Config{Clock: cfg.Clock, Plans: []string{"free", "starter", "business"}})
+	demo := newRecordings()
+	svc, err := apikey.New(keys, apikey.Config{
+		Clock:     cfg.Clock,
+		Plans:     []string{"free", "starter", "business"},
+		Endpoints: demo.patterns(),
+	})
 	if err != nil {
 		return nil, err
 	}
-	usage, err := apikey.NewRecorder(store, apikey.RecorderConfig{FlushInterval: time.Second})
+	recorder, err := usage.New(counts, usage.Config{FlushInterval: time.Second})
 	if err != nil {
 		return nil, err
 	}
-	s.closers = append(s.closers, func() error { return usage.Close(context.Background()) })
+	s.closers = append(s.closers, func() error { return recorder.Close(context.Background()) })
 
 	resources := http.NewServeMux()
 	mw, err := middleware.New(middleware.Config{
 		Verifier: svc,
 		Limiter:  limiter,
-		Usage:    usage,
-		Routes:   resources,
+		Usage:    recorder,
 		HideKey:  true,
 		Clock:    cfg.Clock,
 	})
 	if err != nil {
 		return nil, err
 	}
-	registerResources(resources, mw)
+	demo.register(resources, mw)
 
 	admin := []byte(cfg.AdminToken)
-	mgmt, err := middleware.NewManagement(middleware.ManagementConfig{
-		Service: svc,
-		Usage:   usage,
-		Clock:   cfg.Clock,
+	keysAPI, err := manage.New(manage.Config{
+		Service:  svc,
+		Usage:    counts,
+		Recorder: recorder,
+		Clock:    cfg.Clock,
 		// Stands in for the host's own login: a static admin token, and
 		// X-Account-ID naming the account being managed.
 		Authenticate: func(r *http.Request) (string, bool) {
-			scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-			if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), admin) != 1 {
+			values := r.Header.Values("Authorization")
+			if len(values) != 1 {
+				return "", false
+			}
+			token, ok := middleware.Bearer(values[0])
+			if !ok || subtle.ConstantTimeCompare([]byte(token), admin) != 1 {
 				return "", false
 			}
 			account := r.Header.Get("X-Account-ID")
@@ -135,18 +148,19 @@ func newServer(cfg serverConfig) (*server, error) {
 		return nil, err
 	}
 	root := http.NewServeMux()
-	root.Handle("/api/v1/api-keys", mgmt)
-	root.Handle("/api/v1/api-keys/", mgmt)
+	root.Handle("/api/v1/api-keys", keysAPI)
+	root.Handle("/api/v1/api-keys/", keysAPI)
 	root.Handle("/", mw.Authenticate(resources))
 	s.handler = root
 	return s, nil
 }
 
-// recordings is the demo resource: a small in-memory collection.
+// recordings is the demo resource, kept per account: one account's key
+// never sees another account's recordings.
 type recordings struct {
-	mu   sync.Mutex
-	next int
-	byID map[string]recording
+	mu        sync.Mutex
+	next      int
+	byAccount map[string]map[string]recording
 }
 
 type recording struct {
@@ -155,22 +169,55 @@ type recording struct {
 	Title     string `json:"title"`
 }
 
-func registerResources(mux *http.ServeMux, mw *middleware.Middleware) {
-	recs := &recordings{byID: map[string]recording{}}
-	method := mw.RequireMethod()
-	route := func(pattern string, h http.HandlerFunc, guards ...func(http.Handler) http.Handler) {
-		mux.Handle(pattern, middleware.Chain(h, guards...))
+// route is one demo endpoint: its pattern, handler and guards beyond the
+// method's permission.
+type route struct {
+	pattern string
+	handler func(*recordings, http.ResponseWriter, *http.Request)
+	project bool // a project-scoped key only for its own project
+}
+
+// routes are the demo endpoints; their patterns are also the endpoints a
+// key may be restricted to.
+var routes = []route{
+	{"GET /api/v1/health", (*recordings).health, false},
+	{"GET /api/v1/recordings", (*recordings).list, false},
+	{"GET /api/v1/recordings/{id}", (*recordings).get, false},
+	{"POST /api/v1/recordings", (*recordings).create, false},
+	{"PATCH /api/v1/recordings/{id}", (*recordings).update, false},
+	{"DELETE /api/v1/recordings/{id}", (*recordings).delete, false},
+	{"GET /api/v1/projects/{project_id}/recordings", (*recordings).list, true},
+}
+
+func newRecordings() *recordings { return &recordings{byAccount: map[string]map[string]recording{}} }
+
+func (rs *recordings) patterns() []string {
+	out := make([]string, len(routes))
+	for i, rt := range routes {
+		out[i] = rt.pattern
 	}
-	route("GET /api/v1/health", func(w http.ResponseWriter, _ *http.Request) {
-		reply(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	route("GET /api/v1/recordings", recs.list, method)
-	route("GET /api/v1/recordings/{id}", recs.get, method)
-	route("POST /api/v1/recordings", recs.create, method)
-	route("PATCH /api/v1/recordings/{id}", recs.update, method)
-	route("DELETE /api/v1/recordings/{id}", recs.delete, method)
-	route("GET /api/v1/projects/{project_id}/recordings", recs.list, method,
-		mw.RequireProject(func(r *http.Request) string { return r.PathValue("project_id") }))
+	return out
+}
+
+// register mounts the demo endpoints. Any valid key may call health; the
+// others need the permission of their method (GET read, POST and PATCH
+// write, DELETE delete).
+func (rs *recordings) register(mux *http.ServeMux, mw *middleware.Middleware) {
+	for _, rt := range routes {
+		var guards []func(http.Handler) http.Handler
+		if rt.pattern != "GET /api/v1/health" {
+			guards = append(guards, mw.RequireMethod())
+		}
+		if rt.project {
+			guards = append(guards, mw.RequireProject(func(r *http.Request) string { return r.PathValue("project_id") }))
+		}
+		h := rt.handler
+		mux.Handle(rt.pattern, middleware.Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(rs, w, r) }), guards...))
+	}
+}
+
+func (*recordings) health(w http.ResponseWriter, _ *http.Request) {
+	reply(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 func reply(w http.ResponseWriter, status int, body any) {
@@ -179,17 +226,30 @@ func reply(w http.ResponseWriter, status int, body any) {
 	_ = json.NewEncoder(w).Encode(body)
 }
 
-func (rs *recordings) list(w http.ResponseWriter, r *http.Request) {
+// account returns the recordings of the request's account. rs.mu must be
+// held.
+func (rs *recordings) account(r *http.Request) (apikey.Principal, map[string]recording) {
 	p, _ := middleware.PrincipalFrom(r.Context())
+	recs := rs.byAccount[p.Owner()]
+	if recs == nil {
+		recs = map[string]recording{}
+		rs.byAccount[p.Owner()] = recs
+	}
+	return p, recs
+}
+
+func (rs *recordings) list(w http.ResponseWriter, r *http.Request) {
 	project := r.PathValue("project_id")
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
+	p, recs := rs.account(r)
 	data := []recording{}
-	for _, rec := range rs.byID {
+	for _, rec := range recs {
 		if (project == "" || rec.ProjectID == project) && p.CanAccessProject(rec.ProjectID) {
 			data = append(data, rec)
 		}
 	}
+	slices.SortFunc(data, func(a, b recording) int { return strings.Compare(a.ID, b.ID) })
 	reply(w, http.StatusOK, map[string]any{"data": data})
 }
 
@@ -202,24 +262,24 @@ func (rs *recordings) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (rs *recordings) create(w http.ResponseWriter, r *http.Request) {
-	p, _ := middleware.PrincipalFrom(r.Context())
 	var in struct {
 		Title string `json:"title"`
 	}
 	_ = json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&in)
 	rs.mu.Lock()
+	p, recs := rs.account(r)
 	rs.next++
 	rec := recording{ID: "rec_" + strconv.Itoa(rs.next), ProjectID: p.ProjectID(), Title: in.Title}
-	rs.byID[rec.ID] = rec
+	recs[rec.ID] = rec
 	rs.mu.Unlock()
 	reply(w, http.StatusCreated, rec)
 }
 
-// find returns the recording in the path, if the key may see it. rs.mu
-// must be held.
+// find returns the recording in the path, if the key's account owns it and
+// the key may see its project. rs.mu must be held.
 func (rs *recordings) find(w http.ResponseWriter, r *http.Request) (recording, bool) {
-	p, _ := middleware.PrincipalFrom(r.Context())
-	rec, ok := rs.byID[r.PathValue("id")]
+	p, recs := rs.account(r)
+	rec, ok := recs[r.PathValue("id")]
 	if !ok || !p.CanAccessProject(rec.ProjectID) {
 		reply(w, http.StatusNotFound, map[string]string{"error": "Recording not found"})
 		return recording{}, false
@@ -236,7 +296,8 @@ func (rs *recordings) update(w http.ResponseWriter, r *http.Request) {
 	defer rs.mu.Unlock()
 	if rec, ok := rs.find(w, r); ok {
 		rec.Title = in.Title
-		rs.byID[rec.ID] = rec
+		_, recs := rs.account(r)
+		recs[rec.ID] = rec
 		reply(w, http.StatusOK, rec)
 	}
 }
@@ -245,7 +306,8 @@ func (rs *recordings) delete(w http.ResponseWriter, r *http.Request) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if rec, ok := rs.find(w, r); ok {
-		delete(rs.byID, rec.ID)
+		_, recs := rs.account(r)
+		delete(recs, rec.ID)
 		reply(w, http.StatusOK, map[string]any{"success": true})
 	}
 }

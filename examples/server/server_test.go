@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -289,4 +290,89 @@ func typo(key string) string {
 		return key[:len(key)-1] + "y"
 	}
 	return key[:len(key)-1] + "x"
+}
+
+// What a new user tried in the first hour, each once a surprise.
+func TestFirstHour(t *testing.T) {
+	e := start(t, false)
+
+	t.Run("a key created with only a description can read", func(t *testing.T) {
+		r := e.do("POST", "/api/v1/api-keys", admin("acct_fh"), map[string]any{"description": "Production API key"})
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+		assert.Equal(t, []any{"read"}, r.body["permissions"])
+		key := r.body["api_key"].(string)
+		assert.Equal(t, http.StatusOK, e.do("GET", "/api/v1/recordings", xAPIKey(key), nil).status)
+		assert.Equal(t, http.StatusForbidden, e.do("POST", "/api/v1/recordings", xAPIKey(key), `{}`).status)
+	})
+
+	t.Run("an unknown plan is refused", func(t *testing.T) {
+		for _, plan := range []string{"Business", "enterprise"} {
+			r := e.do("POST", "/api/v1/api-keys", admin("acct_fh"), map[string]any{"plan": plan})
+			assert.Equal(t, http.StatusBadRequest, r.status, plan)
+			assert.Contains(t, r.body["error"], "unknown plan", plan)
+		}
+	})
+
+	t.Run("an endpoint restriction names a route", func(t *testing.T) {
+		r := e.do("POST", "/api/v1/api-keys", admin("acct_fh"), map[string]any{"allowed_endpoints": []string{"GET /api/v1/recordings/rec_2"}})
+		assert.Equal(t, http.StatusBadRequest, r.status)
+		assert.Contains(t, r.body["error"], `use the route pattern "GET /api/v1/recordings/{id}"`)
+		r = e.do("POST", "/api/v1/api-keys", admin("acct_fh"), map[string]any{"allowed_endpoints": []string{"GET /api/v1/recordings/{id}"}})
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+		key := r.body["api_key"].(string)
+		_, writer := e.create("acct_fh", map[string]any{"permissions": []string{"write"}})
+		created := e.do("POST", "/api/v1/recordings", xAPIKey(writer), `{"title":"x"}`)
+		require.Equal(t, http.StatusCreated, created.status)
+		assert.Equal(t, http.StatusOK, e.do("GET", "/api/v1/recordings/"+created.body["id"].(string), xAPIKey(key), nil).status,
+			"the restricted key reaches its route")
+		assert.Equal(t, http.StatusForbidden, e.do("GET", "/api/v1/recordings", xAPIKey(key), nil).status)
+	})
+
+	t.Run("recordings are kept per account", func(t *testing.T) {
+		_, a := e.create("acct_x", map[string]any{"permissions": []string{"read", "write"}})
+		_, b := e.create("acct_y", map[string]any{"permissions": []string{"read", "write"}})
+		created := e.do("POST", "/api/v1/recordings", xAPIKey(a), `{"title":"private"}`)
+		require.Equal(t, http.StatusCreated, created.status)
+		list := e.do("GET", "/api/v1/recordings", xAPIKey(b), nil)
+		assert.Equal(t, http.StatusOK, list.status)
+		assert.NotContains(t, list.raw, "private")
+		assert.Equal(t, http.StatusNotFound, e.do("GET", "/api/v1/recordings/"+created.body["id"].(string), xAPIKey(b), nil).status)
+		assert.Contains(t, e.do("GET", "/api/v1/recordings", xAPIKey(a), nil).raw, "private")
+	})
+
+	t.Run("an unknown route is JSON and takes no token", func(t *testing.T) {
+		_, key := e.create("acct_nf", nil)
+		before := e.do("GET", "/api/v1/recordings", xAPIKey(key), nil)
+		r := e.do("GET", "/api/v1/nothing-here", xAPIKey(key), nil)
+		assert.Equal(t, http.StatusNotFound, r.status)
+		assert.Equal(t, "application/json", r.header.Get("Content-Type"))
+		assert.Equal(t, "Not found", r.body["error"])
+		after := e.do("GET", "/api/v1/recordings", xAPIKey(key), nil)
+		remaining := func(r response) int {
+			n, err := strconv.Atoi(r.header.Get("X-Ratelimit-Remaining"))
+			require.NoError(t, err)
+			return n
+		}
+		assert.Equal(t, remaining(before)-1, remaining(after), "only the two real requests took a token")
+	})
+
+	t.Run("rotation under grace says what happened and keeps the limit", func(t *testing.T) {
+		var ids []string
+		for range 10 {
+			id, _ := e.create("acct_rot", nil)
+			ids = append(ids, id)
+		}
+		r := e.do("POST", "/api/v1/api-keys/"+ids[9]+"/rotate", admin("acct_rot"), map[string]any{"grace_period_seconds": 60})
+		assert.Equal(t, http.StatusBadRequest, r.status, "11 keys would verify during the grace period")
+		assert.Contains(t, r.body["error"], "Maximum number of API keys (10)")
+		require.Equal(t, http.StatusOK, e.do("DELETE", "/api/v1/api-keys/"+ids[0], admin("acct_rot"), nil).status)
+		r = e.do("POST", "/api/v1/api-keys/"+ids[9]+"/rotate", admin("acct_rot"), map[string]any{"grace_period_seconds": 60})
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+		r = e.do("POST", "/api/v1/api-keys/"+ids[9]+"/rotate", admin("acct_rot"), map[string]any{"grace_period_seconds": 60})
+		assert.Equal(t, http.StatusConflict, r.status)
+		assert.Equal(t, "API key was already rotated; rotate its replacement instead", r.body["error"])
+		r = e.do("POST", "/api/v1/api-keys", admin("acct_rot"), map[string]any{})
+		assert.Equal(t, http.StatusBadRequest, r.status)
+		assert.Contains(t, r.body["error"], "Maximum number of API keys (10)", "10 keys verify: the old one in its grace period and the new one")
+	})
 }
