@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/headers"
 	"github.com/keygate/keygate/ratelimit"
 )
 
@@ -101,13 +102,13 @@ func New(cfg Config) (*Middleware, error) {
 	if cfg.Verifier == nil {
 		return nil, errors.New("middleware: Config.Verifier is required")
 	}
-	headers := cfg.KeyHeaders
-	if len(headers) == 0 {
-		headers = []string{"Authorization", "X-API-Key"}
+	names := cfg.KeyHeaders
+	if len(names) == 0 {
+		names = []string{"Authorization", "X-API-Key"}
 	}
 	// A canonical copy: the caller's slice stays as it was.
-	cfg.KeyHeaders = make([]string, len(headers))
-	for i, h := range headers {
+	cfg.KeyHeaders = make([]string, len(names))
+	for i, h := range names {
 		cfg.KeyHeaders[i] = http.CanonicalHeaderKey(h)
 	}
 	if cfg.Plans == nil {
@@ -157,7 +158,7 @@ func (c *principalContext) Value(key any) any {
 type authenticated struct {
 	req     http.Request
 	ctx     principalContext
-	headers ratelimit.Headers
+	headers headers.Values
 }
 
 // authenticate returns the per-request state of r made by p, its request
@@ -334,7 +335,9 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 			m.record(sw, r, p, pattern)
 			return
 		}
-		a.headers.Set(w.Header(), &d)
+		if !d.FailedOpen {
+			a.headers.Set(w.Header(), d.Limit, d.Remaining, d.Reset, d.RetryAfterSeconds())
+		}
 		ratelimit.SetIETFHeaders(w.Header(), &d, m.cfg.IETF)
 		if !d.Allowed {
 			denied := d // a copy for the hook, so d itself stays on the stack

@@ -7,12 +7,12 @@
 // integer instant per window, exact to the nanosecond; a rate, so a bucket
 // of burst N can admit up to 2N in one period). Day windows are fixed
 // counters aligned to UTC days: never more than their limit within a day,
-// resetting at midnight UTC. The seed plans are presets: [Free] (10/min,
+// resetting at midnight UTC. The usual plans are presets: [Free] (10/min,
 // 1,000/day), [Starter] (60/min, 10,000/day), [Business] (300/min,
 // 100,000/day); [Plans] resolves a key's plan and per-key overrides.
 //
-// A [Limiter] returns a [Decision]: allowed, limit, remaining, reset and
-// retry-after for the tightest window, and every window's state. [Memory]
+// A [Limiter] returns a [Decision]: allowed, and the limit, remaining,
+// reset and retry-after of the binding window. [Memory]
 // keeps state in process, evicting idle keys; ratelimit/redislimit shares
 // limits across instances through one Lua script per request. Both pass
 // the same suite, ratelimit/ratelimittest.

@@ -28,9 +28,9 @@ func Example() {
 
 	now = now.Add(6 * time.Second)
 	d, _ = limiter.Allow(context.Background(), "key_1", plans.Resolve("key_1", "free"), 1)
-	fmt.Println(d.Allowed, d.Window(1).Remaining, d.Window(1).Reset)
+	fmt.Println(d.Allowed, d.Remaining, d.Reset)
 	// Output:
 	// false 0 6s
 	// 10 0 6
-	// true 989 2030-01-03 00:00:00 +0000 UTC
+	// true 0 2030-01-02 10:01:06 +0000 UTC
 }

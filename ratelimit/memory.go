@@ -6,6 +6,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/keygate/keygate/internal/binding"
 )
 
 // MemoryConfig configures a [Memory] limiter. The zero value selects every
@@ -13,12 +15,8 @@ import (
 type MemoryConfig struct {
 	// Clock returns the current time; it is read under the key's lock, so
 	// concurrent requests see it in order. Default: the wall time at
-	// construction advanced by the monotonic clock, which costs half of
-	// [time.Now] and never steps back when the wall clock is set. It is
-	// read on every call: a coarse clock refreshed by a ticker would save
-	// the read (a third of a hot key's cost) but, lagging, would count a
-	// request after midnight in the day that has ended, and date a
-	// bucket's refill in the past.
+	// construction advanced by the monotonic clock, which never steps back
+	// when the wall clock is set.
 	Clock func() time.Time
 	// SweepInterval is how often idle keys are evicted in the background.
 	// Default one minute; negative disables the background sweep (call
@@ -28,19 +26,16 @@ type MemoryConfig struct {
 
 const memShards = 128
 
-// Memory is the in-process [Limiter]: sharded maps of compact buckets,
+// Memory is the in-process [Limiter]: state per key in sharded maps,
 // evicted once idle.
 //
-// It follows golang.org/x/time/rate's token-bucket semantics but keeps its
-// own state: a rate.Limiter is 80 bytes with a mutex per window, while a
-// key here costs one 48-byte bucket for two windows (16 bytes of state
-// each, under the shard's lock; three or four windows take 64 bytes more)
-// plus its map entry. A bucket is kept as the generic cell rate algorithm
-// keeps it, one integer instant, so every figure is exact to the
-// nanosecond. A key is evicted once every window is back to its initial
-// state (buckets full, fixed windows past their end), which loses
-// nothing: a new bucket would be identical. Memory therefore follows the
-// number of recently active keys. The key string is retained, not copied.
+// It follows golang.org/x/time/rate's token-bucket semantics, with each
+// bucket kept as the generic cell rate algorithm keeps it, one integer
+// instant, so every figure is exact to the nanosecond. A key is evicted
+// once every window is back to its initial state (buckets full, fixed
+// windows past their end), which loses nothing: a new bucket would be
+// identical. Memory therefore follows the number of recently active keys.
+// The key string is retained, not copied.
 type Memory struct {
 	// shards come first: Go's allocator starts an object this large on a
 	// 64-byte boundary, so each shard is one cache line of its own.
@@ -158,13 +153,12 @@ func shardOf(key string) int {
 }
 
 // Allow implements [Limiter]. It never fails for a valid request.
-func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (d Decision, err error) {
+func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (Decision, error) {
 	if p == nil || cost <= 0 || cost > p.maxCost {
-		return Decision{}, p.CheckCost(cost)
+		return Decision{}, p.checkCost(cost)
 	}
+	var out [MaxWindows]binding.State
 	sh := &m.shards[shardOf(key)]
-	// d is the named result: built in place, never copied out.
-	d.Allowed, d.Policy = true, p
 	sh.mu.Lock()
 	now := m.now()
 	b := sh.buckets[key]
@@ -176,21 +170,38 @@ func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (d 
 	if b.policy != p {
 		b.reset(p)
 	}
-	d.decidedAt = now
-	decide(p, b.state(), now, cost, &d)
+	allowed := decide(p, b.state(), now, cost, out[:len(p.windows)])
 	sh.mu.Unlock()
-	d.finish()
-	return d, nil
+	return decision(p, allowed, out[:len(p.windows)], now, 1), nil
+}
+
+// decision reports the binding window of states, decided at now; unit is
+// the nanoseconds in one unit of the states' times.
+func decision(p *Policy, allowed bool, states []binding.State, now, unit int64) Decision {
+	i := binding.Pick(allowed, states)
+	w := &states[i]
+	return Decision{
+		Allowed:    allowed,
+		Policy:     p,
+		Tightest:   i,
+		Limit:      p.windows[i].Limit,
+		Remaining:  w.Remaining,
+		Reset:      time.Unix(0, w.Reset*unit).UTC(),
+		ResetAfter: time.Duration((w.Reset - now) * unit),
+		RetryAfter: time.Duration(w.Retry * unit),
+	}
 }
 
 // decide checks cost against every window of state at now and, when all
-// admit it, takes it from each. It fills d's windows. A denied request
-// changes state only into an equivalent one (a fixed window rolled over, a
-// bucket's arrival time brought up to now), so it takes nothing.
-func decide(p *Policy, state []winState, now, cost int64, d *Decision) {
+// admit it, takes it from each, reporting each window in out. A denied
+// request changes state only into an equivalent one (a fixed window
+// rolled over, a bucket's arrival time brought up to now), so it takes
+// nothing.
+func decide(p *Policy, state []winState, now, cost int64, out []binding.State) (allowed bool) {
 	// Equal lengths, checked once, so the loops index without checks.
 	windows := p.windows
-	state, out := state[:len(windows)], d.windows[:len(windows)]
+	state, out = state[:len(windows)], out[:len(windows)]
+	allowed = true
 	for i := range windows {
 		w, s, ws := &windows[i], &state[i], &out[i]
 		if w.Fixed {
@@ -199,36 +210,37 @@ func decide(p *Policy, state []winState, now, cost int64, d *Decision) {
 			if period := int64(w.Period); now >= s.t+period {
 				s.v, s.t = 0, now-now%period
 			}
-			ws.reset = s.t + int64(w.Period)
+			ws.Reset = s.t + int64(w.Period)
 			if s.v+cost > w.Limit {
-				d.Allowed = false
-				ws.retry = max(ws.reset-now, 1)
+				allowed = false
+				ws.Retry = max(ws.Reset-now, 1)
 			}
 			continue
 		}
 		// max(tat, now): a clock that steps back finds the bucket no fuller.
 		tat := max(s.t, now)
 		if over := tat + cost*w.interval - now - w.tau; over > 0 {
-			d.Allowed = false
-			ws.retry = over
+			allowed = false
+			ws.Retry = over
 		}
 		s.t = tat
 	}
 	for i := range windows {
 		w, s, ws := &windows[i], &state[i], &out[i]
 		if w.Fixed {
-			if d.Allowed {
+			if allowed {
 				s.v += cost
 			}
-			ws.remaining = w.Limit - s.v
+			ws.Remaining = w.Limit - s.v
 			continue
 		}
-		if d.Allowed {
+		if allowed {
 			s.t += cost * w.interval
 		}
-		ws.remaining = min((w.tau-(s.t-now))/w.interval, w.Limit)
-		ws.reset = max(s.t, now)
+		ws.Remaining = min((w.tau-(s.t-now))/w.interval, w.Limit)
+		ws.Reset = max(s.t, now)
 	}
+	return allowed
 }
 
 // freshAt is when state will equal a new bucket's.
@@ -272,8 +284,8 @@ func (m *Memory) Sweep() {
 	}
 }
 
-// Len returns the number of keys with state.
-func (m *Memory) Len() int {
+// len returns the number of keys with state.
+func (m *Memory) len() int {
 	n := 0
 	for i := range m.shards {
 		sh := &m.shards[i]

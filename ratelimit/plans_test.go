@@ -1,6 +1,7 @@
 package ratelimit_test
 
 import (
+	"context"
 	"sync"
 	"testing"
 
@@ -36,19 +37,20 @@ func TestPlans(t *testing.T) {
 	assert.Same(t, ratelimit.Free, ps.Resolve("k1", "free"))
 }
 
-func TestCheckCost(t *testing.T) {
+func TestCosts(t *testing.T) {
+	m := ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1})
 	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(5))
 	for _, tc := range []struct {
 		cost int64
 		want error
-	}{{1, nil}, {5, nil}, {0, ratelimit.ErrInvalidCost}, {-1, ratelimit.ErrInvalidCost}, {6, ratelimit.ErrInvalidCost}} {
-		err := p.CheckCost(tc.cost)
+	}{{1, nil}, {4, nil}, {0, ratelimit.ErrInvalidCost}, {-1, ratelimit.ErrInvalidCost}, {6, ratelimit.ErrInvalidCost}} {
+		_, err := m.Allow(context.Background(), "k", p, tc.cost)
 		if tc.want == nil {
 			assert.NoError(t, err, "cost %d", tc.cost)
 		} else {
 			assert.ErrorIs(t, err, tc.want, "cost %d", tc.cost)
 		}
 	}
-	var none *ratelimit.Policy
-	assert.ErrorIs(t, none.CheckCost(1), ratelimit.ErrInvalidPolicy)
+	_, err := m.Allow(context.Background(), "k", nil, 1)
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidPolicy)
 }

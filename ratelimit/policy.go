@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // MaxWindows is the most windows a [Policy] may have.
@@ -51,9 +48,6 @@ type Window struct {
 	Fixed bool
 }
 
-// Rate returns the window's refill rate as an x/time/rate limit.
-func (w Window) Rate() rate.Limit { return rate.Every(w.Period / time.Duration(w.Limit)) }
-
 // PerMinute returns a token-bucket window of n requests per minute.
 func PerMinute(n int64) Window { return Window{Name: "min", Limit: n, Period: time.Minute} }
 
@@ -80,8 +74,6 @@ type window struct {
 	Window
 	interval int64 // ns for one token to return: Period / Limit; 0 for a fixed window
 	tau      int64 // how far ahead a bucket may run: Burst * interval
-	// limitText is Limit in decimal, for the X-RateLimit-Limit header.
-	limitText string
 }
 
 // NewPolicy validates windows and returns their policy.
@@ -112,8 +104,7 @@ func NewPolicy(name string, windows ...Window) (*Policy, error) {
 			return nil, fmt.Errorf("%w %q: window %d allows more than one request per nanosecond", ErrInvalidPolicy, name, i)
 		}
 		p.maxCost = min(p.maxCost, w.Burst)
-		p.windows = append(p.windows, window{Window: w, interval: interval, tau: w.Burst * interval,
-			limitText: strconv.FormatInt(w.Limit, 10)})
+		p.windows = append(p.windows, window{Window: w, interval: interval, tau: w.Burst * interval})
 	}
 	return p, nil
 }
@@ -128,11 +119,10 @@ func MustPolicy(name string, windows ...Window) *Policy {
 	return p
 }
 
-// CheckCost reports whether a request of cost can ever pass p. It fails
+// checkCost reports whether a request of cost can ever pass p. It fails
 // with [ErrInvalidCost] for a cost of 0 or less or above the smallest
 // window's capacity, and with [ErrInvalidPolicy] for a nil policy.
-// Limiters call it, so that every one refuses the same requests alike.
-func (p *Policy) CheckCost(cost int64) error {
+func (p *Policy) checkCost(cost int64) error {
 	switch {
 	case p == nil:
 		return fmt.Errorf("%w: nil policy", ErrInvalidPolicy)
@@ -154,13 +144,7 @@ func (p *Policy) Windows() []Window {
 	return out
 }
 
-// NumWindows returns the number of windows.
-func (p *Policy) NumWindows() int { return len(p.windows) }
-
-// Window returns window i, defaults filled in, without allocating.
-func (p *Policy) Window(i int) Window { return p.windows[i].Window }
-
-// The plans of seed 002, as presets.
+// The usual plans of an API, as presets.
 var (
 	Free     = MustPolicy("free", PerMinute(10), PerDay(1_000))
 	Starter  = MustPolicy("starter", PerMinute(60), PerDay(10_000))

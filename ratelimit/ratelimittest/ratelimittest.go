@@ -102,38 +102,58 @@ func testDay(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 	}
 	midnight := time.Date(2030, 1, 3, 0, 0, 0, 0, time.UTC)
 	d := allow(t, l, "k", p, 1)
-	if d.Allowed || d.Tightest != 1 || d.Remaining != 0 || !d.Reset.Equal(midnight) || d.RetryAfter != midnight.Sub(c.Now()) {
+	if d.Allowed || d.Tightest != 1 || d.Limit != 15 || d.Remaining != 0 || !d.Reset.Equal(midnight) ||
+		d.RetryAfter != midnight.Sub(c.Now()) || d.ResetAfter != midnight.Sub(c.Now()) {
 		t.Fatalf("16th request of a 15/day window: %+v; want denied by window 1 until %v", d, midnight)
-	}
-	if d.Window(0).Remaining != 5 {
-		t.Fatalf("minute window remaining %d, want 5: the day window denied, not the minute", d.Window(0).Remaining)
 	}
 	c.Set(midnight.Add(-time.Nanosecond))
 	if d := allow(t, l, "k", p, 1); d.Allowed {
 		t.Fatalf("a request just before midnight passed a spent day window")
 	}
 	c.Set(midnight)
-	if d := allow(t, l, "k", p, 1); !d.Allowed || d.Window(1).Remaining != 14 {
+	if d := allow(t, l, "k", p, 1); !d.Allowed || d.Tightest != 0 || d.Remaining != 9 {
 		t.Fatalf("first request of a new UTC day: %+v", d)
 	}
 }
 
 func testAllOrNothing(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
-	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(12))
-	for range 10 {
-		allow(t, l, "k", p, 1)
-	}
-	c.Advance(30 * time.Second) // five minute-tokens back
-	for range 2 {
+	// A fixed window refuses; the bucket beside it must keep its tokens.
+	// The bucket refills one token per 6 hours, so a minute later it
+	// holds what the refusals left it.
+	slow := ratelimit.Window{Name: "slow", Limit: 4, Period: 24 * time.Hour}
+	perMinute := ratelimit.Window{Name: "fixed-min", Limit: 3, Period: time.Minute, Fixed: true}
+	p := ratelimit.MustPolicy("t", slow, perMinute)
+	for range 3 {
 		if d := allow(t, l, "k", p, 1); !d.Allowed {
 			t.Fatalf("denied with room in both windows: %+v", d)
 		}
 	}
 	for range 3 {
-		d := allow(t, l, "k", p, 1)
-		if d.Allowed || d.Window(0).Remaining != 3 || d.Window(1).Remaining != 0 {
-			t.Fatalf("denied by the day window: %+v; want the minute window untouched at 3", d)
+		if d := allow(t, l, "k", p, 1); d.Allowed || d.Tightest != 1 {
+			t.Fatalf("fourth request in a minute of 3: %+v; want a denial by the fixed window", d)
 		}
+	}
+	c.Advance(time.Minute)
+	if d := allow(t, l, "k", p, 1); !d.Allowed || d.Tightest != 0 || d.Remaining != 0 {
+		t.Fatalf("the bucket's last token: %+v; the refusals took from it", d)
+	}
+	if d := allow(t, l, "k", p, 1); d.Allowed || d.Tightest != 0 {
+		t.Fatalf("an empty bucket admitted: %+v", d)
+	}
+
+	// A bucket refuses; the fixed window beside it must keep its count.
+	q := ratelimit.MustPolicy("t2", ratelimit.PerMinute(5), ratelimit.PerDay(6))
+	for range 5 {
+		allow(t, l, "k2", q, 1)
+	}
+	for range 3 {
+		if d := allow(t, l, "k2", q, 1); d.Allowed || d.Tightest != 0 {
+			t.Fatalf("sixth request of 5 per minute: %+v; want a denial by the minute window", d)
+		}
+	}
+	c.Advance(time.Minute)
+	if d := allow(t, l, "k2", q, 1); !d.Allowed || d.Tightest != 1 || d.Remaining != 0 {
+		t.Fatalf("the day's last request: %+v; the refusals took from the day", d)
 	}
 }
 
@@ -216,13 +236,8 @@ func testFourWindows(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 		want(t, allow(t, l, "k", p, 1), true, 4-int64(i), 0)
 	}
 	d := allow(t, l, "k", p, 1)
-	if d.Allowed || d.Tightest != 3 || d.RetryAfter <= 0 {
+	if d.Allowed || d.Tightest != 3 || d.Limit != 5 || d.Remaining != 0 || d.RetryAfter <= 0 {
 		t.Fatalf("sixth request under 5 per week: %+v; want a denial by the week window", d)
-	}
-	for i, remaining := range []int64{5, 95, 995, 0} {
-		if got := d.Window(i).Remaining; got != remaining {
-			t.Fatalf("window %d: %d remaining, want %d (a denial takes nothing)", i, got, remaining)
-		}
 	}
 	// The same key under a policy of two windows starts afresh.
 	want(t, allow(t, l, "k", ratelimit.MustPolicy("t2", ratelimit.PerMinute(10), ratelimit.PerDay(1000)), 1), true, 9, 0)

@@ -17,7 +17,9 @@ package redislimit
 
 import (
 	"context"
+	_ "embed" // the Lua script
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/keygate/keygate/internal/binding"
 	"github.com/keygate/keygate/ratelimit"
 )
 
@@ -61,7 +64,7 @@ var _ ratelimit.Limiter = (*Limiter)(nil)
 // New returns a Limiter on client. It does not contact Redis.
 func New(client redis.UniversalClient, cfg Config) (*Limiter, error) {
 	if client == nil {
-		return nil, fmt.Errorf("%w: nil redis client", ratelimit.ErrInvalidPolicy)
+		return nil, errors.New("redislimit: nil redis client")
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
@@ -75,101 +78,13 @@ func New(client redis.UniversalClient, cfg Config) (*Limiter, error) {
 	return &Limiter{client: client, cfg: cfg}, nil
 }
 
-// allowScripts[n-1] decides every window of an n-window policy at once.
+// allowScript decides a request against every window of a policy; the
+// script's header says what it takes and returns.
 //
-// KEYS: the state string.
-// ARGV: now in µs ("" = Redis TIME); the request as little-endian
-// doubles: cost, expiry slack in µs, then per window its capacity and its
-// interval in µs per token, or minus its period for a fixed window.
-// State: little-endian doubles: the expiry deadline set last, then per
-// window t (a bucket's theoretical arrival time, a fixed window's start)
-// and v (a fixed window's count).
-// Reply: the doubles allowed (1/0) and now, then the state as it is after
-// the decision.
-//
-// Strings, not a hash and numerals: GET and SET of one string cost Redis
-// half the CPU of HMGET and HSET of the same fields, and the struct
-// library packs or unpacks all of them in one call, where tonumber per
-// argument adds up. Doubles hold microseconds since 1970 exactly (below
-// 2^53). The expiry only moves when the state outlives the deadline set
-// last, which it then pushes a slack further, so most writes keep the TTL
-// (SET KEEPTTL) instead of paying for PEXPIRE. Each Lua step costs Redis
-// CPU that every instance shares, so each window count has a script of
-// its own, written out from one template with a local per number: the
-// loop over tables it replaces cost a fifth more Redis CPU per call.
-var allowScripts = func() (s [ratelimit.MaxWindows]*redis.Script) {
-	for n := range s {
-		s[n] = redis.NewScript(allowLua(n + 1))
-	}
-	return s
-}()
+//go:embed allow.lua
+var allowLua string
 
-// allowLua returns the script for n windows. In the templates, # stands
-// for the window's number.
-func allowLua(n int) string {
-	var spec, state []string
-	for i := 1; i <= n; i++ {
-		spec = append(spec, fmt.Sprintf("c%d, i%d", i, i))
-		state = append(state, fmt.Sprintf("t%d, v%d", i, i))
-	}
-	each := func(tmpl string) string {
-		var b strings.Builder
-		for i := 1; i <= n; i++ {
-			b.WriteString(strings.ReplaceAll(tmpl, "#", strconv.Itoa(i)))
-		}
-		return b.String()
-	}
-	r := strings.NewReplacer(
-		"SPEC", strings.Join(spec, ", "),
-		"STATE", strings.Join(state, ", "),
-		"ZEROS", strings.Repeat(", 0", 2*n),
-		"FMT", "'<"+strings.Repeat("d", 1+2*n)+"'",
-		"FSPEC", "'<"+strings.Repeat("d", 2+2*n)+"'",
-		"FREPLY", "'<"+strings.Repeat("d", 3+2*n)+"'",
-		"SIZE", strconv.Itoa(8*(1+2*n)),
-		"CHECK", each(`
-if i# < 0 then
-  local start = now - now % -i#
-  if start > t# then t#, v# = start, 0 end
-  if v# + cost > c# then ok = 0 end
-else
-  if now > t# then t# = now end
-  if t# + (cost - c#) * i# > now then ok = 0 end
-end`),
-		"TAKE", each(`
-  if i# < 0 then
-    v# = v# + cost
-    if t# - i# > need then need = t# - i# end
-  else
-    t# = t# + cost * i#
-    if t# > need then need = t# end
-  end`),
-	)
-	return r.Replace(`
-local now = tonumber(ARGV[1])
-if not now then
-  local t = redis.call('TIME')
-  now = t[1] * 1000000 + t[2]
-end
-local cost, slack, SPEC = struct.unpack(FSPEC, ARGV[2])
-local raw = redis.call('GET', KEYS[1])
-local x, STATE = 0ZEROS
-if raw and #raw == SIZE then
-  x, STATE = struct.unpack(FMT, raw)
-end
-local ok = 1CHECK
-if ok == 1 then
-  local need = 0TAKE
-  if need > x then
-    x = need + slack
-    redis.call('SET', KEYS[1], struct.pack(FMT, x, STATE), 'PX', math.ceil((x - now) / 1000))
-  else
-    redis.call('SET', KEYS[1], struct.pack(FMT, x, STATE), 'KEEPTTL')
-  end
-end
-return struct.pack(FREPLY, ok, now, x, STATE)
-`)
-}
+var allowScript = redis.NewScript(allowLua)
 
 // maxSpan bounds a window's span and count: with times of about 2^51 µs
 // added, every number stays below 2^53, which doubles hold exactly.
@@ -180,10 +95,11 @@ const maxSlack = int64(time.Minute / time.Microsecond)
 
 // script is what Allow sends for one policy, derived once.
 type script struct {
-	spec []byte  // the request for cost 1 (see allowScripts)
-	args []any   // the arguments for cost 1 on Redis time, boxed once
-	iv   []int64 // per window: µs per token, or minus the period of a fixed window
-	err  error   // the policy cannot be enforced in microseconds
+	spec    []byte  // the request for cost 1 (see allow.lua)
+	args    []any   // the arguments for cost 1 on Redis time, boxed once
+	limits  []int64 // each window's limit
+	maxCost int64   // the smallest capacity: no larger cost can ever pass
+	err     error   // the policy cannot be enforced in microseconds
 }
 
 // scriptFor returns p's script arguments, derived on first use. Policies
@@ -193,11 +109,10 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 	if sc, ok := l.scripts.Load(p); ok {
 		return sc.(*script)
 	}
-	n := p.NumWindows()
-	sc := &script{iv: make([]int64, n)}
+	windows := p.Windows()
+	sc := &script{maxCost: math.MaxInt64}
 	spec := []int64{1, maxSlack}
-	for i := range n {
-		w := p.Window(i)
+	for i, w := range windows {
 		period := w.Period.Microseconds()
 		span := period
 		iv := period / w.Limit
@@ -211,12 +126,13 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 		}
 		// Spans, counts and times (about 2^51 µs since 1970) must add up
 		// below 2^53.
-		if w.Burst > maxSpan/max(iv, 1) || period > maxSpan {
+		if w.Burst > maxSpan/max(iv, 1) || period > maxSpan || w.Limit > maxSpan {
 			sc.err = fmt.Errorf("%w: window %d spans more than 2^52 µs, too long for Redis's doubles", ratelimit.ErrInvalidPolicy, i)
 		}
 		spec[1] = min(spec[1], span)
-		sc.iv[i] = iv
-		spec = append(spec, w.Burst, iv)
+		sc.maxCost = min(sc.maxCost, w.Burst)
+		sc.limits = append(sc.limits, w.Limit)
+		spec = append(spec, w.Limit, w.Burst, iv)
 	}
 	for _, x := range spec {
 		sc.spec = binary.LittleEndian.AppendUint64(sc.spec, math.Float64bits(float64(x)))
@@ -229,14 +145,16 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 // Allow implements [ratelimit.Limiter] with one script call, one round
 // trip.
 func (l *Limiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, cost int64) (ratelimit.Decision, error) {
-	if err := p.CheckCost(cost); err != nil {
-		return ratelimit.Decision{}, err
+	if p == nil {
+		return ratelimit.Decision{}, fmt.Errorf("%w: nil policy", ratelimit.ErrInvalidPolicy)
 	}
 	sc := l.scriptFor(p)
-	if sc.err != nil {
+	switch {
+	case sc.err != nil:
 		return ratelimit.Decision{}, sc.err
+	case cost <= 0 || cost > sc.maxCost:
+		return ratelimit.Decision{}, fmt.Errorf("%w: %d is not between 1 and the smallest window capacity %d", ratelimit.ErrInvalidCost, cost, sc.maxCost)
 	}
-	n := len(sc.iv)
 	args := sc.args
 	if cost != 1 || l.cfg.Clock != nil {
 		at, spec := "", sc.spec
@@ -249,8 +167,9 @@ func (l *Limiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, co
 		}
 		args = []any{at, spec}
 	}
-	reply, err := allowScripts[n-1].Run(ctx, l.client, []string{l.cfg.Prefix + "{" + key + "}:" + p.Name()}, args...).Text()
-	if err == nil && len(reply) != 8*(3+2*n) {
+	reply, err := allowScript.Run(ctx, l.client, []string{l.cfg.Prefix + "{" + key + "}:" + p.Name()}, args...).Text()
+	n := len(sc.limits)
+	if err == nil && len(reply) != 8*(2+3*n) {
 		err = fmt.Errorf("unexpected reply of %d bytes", len(reply))
 	}
 	if err != nil {
@@ -261,30 +180,23 @@ func (l *Limiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, co
 		}
 		return ratelimit.Decision{}, err
 	}
-	allowed, now := num(reply, 0) == 1, num(reply, 1)
-	var windows [ratelimit.MaxWindows]ratelimit.WindowState
-	for i, iv := range sc.iv {
-		w := p.Window(i)
-		t, v := num(reply, 3+2*i), num(reply, 4+2*i)
-		var remaining, reset, retry int64
-		if iv < 0 {
-			remaining, reset = w.Limit-v, t-iv
-			if !allowed && v+cost > w.Limit {
-				retry = reset - now
-			}
-		} else {
-			remaining, reset = min((w.Burst*iv-t+now)/iv, w.Limit), t
-			if !allowed {
-				retry = max(t+(cost-w.Burst)*iv-now, 0)
-			}
-		}
-		windows[i] = ratelimit.WindowState{
-			Remaining:  remaining,
-			Reset:      time.UnixMicro(reset),
-			RetryAfter: time.Duration(retry) * time.Microsecond,
-		}
+	var states [ratelimit.MaxWindows]binding.State
+	for i := range n {
+		states[i] = binding.State{Remaining: num(reply, 2+3*i), Reset: num(reply, 3+3*i), Retry: num(reply, 4+3*i)}
 	}
-	return ratelimit.NewDecision(p, allowed, time.UnixMicro(now), windows[:n]), nil
+	allowed, now := num(reply, 0) == 1, num(reply, 1)
+	i := binding.Pick(allowed, states[:n])
+	w := &states[i]
+	return ratelimit.Decision{
+		Allowed:    allowed,
+		Policy:     p,
+		Tightest:   i,
+		Limit:      sc.limits[i],
+		Remaining:  w.Remaining,
+		Reset:      time.UnixMicro(w.Reset).UTC(),
+		ResetAfter: time.Duration(w.Reset-now) * time.Microsecond,
+		RetryAfter: time.Duration(w.Retry) * time.Microsecond,
+	}, nil
 }
 
 // num returns the i-th little-endian double of b as an integer.
