@@ -1,10 +1,13 @@
 package apikey
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"hash"
+	"sync"
 )
 
 // Hash is the SHA-256 (or HMAC-SHA256, see [Pepper]) digest of a key's full
@@ -52,15 +55,17 @@ func (p Pepper) redacted() []byte {
 // versions are HMAC-SHA256 with the pepper of that version.
 type hashScheme struct {
 	version int
-	keyed   bool
-	ipad    [sha256.BlockSize]byte
-	opad    [sha256.BlockSize]byte
-	secret  []byte
+	// macs holds crypto/hmac states keyed with the pepper, reused so that
+	// verifying a key allocates nothing; nil for plain SHA-256.
+	macs *sync.Pool
 }
 
-// maxInlineKey bounds the keys hashed on the stack; every key a Format
-// accepts is shorter (16+1+16+1+64+6 = 104 bytes).
-const maxInlineKey = 128
+// keyedHash is a reusable HMAC state with room for its input and output.
+type keyedHash struct {
+	mac hash.Hash
+	in  []byte
+	out [sha256.Size]byte
+}
 
 func newHashSchemes(peppers []Pepper, verifyUnpeppered bool) ([]hashScheme, error) {
 	if len(peppers) == 0 {
@@ -78,21 +83,10 @@ func newHashSchemes(peppers []Pepper, verifyUnpeppered bool) ([]hashScheme, erro
 			return nil, fmt.Errorf("%w: pepper version %d is shorter than %d bytes", ErrInvalidConfig, p.Version, minPepperLength)
 		}
 		seen[p.Version] = true
-		s := hashScheme{version: p.Version, keyed: true, secret: append([]byte(nil), p.Secret...)}
-		k := p.Secret
-		if len(k) > sha256.BlockSize {
-			sum := sha256.Sum256(k)
-			k = sum[:]
-		}
-		for i := range sha256.BlockSize {
-			var b byte
-			if i < len(k) {
-				b = k[i]
-			}
-			s.ipad[i] = b ^ 0x36
-			s.opad[i] = b ^ 0x5c
-		}
-		schemes = append(schemes, s)
+		secret := bytes.Clone(p.Secret)
+		schemes = append(schemes, hashScheme{version: p.Version, macs: &sync.Pool{New: func() any {
+			return &keyedHash{mac: hmac.New(sha256.New, secret)}
+		}}})
 	}
 	if verifyUnpeppered {
 		schemes = append(schemes, hashScheme{})
@@ -100,23 +94,17 @@ func newHashSchemes(peppers []Pepper, verifyUnpeppered bool) ([]hashScheme, erro
 	return schemes, nil
 }
 
-// sum hashes key under the scheme. The keyed form is RFC 2104 HMAC computed
-// on stack buffers, so it allocates nothing.
+// sum hashes key under the scheme.
 func (s *hashScheme) sum(key string) Hash {
-	if !s.keyed {
+	if s.macs == nil {
 		return HashKey(key)
 	}
-	if len(key) > maxInlineKey {
-		m := hmac.New(sha256.New, s.secret)
-		m.Write(stringBytes(key))
-		return Hash(m.Sum(nil))
-	}
-	var inner [sha256.BlockSize + maxInlineKey]byte
-	copy(inner[:], s.ipad[:])
-	n := copy(inner[sha256.BlockSize:], key)
-	innerSum := sha256.Sum256(inner[:sha256.BlockSize+n])
-	var outer [sha256.BlockSize + sha256.Size]byte
-	copy(outer[:], s.opad[:])
-	copy(outer[sha256.BlockSize:], innerSum[:])
-	return sha256.Sum256(outer[:])
+	k := s.macs.Get().(*keyedHash)
+	defer s.macs.Put(k)
+	k.mac.Reset()
+	// Copied into a buffer the state owns: a []byte(key) passed to Write
+	// would be allocated on every call.
+	k.in = append(k.in[:0], key...)
+	k.mac.Write(k.in)
+	return Hash(k.mac.Sum(k.out[:0]))
 }

@@ -27,8 +27,8 @@ func TestHashKeyIsSHA256(t *testing.T) {
 	assert.Len(t, apikey.HashKey("x").String(), 64)
 }
 
-// The stack-buffer HMAC equals crypto/hmac for short, block-sized and
-// long peppers.
+// The stored hash is HMAC-SHA256 under the pepper, for short, block-sized
+// and long peppers.
 func TestPepperedHashIsHMACSHA256(t *testing.T) {
 	t.Parallel()
 	for _, size := range []int{32, 64, 65, 200} {

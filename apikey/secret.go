@@ -45,9 +45,6 @@ func (s Secret) displayPrefix() string {
 	return (*s.v.text)[:s.v.display]
 }
 
-// IsZero reports whether s holds no key.
-func (s Secret) IsZero() bool { return s.v == nil }
-
 // String returns "[REDACTED]".
 func (s Secret) String() string { return redacted }
 
