@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"hash"
 	"sync"
@@ -13,9 +12,6 @@ import (
 // Hash is the SHA-256 (or HMAC-SHA256, see [Pepper]) digest of a key's full
 // text: the only form of a key that a [Store] ever holds.
 type Hash [32]byte
-
-// String returns the hash in lower-case hex.
-func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 
 // HashKey returns the plain SHA-256 hash of key, the default scheme
 // (hash version 0).

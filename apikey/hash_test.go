@@ -24,7 +24,6 @@ func pepper(version int, size int) apikey.Pepper {
 func TestHashKeyIsSHA256(t *testing.T) {
 	t.Parallel()
 	assert.Equal(t, apikey.Hash(sha256.Sum256([]byte("kg_live_x"))), apikey.HashKey("kg_live_x"))
-	assert.Len(t, apikey.HashKey("x").String(), 64)
 }
 
 // The stored hash is HMAC-SHA256 under the pepper, for short, block-sized

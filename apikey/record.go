@@ -74,6 +74,12 @@ func (k *Key) Status(now time.Time) Status {
 	return StatusActive
 }
 
+// ExpiresWithin reports whether the key is unrevoked and expires in
+// [from, to): the records [Store].Expiring returns.
+func (k *Key) ExpiresWithin(from, to time.Time) bool {
+	return k.RevokedAt.IsZero() && !k.ExpiresAt.IsZero() && !k.ExpiresAt.Before(from) && k.ExpiresAt.Before(to)
+}
+
 // Active reports whether the key counts toward its owner's limit at now:
 // neither revoked nor expired. A key that is not yet valid counts, and so
 // does a rotated key until its grace period ends.

@@ -7,29 +7,38 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/apikey"
 )
 
-// fileStore is an apikey.Store that keeps every record in one JSON file,
-// rewritten atomically (temporary file, then rename) on each change. It is
-// the smallest adapter that honours the whole contract, and it passes
-// store/storetest: a template for your own adapter on whatever database
-// you already run. One process owns the file.
+// fileStore is an apikey.Store that keeps every record in one JSON file.
+// It is the smallest adapter that honours the whole contract and passes
+// store/storetest: a template for an adapter on the database you already
+// run. Each method is written as your adapter would be: reads look the
+// record up; writes run as one transaction (write), which applies the
+// change to a copy of the records and commits it by rewriting the file
+// atomically (temporary file, then rename), so a failed write changes
+// nothing. One process owns the file.
 type fileStore struct {
 	path string
-
-	mu     sync.RWMutex // guards the maps; writers hold it while persisting
-	byID   map[string]*apikey.Record
-	byHash map[apikey.Hash]*apikey.Record
+	mu   sync.Mutex           // serialises transactions
+	data atomic.Pointer[data] // the committed records; readers take no lock
 }
 
 var _ apikey.Store = (*fileStore)(nil)
+
+// data is the store's content. A committed data is never modified.
+type data struct {
+	byID   map[string]*apikey.Record
+	byHash map[apikey.Hash]*apikey.Record
+}
 
 // diskRecord is a record as the file holds it: the hash hex-encoded.
 type diskRecord struct {
@@ -40,8 +49,10 @@ type diskRecord struct {
 
 // openFileStore loads path, or starts empty if it does not exist.
 func openFileStore(path string) (*fileStore, error) {
-	s := &fileStore{path: path, byID: map[string]*apikey.Record{}, byHash: map[apikey.Hash]*apikey.Record{}}
-	data, err := os.ReadFile(path)
+	s := &fileStore{path: path}
+	d := &data{byID: map[string]*apikey.Record{}, byHash: map[apikey.Hash]*apikey.Record{}}
+	s.data.Store(d)
+	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
 	}
@@ -49,27 +60,44 @@ func openFileStore(path string) (*fileStore, error) {
 		return nil, err
 	}
 	var disk []diskRecord
-	if err := json.Unmarshal(data, &disk); err != nil {
+	if err := json.Unmarshal(raw, &disk); err != nil {
 		return nil, fmt.Errorf("filestore: %s is corrupt: %w", path, err)
 	}
-	for _, d := range disk {
-		rec := &apikey.Record{Key: d.Key, HashVersion: d.HashVersion}
-		if n, err := hex.Decode(rec.Hash[:], []byte(d.Hash)); err != nil || n != len(rec.Hash) {
-			return nil, fmt.Errorf("filestore: %s: record %s has a bad hash", path, d.ID)
+	for _, r := range disk {
+		rec := &apikey.Record{Key: r.Key, HashVersion: r.HashVersion}
+		if n, err := hex.Decode(rec.Hash[:], []byte(r.Hash)); err != nil || n != len(rec.Hash) {
+			return nil, fmt.Errorf("filestore: %s: record %s has a bad hash", path, r.ID)
 		}
-		s.byID[rec.ID], s.byHash[rec.Hash] = rec, rec
+		d.byID[rec.ID], d.byHash[rec.Hash] = rec, rec
 	}
 	return s, nil
 }
 
-// persist writes every record to the file. s.mu must be held.
-func (s *fileStore) persist() error {
-	disk := make([]diskRecord, 0, len(s.byID))
-	for _, rec := range s.byID {
+// write runs change on a copy of the records and commits the copy: the
+// file first, then memory. If change or the file fails, nothing changes.
+func (s *fileStore) write(change func(d *data) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.data.Load()
+	next := &data{byID: maps.Clone(cur.byID), byHash: maps.Clone(cur.byHash)}
+	if err := change(next); err != nil {
+		return err
+	}
+	if err := s.save(next); err != nil {
+		return fmt.Errorf("filestore: %w", err)
+	}
+	s.data.Store(next)
+	return nil
+}
+
+// save writes every record of d to the file atomically.
+func (s *fileStore) save(d *data) error {
+	disk := make([]diskRecord, 0, len(d.byID))
+	for _, rec := range d.byID {
 		disk = append(disk, diskRecord{Key: rec.Key, Hash: hex.EncodeToString(rec.Hash[:]), HashVersion: rec.HashVersion})
 	}
 	slices.SortFunc(disk, func(a, b diskRecord) int { return cmp.Compare(a.ID, b.ID) })
-	data, err := json.Marshal(disk)
+	raw, err := json.Marshal(disk)
 	if err != nil {
 		return err
 	}
@@ -78,7 +106,7 @@ func (s *fileStore) persist() error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
+	if _, err := tmp.Write(raw); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -92,76 +120,38 @@ func (s *fileStore) persist() error {
 	return os.Rename(tmp.Name(), s.path)
 }
 
-// change applies put and drop to the maps, persists, and undoes both if
-// the file cannot be written, so memory and disk never disagree. s.mu
-// must be held.
-func (s *fileStore) change(put []*apikey.Record, drop *apikey.Record) error {
-	old := make([]*apikey.Record, len(put))
-	for i, rec := range put {
-		old[i] = s.byID[rec.ID]
-		s.byID[rec.ID], s.byHash[rec.Hash] = rec, rec
+// insert adds rec unless its ID or hash is taken or, with maxActive
+// positive, its owner already has maxActive active keys at now.
+func (d *data) insert(rec *apikey.Record, maxActive int, now time.Time) error {
+	if d.byID[rec.ID] != nil || d.byHash[rec.Hash] != nil {
+		return apikey.ErrDuplicate
 	}
-	if drop != nil {
-		delete(s.byID, drop.ID)
-		delete(s.byHash, drop.Hash)
-	}
-	if err := s.persist(); err != nil {
-		for i, rec := range put {
-			if old[i] == nil {
-				delete(s.byID, rec.ID)
-				delete(s.byHash, rec.Hash)
-			} else {
-				s.byID[rec.ID], s.byHash[rec.Hash] = old[i], old[i]
-			}
+	active := 0
+	for _, r := range d.byID {
+		if r.Owner == rec.Owner && r.Active(now) {
+			active++
 		}
-		if drop != nil {
-			s.byID[drop.ID], s.byHash[drop.Hash] = drop, drop
-		}
-		return fmt.Errorf("filestore: %w", err)
 	}
+	if maxActive > 0 && active >= maxActive {
+		return apikey.ErrTooManyKeys
+	}
+	d.byID[rec.ID], d.byHash[rec.Hash] = rec, rec
 	return nil
 }
 
 func (s *fileStore) Create(_ context.Context, rec *apikey.Record, maxActive int, now time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.byID[rec.ID] != nil || s.byHash[rec.Hash] != nil {
-		return apikey.ErrDuplicate
-	}
-	if s.atLimit(rec.Owner, maxActive, now) {
-		return apikey.ErrTooManyKeys
-	}
-	return s.change([]*apikey.Record{rec}, nil)
-}
-
-// atLimit reports whether owner has maxActive (when positive) active
-// records at now. s.mu must be held.
-func (s *fileStore) atLimit(owner string, maxActive int, now time.Time) bool {
-	if maxActive <= 0 {
-		return false
-	}
-	active := 0
-	for _, r := range s.byID {
-		if r.Owner == owner && r.Active(now) {
-			active++
-		}
-	}
-	return active >= maxActive
+	return s.write(func(d *data) error { return d.insert(rec, maxActive, now) })
 }
 
 func (s *fileStore) Lookup(_ context.Context, hash apikey.Hash) (*apikey.Record, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if rec := s.byHash[hash]; rec != nil {
+	if rec := s.data.Load().byHash[hash]; rec != nil {
 		return rec, nil
 	}
 	return nil, apikey.ErrNotFound
 }
 
 func (s *fileStore) Get(_ context.Context, id string) (*apikey.Record, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if rec := s.byID[id]; rec != nil {
+	if rec := s.data.Load().byID[id]; rec != nil {
 		return rec, nil
 	}
 	return nil, apikey.ErrNotFound
@@ -173,68 +163,70 @@ func (s *fileStore) List(_ context.Context, owner string) ([]*apikey.Record, err
 }
 
 func (s *fileStore) Expiring(_ context.Context, from, to time.Time) ([]*apikey.Record, error) {
-	return s.collect(func(r *apikey.Record) bool {
-		return r.RevokedAt.IsZero() && !r.ExpiresAt.IsZero() && !r.ExpiresAt.Before(from) && r.ExpiresAt.Before(to)
-	}, func(r *apikey.Record) time.Time { return r.ExpiresAt }), nil
+	return s.collect(func(r *apikey.Record) bool { return r.ExpiresWithin(from, to) },
+		func(r *apikey.Record) time.Time { return r.ExpiresAt }), nil
 }
 
 // collect returns the records keep accepts, ordered by the time at and
 // then ID, as the contract asks of List and Expiring.
 func (s *fileStore) collect(keep func(*apikey.Record) bool, at func(*apikey.Record) time.Time) []*apikey.Record {
-	s.mu.RLock()
 	out := []*apikey.Record{}
-	for _, r := range s.byID {
+	for _, r := range s.data.Load().byID {
 		if keep(r) {
 			out = append(out, r)
 		}
 	}
-	s.mu.RUnlock()
 	slices.SortFunc(out, func(a, b *apikey.Record) int { return cmp.Or(at(a).Compare(at(b)), cmp.Compare(a.ID, b.ID)) })
 	return out
 }
 
-func (s *fileStore) Revoke(_ context.Context, id string, at time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := s.byID[id]
-	switch {
-	case old == nil:
-		return apikey.ErrNotFound
-	case !old.RevokedAt.IsZero():
-		return nil
-	}
-	rec := *old // records are replaced, never modified
-	rec.RevokedAt = at
-	return s.change([]*apikey.Record{&rec}, nil)
-}
-
-func (s *fileStore) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	old := s.byID[oldID]
+// replace stores a changed copy of the record id, made by change.
+func (d *data) replace(id string, change func(rec *apikey.Record) error) error {
+	old := d.byID[id]
 	if old == nil {
 		return apikey.ErrNotFound
 	}
-	retired := *old
-	if err := retired.Retire(replacement.ID, retireAt); err != nil {
+	rec := *old // records are replaced, never modified
+	if err := change(&rec); err != nil {
 		return err
 	}
-	if s.byID[replacement.ID] != nil || s.byHash[replacement.Hash] != nil {
-		return apikey.ErrDuplicate
+	d.byID[id], d.byHash[rec.Hash] = &rec, &rec
+	return nil
+}
+
+func (s *fileStore) Revoke(_ context.Context, id string, at time.Time) error {
+	return s.write(func(d *data) error {
+		return d.replace(id, func(rec *apikey.Record) error {
+			if rec.RevokedAt.IsZero() {
+				rec.RevokedAt = at
+			}
+			return nil
+		})
+	})
+}
+
+func (s *fileStore) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time) error {
+	if !retireAt.After(now) {
+		maxActive = 0 // the old key stops counting at once
 	}
-	// During a grace period both keys verify, so both count.
-	if retireAt.After(now) && s.atLimit(old.Owner, maxActive, now) {
-		return apikey.ErrTooManyKeys
-	}
-	return s.change([]*apikey.Record{&retired, replacement}, nil)
+	return s.write(func(d *data) error {
+		if err := d.replace(oldID, func(rec *apikey.Record) error { return rec.Retire(replacement.ID, retireAt) }); err != nil {
+			return err
+		}
+		// Counted with the old key still active: during a grace period
+		// both verify.
+		return d.insert(replacement, maxActive, now)
+	})
 }
 
 func (s *fileStore) Delete(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec := s.byID[id]
-	if rec == nil {
-		return apikey.ErrNotFound
-	}
-	return s.change(nil, rec)
+	return s.write(func(d *data) error {
+		rec := d.byID[id]
+		if rec == nil {
+			return apikey.ErrNotFound
+		}
+		delete(d.byID, id)
+		delete(d.byHash, rec.Hash)
+		return nil
+	})
 }

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"log"
 	"os"
@@ -55,7 +56,8 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("issued %s for %s; verified: %v\n", issued.Key.DisplayPrefix, p.Owner(), p.Has(apikey.Read))
+	hash := apikey.HashKey(issued.Secret.Reveal())
 	fmt.Printf("%s holds the key: %v; its SHA-256: %v\n", path,
 		strings.Contains(string(data), issued.Secret.Reveal()),
-		strings.Contains(string(data), apikey.HashKey(issued.Secret.Reveal()).String()))
+		strings.Contains(string(data), hex.EncodeToString(hash[:])))
 }

@@ -197,8 +197,7 @@ func (s *Store) Expiring(_ context.Context, from, to time.Time) ([]*apikey.Recor
 	var recs []*apikey.Record
 	s.mu.RLock()
 	for _, rec := range s.byID {
-		if rec.RevokedAt.IsZero() && !rec.ExpiresAt.IsZero() &&
-			!rec.ExpiresAt.Before(from) && rec.ExpiresAt.Before(to) {
+		if rec.ExpiresWithin(from, to) {
 			recs = append(recs, rec)
 		}
 	}

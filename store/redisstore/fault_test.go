@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -236,15 +237,16 @@ func TestCorruptRecordIsAnError(t *testing.T) {
 	require.NoError(t, err)
 	h := apikey.HashKey(issued.Secret.Reveal())
 
+	hexOf := func(h apikey.Hash) string { return hex.EncodeToString(h[:]) }
 	for name, data := range map[string]string{
 		"not JSON":      "{{{",
 		"empty object":  "{}",
 		"wrong hash":    `{"id":"x","owner":"acct","hash":"00"}`,
-		"other hash":    `{"id":"x","owner":"acct","hash":"` + apikey.HashKey("other").String() + `"}`,
+		"other hash":    `{"id":"x","owner":"acct","hash":"` + hexOf(apikey.HashKey("other")) + `"}`,
 		"wrong type":    `{"id":1}`,
-		"truncated hex": `{"id":"x","owner":"acct","hash":"` + h.String()[:10] + `"}`,
+		"truncated hex": `{"id":"x","owner":"acct","hash":"` + hexOf(h)[:10] + `"}`,
 	} {
-		require.NoError(t, client.Set(ctx, "{"+ns+"}:h:"+h.String(), data, 0).Err())
+		require.NoError(t, client.Set(ctx, "{"+ns+"}:h:"+hexOf(h), data, 0).Err())
 		_, err := svc.Verify(ctx, issued.Secret.Reveal())
 		storeFailure(t, err)
 		assert.Contains(t, err.Error(), "corrupt", name)

@@ -277,7 +277,7 @@ func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Rec
 	}
 	kept := recs[:0]
 	for _, rec := range recs {
-		if rec.RevokedAt.IsZero() && !rec.ExpiresAt.Before(from) && rec.ExpiresAt.Before(to) {
+		if rec.ExpiresWithin(from, to) {
 			kept = append(kept, rec)
 		}
 	}
