@@ -231,20 +231,19 @@ func (s *Service) checkEndpoint(entry string) error {
 	}
 	method, path, _ := strings.Cut(entry, " ")
 	prefix, wildcard := strings.CutSuffix(path, "*")
+	servedBy := "" // the route a raw path would be served by
 	for _, route := range s.routes {
 		rm, rp := splitRoute(route)
-		if method != "*" && rm != "" && rm != method {
-			continue
-		}
-		if rp == path || (wildcard && strings.HasPrefix(rp, prefix)) {
+		switch {
+		case method != "*" && rm != "" && rm != method:
+		case rp == path || (wildcard && strings.HasPrefix(rp, prefix)):
 			return nil
+		case !wildcard && servedBy == "" && pathInRoute(path, rp):
+			servedBy = route
 		}
 	}
-	for _, route := range s.routes {
-		rm, rp := splitRoute(route)
-		if (method == "*" || rm == "" || rm == method) && !wildcard && pathInRoute(path, rp) {
-			return invalid("allowed_endpoints", "%q names a path, not a route; use the route pattern %q", entry, route)
-		}
+	if servedBy != "" {
+		return invalid("allowed_endpoints", "%q names a path, not a route; use the route pattern %q", entry, servedBy)
 	}
 	return invalid("allowed_endpoints", "%q matches no route of this service", entry)
 }

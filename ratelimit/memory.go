@@ -283,15 +283,3 @@ func (m *Memory) Sweep() {
 		sh.mu.Unlock()
 	}
 }
-
-// len returns the number of keys with state.
-func (m *Memory) len() int {
-	n := 0
-	for i := range m.shards {
-		sh := &m.shards[i]
-		sh.mu.Lock()
-		n += len(sh.buckets)
-		sh.mu.Unlock()
-	}
-	return n
-}

@@ -12,22 +12,33 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/store/memstore"
 )
 
 var now = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 
-// flakyStore keeps usage in memory and fails while down is set.
+// flakyStore is a memory store whose usage writes fail while down is set
+// and wait for their deadline while hang is.
 type flakyStore struct {
-	mu      sync.Mutex
-	totals  map[string]usage.Usage
+	*memstore.Store
 	down    atomic.Bool
 	hang    atomic.Bool
 	flushes atomic.Int32
 }
 
-func newFlakyStore() *flakyStore { return &flakyStore{totals: map[string]usage.Usage{}} }
+// newFlakyStore returns a flakyStore holding a key for each id, since a
+// store keeps usage only for keys it knows.
+func newFlakyStore(t *testing.T, ids ...string) *flakyStore {
+	t.Helper()
+	s := &flakyStore{Store: memstore.New()}
+	for _, id := range ids {
+		rec := &apikey.Record{Key: apikey.Key{ID: id, Owner: "acct"}, Hash: apikey.HashKey(id)}
+		require.NoError(t, s.Create(context.Background(), rec, 0, now))
+	}
+	return s
+}
 
 func (f *flakyStore) AddUsage(ctx context.Context, deltas []usage.Delta) error {
 	f.flushes.Add(1)
@@ -38,37 +49,14 @@ func (f *flakyStore) AddUsage(ctx context.Context, deltas []usage.Delta) error {
 	if f.down.Load() {
 		return errors.New("store down")
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, d := range deltas {
-		u := f.totals[d.KeyID]
-		if u.ByEndpoint == nil {
-			u.ByEndpoint = map[string]int64{}
-		}
-		u.TotalRequests += d.Requests
-		u.Errors += d.Errors
-		if d.LastUsedAt.After(u.LastUsedAt) {
-			u.LastUsedAt = d.LastUsedAt
-		}
-		for ep, n := range d.ByEndpoint {
-			u.ByEndpoint[ep] += n
-		}
-		f.totals[d.KeyID] = u
-	}
-	return nil
-}
-
-func (f *flakyStore) Usage(_ context.Context, id string) (usage.Usage, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.totals[id], nil
+	return f.Store.AddUsage(ctx, deltas)
 }
 
 func TestRecorderBatchesAndFlushesOnClose(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	const id = "key-1"
-	store := newFlakyStore()
+	store := newFlakyStore(t, id)
 	rec, err := usage.New(store, usage.Config{FlushInterval: time.Hour, MaxEndpoints: 2})
 	require.NoError(t, err)
 
@@ -113,7 +101,7 @@ func TestRecorderBatchesAndFlushesOnClose(t *testing.T) {
 
 func TestRecorderFlushesWhenManyKeys(t *testing.T) {
 	t.Parallel()
-	store := newFlakyStore()
+	store := newFlakyStore(t)
 	rec, err := usage.New(store, usage.Config{FlushInterval: time.Hour, FlushKeys: 64})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = rec.Close(context.Background()) })
@@ -127,7 +115,7 @@ func TestRecorderFlushesWhenManyKeys(t *testing.T) {
 // Close returns.
 func TestBackgroundFlushHasADeadline(t *testing.T) {
 	t.Parallel()
-	store := newFlakyStore()
+	store := newFlakyStore(t)
 	store.hang.Store(true)
 	errs := make(chan error, 10)
 	rec, err := usage.New(store, usage.Config{FlushInterval: 10 * time.Millisecond, FlushTimeout: 50 * time.Millisecond,
