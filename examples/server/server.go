@@ -71,7 +71,9 @@ func newServer(cfg serverConfig) (*server, error) {
 		}
 		client := redis.NewClient(opts)
 		s.closers = append(s.closers, client.Close)
-		rs, err := redisstore.New(client, redisstore.Config{Namespace: cfg.Namespace})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rs, err := redisstore.New(ctx, client, redisstore.Config{Namespace: cfg.Namespace})
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
+	"os/exec"
+	"strconv"
 	"testing"
 	"time"
 
@@ -60,4 +63,44 @@ func Name(t testing.TB, client redis.UniversalClient, kind string) string {
 		}
 	})
 	return name
+}
+
+// Server starts a private redis-server on a free loopback port with the
+// given extra arguments (for example "--maxmemory-policy",
+// "allkeys-lru"), stopped after the test, and returns a client of it. It
+// skips without a redis-server binary, unless KEYGATE_REQUIRE_REDIS=1.
+func Server(t testing.TB, args ...string) *redis.Client {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("KEYGATE_REQUIRE_REDIS") == "1" {
+			t.Fatalf("KEYGATE_REQUIRE_REDIS=1 but redis-server is not installed: %v", err)
+		}
+		t.Skipf("redis-server is not installed: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	_ = l.Close()
+	cmd := exec.Command(bin, append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+		"--save", "", "--appendonly", "no", "--dir", t.TempDir()}, args...)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
+	t.Cleanup(func() { _ = client.Close() })
+	deadline := time.Now().Add(5 * time.Second)
+	for client.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on port %d did not start", port)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return client
 }

@@ -131,7 +131,7 @@ func TestRevocationReachesOtherInstances(t *testing.T) {
 	ns := redistest.Name(t, base, "store")
 	stack := func() (*apikey.Service, *cachestore.Store) {
 		client := redistest.Client(t)
-		rs, err := redisstore.New(client, redisstore.Config{Namespace: ns})
+		rs, err := redisstore.New(context.Background(), client, redisstore.Config{Namespace: ns})
 		require.NoError(t, err)
 		cs, err := cachestore.New(rs, cachestore.Config{TTL: time.Hour, StaleTTL: time.Hour})
 		require.NoError(t, err)
@@ -178,7 +178,7 @@ func TestConnectionDropAndRecovery(t *testing.T) {
 	base := redistest.Client(t)
 	ns := redistest.Name(t, base, "store")
 	p := startProxy(t, base.Options().Addr)
-	rs, err := redisstore.New(proxiedClient(t, p), redisstore.Config{Namespace: ns})
+	rs, err := redisstore.New(context.Background(), proxiedClient(t, p), redisstore.Config{Namespace: ns})
 	require.NoError(t, err)
 	svc, err := apikey.New(rs, apikey.Config{})
 	require.NoError(t, err)
@@ -203,11 +203,15 @@ func TestConnectionDropAndRecovery(t *testing.T) {
 	eventually(t, 10*time.Second, cs.Healthy, "the feed reconnects")
 }
 
+// A Redis that cannot be reached at start is an error from New; with the
+// eviction check skipped, from the first operation, never "invalid key".
 func TestUnreachableAtStart(t *testing.T) {
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { _ = client.Close() })
-	rs, err := redisstore.New(client, redisstore.Config{})
-	require.NoError(t, err, "New does not contact Redis")
+	_, err := redisstore.New(context.Background(), client, redisstore.Config{})
+	storeFailure(t, err)
+	rs, err := redisstore.New(context.Background(), client, redisstore.Config{SkipEvictionCheck: true})
+	require.NoError(t, err, "without the check, New does not contact Redis")
 	svc, err := apikey.New(rs, apikey.Config{})
 	require.NoError(t, err)
 	s, err := svc.Format().Generate("")
@@ -216,6 +220,28 @@ func TestUnreachableAtStart(t *testing.T) {
 	storeFailure(t, err)
 	_, err = svc.Create(context.Background(), apikey.CreateParams{Owner: "acct"})
 	storeFailure(t, err)
+}
+
+// A Redis that may evict keys without a TTL would delete API keys under
+// memory pressure: New refuses it, and accepts the policies that cannot.
+func TestEvictingRedisIsRefused(t *testing.T) {
+	for policy, ok := range map[string]bool{
+		"allkeys-lru": false, "allkeys-lfu": false, "allkeys-random": false,
+		"noeviction": true, "volatile-lru": true, "volatile-ttl": true,
+	} {
+		t.Run(policy, func(t *testing.T) {
+			client := redistest.Server(t, "--maxmemory", "64mb", "--maxmemory-policy", policy)
+			_, err := redisstore.New(context.Background(), client, redisstore.Config{})
+			if ok {
+				require.NoError(t, err)
+				return
+			}
+			require.ErrorIs(t, err, redisstore.ErrEvicting)
+			assert.Contains(t, err.Error(), policy)
+			_, err = redisstore.New(context.Background(), client, redisstore.Config{SkipEvictionCheck: true})
+			require.NoError(t, err, "the check can be skipped")
+		})
+	}
 }
 
 func TestDeadlineIsHonoured(t *testing.T) {
@@ -254,8 +280,8 @@ func TestCorruptRecordIsAnError(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	_, err := redisstore.New(nil, redisstore.Config{})
+	_, err := redisstore.New(context.Background(), nil, redisstore.Config{})
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
-	_, err = redisstore.New(redis.NewClient(&redis.Options{}), redisstore.Config{Namespace: "a{b}"})
+	_, err = redisstore.New(context.Background(), redis.NewClient(&redis.Options{}), redisstore.Config{Namespace: "a{b}"})
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
 }

@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -17,7 +18,7 @@ import (
 func newStack(t testing.TB, client redis.UniversalClient) (string, *redisstore.Store, *apikey.Service) {
 	t.Helper()
 	ns := redistest.Name(t, client, "store")
-	rs, err := redisstore.New(client, redisstore.Config{Namespace: ns})
+	rs, err := redisstore.New(context.Background(), client, redisstore.Config{Namespace: ns})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,10 @@ type Config struct {
 	// several services or tests can share one Redis. It must not contain
 	// braces. Default [DefaultNamespace].
 	Namespace string
+	// SkipEvictionCheck skips [New]'s check of Redis's eviction policy,
+	// for providers that hide the CONFIG command. Make sure yourself that
+	// the policy is noeviction or volatile-*, and that persistence is on.
+	SkipEvictionCheck bool
 }
 
 // Store keeps key records in Redis. It is safe for concurrent use.
@@ -72,9 +76,20 @@ type Store struct {
 
 var _ apikey.Store = (*Store)(nil)
 
-// New returns a Store on client. It does not contact Redis; the first
-// operation does, and reports an unreachable server as an error.
-func New(client redis.UniversalClient, cfg Config) (*Store, error) {
+// ErrEvicting reports a Redis whose maxmemory-policy may evict keys
+// without a TTL (allkeys-lru, allkeys-lfu, allkeys-random): under memory
+// pressure it would silently delete API keys, which then stop verifying.
+var ErrEvicting = errors.New("redisstore: Redis may evict keys")
+
+// New returns a Store on client. It asks Redis (every master of a
+// Cluster) for its maxmemory-policy and fails with [ErrEvicting] for a
+// policy that can evict keys without a TTL, which key records are: an
+// evicted key would stop working with no trace. noeviction and the
+// volatile-* policies are accepted. A Redis that cannot be reached, or
+// that refuses CONFIG GET, is an error too (see
+// [Config].SkipEvictionCheck). New checks nothing else: persistence
+// (appendonly or RDB snapshots) is the operator's to turn on.
+func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil redis client", apikey.ErrInvalidConfig)
 	}
@@ -85,8 +100,34 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 	if strings.ContainsAny(ns, "{}") {
 		return nil, fmt.Errorf("%w: namespace %q must not contain braces", apikey.ErrInvalidConfig, ns)
 	}
+	if !cfg.SkipEvictionCheck {
+		if err := checkEviction(ctx, client); err != nil {
+			return nil, err
+		}
+	}
 	prefix := "{" + ns + "}:"
 	return &Store{client: client, prefix: prefix, channel: prefix + "invalidate"}, nil
+}
+
+// checkEviction reads maxmemory-policy from every master.
+func checkEviction(ctx context.Context, client redis.UniversalClient) error {
+	check := func(ctx context.Context, c *redis.Client) error {
+		cfg, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
+		if err != nil {
+			return fmt.Errorf("redisstore: reading maxmemory-policy (set Config.SkipEvictionCheck if your provider hides CONFIG): %w", err)
+		}
+		if policy := cfg["maxmemory-policy"]; strings.HasPrefix(policy, "allkeys-") {
+			return fmt.Errorf("%w: %s has maxmemory-policy %s; set it to noeviction", ErrEvicting, c.Options().Addr, policy)
+		}
+		return nil
+	}
+	switch c := client.(type) {
+	case *redis.ClusterClient:
+		return c.ForEachMaster(ctx, check)
+	case *redis.Client:
+		return check(ctx, c)
+	}
+	return errors.New("redisstore: cannot check the eviction policy of this client type; set Config.SkipEvictionCheck")
 }
 
 func (s *Store) recKey(h string) string       { return s.prefix + "h:" + h }
