@@ -45,20 +45,27 @@ func Example() {
 	// after revoke: apikey: invalid key
 }
 
-// Reproduce an existing key format exactly: IdentityCall's idc_ followed by
-// 32 alphanumerics, with no checksum.
+// Reproduce existing key formats exactly, to take over keys another
+// system issued.
 func ExampleNewFormat() {
-	f, err := apikey.NewFormat(apikey.FormatConfig{Prefix: "idc", BodyLength: 32, NoChecksum: true})
+	// idc_ + 32 alphanumerics, no checksum
+	idc, err := apikey.NewFormat(apikey.FormatConfig{Prefix: "idc", BodyLength: 32, NoChecksum: true})
 	if err != nil {
 		panic(err)
 	}
-	s, _ := f.Generate("")
-	fmt.Println(len(s.Reveal()), s.Reveal()[:4])
+	// sk_live_ or sk_test_ + 48 alphanumerics, no checksum
+	sk, err := apikey.NewFormat(apikey.FormatConfig{Prefix: "sk", Environments: []string{"live", "test"}, BodyLength: 48, NoChecksum: true})
+	if err != nil {
+		panic(err)
+	}
+	a, _ := idc.Generate("")
+	b, _ := sk.Generate("test")
+	fmt.Println(len(a.Reveal()), a.Reveal()[:4], len(b.Reveal()), b.Reveal()[:8])
 
-	_, err = f.Parse("idc_tooShort")
+	_, err = idc.Parse("idc_tooShort")
 	fmt.Println(err, errors.Is(err, apikey.ErrMalformed))
 	// Output:
-	// 36 idc_
+	// 36 idc_ 56 sk_test_
 	// apikey: malformed key: wrong length true
 }
 

@@ -1,9 +1,8 @@
-// Command basic is the smallest keygate integration: an existing handler
-// wrapped with API-key authentication, in a few lines.
+// Command basic is the README's quickstart: an existing handler behind
+// API-key authentication, permission guards and the free plan's rate
+// limit, with one key issued at start and shown once.
 //
 //	go run ./examples/basic
-//
-// It issues one demo key at start and prints it once, as a dashboard would.
 package main
 
 import (
@@ -14,30 +13,42 @@ import (
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/middleware"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/store/memstore"
 )
 
 func main() {
-	// Your existing handler, unchanged.
-	hello := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, _ := middleware.PrincipalFrom(r.Context())
-		fmt.Fprintf(w, "hello, %s\n", p.Owner())
+	// Your handler, unchanged; the caller's key is on the context.
+	items := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := middleware.PrincipalFrom(r.Context()) // p.Owner(), p.KeyID(), p.Has(apikey.Write), p.ProjectID()
+		fmt.Fprintf(w, "items of %s\n", p.Owner())
 	})
 
-	svc, err := apikey.New(memstore.New(), apikey.Config{})
+	svc, err := apikey.New(memstore.New(), apikey.Config{}) // keys: kg_live_ + 32 random + checksum
 	if err != nil {
 		log.Fatal(err)
 	}
-	mw, err := middleware.New(middleware.Config{Verifier: svc})
+	mw, err := middleware.New(middleware.Config{
+		Verifier: svc,
+		Limiter:  ratelimit.NewMemory(ratelimit.MemoryConfig{}), // 10/min and 1,000/day per key
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /items", middleware.Chain(items, mw.RequireMethod())) // GET needs read
+	mux.Handle("GET /projects/{id}/items", middleware.Chain(items, mw.RequireMethod(),
+		mw.RequireProject(func(r *http.Request) string { return r.PathValue("id") })))
 
-	issued, err := svc.Create(context.Background(), apikey.CreateParams{Owner: "demo", Permissions: []apikey.Permission{apikey.Read}})
+	// Issue a key for a customer. Its text exists only here: show it once.
+	issued, err := svc.Create(context.Background(), apikey.CreateParams{
+		Owner:       "acct_42",
+		Permissions: []apikey.Permission{apikey.Read},
+	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("curl -H 'Authorization: Bearer %s' localhost:8081/\n", issued.Secret.Reveal())
+	fmt.Printf("curl -H 'Authorization: Bearer %s' localhost:8081/items\n", issued.Secret.Reveal())
 
-	log.Fatal(http.ListenAndServe("localhost:8081", mw.Authenticate(hello)))
+	log.Fatal(http.ListenAndServe("localhost:8081", mw.Authenticate(mux)))
 }
