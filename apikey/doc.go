@@ -12,7 +12,7 @@
 // The body is base62 from crypto/rand (32 characters, 190 bits, by
 // default); the checksum is the CRC-32C of everything before it, so
 // [Format.Parse] rejects typos and garbage without touching a store, in
-// tens of nanoseconds and without allocating. [FormatConfig] reproduces
+// before any store is asked. [FormatConfig] reproduces
 // other formats exactly, such as idc_ + 32 characters without checksum.
 //
 // A key's text is shown once, in the [Issued] result of [Service.Create]

@@ -245,8 +245,7 @@ type Parsed struct {
 
 // Parse checks that s has the shape of a key this format generates: prefix,
 // environment, length, charset and checksum, in that order of cost. It
-// touches no store and allocates nothing; every failure matches
-// [ErrMalformed]. An oversized input is rejected by its length before any
+// touches no store; every failure matches [ErrMalformed]. An oversized input is rejected by its length before any
 // byte of it is read.
 func (f *Format) Parse(s string) (Parsed, error) {
 	switch {

@@ -35,7 +35,7 @@ func validScopeName(name Permission) bool {
 // by [Service.Create].
 type Permissions []Permission
 
-// Has reports whether p is in the set. It allocates nothing.
+// Has reports whether p is in the set.
 func (ps Permissions) Has(p Permission) bool {
 	for _, q := range ps {
 		if q == p {

@@ -7,9 +7,8 @@ import (
 )
 
 // Key describes an issued key: everything a service may show its owner.
-// It never contains the key text or its hash. The JSON field names are the
-// snake_case ones of the management API. The fields a verified request
-// reads come first, so that they share a record's first cache lines.
+// It never contains the key text or its hash. The JSON field names are
+// snake_case.
 type Key struct {
 	// ID identifies the key in management calls; it is not secret.
 	ID string `json:"id"`
@@ -103,8 +102,6 @@ func (k Key) Clone() Key {
 // of its text. It never holds the key text.
 type Record struct {
 	// Hash is the digest of the key text, the lookup index of [Store.Lookup].
-	// It comes first: a lookup compares it, then reads the key's first
-	// fields, all in the record's first cache lines.
 	Hash Hash `json:"-"`
 	// HashVersion is 0 for plain SHA-256, or the [Pepper] version of an
 	// HMAC-SHA256 hash.

@@ -208,8 +208,7 @@ func (s *Service) issue(k Key) (*Record, Secret, error) {
 // the key's [Principal], or an error matching [ErrMalformed],
 // [ErrInvalidKey] (unknown, deleted or revoked, deliberately alike),
 // [ErrExpired] or [ErrNotYetValid]. Any other error is a store failure,
-// which a caller should answer with 503, not 401. A successful
-// verification allocates nothing with an in-memory store.
+// which a caller should answer with 503, not 401.
 func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
 	if _, err := s.format.Parse(key); err != nil {
 		return Principal{}, err

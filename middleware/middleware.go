@@ -100,7 +100,7 @@ type Middleware struct {
 // New validates cfg and returns its Middleware.
 func New(cfg Config) (*Middleware, error) {
 	if cfg.Verifier == nil {
-		return nil, errors.New("middleware: Config.Verifier is required")
+		return nil, fmt.Errorf("middleware: %w: Config.Verifier is required", apikey.ErrInvalidConfig)
 	}
 	names := cfg.KeyHeaders
 	if len(names) == 0 {
@@ -117,7 +117,7 @@ func New(cfg Config) (*Middleware, error) {
 	if lister, ok := cfg.Verifier.(interface{ Plans() []string }); ok && cfg.Limiter != nil {
 		for _, name := range lister.Plans() {
 			if _, ok := cfg.Plans.Lookup(name); !ok {
-				return nil, fmt.Errorf("middleware: the key service's plan %q has no policy in Config.Plans", name)
+				return nil, fmt.Errorf("middleware: %w: the key service's plan %q has no policy in Config.Plans", apikey.ErrInvalidConfig, name)
 			}
 		}
 	}

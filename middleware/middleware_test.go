@@ -288,7 +288,7 @@ func TestNewRefusesUnknownPlans(t *testing.T) {
 
 func TestNewRequiresVerifier(t *testing.T) {
 	_, err := middleware.New(middleware.Config{})
-	require.Error(t, err)
+	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
 	assert.Equal(t, apikey.Delete, middleware.MethodPermission("DELETE"))
 	assert.Equal(t, apikey.Read, middleware.MethodPermission("HEAD"))
 	assert.Equal(t, apikey.Write, middleware.MethodPermission("PUT"))

@@ -11,10 +11,11 @@ package usage
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/keygate/keygate/apikey"
 )
 
 // Usage is what one key has been used for, as far as it has been flushed.
@@ -116,7 +117,7 @@ type counter struct {
 // New starts a Recorder that flushes to store.
 func New(store Store, cfg Config) (*Recorder, error) {
 	if store == nil {
-		return nil, errors.New("usage: nil store")
+		return nil, fmt.Errorf("usage: %w: nil store", apikey.ErrInvalidConfig)
 	}
 	if cfg.FlushInterval <= 0 {
 		cfg.FlushInterval = 10 * time.Second

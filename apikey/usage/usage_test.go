@@ -145,5 +145,5 @@ func TestRecordAllocatesNothingForASeenKey(t *testing.T) {
 
 func TestNewRefusesNilStore(t *testing.T) {
 	_, err := usage.New(nil, usage.Config{})
-	require.Error(t, err)
+	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
 }

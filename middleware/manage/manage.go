@@ -82,7 +82,7 @@ type Handler struct {
 // New returns the Handler of cfg.
 func New(cfg Config) (*Handler, error) {
 	if cfg.Service == nil || cfg.Authenticate == nil {
-		return nil, errors.New("manage: Config needs Service and Authenticate")
+		return nil, fmt.Errorf("manage: %w: Config needs Service and Authenticate", apikey.ErrInvalidConfig)
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = "/api/v1/api-keys"

@@ -205,5 +205,5 @@ func TestRefusesAPIKeys(t *testing.T) {
 
 func TestNewRejects(t *testing.T) {
 	_, err := manage.New(manage.Config{})
-	require.Error(t, err)
+	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
 }

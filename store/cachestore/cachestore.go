@@ -17,6 +17,7 @@ package cachestore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,7 +103,7 @@ var _ apikey.Store = (*Store)(nil)
 // for invalidations in the background until [Store.Close].
 func New(inner apikey.Store, cfg Config) (*Store, error) {
 	if inner == nil {
-		return nil, errors.New("cachestore: nil store")
+		return nil, fmt.Errorf("cachestore: %w: nil store", apikey.ErrInvalidConfig)
 	}
 	if cfg.TTL <= 0 {
 		cfg.TTL = DefaultTTL
@@ -158,9 +159,9 @@ func (s *Store) Close() error {
 
 func (s *Store) shard(h apikey.Hash) *shard { return &s.shards[h[0]%shardCount] }
 
-// Lookup implements [apikey.Store]. A fresh entry is answered from memory
-// without allocating; otherwise the store behind is asked and its answer
-// (found or not found, never an error) is cached.
+// Lookup implements [apikey.Store]. A fresh entry is answered from
+// memory; otherwise the store behind is asked and its answer (found or
+// not found, never an error) is cached.
 func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, error) {
 	sh := s.shard(hash)
 	sh.mu.RLock()

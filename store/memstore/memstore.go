@@ -1,13 +1,14 @@
-// Package memstore is the in-process [apikey.Store]: zero setup, the
-// default for a single instance, and the reference the conformance suite
-// in store/storetest was written against.
+// Package memstore is the in-process [apikey.Store], with usage counters:
+// zero setup, for tests and a single process. Nothing is persisted: keys
+// live as long as the process.
 //
-// Verification takes no lock at all: it probes an open-addressing table of
-// atomic pointers (see index.go), so concurrent verifications never
-// contend and write nothing. Management writes (create, revoke, rotate, delete) are serialised by one
-// mutex, which is what makes the per-owner limit atomic; they are rare.
-// Records are replaced, never modified, so a record handed out stays
-// consistent. Nothing is persisted: keys live as long as the process.
+// It is the reference implementation of the contract. memstore.go is the
+// plain shape of an adapter: maps under one mutex, which serialises the
+// management writes (create, revoke, rotate, delete) and so makes the
+// per-owner limit atomic. index.go is the hash index that verification
+// reads without taking a lock. Records are replaced, never modified, so a
+// record handed out stays consistent. To write an adapter for your own
+// database, start from examples/customstore.
 package memstore
 
 import (
@@ -45,8 +46,7 @@ func New() *Store {
 	}
 }
 
-// Lookup implements [apikey.Store]. It takes no lock and allocates
-// nothing.
+// Lookup implements [apikey.Store]. It takes no lock.
 func (s *Store) Lookup(_ context.Context, hash apikey.Hash) (*apikey.Record, error) {
 	rec := s.byHash.get(hash)
 	if rec == nil {
