@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -103,6 +104,27 @@ func TestREADMESnippetsAreQuotedFromCode(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("this README snippet is not in any Go file of the module, so nothing compiles it; quote it from an example:\n%s", block)
+		}
+	}
+}
+
+// Public documentation speaks of the project only: the README and the
+// Go doc comments never point at the team's internal documents.
+func TestPublicDocsNameNoInternalDocuments(t *testing.T) {
+	internal := regexp.MustCompile(`DESIGN\.md|STYLE\.md|\bseed (\d{3}|plans?|documents?)\b|seed \d{3}'s`)
+	check := func(path, text string) {
+		if m := internal.FindString(text); m != "" {
+			t.Errorf("%s names an internal document: %q", path, m)
+		}
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("README.md", string(readme))
+	for path, src := range sources(t) {
+		if !strings.HasSuffix(path, "_test.go") {
+			check(path, strings.Join(src, "\n"))
 		}
 	}
 }
