@@ -203,42 +203,33 @@ func decide(p *Policy, state []winState, now, cost int64, out []binding.State) (
 	state, out = state[:len(windows)], out[:len(windows)]
 	allowed = true
 	for i := range windows {
-		w, s, ws := &windows[i], &state[i], &out[i]
+		w, s := &windows[i], &state[i]
 		if w.Fixed {
 			// A window never goes back: a stale clock counts in the
 			// current one.
 			if period := int64(w.Period); now >= s.t+period {
 				s.v, s.t = 0, now-now%period
 			}
-			ws.Reset = s.t + int64(w.Period)
-			if s.v+cost > w.Limit {
-				allowed = false
-				ws.Retry = max(ws.Reset-now, 1)
-			}
+			allowed = allowed && s.v+cost <= w.Limit
 			continue
 		}
 		// max(tat, now): a clock that steps back finds the bucket no fuller.
-		tat := max(s.t, now)
-		if over := tat + cost*w.interval - now - w.tau; over > 0 {
-			allowed = false
-			ws.Retry = over
-		}
-		s.t = tat
+		s.t = max(s.t, now)
+		allowed = allowed && s.t+cost*w.interval-now <= w.tau
 	}
 	for i := range windows {
-		w, s, ws := &windows[i], &state[i], &out[i]
+		w, s := &windows[i], &state[i]
 		if w.Fixed {
 			if allowed {
 				s.v += cost
 			}
-			ws.Remaining = w.Limit - s.v
+			out[i] = w.report.Fixed(s.t, s.v, now, cost, allowed)
 			continue
 		}
 		if allowed {
 			s.t += cost * w.interval
 		}
-		ws.Remaining = min((w.tau-(s.t-now))/w.interval, w.Limit)
-		ws.Reset = max(s.t, now)
+		out[i] = w.report.Bucket(s.t, now, cost, allowed)
 	}
 	return allowed
 }

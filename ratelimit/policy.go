@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/keygate/keygate/internal/binding"
 )
 
 // MaxWindows is the most windows a [Policy] may have.
@@ -74,6 +76,7 @@ type window struct {
 	Window
 	interval int64 // ns for one token to return: Period / Limit; 0 for a fixed window
 	tau      int64 // how far ahead a bucket may run: Burst * interval
+	report   binding.Window
 }
 
 // NewPolicy validates windows and returns their policy.
@@ -104,7 +107,11 @@ func NewPolicy(name string, windows ...Window) (*Policy, error) {
 			return nil, fmt.Errorf("%w %q: window %d allows more than one request per nanosecond", ErrInvalidPolicy, name, i)
 		}
 		p.maxCost = min(p.maxCost, w.Burst)
-		p.windows = append(p.windows, window{Window: w, interval: interval, tau: w.Burst * interval})
+		bw := binding.Window{Limit: w.Limit, Interval: interval, Tau: w.Burst * interval}
+		if w.Fixed {
+			bw = binding.Window{Limit: w.Limit, Period: int64(w.Period)}
+		}
+		p.windows = append(p.windows, window{Window: w, interval: interval, tau: w.Burst * interval, report: bw})
 	}
 	return p, nil
 }

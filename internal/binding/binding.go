@@ -1,20 +1,60 @@
 // Package binding holds what both rate limiters (ratelimit.Memory and
-// redislimit) decide alike once each window of a policy has been checked:
-// which window, the binding one, a decision reports.
+// redislimit) compute alike once a request has been decided: what each
+// window of the policy reports, and which window binds.
 package binding
 
-// State is one window's part of a decision, in integer time units (the
+// Window is one window of a policy, in the limiter's unit of time (the
 // memory limiter's nanoseconds, the Redis limiter's microseconds).
+type Window struct {
+	Limit int64 // requests per period
+	// A token bucket kept as GCRA: Interval is the time one token takes
+	// to return, and Tau the time a full bucket spans (burst × Interval).
+	Interval, Tau int64
+	// Period is a fixed window's length; 0 for a bucket.
+	Period int64
+}
+
+// State is one window's part of a decision.
 type State struct {
 	Remaining int64 // requests the window would still admit
 	Reset     int64 // when the window is whole again
 	Retry     int64 // how long until it admits the request; 0 if it does now
 }
 
-// Pick returns the index of the window a decision reports: when
-// denied, the refusing window with the longest Retry; when allowed, the
-// window with the fewest Remaining. Ties go to the later Reset, then to
-// the lower index, so every limiter picks the same one.
+// Report returns what window w reports after a request of cost was
+// decided at now, from its state then: a bucket's theoretical arrival
+// time t (at least now), or a fixed window's start t and count v.
+func (w *Window) Report(t, v, now, cost int64, allowed bool) State {
+	if w.Period > 0 {
+		return w.Fixed(t, v, now, cost, allowed)
+	}
+	return w.Bucket(t, now, cost, allowed)
+}
+
+// Fixed is [Window.Report] for a fixed window. Split from Report so that
+// the memory limiter's hot path, which knows the window's kind, inlines
+// it.
+func (w *Window) Fixed(t, v, now, cost int64, allowed bool) State {
+	s := State{Remaining: w.Limit - v, Reset: t + w.Period}
+	if !allowed && v+cost > w.Limit {
+		s.Retry = max(s.Reset-now, 1)
+	}
+	return s
+}
+
+// Bucket is [Window.Report] for a token bucket; see [Window.Fixed].
+func (w *Window) Bucket(t, now, cost int64, allowed bool) State {
+	s := State{Remaining: min((w.Tau-(t-now))/w.Interval, w.Limit), Reset: t}
+	if !allowed {
+		s.Retry = max(t+cost*w.Interval-now-w.Tau, 0)
+	}
+	return s
+}
+
+// Pick returns the index of the window a decision reports: when denied,
+// the refusing window with the longest Retry; when allowed, the window
+// with the fewest Remaining. Ties go to the later Reset, then to the
+// lower index, so every limiter picks the same one.
 func Pick(allowed bool, ws []State) int {
 	best := -1
 	for i := range ws {

@@ -95,11 +95,11 @@ const maxSlack = int64(time.Minute / time.Microsecond)
 
 // script is what Allow sends for one policy, derived once.
 type script struct {
-	spec    []byte  // the request for cost 1 (see allow.lua)
-	args    []any   // the arguments for cost 1 on Redis time, boxed once
-	limits  []int64 // each window's limit
-	maxCost int64   // the smallest capacity: no larger cost can ever pass
-	err     error   // the policy cannot be enforced in microseconds
+	spec    []byte           // the request for cost 1 (see allow.lua)
+	args    []any            // the arguments for cost 1 on Redis time, boxed once
+	windows []binding.Window // in microseconds
+	maxCost int64            // the smallest capacity: no larger cost can ever pass
+	err     error            // the policy cannot be enforced in microseconds
 }
 
 // scriptFor returns p's script arguments, derived on first use. Policies
@@ -109,16 +109,17 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 	if sc, ok := l.scripts.Load(p); ok {
 		return sc.(*script)
 	}
-	windows := p.Windows()
 	sc := &script{maxCost: math.MaxInt64}
 	spec := []int64{1, maxSlack}
-	for i, w := range windows {
+	for i, w := range p.Windows() {
 		period := w.Period.Microseconds()
 		span := period
 		iv := period / w.Limit
+		bw := binding.Window{Limit: w.Limit, Interval: iv, Tau: w.Burst * iv}
 		switch {
 		case w.Fixed:
 			iv = -period
+			bw = binding.Window{Limit: w.Limit, Period: period}
 		case iv < 1:
 			sc.err = fmt.Errorf("%w: window %d refills faster than one token per microsecond, the resolution of Redis time", ratelimit.ErrInvalidPolicy, i)
 		default:
@@ -126,13 +127,13 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 		}
 		// Spans, counts and times (about 2^51 µs since 1970) must add up
 		// below 2^53.
-		if w.Burst > maxSpan/max(iv, 1) || period > maxSpan || w.Limit > maxSpan {
+		if w.Burst > maxSpan/max(iv, 1) || period > maxSpan {
 			sc.err = fmt.Errorf("%w: window %d spans more than 2^52 µs, too long for Redis's doubles", ratelimit.ErrInvalidPolicy, i)
 		}
 		spec[1] = min(spec[1], span)
 		sc.maxCost = min(sc.maxCost, w.Burst)
-		sc.limits = append(sc.limits, w.Limit)
-		spec = append(spec, w.Limit, w.Burst, iv)
+		sc.windows = append(sc.windows, bw)
+		spec = append(spec, w.Burst, iv)
 	}
 	for _, x := range spec {
 		sc.spec = binary.LittleEndian.AppendUint64(sc.spec, math.Float64bits(float64(x)))
@@ -168,8 +169,8 @@ func (l *Limiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, co
 		args = []any{at, spec}
 	}
 	reply, err := allowScript.Run(ctx, l.client, []string{l.cfg.Prefix + "{" + key + "}:" + p.Name()}, args...).Text()
-	n := len(sc.limits)
-	if err == nil && len(reply) != 8*(2+3*n) {
+	n := len(sc.windows)
+	if err == nil && len(reply) != 8*(3+2*n) {
 		err = fmt.Errorf("unexpected reply of %d bytes", len(reply))
 	}
 	if err != nil {
@@ -180,18 +181,18 @@ func (l *Limiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, co
 		}
 		return ratelimit.Decision{}, err
 	}
-	var states [ratelimit.MaxWindows]binding.State
-	for i := range n {
-		states[i] = binding.State{Remaining: num(reply, 2+3*i), Reset: num(reply, 3+3*i), Retry: num(reply, 4+3*i)}
-	}
 	allowed, now := num(reply, 0) == 1, num(reply, 1)
+	var states [ratelimit.MaxWindows]binding.State
+	for i := range sc.windows {
+		states[i] = sc.windows[i].Report(num(reply, 3+2*i), num(reply, 4+2*i), now, cost, allowed)
+	}
 	i := binding.Pick(allowed, states[:n])
 	w := &states[i]
 	return ratelimit.Decision{
 		Allowed:    allowed,
 		Policy:     p,
 		Tightest:   i,
-		Limit:      sc.limits[i],
+		Limit:      sc.windows[i].Limit,
 		Remaining:  w.Remaining,
 		Reset:      time.UnixMicro(w.Reset).UTC(),
 		ResetAfter: time.Duration(w.Reset-now) * time.Microsecond,
