@@ -80,7 +80,9 @@ func refererHost(s string) string {
 	if _, after, ok := strings.Cut(s, "://"); ok {
 		s = after
 	}
-	if i := strings.IndexAny(s, "/?#"); i >= 0 {
+	// A backslash ends the authority as "/" does, as browsers parse it:
+	// "https://evil.com\@app.example.com" is a page of evil.com.
+	if i := strings.IndexAny(s, "/?#\\"); i >= 0 {
 		s = s[:i]
 	}
 	if i := strings.LastIndexByte(s, '@'); i >= 0 {

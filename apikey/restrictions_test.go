@@ -44,6 +44,9 @@ func TestRestrictions(t *testing.T) {
 		{"https://badexample.org/", false},
 		{"", false},
 		{"https://[::1]:80/", false},
+		{`https://evil.com\@app.example.com`, false}, // browsers read the host as evil.com
+		{`https://evil.com\@app.example.com/`, false},
+		{"https://evil.com%40app.example.com/", false},
 	}
 	for _, tc := range refTests {
 		assert.Equal(t, tc.want, r.AllowsReferrer(tc.referer), tc.referer)

@@ -148,7 +148,8 @@ type CreateParams struct {
 	// Plan names the rate-limit plan; "" is the first of [Config].Plans.
 	Plan string
 	// NotBefore and ExpiresAt bound when the key verifies; zero means no
-	// bound. ExpiresAt must be in the future and after NotBefore.
+	// bound. ExpiresAt must be in the future and after NotBefore, and
+	// both within the years 1970 to 9999.
 	NotBefore time.Time
 	ExpiresAt time.Time
 	// Restrictions narrow where the key may be used.

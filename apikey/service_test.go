@@ -143,6 +143,30 @@ func TestCreateNormalizes(t *testing.T) {
 	assert.False(t, p.Has(apikey.Delete), "a returned Key is a copy")
 }
 
+// Times a store could not keep are refused: a key that expires in the
+// year 10000 could be stored but never shown, listed or revoked.
+func TestTimesAreInRange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, store, _ := newTestService(t, apikey.Config{})
+	year10000 := time.Date(9999, 12, 31, 23, 59, 59, 0, time.FixedZone("", -(23*3600+59*60)))
+	for name, p := range map[string]apikey.CreateParams{
+		"expiry in the year 10000":     {ExpiresAt: year10000},
+		"not-before in the year 10000": {NotBefore: year10000},
+		"not-before before 1970":       {NotBefore: time.Date(1969, 12, 31, 0, 0, 0, 0, time.UTC)},
+		"not-before in the year 1":     {NotBefore: time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC)},
+	} {
+		p.Owner = "acct"
+		_, err := svc.Create(ctx, p)
+		require.ErrorIs(t, err, apikey.ErrInvalidInput, name)
+	}
+	keys, err := store.List(ctx, "acct")
+	require.NoError(t, err)
+	assert.Empty(t, keys, "nothing stored")
+	_, err = svc.Create(ctx, apikey.CreateParams{Owner: "acct", ExpiresAt: time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)})
+	require.NoError(t, err, "the last day of 9999 is fine")
+}
+
 // A plan name the service does not know is an error, never a silent
 // fallback to another plan.
 func TestPlansAreChecked(t *testing.T) {

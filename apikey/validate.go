@@ -27,6 +27,13 @@ const (
 	maxEndpointLength = 256
 )
 
+// The range of times a key may carry: what every store can keep (Unix
+// microseconds, RFC 3339 with a four-digit year).
+var (
+	earliest = time.Unix(0, 0).UTC()
+	latest   = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
 // validate checks p and returns the key it describes, sharing no memory
 // with p.
 func (s *Service) validate(p CreateParams, now time.Time) (Key, error) {
@@ -54,6 +61,10 @@ func (s *Service) validate(p CreateParams, now time.Time) (Key, error) {
 		return Key{}, invalid("project_id", "must be 1 to %d letters, digits and \"._:-\"", maxProjectIDLength)
 	case !p.ExpiresAt.IsZero() && !p.ExpiresAt.After(now):
 		return Key{}, invalid("expires_at", "is not in the future")
+	case p.ExpiresAt.After(latest):
+		return Key{}, invalid("expires_at", "is after the year 9999")
+	case !p.NotBefore.IsZero() && (p.NotBefore.Before(earliest) || p.NotBefore.After(latest)):
+		return Key{}, invalid("not_before", "is not between the years 1970 and 9999")
 	case !p.ExpiresAt.IsZero() && !p.NotBefore.IsZero() && !p.ExpiresAt.After(p.NotBefore):
 		return Key{}, invalid("expires_at", "is not after not_before")
 	}

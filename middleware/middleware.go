@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -195,7 +196,7 @@ var (
 	msgEndpoint         = "API key is not allowed for this endpoint"
 	msgNotFound         = "Not found"
 	msgMethodNotAllowed = "Method not allowed"
-	queryKeyNames       = []string{"api_key=", "apikey=", "access_token="}
+	queryKeyNames       = []string{"api_key", "apikey", "access_token"}
 )
 
 // extract finds the request's key. A request with no key gets errNoKey.
@@ -231,18 +232,40 @@ func (m *Middleware) extract(r *http.Request) (string, error) {
 				}
 				key = v
 			}
-		} else {
-			for _, name := range queryKeyNames {
-				if strings.HasPrefix(q, name) || strings.Contains(q, "&"+name) {
-					return "", errKeyInQuery
-				}
-			}
+		} else if keyInQuery(q) {
+			return "", errKeyInQuery
 		}
 	}
 	if key == "" {
 		return "", errNoKey
 	}
 	return key, nil
+}
+
+// keyInQuery reports whether query q has a parameter that usually carries
+// an API key (api_key, apikey, access_token), in any case or
+// percent-encoding, separated by "&" or ";".
+func keyInQuery(q string) bool {
+	for q != "" {
+		var param string
+		if i := strings.IndexAny(q, "&;"); i >= 0 {
+			param, q = q[:i], q[i+1:]
+		} else {
+			param, q = q, ""
+		}
+		name, _, _ := strings.Cut(param, "=")
+		if strings.ContainsAny(name, "%+") {
+			if unescaped, err := url.QueryUnescape(name); err == nil {
+				name = unescaped
+			}
+		}
+		for _, k := range queryKeyNames {
+			if strings.EqualFold(strings.TrimSpace(name), k) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Bearer returns the credential of an Authorization header value,

@@ -115,12 +115,19 @@ func TestKeyExtraction(t *testing.T) {
 		{"key with a space inside", http.Header{"Authorization": {"Bearer " + k[:10] + " " + k[10:]}}, "/items", 401},
 		{"key in the query", http.Header{}, "/items?api_key=" + k, 401},
 		{"key in the query beside a header", http.Header{"X-Api-Key": {k}}, "/items?x=1&access_token=" + k, 401},
+		{"key in the query, percent-encoded name", http.Header{}, "/items?api%5Fkey=" + k, 401},
+		{"key in the query, upper case", http.Header{}, "/items?API_KEY=" + k, 401},
+		{"key in the query after a semicolon", http.Header{}, "/items?x=1;api_key=" + k, 401},
+		{"a parameter that merely contains the name", http.Header{"X-Api-Key": {k}}, "/items?my_api_key_id=1", 200},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			w := f.do("GET", tc.target, tc.header, "")
 			assert.Equal(t, tc.status, w.Code)
 			if tc.status == 401 {
+				if strings.Contains(tc.target, "?") {
+					assert.Contains(t, w.Body.String(), "not accepted in the URL")
+				}
 				assert.Equal(t, `Bearer realm="api"`, w.Header().Get("WWW-Authenticate"))
 				assert.NotContains(t, w.Body.String(), k[14:])
 			}

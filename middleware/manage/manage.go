@@ -249,6 +249,11 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.ExpiresAt != "" {
 		t, err := time.Parse(time.RFC3339, req.ExpiresAt)
+		if err == nil && t.IsZero() {
+			// The zero time means "never" to the service: refuse it here
+			// rather than issue a key that never expires.
+			err = errors.New("zero time")
+		}
 		if err != nil {
 			h.fail(w, r, http.StatusBadRequest, "invalid_input", "expires_at must be an RFC 3339 time, such as 2030-01-31T00:00:00Z")
 			return

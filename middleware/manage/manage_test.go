@@ -166,6 +166,8 @@ func TestBadInput(t *testing.T) {
 		{"wrong type", "POST", "/keys", "alice", `{"permissions":"read"}`, 400, "invalid JSON"},
 		{"body over 64 KiB", "POST", "/keys", "alice", `{"description":"` + strings.Repeat("a", 70<<10) + `"}`, 400, "invalid JSON"},
 		{"expiry not RFC 3339", "POST", "/keys", "alice", `{"expires_at":"tomorrow"}`, 400, "RFC 3339"},
+		{"expiry at the zero time", "POST", "/keys", "alice", `{"expires_at":"0001-01-01T00:00:00Z"}`, 400, "expires_at"},
+		{"expiry in the year 10000", "POST", "/keys", "alice", `{"expires_at":"9999-12-31T23:59:59-23:59"}`, 400, "expires_at"},
 		{"bad network", "POST", "/keys", "alice", `{"allowed_ips":["10.0.0.0/33"]}`, 400, "allowed_ips"},
 		{"bad address", "POST", "/keys", "alice", `{"allowed_ips":["ten"]}`, 400, "allowed_ips"},
 		{"negative grace", "POST", "/keys/" + id + "/rotate", "alice", `{"grace_period_seconds":-1}`, 400, "grace_period_seconds"},
