@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"io"
+	"sync/atomic"
 	"net"
 	"sync"
 	"testing"
@@ -21,15 +21,17 @@ import (
 )
 
 // proxy forwards TCP connections on loopback to Redis and can cut them all,
-// as a dropped network or a restarted Redis would.
+// as a dropped network or a restarted Redis would, or stall them: keep
+// them open and drop every byte, as a NAT that forgot them would.
 type proxy struct {
 	t      testing.TB
 	addr   string
 	target string
 
-	mu    sync.Mutex
-	ln    net.Listener
-	conns []net.Conn
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   []net.Conn
+	stalled []*atomic.Bool // one per connection pair
 }
 
 func startProxy(t testing.TB, target string) *proxy {
@@ -57,13 +59,43 @@ func (p *proxy) serve(ln net.Listener) {
 				_ = c.Close()
 				continue
 			}
+			dead := new(atomic.Bool)
 			p.mu.Lock()
 			p.conns = append(p.conns, c, up)
+			p.stalled = append(p.stalled, dead)
 			p.mu.Unlock()
-			go func() { _, _ = io.Copy(up, c); _ = up.Close() }()
-			go func() { _, _ = io.Copy(c, up); _ = c.Close() }()
+			go forward(up, c, dead)
+			go forward(c, up, dead)
 		}
 	}()
+}
+
+// forward copies src to dst until either closes, dropping what it reads
+// once dead is set.
+func forward(dst, src net.Conn, dead *atomic.Bool) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !dead.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// stall black-holes every open connection without closing it; new
+// connections work.
+func (p *proxy) stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, dead := range p.stalled {
+		dead.Store(true)
+	}
 }
 
 // cut closes the listener and every connection.
@@ -284,4 +316,44 @@ func TestNewRejects(t *testing.T) {
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
 	_, err = redisstore.New(context.Background(), redis.NewClient(&redis.Options{}), redisstore.Config{Namespace: "a{b}"})
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
+}
+
+// A feed whose connection dies silently (kept open, every byte dropped,
+// as a NAT that forgot it would) is noticed by its missing heartbeats: a
+// key revoked through another instance stops verifying here within about
+// FeedTimeout, although this cache's TTL is an hour.
+func TestSilentlyDeadFeed(t *testing.T) {
+	ctx := context.Background()
+	base := redistest.Client(t)
+	ns := redistest.Name(t, base, "store")
+	p := startProxy(t, base.Options().Addr)
+
+	victim, err := redisstore.New(ctx, proxiedClient(t, p), redisstore.Config{Namespace: ns})
+	require.NoError(t, err)
+	cache, err := cachestore.New(victim, cachestore.Config{TTL: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cache.Close() })
+	svc, err := apikey.New(cache, apikey.Config{})
+	require.NoError(t, err)
+	other, err := redisstore.New(ctx, base, redisstore.Config{Namespace: ns})
+	require.NoError(t, err)
+	admin, err := apikey.New(other, apikey.Config{})
+	require.NoError(t, err)
+	eventually(t, 5*time.Second, cache.Healthy, "the feed connects")
+
+	issued, err := admin.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	key := issued.Secret.Reveal()
+	_, err = svc.Verify(ctx, key)
+	require.NoError(t, err, "cached here")
+
+	p.stall()
+	require.NoError(t, admin.Revoke(ctx, "acct", issued.Key.ID))
+	took := eventually(t, 3*time.Second, func() bool {
+		_, err := svc.Verify(ctx, key)
+		return errors.Is(err, apikey.ErrInvalidKey)
+	}, "the revoked key is refused")
+	t.Logf("a revocation reached an instance whose feed died silently in %v (FeedTimeout 1s)", took)
+	assert.Less(t, took, 2*time.Second)
+	eventually(t, 5*time.Second, cache.Healthy, "the feed resubscribes on a new connection")
 }

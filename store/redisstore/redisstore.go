@@ -18,7 +18,8 @@
 //	{ns}:exp              ZSET of unrevoked IDs with an expiry, by expiry
 //	{ns}:u:<id>           usage counters (see [Store.AddUsage])
 //	{ns}:invalidate       pub/sub channel: the hash hex of every key that
-//	                      is revoked, rotated or deleted
+//	                      is revoked, rotated or deleted, and heartbeats
+//	                      (see [Store.WatchInvalidations])
 //
 // One slot per namespace trades Cluster sharding for atomicity; key records
 // are small (a million keys take a few hundred MB). Run several
@@ -61,6 +62,12 @@ type Config struct {
 	// several services or tests can share one Redis. It must not contain
 	// braces. Default [DefaultNamespace].
 	Namespace string
+	// FeedTimeout bounds how long the invalidation feed may stay silent
+	// before [Store.WatchInvalidations] reports it broken, so that a cache
+	// in front stops trusting what it holds: the longest a revocation
+	// made elsewhere can go unseen when the feed's connection dies
+	// silently. Default 1 second.
+	FeedTimeout time.Duration
 	// SkipEvictionCheck skips [New]'s check of Redis's eviction policy,
 	// for providers that hide the CONFIG command. Make sure yourself that
 	// the policy is noeviction or volatile-*, and that persistence is on.
@@ -69,9 +76,10 @@ type Config struct {
 
 // Store keeps key records in Redis. It is safe for concurrent use.
 type Store struct {
-	client  redis.UniversalClient
-	prefix  string // "{ns}:"
-	channel string
+	client      redis.UniversalClient
+	prefix      string // "{ns}:"
+	channel     string
+	feedTimeout time.Duration
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -105,8 +113,11 @@ func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store,
 			return nil, err
 		}
 	}
+	if cfg.FeedTimeout <= 0 {
+		cfg.FeedTimeout = time.Second
+	}
 	prefix := "{" + ns + "}:"
-	return &Store{client: client, prefix: prefix, channel: prefix + "invalidate"}, nil
+	return &Store{client: client, prefix: prefix, channel: prefix + "invalidate", feedTimeout: cfg.FeedTimeout}, nil
 }
 
 // checkEviction reads maxmemory-policy from every master.
@@ -418,15 +429,47 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	return fmt.Errorf("redisstore: delete %s: too many concurrent updates", id)
 }
 
+// heartbeat is what every Store watching invalidations publishes on the
+// channel, so that each subscriber can tell a live feed from a silent one.
+// It is not a hash, so subscribers ignore it.
+const heartbeat = "heartbeat"
+
 // WatchInvalidations subscribes to the namespace's invalidation channel
 // and calls invalidate with the hash of every key revoked, rotated or
 // deleted through any Store of the namespace, until ctx ends. healthy is
 // called with true each time the subscription is (re)established and with
 // false each time it breaks: messages sent while it was broken are lost,
-// so a cache must drop what it holds at both moments. It returns nil when
-// ctx ends.
+// so a cache must drop what it holds at both moments.
+//
+// A connection can die silently (a NAT or load balancer that drops it
+// without closing it), so the feed proves itself alive: while watching,
+// the Store publishes a heartbeat every quarter of [Config].FeedTimeout,
+// and a subscription that receives nothing for FeedTimeout is reported
+// broken and replaced by a new one. It returns nil when ctx ends.
 func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.Hash), healthy func(bool)) error {
-	ps := s.client.Subscribe(ctx)
+	go s.publishHeartbeats(ctx)
+	up := false
+	set := func(v bool) {
+		if up != v {
+			up = v
+			healthy(v)
+		}
+	}
+	for ctx.Err() == nil {
+		s.watch(ctx, invalidate, set)
+		set(false)
+		if !sleep(ctx, s.feedTimeout/10) {
+			break
+		}
+	}
+	set(false)
+	return nil
+}
+
+// watch runs one subscription until it breaks, falls silent for
+// FeedTimeout, or ctx ends.
+func (s *Store) watch(ctx context.Context, invalidate func(apikey.Hash), set func(bool)) {
+	ps := s.client.Subscribe(ctx, s.channel)
 	stopped := make(chan struct{})
 	defer close(stopped)
 	go func() {
@@ -437,37 +480,17 @@ func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.H
 		}
 		_ = ps.Close()
 	}()
-	up := false
-	set := func(v bool) {
-		if up != v {
-			up = v
-			healthy(v)
-		}
-	}
-	for ctx.Err() == nil {
-		if !up {
-			// Subscribe again after every failure; go-redis reconnects.
-			if err := ps.Subscribe(ctx, s.channel); err != nil {
-				if !sleep(ctx, time.Second/10) {
-					break
-				}
-				continue
-			}
-		}
-		msg, err := ps.ReceiveTimeout(ctx, 5*time.Second)
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, s.feedTimeout)
 		if err != nil {
-			var timeout interface{ Timeout() bool }
-			if errors.As(err, &timeout) && timeout.Timeout() && up {
-				if ps.Ping(ctx) == nil {
-					continue
-				}
-			}
-			set(false)
-			continue
+			return // broken, or silent for FeedTimeout: heartbeats stopped arriving
 		}
 		switch m := msg.(type) {
 		case *redis.Subscription:
-			set(m.Kind == "subscribe")
+			if m.Kind != "subscribe" {
+				return
+			}
+			set(true)
 		case *redis.Message:
 			var h apikey.Hash
 			if n, err := hex.Decode(h[:], []byte(m.Payload)); err == nil && n == len(h) {
@@ -475,8 +498,24 @@ func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.H
 			}
 		}
 	}
-	set(false)
-	return nil
+}
+
+// publishHeartbeats publishes a heartbeat every quarter of FeedTimeout
+// until ctx ends. A failed publish is not reported: the subscribers notice
+// the silence.
+func (s *Store) publishHeartbeats(ctx context.Context) {
+	t := time.NewTicker(s.feedTimeout / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, s.feedTimeout/4)
+			_ = s.client.Publish(pctx, s.channel, heartbeat).Err()
+			cancel()
+		}
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
