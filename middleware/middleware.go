@@ -286,7 +286,18 @@ func Bearer(v string) (string, bool) {
 }
 
 func (m *Middleware) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	m.cfg.Errors(w, r, &Error{Status: status, Code: code, Message: msg})
+	m.refuse(w, r, &Error{Status: status, Code: code, Message: msg})
+}
+
+// refuse writes a refusal. A refused request's body is never read, so the
+// connection is closed after the response: otherwise net/http would wait
+// for the body to arrive before answering, and a client that never sends
+// it would hold the connection until the server's read timeout.
+func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, e *Error) {
+	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		w.Header().Set("Connection", "close")
+	}
+	m.cfg.Errors(w, r, e)
 }
 
 // Authenticate verifies the request's key, applies its IP, referrer and
@@ -365,7 +376,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 		if !d.Allowed {
 			denied := d // a copy for the hook, so d itself stays on the stack
 			m.cfg.OnRateLimited(r, p, &denied)
-			m.cfg.Errors(w, r, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: msgRateLimited, RetryAfter: d.RetryAfterSeconds()})
+			m.refuse(w, r, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: msgRateLimited, RetryAfter: d.RetryAfterSeconds()})
 			m.record(sw, r, p, pattern)
 			return
 		}

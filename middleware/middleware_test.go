@@ -1,9 +1,11 @@
 package middleware_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -454,4 +456,28 @@ func TestContextCarriesThrough(t *testing.T) {
 	assert.NotSame(t, r, seen)
 	_, ok := middleware.PrincipalFrom(r.Context())
 	assert.False(t, ok, "the caller's request is left as it was")
+}
+
+// A refused request whose body never arrives is answered at once, and the
+// connection closed, instead of waiting for the body.
+func TestRefusalDoesNotWaitForTheBody(t *testing.T) {
+	f := setup(t, middleware.Config{}, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read}})
+	srv := httptest.NewUnstartedServer(f.h)
+	srv.Config.ReadTimeout = 10 * time.Second
+	srv.Start()
+	t.Cleanup(srv.Close)
+	for name, auth := range map[string]string{"no key": "", "unknown key": "Authorization: Bearer " + typo(f.key) + "\r\n"} {
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		require.NoError(t, err)
+		start := time.Now()
+		_, err = c.Write([]byte("POST /items HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 100000\r\n\r\n{"))
+		require.NoError(t, err)
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err, name)
+		assert.Equal(t, 401, resp.StatusCode, name)
+		assert.True(t, resp.Close, "%s: the server closes the connection", name)
+		assert.Less(t, time.Since(start), 2*time.Second, "%s: answered without waiting for the body", name)
+		_ = c.Close()
+	}
 }

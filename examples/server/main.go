@@ -30,6 +30,36 @@ func main() {
 	}
 }
 
+// limits are the bounds the service's http.Server puts on each
+// connection, so that a slow or hostile client holds one for a bounded
+// time and memory.
+type limits struct {
+	readHeader, read, write, idle time.Duration
+	maxHeaderBytes                int
+}
+
+// productionLimits are what a service facing the internet should set:
+// net/http's zero values mean no timeout at all.
+var productionLimits = limits{
+	readHeader:     5 * time.Second,
+	read:           30 * time.Second,
+	write:          30 * time.Second,
+	idle:           2 * time.Minute,
+	maxHeaderBytes: 64 << 10,
+}
+
+func newHTTPServer(addr string, h http.Handler, l limits) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: l.readHeader,
+		ReadTimeout:       l.read,
+		WriteTimeout:      l.write,
+		IdleTimeout:       l.idle,
+		MaxHeaderBytes:    l.maxHeaderBytes,
+	}
+}
+
 func run() error {
 	addr := os.Getenv("ADDR")
 	if addr == "" {
@@ -52,7 +82,7 @@ func run() error {
 	if cfg.RedisURL != "" {
 		store = "Redis store and limiter at " + cfg.RedisURL
 	}
-	httpServer := &http.Server{Addr: addr, Handler: srv.handler, ReadHeaderTimeout: 10 * time.Second}
+	httpServer := newHTTPServer(addr, srv.handler, productionLimits)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {

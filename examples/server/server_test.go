@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -375,4 +376,47 @@ func TestFirstHour(t *testing.T) {
 		assert.Equal(t, http.StatusBadRequest, r.status)
 		assert.Contains(t, r.body["error"], "Maximum number of API keys (10)", "10 keys verify: the old one in its grace period and the new one")
 	})
+}
+
+// A client that never sends the body it announced, or sends headers too
+// large, holds a connection only as long as the server's limits allow.
+func TestSlowClientsAreBounded(t *testing.T) {
+	srv, err := newServer(serverConfig{AdminToken: adminToken})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	l := productionLimits
+	l.read = 300 * time.Millisecond
+	hs := newHTTPServer("", srv.handler, l)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+
+	// The management handler reads the body: it waits for it until the
+	// read timeout, then the connection is dropped.
+	c, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer c.Close()
+	start := time.Now()
+	_, err = c.Write([]byte("POST /api/v1/api-keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + adminToken + "\r\nContent-Length: 1000\r\n\r\n{"))
+	require.NoError(t, err)
+	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+	_, _ = io.ReadAll(c)
+	took := time.Since(start)
+	assert.Less(t, took, 2*time.Second, "the stalled connection is dropped after the read timeout")
+	t.Logf("a stalled body was dropped after %v (read timeout %v)", took, l.read)
+
+	// Headers over the limit are refused before any handler runs.
+	req, err := http.NewRequest("GET", "http://"+ln.Addr().String()+"/api/v1/health", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-Padding", strings.Repeat("a", 1<<20))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
+
+	assert.NotZero(t, productionLimits.readHeader)
+	assert.NotZero(t, productionLimits.read)
+	assert.NotZero(t, productionLimits.write)
+	assert.NotZero(t, productionLimits.idle)
 }
