@@ -69,6 +69,9 @@ func newServer(cfg serverConfig) (*server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
+		// Deadlines bound every call, so that a Redis that hangs costs a
+		// request the store's and limiter's Timeout, not go-redis's retries.
+		opts.ContextTimeoutEnabled = true
 		client := redis.NewClient(opts)
 		s.closers = append(s.closers, client.Close)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -67,9 +67,10 @@ func Name(t testing.TB, client redis.UniversalClient, kind string) string {
 
 // Server starts a private redis-server on a free loopback port with the
 // given extra arguments (for example "--maxmemory-policy",
-// "allkeys-lru"), stopped after the test, and returns a client of it. It
-// skips without a redis-server binary, unless KEYGATE_REQUIRE_REDIS=1.
-func Server(t testing.TB, args ...string) *redis.Client {
+// "allkeys-lru"), stopped after the test, and returns a client of it
+// (which honours context deadlines) and the server's process. It skips
+// without a redis-server binary, unless KEYGATE_REQUIRE_REDIS=1.
+func Server(t testing.TB, args ...string) (*redis.Client, *os.Process) {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -93,7 +94,7 @@ func Server(t testing.TB, args ...string) *redis.Client {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port)})
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = client.Close() })
 	deadline := time.Now().Add(5 * time.Second)
 	for client.Ping(context.Background()).Err() != nil {
@@ -102,5 +103,5 @@ func Server(t testing.TB, args ...string) *redis.Client {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return client
+	return client, cmd.Process
 }

@@ -47,6 +47,13 @@ type Config struct {
 	// OnError receives the Redis errors of failed-open requests. Default:
 	// ignore.
 	OnError func(error)
+	// Timeout bounds each Allow within any deadline of the caller's, so
+	// that a Redis that hangs costs a request a bounded time (then an
+	// error, or a pass with FailOpen). go-redis honours a context's
+	// deadline only when the client's options set ContextTimeoutEnabled;
+	// without it, its own ReadTimeout and retries apply (3 seconds a try
+	// by default). Default 500 milliseconds.
+	Timeout time.Duration
 	// Clock, for tests only, replaces Redis server time with the given
 	// clock's. Leave it nil in production.
 	Clock func() time.Time
@@ -74,6 +81,9 @@ func New(client redis.UniversalClient, cfg Config) (*Limiter, error) {
 	}
 	if cfg.OnError == nil {
 		cfg.OnError = func(error) {}
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 500 * time.Millisecond
 	}
 	return &Limiter{client: client, cfg: cfg}, nil
 }
@@ -168,6 +178,8 @@ func (l *Limiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, co
 		}
 		args = []any{at, spec}
 	}
+	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+	defer cancel()
 	reply, err := allowScript.Run(ctx, l.client, []string{l.cfg.Prefix + "{" + key + "}:" + p.Name()}, args...).Text()
 	n := len(sc.windows)
 	if err == nil && len(reply) != 8*(3+2*n) {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -207,5 +208,33 @@ func TestEveryWindowCount(t *testing.T) {
 		require.True(t, d.Allowed)
 		assert.Equal(t, n-1, d.Tightest, "%d windows", n)
 		assert.Equal(t, windows[n-1].Limit-3, d.Remaining, "%d windows", n)
+	}
+}
+
+// A Redis that hangs (paused with SIGSTOP) costs a request the Timeout,
+// then an error, or a pass when failing open.
+func TestPausedRedisCostsABoundedTime(t *testing.T) {
+	client, server := redistest.Server(t)
+	closed, err := redislimit.New(client, redislimit.Config{Timeout: 200 * time.Millisecond})
+	require.NoError(t, err)
+	open, err := redislimit.New(client, redislimit.Config{Timeout: 200 * time.Millisecond, FailOpen: true})
+	require.NoError(t, err)
+	_, err = closed.Allow(context.Background(), "k", ratelimit.Free, 1)
+	require.NoError(t, err)
+
+	require.NoError(t, server.Signal(syscall.SIGSTOP))
+	t.Cleanup(func() { _ = server.Signal(syscall.SIGCONT) })
+	for name, l := range map[string]*redislimit.Limiter{"fail closed": closed, "fail open": open} {
+		start := time.Now()
+		d, err := l.Allow(context.Background(), "k", ratelimit.Free, 1)
+		took := time.Since(start)
+		if name == "fail closed" {
+			require.Error(t, err)
+		} else {
+			require.NoError(t, err)
+			assert.True(t, d.Allowed && d.FailedOpen)
+		}
+		t.Logf("%s: answered after %v with Redis paused (Timeout 200ms)", name, took)
+		assert.Less(t, took, 400*time.Millisecond, name)
 	}
 }

@@ -19,7 +19,10 @@ import (
 // shared through Redis.
 func Example() {
 	ctx := context.Background()
-	client := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{"127.0.0.1:6379"}})
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 []string{"127.0.0.1:6379"},
+		ContextTimeoutEnabled: true, // so that Config.Timeout bounds each call
+	})
 	defer client.Close()
 
 	store, err := redisstore.New(ctx, client, redisstore.Config{Namespace: "myservice"})

@@ -4,9 +4,10 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"sync/atomic"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -262,7 +263,7 @@ func TestEvictingRedisIsRefused(t *testing.T) {
 		"noeviction": true, "volatile-lru": true, "volatile-ttl": true,
 	} {
 		t.Run(policy, func(t *testing.T) {
-			client := redistest.Server(t, "--maxmemory", "64mb", "--maxmemory-policy", policy)
+			client, _ := redistest.Server(t, "--maxmemory", "64mb", "--maxmemory-policy", policy)
 			_, err := redisstore.New(context.Background(), client, redisstore.Config{})
 			if ok {
 				require.NoError(t, err)
@@ -356,4 +357,32 @@ func TestSilentlyDeadFeed(t *testing.T) {
 	t.Logf("a revocation reached an instance whose feed died silently in %v (FeedTimeout 1s)", took)
 	assert.Less(t, took, 2*time.Second)
 	eventually(t, 5*time.Second, cache.Healthy, "the feed resubscribes on a new connection")
+}
+
+// A Redis that hangs (paused with SIGSTOP) costs a verification its
+// Timeout, then a store error: never a request that waits on.
+func TestPausedRedisCostsABoundedTime(t *testing.T) {
+	ctx := context.Background()
+	client, server := redistest.Server(t)
+	rs, err := redisstore.New(ctx, client, redisstore.Config{Timeout: 200 * time.Millisecond})
+	require.NoError(t, err)
+	svc, err := apikey.New(rs, apikey.Config{})
+	require.NoError(t, err)
+	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+
+	require.NoError(t, server.Signal(syscall.SIGSTOP))
+	t.Cleanup(func() { _ = server.Signal(syscall.SIGCONT) })
+	var worst time.Duration
+	for range 5 {
+		start := time.Now()
+		_, err = svc.Verify(ctx, issued.Secret.Reveal())
+		worst = max(worst, time.Since(start))
+		storeFailure(t, err)
+	}
+	t.Logf("with Redis paused, a verification failed after at most %v (Timeout 200ms)", worst)
+	assert.Less(t, worst, 400*time.Millisecond)
+
+	require.NoError(t, server.Signal(syscall.SIGCONT))
+	eventually(t, 5*time.Second, func() bool { _, err := svc.Verify(ctx, issued.Secret.Reveal()); return err == nil }, "verification recovers")
 }

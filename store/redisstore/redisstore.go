@@ -62,6 +62,13 @@ type Config struct {
 	// several services or tests can share one Redis. It must not contain
 	// braces. Default [DefaultNamespace].
 	Namespace string
+	// Timeout bounds each Lookup, the call on the request path, within
+	// any deadline of the caller's, so that a Redis that hangs costs a
+	// request a bounded time (then an error: answer 503). go-redis
+	// honours a context's deadline only when the client's options set
+	// ContextTimeoutEnabled; without it, its own ReadTimeout and retries
+	// apply (3 seconds a try by default). Default 500 milliseconds.
+	Timeout time.Duration
 	// FeedTimeout bounds how long the invalidation feed may stay silent
 	// before [Store.WatchInvalidations] reports it broken, so that a cache
 	// in front stops trusting what it holds: the longest a revocation
@@ -79,6 +86,7 @@ type Store struct {
 	client      redis.UniversalClient
 	prefix      string // "{ns}:"
 	channel     string
+	timeout     time.Duration
 	feedTimeout time.Duration
 }
 
@@ -113,11 +121,14 @@ func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store,
 			return nil, err
 		}
 	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 500 * time.Millisecond
+	}
 	if cfg.FeedTimeout <= 0 {
 		cfg.FeedTimeout = time.Second
 	}
 	prefix := "{" + ns + "}:"
-	return &Store{client: client, prefix: prefix, channel: prefix + "invalidate", feedTimeout: cfg.FeedTimeout}, nil
+	return &Store{client: client, prefix: prefix, channel: prefix + "invalidate", timeout: cfg.Timeout, feedTimeout: cfg.FeedTimeout}, nil
 }
 
 // checkEviction reads maxmemory-policy from every master.
@@ -200,6 +211,8 @@ func wrap(op string, err error) error { return fmt.Errorf("redisstore: %s: %w", 
 
 // Lookup implements [apikey.Store] with one GET.
 func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
 	data, err := s.client.Get(ctx, s.recKey(hex.EncodeToString(hash[:]))).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, apikey.ErrNotFound
