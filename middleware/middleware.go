@@ -475,9 +475,21 @@ func (m *Middleware) record(sw *statusWriter, r *http.Request, p apikey.Principa
 	case strings.Contains(pattern, " "):
 		endpoint = pattern
 	default:
-		endpoint = r.Method + " " + pattern
+		endpoint = method(r.Method) + " " + pattern
 	}
 	m.cfg.Usage.Record(p.KeyID(), endpoint, sw.status, m.cfg.Clock())
+}
+
+// method returns a standard method as it is and folds any other into
+// "OTHER": a pattern without a method matches whatever method a client
+// makes up.
+func method(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "OTHER"
 }
 
 // ClientIP returns the client's address: RemoteAddr, unless that is a

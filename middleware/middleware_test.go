@@ -332,7 +332,10 @@ func TestUsageRecordsPatternAndStatusAndKeepsFlusher(t *testing.T) {
 	f.do("POST", "/items", h, "") // 403 from the guard, still usage
 	f.do("GET", "/nowhere", h, "")
 	f.do("FOO", "/nowhere", h, "") // any method: one bucket
-	assert.Equal(t, []string{"GET /stream/{id} 200", "POST /items 403", "unmatched 404", "unmatched 404"}, usage.seen)
+	f.mux.HandleFunc("/any", func(http.ResponseWriter, *http.Request) {})
+	f.do("BAR", "/any", h, "")
+	f.do("PUT", "/any", h, "")
+	assert.Equal(t, []string{"GET /stream/{id} 200", "POST /items 403", "unmatched 404", "unmatched 404", "OTHER /any 200", "PUT /any 200"}, usage.seen)
 }
 
 // countingLimiter counts the tokens asked of the limiter it wraps.

@@ -52,17 +52,23 @@ type Delta struct {
 // use; errors are for system failures only.
 type Store interface {
 	// AddUsage adds a batch of deltas, in one round trip for a networked
-	// store, keeping LastUsedAt the latest it has seen. Usage of keys the
-	// store does not know may be dropped.
+	// store, keeping LastUsedAt the latest it has seen and at most
+	// [MaxEndpoints] distinct endpoints per key besides [OtherEndpoint].
+	// Usage of keys the store does not know may be dropped.
 	AddUsage(ctx context.Context, deltas []Delta) error
 	// Usage returns the totals of one key: a zero Usage with an empty
 	// ByEndpoint for a key never used.
 	Usage(ctx context.Context, keyID string) (Usage, error)
 }
 
-// OtherEndpoint collects a key's requests past [Config].MaxEndpoints
-// distinct endpoints in one batch.
+// OtherEndpoint collects a key's requests past [MaxEndpoints] distinct
+// endpoints, in a store or in one batch.
 const OtherEndpoint = "other"
+
+// MaxEndpoints is the most distinct endpoints a [Store] keeps per key,
+// [OtherEndpoint] aside; the requests of any more count as OtherEndpoint.
+// It bounds what a key's usage costs whatever its clients send.
+const MaxEndpoints = 64
 
 // Config configures a [Recorder]. The zero value of each field selects
 // its default.
@@ -73,7 +79,7 @@ type Config struct {
 	// counts. Default 10,000.
 	FlushKeys int
 	// MaxEndpoints bounds the distinct endpoints counted per key and
-	// batch; the rest count as [OtherEndpoint]. Default 64.
+	// batch; the rest count as [OtherEndpoint]. Default [MaxEndpoints].
 	MaxEndpoints int
 	// FlushTimeout bounds each background flush, so that a store that
 	// hangs cannot hold the Recorder. Default 10 seconds.
@@ -126,7 +132,7 @@ func New(store Store, cfg Config) (*Recorder, error) {
 		cfg.FlushKeys = 10_000
 	}
 	if cfg.MaxEndpoints <= 0 {
-		cfg.MaxEndpoints = 64
+		cfg.MaxEndpoints = MaxEndpoints
 	}
 	if cfg.FlushTimeout <= 0 {
 		cfg.FlushTimeout = 10 * time.Second

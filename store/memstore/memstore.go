@@ -230,10 +230,21 @@ func (s *Store) AddUsage(_ context.Context, deltas []usage.Delta) error {
 			u.LastUsedAt = d.LastUsedAt
 		}
 		for ep, n := range d.ByEndpoint {
+			if _, ok := u.ByEndpoint[ep]; !ok && ep != usage.OtherEndpoint && endpoints(u) >= usage.MaxEndpoints {
+				ep = usage.OtherEndpoint
+			}
 			u.ByEndpoint[ep] += n
 		}
 	}
 	return nil
+}
+
+// endpoints counts u's endpoints but the one that collects the rest.
+func endpoints(u *usage.Usage) int {
+	if _, ok := u.ByEndpoint[usage.OtherEndpoint]; ok {
+		return len(u.ByEndpoint) - 1
+	}
+	return len(u.ByEndpoint)
 }
 
 // Usage implements [usage.Store].

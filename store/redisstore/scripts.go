@@ -110,14 +110,16 @@ return 'ok'
 `)
 
 // addUsageScript adds a batch of usage deltas, skipping keys that no longer
-// exist, and keeps the latest last-used time.
+// exist, keeps the latest last-used time, and counts endpoints past the
+// most a key may keep as "other".
 //
 // KEYS: expiry set (routes the script to the namespace's slot).
-// ARGV: key prefix, then per delta: ID, requests, errors, last used (µs),
-// number of endpoints n, and n pairs of endpoint and count.
+// ARGV: key prefix, the most endpoints a key keeps, then per delta: ID,
+// requests, errors, last used (µs), number of endpoints n, and n pairs of
+// endpoint and count.
 var addUsageScript = redis.NewScript(`
-local p = ARGV[1]
-local i = 2
+local p, maxEndpoints = ARGV[1], tonumber(ARGV[2])
+local i = 3
 while i <= #ARGV do
   local id, n = ARGV[i], tonumber(ARGV[i + 4])
   if redis.call('EXISTS', p .. 'id:' .. id) == 1 then
@@ -128,7 +130,14 @@ while i <= #ARGV do
       redis.call('HSET', k, 'last', ARGV[i + 3])
     end
     for j = 0, n - 1 do
-      redis.call('HINCRBY', k, 'ep:' .. ARGV[i + 5 + 2 * j], ARGV[i + 6 + 2 * j])
+      local field = 'ep:' .. ARGV[i + 5 + 2 * j]
+      if field ~= 'ep:other' and redis.call('HEXISTS', k, field) == 0 then
+        -- Besides its endpoints the hash holds total, errors, last and
+        -- perhaps ep:other.
+        local endpoints = redis.call('HLEN', k) - 3 - redis.call('HEXISTS', k, 'ep:other')
+        if endpoints >= maxEndpoints then field = 'ep:other' end
+      end
+      redis.call('HINCRBY', k, field, ARGV[i + 6 + 2 * j])
     end
   end
   i = i + 5 + 2 * n

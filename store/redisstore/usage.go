@@ -18,8 +18,8 @@ func (s *Store) AddUsage(ctx context.Context, deltas []usage.Delta) error {
 	if len(deltas) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 1+len(deltas)*7)
-	args = append(args, s.prefix)
+	args := make([]any, 0, 2+len(deltas)*7)
+	args = append(args, s.prefix, usage.MaxEndpoints)
 	for _, d := range deltas {
 		args = append(args, d.KeyID, d.Requests, d.Errors, d.LastUsedAt.UnixMicro(), len(d.ByEndpoint))
 		for ep, n := range d.ByEndpoint {

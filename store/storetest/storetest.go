@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 		{"ServiceOtherOwner", testServiceOtherOwner},
 		{"ServiceConcurrentVerifyWhileRevoking", testConcurrentVerifyRevoke},
 		{"Usage", testUsage},
+		{"UsageBoundsEndpoints", testUsageBoundsEndpoints},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,7 +63,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 			if s == nil {
 				t.Fatal("newStore returned nil")
 			}
-			if tc.name == "Usage" {
+			if strings.HasPrefix(tc.name, "Usage") {
 				tc.fn(t, s) // asserts the store's own capabilities
 				return
 			}

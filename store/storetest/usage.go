@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -51,5 +52,41 @@ func testUsage(t *testing.T, s apikey.Store) {
 	}
 	if u, err := us.Usage(ctx(), a.ID); err != nil || u.TotalRequests != 0 {
 		t.Fatalf("Usage after Delete = %+v, %v; want zero", u, err)
+	}
+}
+
+// testUsageBoundsEndpoints: however many distinct endpoints a key's
+// clients make up, over however many batches, a store keeps at most
+// usage.MaxEndpoints of them and counts the rest as usage.OtherEndpoint.
+func testUsageBoundsEndpoints(t *testing.T, s apikey.Store) {
+	us, ok := s.(usage.Store)
+	if !ok {
+		t.Skip("the store does not implement usage.Store")
+	}
+	a := record("acct_a")
+	mustCreate(t, s, a)
+	const batches, perBatch = 5, 40
+	for b := range batches {
+		d := usage.Delta{KeyID: a.ID, Requests: perBatch, LastUsedAt: epoch, ByEndpoint: map[string]int64{}}
+		for e := range perBatch {
+			d.ByEndpoint[fmt.Sprintf("FOO%d /x", b*perBatch+e)] = 1
+		}
+		if err := us.AddUsage(ctx(), []usage.Delta{d}); err != nil {
+			t.Fatalf("AddUsage: %v", err)
+		}
+	}
+	u, err := us.Usage(ctx(), a.ID)
+	if err != nil {
+		t.Fatalf("Usage: %v", err)
+	}
+	var sum int64
+	for _, n := range u.ByEndpoint {
+		sum += n
+	}
+	if len(u.ByEndpoint) != usage.MaxEndpoints+1 || sum != batches*perBatch ||
+		u.ByEndpoint[usage.OtherEndpoint] != batches*perBatch-usage.MaxEndpoints {
+		t.Fatalf("%d endpoints kept (want %d and %q), %d requests counted (want %d), %d as %q",
+			len(u.ByEndpoint), usage.MaxEndpoints, usage.OtherEndpoint, sum, batches*perBatch,
+			u.ByEndpoint[usage.OtherEndpoint], usage.OtherEndpoint)
 	}
 }
