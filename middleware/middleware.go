@@ -290,12 +290,14 @@ func (m *Middleware) fail(w http.ResponseWriter, r *http.Request, status int, co
 }
 
 // refuse writes a refusal. A refused request's body is never read, so the
-// connection is closed after the response: otherwise net/http would wait
-// for the body to arrive before answering, and a client that never sends
-// it would hold the connection until the server's read timeout.
+// connection is closed after the response, and at once: otherwise
+// net/http would wait for the body to arrive, before answering and again
+// before closing, and a client that never sends it would hold the
+// connection until the server's read timeout.
 func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, e *Error) {
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
 		w.Header().Set("Connection", "close")
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	}
 	m.cfg.Errors(w, r, e)
 }

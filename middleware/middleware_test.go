@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -481,6 +482,11 @@ func TestRefusalDoesNotWaitForTheBody(t *testing.T) {
 		assert.Equal(t, 401, resp.StatusCode, name)
 		assert.True(t, resp.Close, "%s: the server closes the connection", name)
 		assert.Less(t, time.Since(start), 2*time.Second, "%s: answered without waiting for the body", name)
+		_, err = io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		_, err = c.Read(make([]byte, 1))
+		assert.ErrorIs(t, err, io.EOF, "%s: closed without waiting for the body either", name)
+		assert.Less(t, time.Since(start), 2*time.Second, name)
 		_ = c.Close()
 	}
 }

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -419,4 +425,87 @@ func TestSlowClientsAreBounded(t *testing.T) {
 	assert.NotZero(t, productionLimits.read)
 	assert.NotZero(t, productionLimits.write)
 	assert.NotZero(t, productionLimits.idle)
+}
+
+// stallerEnv makes the test binary a client that opens many connections
+// to the address it names and stalls them (see TestManyStalledConnections).
+const stallerEnv = "KEYGATE_STALL_TARGET"
+
+// TestStaller is the child process of TestManyStalledConnections: in a
+// process of its own, so that its connections do not count against this
+// one's file descriptors. It skips otherwise.
+func TestStaller(t *testing.T) {
+	target := os.Getenv(stallerEnv)
+	if target == "" {
+		t.Skip("run by TestManyStalledConnections")
+	}
+	var conns []net.Conn
+	for i := range 10_000 {
+		c, err := net.Dial("tcp", target)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		// Half never finish their headers; half announce a body, with a
+		// key that is not valid, and never send it.
+		partial := "POST /api/v1/recordings HTTP/1.1\r\nHost: x\r\nX-API-Key: kg_live_"
+		if i%2 == 1 {
+			partial = "POST /api/v1/recordings HTTP/1.1\r\nHost: x\r\nX-API-Key: kg_live_nope\r\nContent-Length: 100000\r\n\r\n{"
+		}
+		if _, err := c.Write([]byte(partial)); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+	}
+	fmt.Println("stalling")
+	_, _ = io.Copy(io.Discard, os.Stdin) // until the parent is done
+	runtime.KeepAlive(conns)
+}
+
+// 10,000 connections that never finish a request leave the service
+// answering everyone else promptly.
+func TestManyStalledConnections(t *testing.T) {
+	srv, err := newServer(serverConfig{AdminToken: adminToken})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	hs := newHTTPServer("", srv.handler, productionLimits)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	go func() { _ = hs.Serve(ln) }()
+	t.Cleanup(func() { _ = hs.Close() })
+
+	child := exec.Command(os.Args[0], "-test.run=^TestStaller$", "-test.count=1")
+	child.Env = append(os.Environ(), stallerEnv+"="+ln.Addr().String())
+	stdin, err := child.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := child.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, child.Start())
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		_ = child.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err, "the staller opened its connections")
+	require.Equal(t, "stalling\n", line)
+
+	base := "http://" + ln.Addr().String()
+	var took []time.Duration
+	for range 20 {
+		start := time.Now()
+		req, err := http.NewRequest("GET", base+"/api/v1/api-keys", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	t.Logf("with 10,000 stalled connections open, 20 requests took %v (median), %v (slowest)", took[10], took[19])
+	// Generous bounds: under -race the server is still accepting the
+	// flood when the first requests arrive.
+	assert.Less(t, took[10], time.Second)
+	assert.Less(t, took[19], 5*time.Second)
 }
