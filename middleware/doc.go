@@ -14,6 +14,10 @@
 // ({"error":"..."}), [DetailErrors], [CodeErrors] or [ProblemErrors]
 // (RFC 9457). A store or limiter failure is a 503 whose body says nothing
 // of the cause; the hooks in [Config] receive the reasons, never the key.
+// A request that matches no route of the wrapped [http.ServeMux] (or
+// [Config].Routes) gets a 404 or 405 through the same writer, and takes
+// no rate-limit token. A refused request's body is never read: its
+// connection is closed after the answer.
 //
 // The key owner's self-service REST API, for the host's logged-in users,
 // is in middleware/manage.
