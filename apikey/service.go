@@ -257,7 +257,13 @@ func (s *Service) owned(ctx context.Context, owner, id string) (*Record, error) 
 	if owner == "" || id == "" {
 		return nil, ErrNotFound
 	}
-	rec, err := s.store.Get(ctx, id)
+	var rec *Record
+	var err error
+	if og, ok := s.store.(ownedGetter); ok {
+		rec, err = og.GetOwned(ctx, owner, id)
+	} else {
+		rec, err = s.store.Get(ctx, id)
+	}
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return nil, ErrNotFound

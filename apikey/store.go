@@ -17,6 +17,12 @@ import (
 // be returned as [ErrNotFound]: a store that cannot answer must say so, not
 // claim the key does not exist.
 //
+// A store may also have a method GetOwned(ctx, owner, id string) (*Record,
+// error) that returns owner's record id and [ErrNotFound] for an unknown
+// ID and another owner's alike, in the same time: [Service] then uses it
+// for every call that names a key by ID, so that the time of an answer
+// does not reveal that an ID exists in another account.
+//
 // Records cross the interface as pointers and are immutable once they have:
 // an adapter owns a record passed to Create or Rotate and may keep it; a
 // caller must not modify a record an adapter returns, and an adapter must
@@ -31,7 +37,9 @@ type Store interface {
 
 	// Lookup returns the record whose Hash is hash, whatever its state
 	// (revoked, expired). It returns [ErrNotFound] when there is none. This
-	// is the verification hot path.
+	// is the verification hot path: a networked store should bound it
+	// with a short timeout of its own (store/redisstore's Config.Timeout),
+	// so that a server that hangs costs a request a bounded time.
 	Lookup(ctx context.Context, hash Hash) (*Record, error)
 
 	// Get returns the record with the given ID, or [ErrNotFound].
@@ -71,4 +79,10 @@ type Store interface {
 	// Expiring returns the records that are not revoked and whose ExpiresAt
 	// is in [from, to), ordered by ExpiresAt and then ID, across all owners.
 	Expiring(ctx context.Context, from, to time.Time) ([]*Record, error)
+}
+
+// ownedGetter is the optional capability of a [Store] described in its
+// doc comment.
+type ownedGetter interface {
+	GetOwned(ctx context.Context, owner, id string) (*Record, error)
 }

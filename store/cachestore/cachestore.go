@@ -277,6 +277,22 @@ func (s *Store) Get(ctx context.Context, id string) (*apikey.Record, error) {
 	return s.inner.Get(ctx, id)
 }
 
+// GetOwned passes the store behind's GetOwned through (see
+// [apikey.Store]), or asks its Get and compares the owner; it is not
+// cached.
+func (s *Store) GetOwned(ctx context.Context, owner, id string) (*apikey.Record, error) {
+	if og, ok := s.inner.(interface {
+		GetOwned(ctx context.Context, owner, id string) (*apikey.Record, error)
+	}); ok {
+		return og.GetOwned(ctx, owner, id)
+	}
+	rec, err := s.inner.Get(ctx, id)
+	if err == nil && rec != nil && owner != "" && rec.Owner != owner {
+		return nil, apikey.ErrNotFound
+	}
+	return rec, err
+}
+
 // List implements [apikey.Store]; it is not cached.
 func (s *Store) List(ctx context.Context, owner string) ([]*apikey.Record, error) {
 	return s.inner.List(ctx, owner)

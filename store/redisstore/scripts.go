@@ -12,8 +12,8 @@ import "github.com/redis/go-redis/v9"
 // is at the limit.
 //
 // KEYS: id key, record key, owner set, expiry set.
-// ARGV: record JSON, hash hex, ID, max active (0 = none), now (µs),
-// owner score, expiry score ("" = none).
+// ARGV: record JSON, the id key's value (hash hex and owner), ID, max
+// active (0 = none), now (µs), owner score, expiry score ("" = none).
 var createScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
   return 'dup'
@@ -31,12 +31,18 @@ end
 return 'ok'
 `)
 
-// getScript returns {hash hex, record JSON} for an ID, or nil.
+// getScript returns {hash hex, record JSON} for an ID, or nil; with an
+// owner, nil also for another owner's ID, after the same work as for an
+// unknown one. The id key holds the hash hex followed by the owner (only
+// the hex for records written before the owner was kept there: those are
+// returned, and the caller compares).
 //
-// KEYS: id key. ARGV: record key prefix.
+// KEYS: id key. ARGV: record key prefix, owner ("" = any).
 var getScript = redis.NewScript(`
-local hex = redis.call('GET', KEYS[1])
-if not hex then return false end
+local v = redis.call('GET', KEYS[1])
+if not v then return false end
+local hex, owner = string.sub(v, 1, 64), string.sub(v, 65)
+if ARGV[2] ~= '' and owner ~= '' and owner ~= ARGV[2] then return false end
 local rec = redis.call('GET', ARGV[1] .. hex)
 if not rec then return false end
 return {hex, rec}
@@ -49,9 +55,9 @@ return {hex, rec}
 var getManyScript = redis.NewScript(`
 local out = {}
 for i = 2, #ARGV do
-  local hex = redis.call('GET', ARGV[1] .. 'id:' .. ARGV[i])
-  if hex then
-    local rec = redis.call('GET', ARGV[1] .. 'h:' .. hex)
+  local v = redis.call('GET', ARGV[1] .. 'id:' .. ARGV[i])
+  if v then
+    local rec = redis.call('GET', ARGV[1] .. 'h:' .. string.sub(v, 1, 64))
     if rec then out[#out + 1] = rec end
   end
 end
@@ -65,7 +71,8 @@ return out
 // KEYS: record key, owner set, expiry set, and when rotating the
 // replacement's id key and record key.
 // ARGV: old JSON, new JSON, ID, owner score, expiry score ("" = remove),
-// channel, hash hex, replacement JSON, replacement hex, replacement ID,
+// channel, hash hex, replacement JSON, replacement id key value (hash hex
+// and owner), replacement ID,
 // replacement owner score, replacement expiry score ("" = none), the
 // owner's limit (0 = none) and now (µs), against which a replacement is
 // counted before it is inserted.

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 		fn   func(*testing.T, apikey.Store)
 	}{
 		{"CreateGetLookup", testCreateGetLookup},
+		{"GetOwned", testGetOwned},
 		{"RoundTripsEveryField", testRoundTrip},
 		{"Duplicates", testDuplicates},
 		{"ListIsolatesOwners", testListIsolation},
@@ -63,7 +64,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 			if s == nil {
 				t.Fatal("newStore returned nil")
 			}
-			if strings.HasPrefix(tc.name, "Usage") {
+			if strings.HasPrefix(tc.name, "Usage") || tc.name == "GetOwned" {
 				tc.fn(t, s) // asserts the store's own capabilities
 				return
 			}
@@ -470,4 +471,25 @@ func testMaxActiveConcurrent(t *testing.T, s apikey.Store) {
 	if err != nil || len(list) != max {
 		t.Fatalf("List = %d records, %v; want %d", len(list), err, max)
 	}
+}
+
+// testGetOwned runs only for stores with the optional GetOwned method
+// (see apikey.Store): another owner's ID is not found, as an unknown one.
+func testGetOwned(t *testing.T, s apikey.Store) {
+	og, ok := s.(interface {
+		GetOwned(ctx context.Context, owner, id string) (*apikey.Record, error)
+	})
+	if !ok {
+		t.Skip("the store has no GetOwned method")
+	}
+	rec := record("acct_a")
+	mustCreate(t, s, rec)
+	got, err := og.GetOwned(ctx(), "acct_a", rec.ID)
+	if err != nil || got == nil || got.ID != rec.ID {
+		t.Fatalf("GetOwned(owner) = %v, %v; want record %s", got, err, rec.ID)
+	}
+	_, err = og.GetOwned(ctx(), "acct_b", rec.ID)
+	wantErr(t, "GetOwned(another owner)", err, apikey.ErrNotFound)
+	_, err = og.GetOwned(ctx(), "acct_a", "no-such-id")
+	wantErr(t, "GetOwned(unknown)", err, apikey.ErrNotFound)
 }
