@@ -1,0 +1,160 @@
+package sqlstore_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	_ "modernc.org/sqlite"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/store/sqlstore"
+	"github.com/keygate/keygate/store/storetest"
+)
+
+// The servers the tests use; without one a test skips, unless
+// KEYGATE_REQUIRE_SQL=1 (as in CI) makes it fail.
+var (
+	postgresURL = env("KEYGATE_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
+	mysqlDSN    = env("KEYGATE_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test")
+)
+
+func env(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+func randomName(t testing.TB) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "kgtest_" + hex.EncodeToString(b[:])
+}
+
+func open(t testing.TB, driver, dsn string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(driver, dsn)
+	require.NoError(t, err)
+	db.SetMaxOpenConns(16) // a server's connections are shared by every test
+	t.Cleanup(func() { _ = db.Close() })
+	if err := db.PingContext(context.Background()); err != nil {
+		if os.Getenv("KEYGATE_REQUIRE_SQL") == "1" {
+			t.Fatalf("KEYGATE_REQUIRE_SQL=1 but %s is unreachable: %v", driver, err)
+		}
+		t.Skipf("no %s server (%v)", driver, err)
+	}
+	return db
+}
+
+// fresh returns an empty database of dialect d: a schema of its own on
+// PostgreSQL, a database of its own on MySQL, a file on SQLite.
+func fresh(t testing.TB, d sqlstore.Dialect) *sql.DB {
+	t.Helper()
+	name := randomName(t)
+	switch d {
+	case sqlstore.Postgres:
+		admin := open(t, "pgx", postgresURL)
+		_, err := admin.Exec("CREATE SCHEMA " + name)
+		require.NoError(t, err)
+		t.Cleanup(func() { _, _ = admin.Exec("DROP SCHEMA " + name + " CASCADE") })
+		sep := "?"
+		if strings.Contains(postgresURL, "?") {
+			sep = "&"
+		}
+		return open(t, "pgx", postgresURL+sep+"search_path="+name)
+	case sqlstore.MySQL:
+		admin := open(t, "mysql", mysqlDSN)
+		_, err := admin.Exec("CREATE DATABASE " + name)
+		require.NoError(t, err)
+		t.Cleanup(func() { _, _ = admin.Exec("DROP DATABASE " + name) })
+		i := strings.LastIndex(mysqlDSN, "/")
+		rest := mysqlDSN[i+1:]
+		params := ""
+		if j := strings.Index(rest, "?"); j >= 0 {
+			params = rest[j:]
+		}
+		return open(t, "mysql", mysqlDSN[:i+1]+name+params)
+	default:
+		path := filepath.Join(t.TempDir(), "keys.db")
+		return open(t, "sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
+	}
+}
+
+// newStore returns a migrated, empty store of dialect d.
+func newStore(t testing.TB, d sqlstore.Dialect) *sqlstore.Store {
+	t.Helper()
+	db := fresh(t, d)
+	ctx := context.Background()
+	m, err := sqlstore.NewUnchecked(db, sqlstore.Config{Dialect: d})
+	require.NoError(t, err)
+	require.NoError(t, m.Migrate(ctx))
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d})
+	require.NoError(t, err)
+	return s
+}
+
+var dialects = []sqlstore.Dialect{sqlstore.SQLite, sqlstore.Postgres, sqlstore.MySQL}
+
+func TestConformance(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(string(d), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) apikey.Store { return newStore(t, d) })
+		})
+	}
+}
+
+// A schema older than the code is an error naming the migration to run;
+// instances that migrate at once apply each migration once.
+func TestMigrations(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			db := fresh(t, d)
+			_, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d})
+			require.ErrorContains(t, err, "run Store.Migrate, or apply migrations/"+string(d)+"/0001_keys.sql")
+
+			var wg sync.WaitGroup
+			errs := make([]error, 4)
+			for i := range errs {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					m, err := sqlstore.NewUnchecked(db, sqlstore.Config{Dialect: d})
+					if err == nil {
+						err = m.Migrate(ctx)
+					}
+					errs[i] = err
+				}()
+			}
+			wg.Wait()
+			for _, err := range errs {
+				require.NoError(t, err)
+			}
+			var n int
+			require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM keygate_migrations").Scan(&n))
+			assert.Equal(t, 1, n, "each migration applied once")
+			_, err = sqlstore.New(ctx, db, sqlstore.Config{Dialect: d})
+			require.NoError(t, err)
+
+			files, err := sqlstore.Migrations(d)
+			require.NoError(t, err)
+			_, err = files.Open("0001_keys.sql")
+			require.NoError(t, err, "the files are there for other migration tools")
+		})
+	}
+	_, err := sqlstore.New(context.Background(), nil, sqlstore.Config{Dialect: sqlstore.SQLite})
+	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
+	_, err = sqlstore.Migrations("oracle")
+	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
+}
