@@ -240,16 +240,23 @@ func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, re
 	})
 }
 
-// Delete implements [apikey.Store].
+// Delete implements [apikey.Store]; the key's usage goes with it.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, s.bind("DELETE FROM keygate_keys WHERE id = ?"), id)
-	if err != nil {
-		return wrap("delete", err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return wrap("delete", err)
-	} else if n == 0 {
-		return apikey.ErrNotFound
-	}
-	return nil
+	return s.tx(ctx, "delete", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_keys WHERE id = ?"), id)
+		if err != nil {
+			return wrap("delete", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return wrap("delete", err)
+		} else if n == 0 {
+			return apikey.ErrNotFound
+		}
+		for _, table := range []string{"keygate_usage", "keygate_usage_endpoints"} {
+			if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM "+table+" WHERE key_id = ?"), id); err != nil {
+				return wrap("delete", err)
+			}
+		}
+		return nil
+	})
 }
