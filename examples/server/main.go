@@ -1,11 +1,14 @@
 // Command server is keygate's reference service: the key-management
-// endpoints and a demo API of recordings kept per account, with the
-// memory store and limiter, or Redis when $REDIS_URL is set.
+// endpoints and a demo API of recordings kept per account.
 //
 //	go run ./examples/server
 //
-// Environment: ADDR (default :8080), REDIS_URL, ADMIN_TOKEN (printed when
-// generated). Manage keys with "Authorization: Bearer $ADMIN_TOKEN" and
+// Keys are kept in SQLite in $DATA_DIR (default ./keygate-data) unless
+// DATABASE_URL (postgres://... or mysql://...) or REDIS_URL names another
+// store, or KEYGATE_STORE=memory keeps them in memory. Other environment:
+// ADDR (default :8080) and ADMIN_TOKEN, which is otherwise generated on
+// the first start, kept in the data directory (mode 0600) and printed
+// only then. Manage keys with "Authorization: Bearer $ADMIN_TOKEN" and
 // X-Account-ID; call the resources with a key in Authorization: Bearer or
 // X-API-Key.
 package main
@@ -16,10 +19,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log"
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -61,27 +67,30 @@ func newHTTPServer(addr string, h http.Handler, l limits) *http.Server {
 }
 
 func run() error {
-	addr := os.Getenv("ADDR")
-	if addr == "" {
-		addr = ":8080"
+	addr := getenv("ADDR", ":8080")
+	cfg := serverConfig{
+		Namespace:   "keygate-example",
+		RedisURL:    os.Getenv("REDIS_URL"),
+		DatabaseURL: os.Getenv("DATABASE_URL"),
+		DataDir:     getenv("DATA_DIR", "keygate-data"),
 	}
-	token := os.Getenv("ADMIN_TOKEN")
-	if token == "" {
-		var b [24]byte
-		_, _ = rand.Read(b[:])
-		token = "admin_" + hex.EncodeToString(b[:])
-		fmt.Printf("ADMIN_TOKEN not set; management endpoints accept: Authorization: Bearer %s\n", token)
+	switch store := os.Getenv("KEYGATE_STORE"); store {
+	case "":
+	case "memory":
+		cfg.Memory = true
+	default:
+		return fmt.Errorf("KEYGATE_STORE=%q: the only choice it makes is memory", store)
 	}
-	cfg := serverConfig{RedisURL: os.Getenv("REDIS_URL"), Namespace: "keygate-example", AdminToken: token}
+	token, err := adminToken(cfg)
+	if err != nil {
+		return err
+	}
+	cfg.AdminToken = token
 	srv, err := newServer(cfg)
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	store := "memory store and limiter"
-	if cfg.RedisURL != "" {
-		store = "Redis store and limiter at " + cfg.RedisURL
-	}
 	httpServer := newHTTPServer(addr, srv.handler, productionLimits)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -91,9 +100,71 @@ func run() error {
 		defer cancel()
 		_ = httpServer.Shutdown(shutdown)
 	}()
-	fmt.Printf("keygate reference service on %s (%s)\n", addr, store)
+	fmt.Printf("keygate reference service on %s (%s)\n", addr, describe(cfg))
 	if err := httpServer.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+func getenv(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+
+// describe names the store cfg selects, for the start-up line.
+func describe(cfg serverConfig) string {
+	switch {
+	case cfg.Memory:
+		return "keys in memory: they are lost when it stops"
+	case cfg.RedisURL != "":
+		return "keys in Redis at " + cfg.RedisURL
+	case cfg.DatabaseURL != "":
+		return "keys in the database of DATABASE_URL"
+	}
+	path, err := filepath.Abs(filepath.Join(cfg.DataDir, "keys.db"))
+	if err != nil {
+		path = filepath.Join(cfg.DataDir, "keys.db")
+	}
+	return "keys in SQLite at " + path
+}
+
+// adminToken returns $ADMIN_TOKEN or, unset, the token kept in the data
+// directory, generated on the first start and printed only then (with
+// the memory store, a new one each start).
+func adminToken(cfg serverConfig) (string, error) {
+	if t := os.Getenv("ADMIN_TOKEN"); t != "" {
+		return t, nil
+	}
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	token := "admin_" + hex.EncodeToString(b[:])
+	if cfg.Memory {
+		fmt.Printf("ADMIN_TOKEN not set; management endpoints accept: Authorization: Bearer %s\n", token)
+		return token, nil
+	}
+	path := filepath.Join(cfg.DataDir, "admin-token")
+	if kept, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(kept)), nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", err
+	}
+	if _, err := f.WriteString(token + "\n"); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	fmt.Printf("ADMIN_TOKEN not set; generated one, kept in %s (mode 0600): Authorization: Bearer %s\n", path, token)
+	return token, nil
 }

@@ -3,17 +3,24 @@ package main
 import (
 	"context"
 	"crypto/subtle"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/redis/go-redis/v9"
+	_ "modernc.org/sqlite"
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/usage"
@@ -24,15 +31,20 @@ import (
 	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/memstore"
 	"github.com/keygate/keygate/store/redisstore"
+	"github.com/keygate/keygate/store/sqlstore"
 )
 
 // serverConfig is what main reads from the environment; tests set it
-// directly.
+// directly. The store is the first of: memory (Memory), Redis (RedisURL),
+// PostgreSQL or MySQL (DatabaseURL), SQLite in DataDir.
 type serverConfig struct {
-	RedisURL   string // "" for the memory store and limiter
-	Namespace  string // Redis key namespace
-	AdminToken string // bearer token of the management endpoints
-	Clock      func() time.Time
+	Memory      bool   // keys in memory, lost on restart
+	DatabaseURL string // postgres://... or mysql://...
+	DataDir     string // SQLite's directory, when nothing else is chosen
+	RedisURL    string // "" for the memory store and limiter
+	Namespace   string // Redis key namespace
+	AdminToken  string // bearer token of the management endpoints
+	Clock       func() time.Time
 }
 
 // server is the reference service: the key-management endpoints and the
@@ -64,7 +76,11 @@ func newServer(cfg serverConfig) (*server, error) {
 		counts  usage.Store
 		limiter ratelimit.Limiter
 	)
-	if cfg.RedisURL != "" {
+	switch {
+	case cfg.Memory:
+		mem := memstore.New()
+		keys, counts = mem, mem
+	case cfg.RedisURL != "":
 		opts, err := redis.ParseURL(cfg.RedisURL)
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
@@ -90,9 +106,21 @@ func newServer(cfg serverConfig) (*server, error) {
 		if err != nil {
 			return nil, err
 		}
-	} else {
-		mem := memstore.New()
-		keys, counts = mem, mem
+	default:
+		sqlStore, err := s.openSQL(cfg)
+		if err != nil {
+			return nil, err
+		}
+		// Without a change feed between instances, entries live a second:
+		// a key revoked on another instance is refused within it.
+		cache, err := cachestore.New(sqlStore, cachestore.Config{Clock: cfg.Clock, TTL: time.Second})
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, cache.Close)
+		keys, counts = cache, sqlStore
+	}
+	if limiter == nil {
 		ml := ratelimit.NewMemory(ratelimit.MemoryConfig{Clock: cfg.Clock})
 		s.closers = append(s.closers, ml.Close)
 		limiter = ml
@@ -158,6 +186,58 @@ func newServer(cfg serverConfig) (*server, error) {
 	root.Handle("/", mw.Authenticate(resources))
 	s.handler = root
 	return s, nil
+}
+
+// openSQL opens the SQL store cfg names, SQLite in cfg.DataDir by
+// default, and brings its schema up to date.
+func (s *server) openSQL(cfg serverConfig) (*sqlstore.Store, error) {
+	driver, dsn, dialect, err := sqlSource(cfg)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, db.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	migrator, err := sqlstore.NewUnchecked(db, sqlstore.Config{Dialect: dialect})
+	if err != nil {
+		return nil, err
+	}
+	if err := migrator.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	return sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
+}
+
+// sqlSource returns the driver, data source and dialect of cfg's SQL
+// database.
+func sqlSource(cfg serverConfig) (driver, dsn string, d sqlstore.Dialect, err error) {
+	u := cfg.DatabaseURL
+	switch {
+	case u == "":
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return "", "", "", err
+		}
+		return "sqlite", "file:" + filepath.Join(cfg.DataDir, "keys.db") +
+			"?_txlock=immediate&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)", sqlstore.SQLite, nil
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		return "pgx", u, sqlstore.Postgres, nil
+	case strings.HasPrefix(u, "mysql://"):
+		// go-sql-driver's form: user:password@tcp(host:port)/database?params
+		p, err := url.Parse(u)
+		if err != nil {
+			return "", "", "", fmt.Errorf("DATABASE_URL: %w", err)
+		}
+		dsn := p.User.String() + "@tcp(" + p.Host + ")" + p.Path
+		if p.RawQuery != "" {
+			dsn += "?" + p.RawQuery
+		}
+		return "mysql", dsn, sqlstore.MySQL, nil
+	}
+	return "", "", "", errors.New("DATABASE_URL must start with postgres:// or mysql://")
 }
 
 // recordings is the demo resource, kept per account: one account's key

@@ -11,10 +11,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,7 +27,7 @@ import (
 	"github.com/keygate/keygate/internal/testclock"
 )
 
-const adminToken = "admin_test_token"
+const testToken = "admin_test_token"
 
 type env struct {
 	t     *testing.T
@@ -35,12 +37,17 @@ type env struct {
 
 // start serves the reference service on the memory store, or on the test
 // Redis in a namespace of its own.
-func start(t *testing.T, onRedis bool) *env {
+func start(t *testing.T, store string) *env {
 	c := testclock.New(time.Now().Truncate(time.Second))
-	cfg := serverConfig{Namespace: "kgtest-srv", AdminToken: adminToken, Clock: c.Now}
-	if onRedis {
+	cfg := serverConfig{Namespace: "kgtest-srv", AdminToken: testToken, Clock: c.Now}
+	switch store {
+	case "memory":
+		cfg.Memory = true
+	case "redis":
 		cfg.RedisURL = redistest.URL()
 		cfg.Namespace = redistest.Name(t, redistest.Client(t), "srv")
+	default:
+		cfg.DataDir = t.TempDir()
 	}
 	srv, err := newServer(cfg)
 	require.NoError(t, err)
@@ -83,7 +90,7 @@ func (e *env) do(method, path string, headers map[string]string, body any) respo
 }
 
 func admin(account string) map[string]string {
-	return map[string]string{"Authorization": "Bearer " + adminToken, "X-Account-ID": account}
+	return map[string]string{"Authorization": "Bearer " + testToken, "X-Account-ID": account}
 }
 
 func bearer(key string) map[string]string  { return map[string]string{"Authorization": "Bearer " + key} }
@@ -96,14 +103,16 @@ func (e *env) create(account string, body map[string]any) (id, key string) {
 	return r.body["id"].(string), r.body["api_key"].(string)
 }
 
-func TestReferenceServiceMemory(t *testing.T) { walkSeedFlows(t, start(t, false)) }
+func TestReferenceServiceMemory(t *testing.T) { walkSeedFlows(t, start(t, "memory")) }
+
+func TestReferenceServiceSQLite(t *testing.T) { walkSeedFlows(t, start(t, "sqlite")) }
 
 func TestEmptyAdminTokenIsRefused(t *testing.T) {
 	_, err := newServer(serverConfig{})
 	require.Error(t, err)
 }
 
-func TestReferenceServiceRedis(t *testing.T) { walkSeedFlows(t, start(t, true)) }
+func TestReferenceServiceRedis(t *testing.T) { walkSeedFlows(t, start(t, "redis")) }
 
 // walkSeedFlows exercises every promise of the seed documents end to end.
 func walkSeedFlows(t *testing.T, e *env) {
@@ -261,7 +270,7 @@ func walkSeedFlows(t *testing.T, e *env) {
 			msg     string
 		}{
 			{"an API key", bearer(key), map[string]any{}, 401, "API keys cannot manage API keys"},
-			{"an API key in X-API-Key", map[string]string{"X-API-Key": key, "Authorization": "Bearer " + adminToken}, map[string]any{}, 401, "API keys cannot manage API keys"},
+			{"an API key in X-API-Key", map[string]string{"X-API-Key": key, "Authorization": "Bearer " + testToken}, map[string]any{}, 401, "API keys cannot manage API keys"},
 			{"no login", nil, map[string]any{}, 401, "Could not validate credentials"},
 			{"garbage JSON", admin("acct_bad"), "{nope", 400, "invalid JSON"},
 			{"unknown field", admin("acct_bad"), map[string]any{"nmae": "typo"}, 400, "unknown field"},
@@ -301,7 +310,7 @@ func typo(key string) string {
 
 // What a new user tried in the first hour, each once a surprise.
 func TestFirstHour(t *testing.T) {
-	e := start(t, false)
+	e := start(t, "memory")
 
 	t.Run("a key created with only a description can read", func(t *testing.T) {
 		r := e.do("POST", "/api/v1/api-keys", admin("acct_fh"), map[string]any{"description": "Production API key"})
@@ -387,7 +396,7 @@ func TestFirstHour(t *testing.T) {
 // A client that never sends the body it announced, or sends headers too
 // large, holds a connection only as long as the server's limits allow.
 func TestSlowClientsAreBounded(t *testing.T) {
-	srv, err := newServer(serverConfig{AdminToken: adminToken})
+	srv, err := newServer(serverConfig{AdminToken: testToken, Memory: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Close() })
 	l := productionLimits
@@ -404,7 +413,7 @@ func TestSlowClientsAreBounded(t *testing.T) {
 	require.NoError(t, err)
 	defer c.Close()
 	start := time.Now()
-	_, err = c.Write([]byte("POST /api/v1/api-keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + adminToken + "\r\nContent-Length: 1000\r\n\r\n{"))
+	_, err = c.Write([]byte("POST /api/v1/api-keys HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + testToken + "\r\nContent-Length: 1000\r\n\r\n{"))
 	require.NoError(t, err)
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
 	_, _ = io.ReadAll(c)
@@ -464,7 +473,7 @@ func TestStaller(t *testing.T) {
 // 10,000 connections that never finish a request leave the service
 // answering everyone else promptly.
 func TestManyStalledConnections(t *testing.T) {
-	srv, err := newServer(serverConfig{AdminToken: adminToken})
+	srv, err := newServer(serverConfig{AdminToken: testToken, Memory: true})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Close() })
 	hs := newHTTPServer("", srv.handler, productionLimits)
@@ -494,7 +503,7 @@ func TestManyStalledConnections(t *testing.T) {
 		start := time.Now()
 		req, err := http.NewRequest("GET", base+"/api/v1/api-keys", nil)
 		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+adminToken)
+		req.Header.Set("Authorization", "Bearer "+testToken)
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		_, _ = io.Copy(io.Discard, resp.Body)
@@ -508,4 +517,88 @@ func TestManyStalledConnections(t *testing.T) {
 	// flood when the first requests arrive.
 	assert.Less(t, took[10], time.Second)
 	assert.Less(t, took[19], 5*time.Second)
+}
+
+// serveEnv makes the test binary run the service itself, as
+// `go run ./examples/server` does (see TestKeysSurviveKill9).
+const serveEnv = "KEYGATE_SERVE_CHILD"
+
+// TestServeChild is the service run by TestKeysSurviveKill9. It skips
+// otherwise.
+func TestServeChild(t *testing.T) {
+	if os.Getenv(serveEnv) == "" {
+		t.Skip("run by TestKeysSurviveKill9")
+	}
+	if err := run(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With no environment but a data directory, the service keeps its keys
+// in SQLite: killed with SIGKILL right after a 201, it verifies the key
+// when it starts again, with the admin token it generated the first time.
+func TestKeysSurviveKill9(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	dataDir := t.TempDir()
+	serve := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestServeChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), serveEnv+"=1", "ADDR="+addr, "DATA_DIR="+dataDir,
+			"ADMIN_TOKEN=", "REDIS_URL=", "DATABASE_URL=", "KEYGATE_STORE=")
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		eventually(t, 30*time.Second, func() bool {
+			resp, err := http.Get("http://" + addr + "/api/v1/health")
+			if err != nil {
+				return false
+			}
+			_ = resp.Body.Close()
+			return resp.StatusCode == http.StatusUnauthorized
+		})
+		return cmd
+	}
+	call := func(method, path string, header map[string]string) (int, map[string]any) {
+		req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader("{}"))
+		require.NoError(t, err)
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+
+	first := serve()
+	token, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
+	require.NoError(t, err)
+	info, err := os.Stat(filepath.Join(dataDir, "admin-token"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
+	admin := map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(token))}
+	status, created := call("POST", "/api/v1/api-keys", admin)
+	require.Equal(t, http.StatusCreated, status, created)
+	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	_ = first.Wait()
+
+	serve()
+	status, body := call("GET", "/api/v1/health", map[string]string{"X-API-Key": created["api_key"].(string)})
+	assert.Equal(t, http.StatusOK, status, "the key verifies after a SIGKILL and a restart: %v", body)
+	status, _ = call("GET", "/api/v1/api-keys", admin)
+	assert.Equal(t, http.StatusOK, status, "the kept admin token still works")
+}
+
+func eventually(t *testing.T, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v", within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
