@@ -111,9 +111,9 @@ func newServer(cfg serverConfig) (*server, error) {
 		if err != nil {
 			return nil, err
 		}
-		// Without a change feed between instances, entries live a second:
-		// a key revoked on another instance is refused within it.
-		cache, err := cachestore.New(sqlStore, cachestore.Config{Clock: cfg.Clock, TTL: time.Second})
+		// The store's change feed drops revoked keys from every
+		// instance's cache within its poll interval.
+		cache, err := cachestore.New(sqlStore, cachestore.Config{Clock: cfg.Clock})
 		if err != nil {
 			return nil, err
 		}

@@ -197,7 +197,10 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
 			return err
 		}
 		rec.RevokedAt = at
-		return s.update(ctx, tx, rec)
+		if err := s.update(ctx, tx, rec); err != nil {
+			return err
+		}
+		return s.changed(ctx, tx, rec.Hash)
 	})
 }
 
@@ -236,21 +239,25 @@ func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, re
 		if err := s.insert(ctx, tx, replacement); err != nil {
 			return err
 		}
-		return s.update(ctx, tx, old)
+		if err := s.update(ctx, tx, old); err != nil {
+			return err
+		}
+		return s.changed(ctx, tx, old.Hash)
 	})
 }
 
 // Delete implements [apikey.Store]; the key's usage goes with it.
 func (s *Store) Delete(ctx context.Context, id string) error {
 	return s.tx(ctx, "delete", func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_keys WHERE id = ?"), id)
+		rec, err := s.one(ctx, tx, "delete", "id = ?"+s.forUpdate(), id)
 		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_keys WHERE id = ?"), id); err != nil {
 			return wrap("delete", err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return wrap("delete", err)
-		} else if n == 0 {
-			return apikey.ErrNotFound
+		if err := s.changed(ctx, tx, rec.Hash); err != nil {
+			return err
 		}
 		for _, table := range []string{"keygate_usage", "keygate_usage_endpoints"} {
 			if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM "+table+" WHERE key_id = ?"), id); err != nil {

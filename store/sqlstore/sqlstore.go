@@ -50,17 +50,23 @@ const (
 	SQLite   Dialect = "sqlite"
 )
 
-// Config configures a [Store]. Dialect is required.
+// Config configures a [Store]. Dialect is required; the zero value of
+// every other field selects the default it names.
 type Config struct {
 	// Dialect is the database's SQL.
 	Dialect Dialect
+	// PollInterval is how often [Store.WatchInvalidations] reads the
+	// change feed: about the longest a key revoked through one instance
+	// keeps verifying from another's cache. Default 250 milliseconds.
+	PollInterval time.Duration
 }
 
 // Store keeps key records in a SQL database. It is safe for concurrent
 // use.
 type Store struct {
-	db      *sql.DB
-	dialect Dialect
+	db           *sql.DB
+	dialect      Dialect
+	pollInterval time.Duration
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -153,7 +159,10 @@ func newStore(db *sql.DB, cfg Config) (*Store, error) {
 	case !cfg.Dialect.valid():
 		return nil, fmt.Errorf("sqlstore: %w: Config.Dialect %q is not postgres, mysql or sqlite", apikey.ErrInvalidConfig, cfg.Dialect)
 	}
-	return &Store{db: db, dialect: cfg.Dialect}, nil
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 250 * time.Millisecond
+	}
+	return &Store{db: db, dialect: cfg.Dialect, pollInterval: cfg.PollInterval}, nil
 }
 
 // querier is what both *sql.DB and *sql.Tx offer.

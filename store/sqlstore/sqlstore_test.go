@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
@@ -19,6 +20,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/sqlstore"
 	"github.com/keygate/keygate/store/storetest"
 )
@@ -160,4 +162,52 @@ func TestMigrations(t *testing.T) {
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
 	_, err = sqlstore.Migrations("oracle")
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
+}
+
+// Two instances, each with its own cache (TTL an hour): a key revoked,
+// rotated or deleted through one is refused by the other within about the
+// poll interval, through the change feed.
+func TestChangesReachOtherInstances(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			shared := fresh(t, d)
+			m, err := sqlstore.NewUnchecked(shared, sqlstore.Config{Dialect: d})
+			require.NoError(t, err)
+			require.NoError(t, m.Migrate(ctx))
+			instance := func() (*apikey.Service, *cachestore.Store) {
+				s, err := sqlstore.New(ctx, shared, sqlstore.Config{Dialect: d, PollInterval: 100 * time.Millisecond})
+				require.NoError(t, err)
+				cache, err := cachestore.New(s, cachestore.Config{TTL: time.Hour})
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = cache.Close() })
+				svc, err := apikey.New(cache, apikey.Config{})
+				require.NoError(t, err)
+				return svc, cache
+			}
+			a, _ := instance()
+			b, cacheB := instance()
+			require.Eventually(t, cacheB.Healthy, 5*time.Second, time.Millisecond, "the feed is read")
+
+			for _, op := range []string{"revoke", "rotate", "delete"} {
+				issued, err := a.Create(ctx, apikey.CreateParams{Owner: "acct_" + op})
+				require.NoError(t, err)
+				key := issued.Secret.Reveal()
+				_, err = b.Verify(ctx, key)
+				require.NoError(t, err, "b caches the key")
+				switch op {
+				case "revoke":
+					require.NoError(t, a.Revoke(ctx, "acct_"+op, issued.Key.ID))
+				case "rotate":
+					_, err = a.Rotate(ctx, "acct_"+op, issued.Key.ID, 0)
+					require.NoError(t, err)
+				case "delete":
+					require.NoError(t, a.Delete(ctx, "acct_"+op, issued.Key.ID))
+				}
+				start := time.Now()
+				require.Eventually(t, func() bool { _, err := b.Verify(ctx, key); return err != nil }, 2*time.Second, time.Millisecond)
+				t.Logf("%s reached the other instance in %v (poll interval 100ms)", op, time.Since(start))
+			}
+		})
+	}
 }

@@ -1,0 +1,92 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/store/cachestore"
+)
+
+var _ cachestore.Invalidator = (*Store)(nil)
+
+// Rows of the change feed are read back this far, since a transaction
+// can commit after one that took a later sequence number, and kept this
+// long.
+const (
+	feedLookback  = 30 * time.Second
+	feedRetention = time.Hour
+)
+
+// changed records in tx that the key of hash was revoked, rotated or
+// deleted, for the other instances' caches.
+func (s *Store) changed(ctx context.Context, tx *sql.Tx, hash apikey.Hash) error {
+	if _, err := tx.ExecContext(ctx, s.bind("INSERT INTO keygate_changes (hash, at) VALUES (?, ?)"), hash[:], time.Now().UnixMicro()); err != nil {
+		return wrap("record the change", err)
+	}
+	return nil
+}
+
+// WatchInvalidations implements [cachestore.Invalidator] by polling the
+// change feed every [Config].PollInterval: a key revoked, rotated or
+// deleted through any Store on the database is dropped from the cache
+// within about that interval. healthy reports each poll that fails
+// (false) and the first that succeeds after (true). It returns nil when
+// ctx ends.
+func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.Hash), healthy func(bool)) error {
+	t := time.NewTicker(s.pollInterval)
+	defer t.Stop()
+	seen := map[int64]int64{} // seq -> at, of the rows read within the lookback
+	up := false
+	lastPurge := time.Time{}
+	for {
+		err := s.poll(ctx, seen, invalidate)
+		if (err == nil) != up {
+			up = err == nil
+			healthy(up)
+		}
+		if up && time.Since(lastPurge) > time.Minute {
+			lastPurge = time.Now()
+			_, _ = s.db.ExecContext(ctx, s.bind("DELETE FROM keygate_changes WHERE at < ?"), time.Now().Add(-feedRetention).UnixMicro())
+		}
+		select {
+		case <-ctx.Done():
+			if up {
+				healthy(false)
+			}
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// poll reads the changes of the lookback window it has not seen.
+func (s *Store) poll(ctx context.Context, seen map[int64]int64, invalidate func(apikey.Hash)) error {
+	pctx, cancel := context.WithTimeout(ctx, max(s.pollInterval, time.Second))
+	defer cancel()
+	since := time.Now().Add(-feedLookback).UnixMicro()
+	rows, err := s.db.QueryContext(pctx, s.bind("SELECT seq, hash, at FROM keygate_changes WHERE at >= ?"), since)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq, at int64
+		var hash []byte
+		if err := rows.Scan(&seq, &hash, &at); err != nil {
+			return err
+		}
+		if _, ok := seen[seq]; ok || len(hash) != len(apikey.Hash{}) {
+			continue
+		}
+		seen[seq] = at
+		invalidate(apikey.Hash(hash))
+	}
+	for seq, at := range seen {
+		if at < since {
+			delete(seen, seq)
+		}
+	}
+	return rows.Err()
+}
