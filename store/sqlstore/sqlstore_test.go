@@ -97,6 +97,13 @@ func fresh(t testing.TB, d sqlstore.Dialect) *sql.DB {
 // newStore returns a migrated, empty store of dialect d.
 func newStore(t testing.TB, d sqlstore.Dialect) *sqlstore.Store {
 	t.Helper()
+	s, _ := newStoreDB(t, d)
+	return s
+}
+
+// newStoreDB is newStore with the database behind the store.
+func newStoreDB(t testing.TB, d sqlstore.Dialect) (*sqlstore.Store, *sql.DB) {
+	t.Helper()
 	db := fresh(t, d)
 	ctx := context.Background()
 	m, err := sqlstore.NewUnchecked(db, sqlstore.Config{Dialect: d})
@@ -104,7 +111,7 @@ func newStore(t testing.TB, d sqlstore.Dialect) *sqlstore.Store {
 	require.NoError(t, m.Migrate(ctx))
 	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d})
 	require.NoError(t, err)
-	return s
+	return s, db
 }
 
 var dialects = []sqlstore.Dialect{sqlstore.SQLite, sqlstore.Postgres, sqlstore.MySQL}
@@ -208,6 +215,53 @@ func TestChangesReachOtherInstances(t *testing.T) {
 				require.Eventually(t, func() bool { _, err := b.Verify(ctx, key); return err != nil }, 2*time.Second, time.Millisecond)
 				t.Logf("%s reached the other instance in %v (poll interval 100ms)", op, time.Since(start))
 			}
+		})
+	}
+}
+
+// storeFailure asserts err is a store failure: not one of the answers
+// about the key itself.
+func storeFailure(t *testing.T, err error) {
+	t.Helper()
+	require.Error(t, err)
+	for _, sentinel := range []error{apikey.ErrInvalidKey, apikey.ErrNotFound, apikey.ErrMalformed, apikey.ErrExpired} {
+		assert.NotErrorIs(t, err, sentinel)
+	}
+}
+
+// A database that cannot be reached, a row that does not decode, and a
+// deadline that passes are errors, never "invalid key".
+func TestFaultsAreErrors(t *testing.T) {
+	ctx := context.Background()
+	down, err := sql.Open("pgx", "postgres://postgres@127.0.0.1:1/test?sslmode=disable&connect_timeout=1")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = down.Close() })
+	_, err = sqlstore.New(ctx, down, sqlstore.Config{Dialect: sqlstore.Postgres})
+	storeFailure(t, err)
+
+	for _, d := range dialects {
+		t.Run(string(d), func(t *testing.T) {
+			s, db := newStoreDB(t, d)
+			svc, err := apikey.New(s, apikey.Config{})
+			require.NoError(t, err)
+			issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+			require.NoError(t, err)
+
+			expired, cancel := context.WithTimeout(ctx, time.Nanosecond)
+			defer cancel()
+			time.Sleep(time.Millisecond)
+			_, err = svc.Verify(expired, issued.Secret.Reveal())
+			storeFailure(t, err)
+
+			update := "UPDATE keygate_keys SET record = '{not json' WHERE id = ?"
+			if d == sqlstore.Postgres {
+				update = strings.Replace(update, "?", "$1", 1)
+			}
+			_, err = db.Exec(update, issued.Key.ID)
+			require.NoError(t, err)
+			_, err = svc.Verify(ctx, issued.Secret.Reveal())
+			storeFailure(t, err)
+			assert.Contains(t, err.Error(), "corrupt")
 		})
 	}
 }
