@@ -18,6 +18,12 @@
 // (and a busy_timeout), so that a transaction takes the write lock when it
 // begins rather than failing when it first writes.
 //
+// Every revoke, rotate and delete also appends the key's hash to a change
+// feed (keygate_changes) in the same transaction; [Store.WatchInvalidations]
+// polls it, so that store/cachestore in front of every instance drops the
+// key within [Config].PollInterval. The Store keeps usage counters too
+// ([usage.Store]).
+//
 // Every failure to reach the database is returned wrapped, never as
 // [apikey.ErrNotFound]; a row that does not decode is an error, never a
 // zero record.
@@ -38,6 +44,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/usage"
 )
 
 // Dialect names the SQL of a database.
@@ -69,7 +76,10 @@ type Store struct {
 	pollInterval time.Duration
 }
 
-var _ apikey.Store = (*Store)(nil)
+var (
+	_ apikey.Store = (*Store)(nil)
+	_ usage.Store  = (*Store)(nil)
+)
 
 //go:embed migrations
 var migrations embed.FS

@@ -10,8 +10,6 @@ import (
 	"github.com/keygate/keygate/apikey/usage"
 )
 
-var _ usage.Store = (*Store)(nil)
-
 // maxEndpointLength bounds an endpoint's name in the schema; a longer one
 // counts as usage.OtherEndpoint.
 const maxEndpointLength = 255
