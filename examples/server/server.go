@@ -231,10 +231,13 @@ func sqlSource(cfg serverConfig) (driver, dsn string, d sqlstore.Dialect, err er
 		if err != nil {
 			return "", "", "", fmt.Errorf("DATABASE_URL: %w", err)
 		}
-		dsn := p.User.String() + "@tcp(" + p.Host + ")" + p.Path
-		if p.RawQuery != "" {
-			dsn += "?" + p.RawQuery
+		// interpolateParams: one round trip a query instead of three
+		// (prepare, execute, close).
+		q := p.Query()
+		if q.Get("interpolateParams") == "" {
+			q.Set("interpolateParams", "true")
 		}
+		dsn := p.User.String() + "@tcp(" + p.Host + ")" + p.Path + "?" + q.Encode()
 		return "mysql", dsn, sqlstore.MySQL, nil
 	}
 	return "", "", "", errors.New("DATABASE_URL must start with postgres:// or mysql://")

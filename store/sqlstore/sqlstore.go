@@ -16,7 +16,9 @@
 // concurrent creates for one owner queue there and no table is locked.
 // SQLite has one writer at a time anyway: open it with _txlock=immediate
 // (and a busy_timeout), so that a transaction takes the write lock when it
-// begins rather than failing when it first writes.
+// begins rather than failing when it first writes. With
+// go-sql-driver/mysql, set interpolateParams=true: otherwise each query
+// with arguments is prepared, run and closed, three round trips for one.
 //
 // Every revoke, rotate and delete also appends the key's hash to a change
 // feed (keygate_changes) in the same transaction; [Store.WatchInvalidations]

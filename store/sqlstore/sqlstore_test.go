@@ -29,7 +29,7 @@ import (
 // KEYGATE_REQUIRE_SQL=1 (as in CI) makes it fail.
 var (
 	postgresURL = env("KEYGATE_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	mysqlDSN    = env("KEYGATE_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test")
+	mysqlDSN    = env("KEYGATE_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test?interpolateParams=true")
 )
 
 func env(name, fallback string) string {
