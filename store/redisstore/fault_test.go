@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
-	"net"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,113 +14,15 @@ import (
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/internal/testproxy"
 	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/redisstore"
 )
 
-// proxy forwards TCP connections on loopback to Redis and can cut them all,
-// as a dropped network or a restarted Redis would, or stall them: keep
-// them open and drop every byte, as a NAT that forgot them would.
-type proxy struct {
-	t      testing.TB
-	addr   string
-	target string
-
-	mu      sync.Mutex
-	ln      net.Listener
-	conns   []net.Conn
-	stalled []*atomic.Bool // one per connection pair
-}
-
-func startProxy(t testing.TB, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &proxy{t: t, addr: ln.Addr().String(), target: target}
-	p.serve(ln)
-	t.Cleanup(p.cut)
-	return p
-}
-
-func (p *proxy) serve(ln net.Listener) {
-	p.mu.Lock()
-	p.ln = ln
-	p.mu.Unlock()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			up, err := net.Dial("tcp", p.target)
-			if err != nil {
-				_ = c.Close()
-				continue
-			}
-			dead := new(atomic.Bool)
-			p.mu.Lock()
-			p.conns = append(p.conns, c, up)
-			p.stalled = append(p.stalled, dead)
-			p.mu.Unlock()
-			go forward(up, c, dead)
-			go forward(c, up, dead)
-		}
-	}()
-}
-
-// forward copies src to dst until either closes, dropping what it reads
-// once dead is set.
-func forward(dst, src net.Conn, dead *atomic.Bool) {
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !dead.Load() {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// stall black-holes every open connection without closing it; new
-// connections work.
-func (p *proxy) stall() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, dead := range p.stalled {
-		dead.Store(true)
-	}
-}
-
-// cut closes the listener and every connection.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
-	for _, c := range p.conns {
-		_ = c.Close()
-	}
-	p.conns = nil
-}
-
-// restore listens again on the same address.
-func (p *proxy) restore() {
-	ln, err := net.Listen("tcp", p.addr)
-	require.NoError(p.t, err)
-	p.serve(ln)
-}
-
-func proxiedClient(t testing.TB, p *proxy) *redis.Client {
+func proxiedClient(t testing.TB, p *testproxy.Proxy) *redis.Client {
 	opts, err := redis.ParseURL(redistest.URL())
 	require.NoError(t, err)
-	opts.Addr = p.addr
+	opts.Addr = p.Addr
 	opts.DialTimeout = 200 * time.Millisecond
 	opts.ReadTimeout = 200 * time.Millisecond
 	opts.WriteTimeout = 200 * time.Millisecond
@@ -210,7 +109,7 @@ func TestConnectionDropAndRecovery(t *testing.T) {
 	ctx := context.Background()
 	base := redistest.Client(t)
 	ns := redistest.Name(t, base, "store")
-	p := startProxy(t, base.Options().Addr)
+	p := testproxy.Start(t, base.Options().Addr)
 	rs, err := redisstore.New(context.Background(), proxiedClient(t, p), redisstore.Config{Namespace: ns})
 	require.NoError(t, err)
 	svc, err := apikey.New(rs, apikey.Config{})
@@ -226,12 +125,12 @@ func TestConnectionDropAndRecovery(t *testing.T) {
 	require.NoError(t, err)
 	eventually(t, 5*time.Second, cs.Healthy, "feed connects")
 
-	p.cut()
+	p.Cut()
 	_, err = svc.Verify(ctx, key)
 	storeFailure(t, err)
 	eventually(t, 10*time.Second, func() bool { return !cs.Healthy() }, "the feed reports the outage")
 
-	p.restore()
+	p.Restore()
 	eventually(t, 10*time.Second, func() bool { _, err := svc.Verify(ctx, key); return err == nil }, "verification recovers")
 	eventually(t, 10*time.Second, cs.Healthy, "the feed reconnects")
 }
@@ -327,7 +226,7 @@ func TestSilentlyDeadFeed(t *testing.T) {
 	ctx := context.Background()
 	base := redistest.Client(t)
 	ns := redistest.Name(t, base, "store")
-	p := startProxy(t, base.Options().Addr)
+	p := testproxy.Start(t, base.Options().Addr)
 
 	victim, err := redisstore.New(ctx, proxiedClient(t, p), redisstore.Config{Namespace: ns})
 	require.NoError(t, err)
@@ -348,7 +247,7 @@ func TestSilentlyDeadFeed(t *testing.T) {
 	_, err = svc.Verify(ctx, key)
 	require.NoError(t, err, "cached here")
 
-	p.stall()
+	p.Stall()
 	require.NoError(t, admin.Revoke(ctx, "acct", issued.Key.ID))
 	took := eventually(t, 3*time.Second, func() bool {
 		_, err := svc.Verify(ctx, key)

@@ -20,6 +20,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/testproxy"
 	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/sqlstore"
 	"github.com/keygate/keygate/store/storetest"
@@ -262,6 +263,56 @@ func TestFaultsAreErrors(t *testing.T) {
 			_, err = svc.Verify(ctx, issued.Secret.Reveal())
 			storeFailure(t, err)
 			assert.Contains(t, err.Error(), "corrupt")
+		})
+	}
+}
+
+// A connection cut under a request is an error, never "invalid key", and
+// the store works again once the network is back.
+func TestConnectionCut(t *testing.T) {
+	for _, d := range []sqlstore.Dialect{sqlstore.Postgres, sqlstore.MySQL} {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			s, db := newStoreDB(t, d)
+			var dbName string
+			query := "SELECT current_schema()"
+			if d == sqlstore.MySQL {
+				query = "SELECT DATABASE()"
+			}
+			require.NoError(t, db.QueryRow(query).Scan(&dbName))
+			svc, err := apikey.New(s, apikey.Config{})
+			require.NoError(t, err)
+			issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+			require.NoError(t, err)
+
+			// The same database through a proxy the test can cut.
+			var p *testproxy.Proxy
+			var proxied *sql.DB
+			if d == sqlstore.Postgres {
+				p = testproxy.Start(t, "127.0.0.1:5432")
+				proxied = open(t, "pgx", "postgres://postgres@"+p.Addr+"/test?sslmode=disable&connect_timeout=2&search_path="+dbName)
+			} else {
+				p = testproxy.Start(t, "127.0.0.1:3306")
+				proxied = open(t, "mysql", "root@tcp("+p.Addr+")/"+dbName+"?interpolateParams=true&timeout=2s&readTimeout=2s")
+			}
+			ps, err := sqlstore.New(ctx, proxied, sqlstore.Config{Dialect: d})
+			require.NoError(t, err)
+			psvc, err := apikey.New(ps, apikey.Config{})
+			require.NoError(t, err)
+			_, err = psvc.Verify(ctx, issued.Secret.Reveal())
+			require.NoError(t, err)
+
+			p.Cut()
+			reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_, err = psvc.Verify(reqCtx, issued.Secret.Reveal())
+			storeFailure(t, err)
+
+			p.Restore()
+			require.Eventually(t, func() bool {
+				_, err := psvc.Verify(ctx, issued.Secret.Reveal())
+				return err == nil
+			}, 10*time.Second, 10*time.Millisecond, "verification recovers")
 		})
 	}
 }
