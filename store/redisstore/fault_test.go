@@ -17,6 +17,7 @@ import (
 	"github.com/keygate/keygate/internal/testproxy"
 	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/redisstore"
+	"github.com/keygate/keygate/store/storetest"
 )
 
 func proxiedClient(t testing.TB, p *testproxy.Proxy) *redis.Client {
@@ -58,48 +59,13 @@ func storeFailure(t *testing.T, err error) {
 // store: a key revoked through one is rejected by the other within a
 // second, by pub/sub, although its cache TTL is an hour.
 func TestRevocationReachesOtherInstances(t *testing.T) {
-	ctx := context.Background()
 	base := redistest.Client(t)
 	ns := redistest.Name(t, base, "store")
-	stack := func() (*apikey.Service, *cachestore.Store) {
-		client := redistest.Client(t)
-		rs, err := redisstore.New(context.Background(), client, redisstore.Config{Namespace: ns})
+	storetest.Invalidation(t, time.Second, func(t *testing.T) apikey.Store {
+		rs, err := redisstore.New(context.Background(), redistest.Client(t), redisstore.Config{Namespace: ns})
 		require.NoError(t, err)
-		cs, err := cachestore.New(rs, cachestore.Config{TTL: time.Hour, StaleTTL: time.Hour})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = cs.Close() })
-		svc, err := apikey.New(cs, apikey.Config{})
-		require.NoError(t, err)
-		return svc, cs
-	}
-	a, cacheA := stack()
-	b, cacheB := stack()
-	eventually(t, 5*time.Second, func() bool { return cacheA.Healthy() && cacheB.Healthy() }, "invalidation feeds connect")
-
-	for _, op := range []string{"revoke", "rotate", "delete"} {
-		t.Run(op, func(t *testing.T) {
-			issued, err := a.Create(ctx, apikey.CreateParams{Owner: "acct_" + op})
-			require.NoError(t, err)
-			key := issued.Secret.Reveal()
-			_, err = b.Verify(ctx, key)
-			require.NoError(t, err, "b caches the key")
-
-			switch op {
-			case "revoke":
-				require.NoError(t, a.Revoke(ctx, "acct_"+op, issued.Key.ID))
-			case "rotate":
-				_, err = a.Rotate(ctx, "acct_"+op, issued.Key.ID, 0)
-				require.NoError(t, err)
-			case "delete":
-				require.NoError(t, a.Delete(ctx, "acct_"+op, issued.Key.ID))
-			}
-			took := eventually(t, time.Second, func() bool {
-				_, err := b.Verify(ctx, key)
-				return err != nil
-			}, "the other instance rejects the key")
-			t.Logf("%s reached the other instance in %v", op, took)
-		})
-	}
+		return rs
+	})
 }
 
 // Verification through a connection that drops fails with a store error,

@@ -21,7 +21,6 @@ import (
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/internal/testproxy"
-	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/sqlstore"
 	"github.com/keygate/keygate/store/storetest"
 )
@@ -183,39 +182,11 @@ func TestChangesReachOtherInstances(t *testing.T) {
 			m, err := sqlstore.NewUnchecked(shared, sqlstore.Config{Dialect: d})
 			require.NoError(t, err)
 			require.NoError(t, m.Migrate(ctx))
-			instance := func() (*apikey.Service, *cachestore.Store) {
+			storetest.Invalidation(t, time.Second, func(t *testing.T) apikey.Store {
 				s, err := sqlstore.New(ctx, shared, sqlstore.Config{Dialect: d, PollInterval: 100 * time.Millisecond})
 				require.NoError(t, err)
-				cache, err := cachestore.New(s, cachestore.Config{TTL: time.Hour})
-				require.NoError(t, err)
-				t.Cleanup(func() { _ = cache.Close() })
-				svc, err := apikey.New(cache, apikey.Config{})
-				require.NoError(t, err)
-				return svc, cache
-			}
-			a, _ := instance()
-			b, cacheB := instance()
-			require.Eventually(t, cacheB.Healthy, 5*time.Second, time.Millisecond, "the feed is read")
-
-			for _, op := range []string{"revoke", "rotate", "delete"} {
-				issued, err := a.Create(ctx, apikey.CreateParams{Owner: "acct_" + op})
-				require.NoError(t, err)
-				key := issued.Secret.Reveal()
-				_, err = b.Verify(ctx, key)
-				require.NoError(t, err, "b caches the key")
-				switch op {
-				case "revoke":
-					require.NoError(t, a.Revoke(ctx, "acct_"+op, issued.Key.ID))
-				case "rotate":
-					_, err = a.Rotate(ctx, "acct_"+op, issued.Key.ID, 0)
-					require.NoError(t, err)
-				case "delete":
-					require.NoError(t, a.Delete(ctx, "acct_"+op, issued.Key.ID))
-				}
-				start := time.Now()
-				require.Eventually(t, func() bool { _, err := b.Verify(ctx, key); return err != nil }, 2*time.Second, time.Millisecond)
-				t.Logf("%s reached the other instance in %v (poll interval 100ms)", op, time.Since(start))
-			}
+				return s
+			})
 		})
 	}
 }

@@ -1,0 +1,76 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/store/cachestore"
+)
+
+// Invalidation checks a store's [cachestore.Invalidator] across instances:
+// two instances, each a store from newStore on one shared backend behind
+// its own cache (TTL an hour), and a key revoked, rotated or deleted
+// through one must be refused by the other within the given bound.
+// newStore must return a new store on the same, migrated backend each
+// time. It uses only the standard testing package.
+func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T) apikey.Store) {
+	ctx := context.Background()
+	instance := func() (*apikey.Service, *cachestore.Store) {
+		cache, err := cachestore.New(newStore(t), cachestore.Config{TTL: time.Hour, StaleTTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cache.Close() })
+		svc, err := apikey.New(cache, apikey.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return svc, cache
+	}
+	a, cacheA := instance()
+	b, cacheB := instance()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cacheA.Healthy() || !cacheB.Healthy() {
+		if time.Now().After(deadline) {
+			t.Fatal("the invalidation feeds never reported healthy")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for _, op := range []string{"revoke", "rotate", "delete"} {
+		t.Run(op, func(t *testing.T) {
+			owner := "acct_" + op
+			issued, err := a.Create(ctx, apikey.CreateParams{Owner: owner})
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := issued.Secret.Reveal()
+			if _, err := b.Verify(ctx, key); err != nil {
+				t.Fatalf("the other instance could not verify the key: %v", err)
+			}
+			switch op {
+			case "revoke":
+				err = a.Revoke(ctx, owner, issued.Key.ID)
+			case "rotate":
+				_, err = a.Rotate(ctx, owner, issued.Key.ID, 0)
+			case "delete":
+				err = a.Delete(ctx, owner, issued.Key.ID)
+			}
+			if err != nil {
+				t.Fatalf("%s: %v", op, err)
+			}
+			start := time.Now()
+			for {
+				if _, err := b.Verify(ctx, key); err != nil {
+					break
+				}
+				if time.Since(start) > within {
+					t.Fatalf("the other instance still verified the key %v after the %s", within, op)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			t.Logf("%s reached the other instance in %v", op, time.Since(start))
+		})
+	}
+}
