@@ -172,12 +172,12 @@ func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (De
 	}
 	allowed := decide(p, b.state(), now, cost, out[:len(p.windows)])
 	sh.mu.Unlock()
-	return decision(p, allowed, out[:len(p.windows)], now, 1), nil
+	return decision(p, allowed, out[:len(p.windows)], now), nil
 }
 
-// decision reports the binding window of states, decided at now; unit is
-// the nanoseconds in one unit of the states' times.
-func decision(p *Policy, allowed bool, states []binding.State, now, unit int64) Decision {
+// decision reports the binding window of states, decided at now (in
+// nanoseconds).
+func decision(p *Policy, allowed bool, states []binding.State, now int64) Decision {
 	i := binding.Pick(allowed, states)
 	w := &states[i]
 	return Decision{
@@ -186,9 +186,9 @@ func decision(p *Policy, allowed bool, states []binding.State, now, unit int64) 
 		Tightest:   i,
 		Limit:      p.windows[i].Limit,
 		Remaining:  w.Remaining,
-		Reset:      time.Unix(0, w.Reset*unit).UTC(),
-		ResetAfter: time.Duration((w.Reset - now) * unit),
-		RetryAfter: time.Duration(w.Retry * unit),
+		Reset:      time.Unix(0, w.Reset).UTC(),
+		ResetAfter: time.Duration(w.Reset - now),
+		RetryAfter: time.Duration(w.Retry),
 	}
 }
 

@@ -30,11 +30,29 @@ func (s *Store) AddUsage(ctx context.Context, deltas []usage.Delta) error {
 		for i, d := range deltas {
 			ids[i] = d.KeyID
 		}
-		known, err := s.column(ctx, tx, "SELECT id FROM keygate_keys WHERE id IN ", ids)
+		known := map[string]bool{}
+		err := s.selectIn(ctx, tx, "SELECT id FROM keygate_keys WHERE id IN ", ids, func(rows *sql.Rows) error {
+			var id string
+			err := rows.Scan(&id)
+			known[id] = true
+			return err
+		})
 		if err != nil {
 			return err
 		}
-		kept, err := s.endpoints(ctx, tx, ids)
+		// The endpoints each key has, but usage.OtherEndpoint.
+		kept := map[string]map[string]bool{}
+		err = s.selectIn(ctx, tx, "SELECT key_id, endpoint FROM keygate_usage_endpoints WHERE key_id IN ", ids, func(rows *sql.Rows) error {
+			var id, ep string
+			if err := rows.Scan(&id, &ep); err != nil || ep == usage.OtherEndpoint {
+				return err
+			}
+			if kept[id] == nil {
+				kept[id] = map[string]bool{}
+			}
+			kept[id][ep] = true
+			return nil
+		})
 		if err != nil {
 			return err
 		}
@@ -73,64 +91,31 @@ func (s *Store) AddUsage(ctx context.Context, deltas []usage.Delta) error {
 	})
 }
 
-// column returns the values a query of one column yields for the
-// arguments in, as a set; query ends with "IN ", followed by the list.
-func (s *Store) column(ctx context.Context, tx *sql.Tx, query string, in []any) (map[string]bool, error) {
-	out := map[string]bool{}
+// selectIn runs query, which ends with "IN ", for the values in, 500
+// at a time, and calls scan for every row.
+func (s *Store) selectIn(ctx context.Context, tx *sql.Tx, query string, in []any, scan func(*sql.Rows) error) error {
 	for start := 0; start < len(in); start += batchRows {
 		part := in[start:min(start+batchRows, len(in))]
-		rows, err := tx.QueryContext(ctx, s.bind(query+"("+strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ")+")"), part...)
+		rows, err := tx.QueryContext(ctx, s.bind(query+"("+placeholders(len(part))+")"), part...)
 		if err != nil {
-			return nil, wrap("add usage", err)
+			return wrap("add usage", err)
 		}
 		for rows.Next() {
-			var v string
-			if err := rows.Scan(&v); err != nil {
+			if err := scan(rows); err != nil {
 				rows.Close()
-				return nil, wrap("add usage", err)
+				return wrap("add usage", err)
 			}
-			out[v] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, wrap("add usage", err)
+			return wrap("add usage", err)
 		}
 	}
-	return out, nil
+	return nil
 }
 
-// endpoints returns the endpoints already counted for each of ids, but
-// usage.OtherEndpoint.
-func (s *Store) endpoints(ctx context.Context, tx *sql.Tx, ids []any) (map[string]map[string]bool, error) {
-	out := map[string]map[string]bool{}
-	for start := 0; start < len(ids); start += batchRows {
-		part := ids[start:min(start+batchRows, len(ids))]
-		rows, err := tx.QueryContext(ctx, s.bind("SELECT key_id, endpoint FROM keygate_usage_endpoints WHERE key_id IN ("+
-			strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ")+")"), part...)
-		if err != nil {
-			return nil, wrap("add usage", err)
-		}
-		for rows.Next() {
-			var id, ep string
-			if err := rows.Scan(&id, &ep); err != nil {
-				rows.Close()
-				return nil, wrap("add usage", err)
-			}
-			if ep == usage.OtherEndpoint {
-				continue
-			}
-			if out[id] == nil {
-				out[id] = map[string]bool{}
-			}
-			out[id][ep] = true
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, wrap("add usage", err)
-		}
-	}
-	return out, nil
-}
+// placeholders returns n comma-separated placeholders.
+func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
 
 // upsert inserts rows into table, adding to the row that conflicts on
 // key instead. Each of sets is "column = expression", where %s stands for
@@ -149,7 +134,7 @@ func (s *Store) upsert(ctx context.Context, tx *sql.Tx, table, cols, key string,
 	}
 	for start := 0; start < len(rows); start += batchRows {
 		part := rows[start:min(start+batchRows, len(rows))]
-		one := "(" + strings.TrimSuffix(strings.Repeat("?, ", len(part[0])), ", ") + ")"
+		one := "(" + placeholders(len(part[0])) + ")"
 		values := strings.TrimSuffix(strings.Repeat(one+", ", len(part)), ", ")
 		query := "INSERT INTO " + table + " (" + cols + ") VALUES " + values
 		if s.dialect == MySQL {
