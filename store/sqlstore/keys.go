@@ -259,10 +259,8 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 		if err := s.changed(ctx, tx, rec.Hash); err != nil {
 			return err
 		}
-		for _, table := range []string{"keygate_usage", "keygate_usage_endpoints"} {
-			if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM "+table+" WHERE key_id = ?"), id); err != nil {
-				return wrap("delete", err)
-			}
+		if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_usage_counts WHERE key_id = ?"), id); err != nil {
+			return wrap("delete", err)
 		}
 		return nil
 	})

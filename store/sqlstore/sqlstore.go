@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -55,7 +56,7 @@ type Dialect string
 // The supported dialects.
 const (
 	Postgres Dialect = "postgres"
-	MySQL    Dialect = "mysql" // MySQL 8 and MariaDB 10.5 or newer
+	MySQL    Dialect = "mysql" // MySQL 8 and MariaDB 10.6 or newer (for JSON_TABLE)
 	SQLite   Dialect = "sqlite"
 )
 
@@ -218,7 +219,10 @@ func (s *Store) tableExists(ctx context.Context, q querier, table string) (bool,
 // recorded in keygate_migrations. MySQL commits schema changes as it
 // makes them, so a migration cut there halfway must be finished by hand;
 // on PostgreSQL and SQLite each one is a transaction.
-func (s *Store) Migrate(ctx context.Context) error {
+func (s *Store) Migrate(ctx context.Context) error { return s.migrateTo(ctx, math.MaxInt) }
+
+// migrateTo applies the migrations up to version last.
+func (s *Store) migrateTo(ctx context.Context, last int) error {
 	ms, err := migrationsOf(s.dialect)
 	if err != nil {
 		return err
@@ -236,6 +240,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 		defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT RELEASE_LOCK('keygate_migrate')") //nolint:errcheck // released with the connection anyway
 	}
 	for _, m := range ms {
+		if m.version > last {
+			break
+		}
 		if err := s.apply(ctx, conn, m); err != nil {
 			return err
 		}

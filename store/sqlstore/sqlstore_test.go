@@ -171,6 +171,34 @@ func TestMigrations(t *testing.T) {
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
 }
 
+// Migration 0004 moves the usage counted under 0002's two tables into
+// one, and the store reads it there.
+func TestUsageMigrationKeepsCounts(t *testing.T) {
+	for _, d := range dialects {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			db := fresh(t, d)
+			m, err := sqlstore.NewUnchecked(db, sqlstore.Config{Dialect: d})
+			require.NoError(t, err)
+			require.NoError(t, m.MigrateTo(ctx, 3))
+			for _, q := range []string{
+				"INSERT INTO keygate_usage (key_id, requests, errors, last_used_at) VALUES ('key_1', 9, 2, 1700000000000000)",
+				"INSERT INTO keygate_usage_endpoints (key_id, endpoint, requests) VALUES ('key_1', 'GET /a', 5), ('key_1', 'other', 4)",
+			} {
+				_, err := db.ExecContext(ctx, q)
+				require.NoError(t, err)
+			}
+			require.NoError(t, m.Migrate(ctx))
+			u, err := m.Usage(ctx, "key_1")
+			require.NoError(t, err)
+			assert.Equal(t, int64(9), u.TotalRequests)
+			assert.Equal(t, int64(2), u.Errors)
+			assert.Equal(t, time.UnixMicro(1700000000000000).UTC(), u.LastUsedAt)
+			assert.Equal(t, map[string]int64{"GET /a": 5, "other": 4}, u.ByEndpoint)
+		})
+	}
+}
+
 // Two instances, each with its own cache (TTL an hour): a key revoked,
 // rotated or deleted through one is refused by the other within about the
 // poll interval, through the change feed.

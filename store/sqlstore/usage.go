@@ -2,8 +2,8 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"regexp"
+	"encoding/json"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,172 +14,131 @@ import (
 // counts as usage.OtherEndpoint.
 const maxEndpointLength = 255
 
-// batchRows bounds the rows of one INSERT, within every driver's limit on
-// placeholders.
-const batchRows = 500
+// usageRow is one row of keygate_usage_counts as a batch carries it:
+// endpoint "" holds the key's totals.
+type usageRow struct {
+	KeyID      string `json:"key_id"`
+	Endpoint   string `json:"endpoint"`
+	Requests   int64  `json:"requests"`
+	Errors     int64  `json:"errors"`
+	LastUsedAt int64  `json:"last_used_at"`
+}
 
-// AddUsage implements [usage.Store] in one transaction: the totals of the
-// whole batch in one statement (per 500 keys), and the endpoint counts
-// likewise. Usage of keys that no longer exist is dropped.
+// AddUsage implements [usage.Store] in one statement, whatever the size of
+// the batch: the batch travels as one JSON parameter, which the database
+// reads as a table. Usage of keys that no longer exist is dropped. A key
+// keeps at most [usage.MaxEndpoints] endpoints; the statement counts the
+// requests to any further endpoint as [usage.OtherEndpoint]. Two batches
+// for one key that race to add its last endpoints may each add theirs.
 func (s *Store) AddUsage(ctx context.Context, deltas []usage.Delta) error {
 	if len(deltas) == 0 {
 		return nil
 	}
-	return s.tx(ctx, "add usage", func(tx *sql.Tx) error {
-		ids := make([]any, len(deltas))
-		for i, d := range deltas {
-			ids[i] = d.KeyID
+	byKey := map[string]map[string]*usageRow{}
+	var rows []*usageRow
+	add := func(id, ep string, req, errs, last int64) {
+		eps := byKey[id]
+		if eps == nil {
+			eps = map[string]*usageRow{}
+			byKey[id] = eps
 		}
-		known := map[string]bool{}
-		err := s.selectIn(ctx, tx, "SELECT id FROM keygate_keys WHERE id IN ", ids, func(rows *sql.Rows) error {
-			var id string
-			err := rows.Scan(&id)
-			known[id] = true
-			return err
-		})
-		if err != nil {
-			return err
+		r := eps[ep]
+		if r == nil {
+			r = &usageRow{KeyID: id, Endpoint: ep}
+			eps[ep] = r
+			rows = append(rows, r)
 		}
-		// The endpoints each key has, but usage.OtherEndpoint.
-		kept := map[string]map[string]bool{}
-		err = s.selectIn(ctx, tx, "SELECT key_id, endpoint FROM keygate_usage_endpoints WHERE key_id IN ", ids, func(rows *sql.Rows) error {
-			var id, ep string
-			if err := rows.Scan(&id, &ep); err != nil || ep == usage.OtherEndpoint {
-				return err
+		r.Requests += req
+		r.Errors += errs
+		r.LastUsedAt = max(r.LastUsedAt, last)
+	}
+	for _, d := range deltas {
+		add(d.KeyID, "", d.Requests, d.Errors, d.LastUsedAt.UnixMicro())
+		for ep, n := range d.ByEndpoint {
+			if ep == "" || len(ep) > maxEndpointLength {
+				ep = usage.OtherEndpoint
 			}
-			if kept[id] == nil {
-				kept[id] = map[string]bool{}
-			}
-			kept[id][ep] = true
-			return nil
-		})
-		if err != nil {
-			return err
+			add(d.KeyID, ep, n, 0, 0)
 		}
-		var totals, counts [][]any
-		for _, d := range deltas {
-			if !known[d.KeyID] {
-				continue
-			}
-			totals = append(totals, []any{d.KeyID, d.Requests, d.Errors, d.LastUsedAt.UnixMicro()})
-			have := kept[d.KeyID]
-			if have == nil {
-				have = map[string]bool{}
-				kept[d.KeyID] = have
-			}
-			folded := map[string]int64{}
-			for ep, n := range d.ByEndpoint {
-				if !have[ep] && ep != usage.OtherEndpoint && (len(have) >= usage.MaxEndpoints || len(ep) > maxEndpointLength) {
-					ep = usage.OtherEndpoint
-				}
-				if ep != usage.OtherEndpoint {
-					have[ep] = true
-				}
-				folded[ep] += n
-			}
-			for ep, n := range folded {
-				counts = append(counts, []any{d.KeyID, ep, n})
-			}
-		}
-		if err := s.upsert(ctx, tx, "keygate_usage", "key_id, requests, errors, last_used_at", "key_id",
-			[]string{"requests = %s.requests + %x.requests", "errors = %s.errors + %x.errors", "last_used_at = GREATEST(%s.last_used_at, %x.last_used_at)"},
-			totals); err != nil {
-			return err
-		}
-		return s.upsert(ctx, tx, "keygate_usage_endpoints", "key_id, endpoint, requests", "key_id, endpoint",
-			[]string{"requests = %s.requests + %x.requests"}, counts)
-	})
-}
-
-// selectIn runs query, which ends with "IN ", for the values in, 500
-// at a time, and calls scan for every row.
-func (s *Store) selectIn(ctx context.Context, tx *sql.Tx, query string, in []any, scan func(*sql.Rows) error) error {
-	for start := 0; start < len(in); start += batchRows {
-		part := in[start:min(start+batchRows, len(in))]
-		rows, err := tx.QueryContext(ctx, s.bind(query+"("+placeholders(len(part))+")"), part...)
-		if err != nil {
-			return wrap("add usage", err)
-		}
-		for rows.Next() {
-			if err := scan(rows); err != nil {
-				rows.Close()
-				return wrap("add usage", err)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return wrap("add usage", err)
-		}
+	}
+	batch, err := json.Marshal(rows)
+	if err != nil {
+		return wrap("add usage", err)
+	}
+	if _, err := s.db.ExecContext(ctx, s.bind(addUsageSQL(s.dialect)), string(batch)); err != nil {
+		return wrap("add usage", err)
 	}
 	return nil
 }
 
-// placeholders returns n comma-separated placeholders.
-func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
-
-// upsert inserts rows into table, adding to the row that conflicts on
-// key instead. Each of sets is "column = expression", where %s stands for
-// the stored row and %x for the one inserted.
-func (s *Store) upsert(ctx context.Context, tx *sql.Tx, table, cols, key string, sets []string, rows [][]any) error {
-	assign := strings.ReplaceAll(strings.Join(sets, ", "), "%s", table)
-	switch s.dialect {
+// addUsageSQL returns the statement of [Store.AddUsage] for d. It reads
+// the batch as table d, drops the rows of unknown keys (the join), keeps
+// an endpoint the key has already or one of its first usage.MaxEndpoints
+// (ROW_NUMBER over the key's new endpoints, after those it has), folds the
+// rest into usage.OtherEndpoint (GROUP BY) and adds the result to the
+// stored counts.
+func addUsageSQL(d Dialect) string {
+	var batch, upsert string
+	const set = "requests = keygate_usage_counts.requests + %x.requests, " +
+		"errors = keygate_usage_counts.errors + %x.errors, " +
+		"last_used_at = GREATEST(keygate_usage_counts.last_used_at, %x.last_used_at)"
+	switch d {
+	case Postgres:
+		batch = "json_to_recordset(?::json) AS d(key_id TEXT, endpoint TEXT, requests BIGINT, errors BIGINT, last_used_at BIGINT)"
+		upsert = "ON CONFLICT (key_id, endpoint) DO UPDATE SET " + strings.ReplaceAll(set, "%x", "excluded")
 	case MySQL:
+		batch = "JSON_TABLE(?, '$[*]' COLUMNS (" +
+			"key_id VARCHAR(300) PATH '$.key_id', endpoint VARCHAR(300) PATH '$.endpoint', " +
+			"requests BIGINT PATH '$.requests', errors BIGINT PATH '$.errors', last_used_at BIGINT PATH '$.last_used_at')) AS d"
 		// VALUES(col), which MariaDB and MySQL 8 both read (MySQL's
 		// newer "AS new" alias is not MariaDB's).
-		assign = insertedMySQL.ReplaceAllString(assign, "VALUES($1)")
-	case SQLite:
-		assign = strings.ReplaceAll(strings.ReplaceAll(assign, "%x", "excluded"), "GREATEST(", "MAX(")
+		upsert = "ON DUPLICATE KEY UPDATE " + strings.NewReplacer("%x.requests", "VALUES(requests)",
+			"%x.errors", "VALUES(errors)", "%x.last_used_at", "VALUES(last_used_at)").Replace(set)
 	default:
-		assign = strings.ReplaceAll(assign, "%x", "excluded")
+		batch = "(SELECT json_extract(value, '$.key_id') AS key_id, json_extract(value, '$.endpoint') AS endpoint, " +
+			"json_extract(value, '$.requests') AS requests, json_extract(value, '$.errors') AS errors, " +
+			"json_extract(value, '$.last_used_at') AS last_used_at FROM json_each(?)) AS d"
+		upsert = "ON CONFLICT (key_id, endpoint) DO UPDATE SET " +
+			strings.ReplaceAll(strings.ReplaceAll(set, "%x", "excluded"), "GREATEST(", "MAX(")
 	}
-	for start := 0; start < len(rows); start += batchRows {
-		part := rows[start:min(start+batchRows, len(rows))]
-		one := "(" + placeholders(len(part[0])) + ")"
-		values := strings.TrimSuffix(strings.Repeat(one+", ", len(part)), ", ")
-		query := "INSERT INTO " + table + " (" + cols + ") VALUES " + values
-		if s.dialect == MySQL {
-			query += " ON DUPLICATE KEY UPDATE " + assign
-		} else {
-			query += " ON CONFLICT (" + key + ") DO UPDATE SET " + assign
-		}
-		args := make([]any, 0, len(part)*len(part[0]))
-		for _, r := range part {
-			args = append(args, r...)
-		}
-		if _, err := tx.ExecContext(ctx, s.bind(query), args...); err != nil {
-			return wrap("add usage", err)
-		}
-	}
-	return nil
+	kept := "d.endpoint IN ('', '" + usage.OtherEndpoint + "') OR c.key_id IS NOT NULL"
+	// WHERE true: SQLite's parser needs it before an upsert clause.
+	return `INSERT INTO keygate_usage_counts (key_id, endpoint, requests, errors, last_used_at)
+SELECT key_id, endpoint, SUM(requests), SUM(errors), MAX(last_used_at) FROM (
+    SELECT d.key_id,
+        CASE WHEN ` + kept + ` THEN d.endpoint
+            WHEN (SELECT COUNT(*) FROM keygate_usage_counts e
+                    WHERE e.key_id = d.key_id AND e.endpoint NOT IN ('', '` + usage.OtherEndpoint + `'))
+                + ROW_NUMBER() OVER (PARTITION BY d.key_id, CASE WHEN ` + kept + ` THEN 0 ELSE 1 END ORDER BY d.endpoint)
+                <= ` + strconv.Itoa(usage.MaxEndpoints) + ` THEN d.endpoint
+            ELSE '` + usage.OtherEndpoint + `' END AS endpoint,
+        d.requests, d.errors, d.last_used_at
+    FROM ` + batch + `
+    JOIN keygate_keys k ON k.id = d.key_id
+    LEFT JOIN keygate_usage_counts c ON c.key_id = d.key_id AND c.endpoint = d.endpoint
+) f WHERE true GROUP BY key_id, endpoint
+` + upsert
 }
-
-var insertedMySQL = regexp.MustCompile(`%x\.(\w+)`)
 
 // Usage implements [usage.Store].
 func (s *Store) Usage(ctx context.Context, id string) (usage.Usage, error) {
 	u := usage.Usage{ByEndpoint: map[string]int64{}}
-	var last int64
-	err := s.db.QueryRowContext(ctx, s.bind("SELECT requests, errors, last_used_at FROM keygate_usage WHERE key_id = ?"), id).
-		Scan(&u.TotalRequests, &u.Errors, &last)
-	switch {
-	case err == sql.ErrNoRows:
-		return u, nil
-	case err != nil:
-		return usage.Usage{}, wrap("usage", err)
-	}
-	u.LastUsedAt = time.UnixMicro(last).UTC()
-	rows, err := s.db.QueryContext(ctx, s.bind("SELECT endpoint, requests FROM keygate_usage_endpoints WHERE key_id = ?"), id)
+	rows, err := s.db.QueryContext(ctx, s.bind("SELECT endpoint, requests, errors, last_used_at FROM keygate_usage_counts WHERE key_id = ?"), id)
 	if err != nil {
 		return usage.Usage{}, wrap("usage", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var ep string
-		var n int64
-		if err := rows.Scan(&ep, &n); err != nil {
+		var n, errs, last int64
+		if err := rows.Scan(&ep, &n, &errs, &last); err != nil {
 			return usage.Usage{}, wrap("usage", err)
 		}
-		u.ByEndpoint[ep] = n
+		if ep != "" {
+			u.ByEndpoint[ep] = n
+			continue
+		}
+		u.TotalRequests, u.Errors, u.LastUsedAt = n, errs, time.UnixMicro(last).UTC()
 	}
 	if err := rows.Err(); err != nil {
 		return usage.Usage{}, wrap("usage", err)
