@@ -27,8 +27,9 @@ var (
 	ErrNotYetValid = errors.New("apikey: key not yet valid")
 
 	// ErrNotFound reports that no key with the given ID exists for the
-	// owner. A key that belongs to another owner is reported the same way.
-	ErrNotFound = errors.New("apikey: key not found")
+	// owner (a key that belongs to another owner is reported the same
+	// way), or no account with the given ID.
+	ErrNotFound = errors.New("apikey: not found")
 
 	// ErrRevoked reports a management operation on a revoked key.
 	ErrRevoked = errors.New("apikey: key revoked")

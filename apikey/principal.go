@@ -7,7 +7,8 @@ import "log/slog"
 // cheap to copy, and never exposes the key or its hash. The zero Principal
 // has no permissions and no owner.
 type Principal struct {
-	rec *Record
+	rec  *Record
+	acct *Account // nil: on the default plan
 }
 
 func (p Principal) key() *Key {
@@ -33,8 +34,28 @@ func (p Principal) CanAccessProject(project string) bool {
 	return k.ProjectID == "" || k.ProjectID == project
 }
 
-// Plan returns the key's rate-limit plan name, or "".
+// Plan returns the name of the plan that caps the key on its own, or ""
+// for none.
 func (p Principal) Plan() string { return p.key().Plan }
+
+// Lineage returns the ID of the first key of the key's rotation chain,
+// under which its own rate limits are kept.
+func (p Principal) Lineage() string {
+	if k := p.key(); k.Lineage != "" {
+		return k.Lineage
+	}
+	return p.key().ID
+}
+
+// Account returns the key's account as it was when the key verified:
+// its plan and custom limits. Plan "" is the default plan. The Limits
+// slice is shared: do not modify it.
+func (p Principal) Account() Account {
+	if p.acct == nil {
+		return Account{ID: p.Owner()}
+	}
+	return *p.acct
+}
 
 // Has reports whether the key grants perm.
 func (p Principal) Has(perm Permission) bool { return p.key().Permissions.Has(perm) }

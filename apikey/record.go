@@ -14,7 +14,8 @@ type Key struct {
 	ID string `json:"id"`
 	// Permissions the key grants, sorted.
 	Permissions Permissions `json:"permissions"`
-	// Plan names the rate-limit plan or policy of the key.
+	// Plan names a rate-limit plan that caps this key on its own, within
+	// the plan its account's keys share; "" for none.
 	Plan string `json:"plan,omitempty"`
 	// ProjectID limits the key to one project; "" means account-wide.
 	ProjectID string `json:"project_id,omitempty"`
@@ -42,6 +43,10 @@ type Key struct {
 	CreatedAt time.Time `json:"created_at"`
 	// ReplacedBy is the ID of the key that replaced this one in a rotation.
 	ReplacedBy string `json:"replaced_by,omitempty"`
+	// Lineage is the ID of the first key of this key's rotation chain;
+	// "" for a key never rotated from another. Rate limits of the key
+	// follow it, so a rotated key continues its predecessor's windows.
+	Lineage string `json:"lineage,omitempty"`
 	// Metadata is free-form, for the host service.
 	Metadata map[string]string `json:"metadata,omitempty"`
 }

@@ -25,9 +25,10 @@ type Config struct {
 	// Scopes are custom permissions accepted besides [Read], [Write] and
 	// [Delete]: 1 to 64 characters of lower-case letters, digits and ":._-".
 	Scopes []Permission
-	// Plans lists the plan names a key may have; the first is the
-	// default. Default none: a key then has no plan (""), and naming one
-	// is an error, so that a typo never falls back to another plan.
+	// Plans lists the rate-limit plan names accounts and keys may have;
+	// the first is the plan of a new account. Default none: accounts are
+	// then on the default plan (""), and naming one is an error, so that a
+	// typo never falls back to another plan.
 	Plans []string
 	// Endpoints lists the route patterns of the host's API ("GET
 	// /items/{id}", or "/items/" for every method), for endpoint
@@ -145,7 +146,8 @@ type CreateParams struct {
 	// Environment selects the key's environment segment; "" is the format's
 	// default.
 	Environment string
-	// Plan names the rate-limit plan; "" is the first of [Config].Plans.
+	// Plan names a plan of [Config].Plans that caps this key on its own,
+	// within its account's plan; "" for none.
 	Plan string
 	// NotBefore and ExpiresAt bound when the key verifies; zero means no
 	// bound. ExpiresAt must be in the future and after NotBefore, and
@@ -190,6 +192,9 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
 		}
 		return Issued{}, fmt.Errorf("apikey: create: %w", err)
 	}
+	if err := s.ensureAccount(ctx, k.Owner, now); err != nil {
+		return Issued{}, err
+	}
 	return Issued{Key: rec.Key.Clone(), Secret: secret}, nil
 }
 
@@ -231,7 +236,15 @@ func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
 			return Principal{}, ErrNotYetValid
 		}
 	}
-	return Principal{rec: rec}, nil
+	var acct *Account
+	if as, ok := s.store.(AccountStore); ok {
+		if acct, err = as.Account(ctx, rec.Owner); errors.Is(err, ErrNotFound) {
+			acct = nil // on the default plan
+		} else if err != nil {
+			return Principal{}, fmt.Errorf("apikey: verify: reading the account: %w", err)
+		}
+	}
+	return Principal{rec: rec, acct: acct}, nil
 }
 
 // lookup finds key's record under each hash scheme in turn, newest first.
@@ -347,6 +360,9 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 		return Issued{}, ErrExpired
 	}
 	k := old.Key.Clone()
+	if k.Lineage == "" {
+		k.Lineage = old.ID
+	}
 	k.ID = s.newID()
 	k.CreatedAt = now
 	k.NotBefore = time.Time{}

@@ -120,7 +120,7 @@ func TestCreateNormalizes(t *testing.T) {
 	require.NoError(t, err)
 	k := issued.Key
 	assert.Equal(t, apikey.Permissions{apikey.Read, "reports:export", apikey.Write}, k.Permissions)
-	assert.Equal(t, "free", k.Plan, "the first plan is the default")
+	assert.Empty(t, k.Plan, "a key has no cap of its own unless asked")
 	assert.Equal(t, "live", k.Environment)
 	assert.Equal(t, []netip.Prefix{
 		netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.0.7/32"), netip.MustParsePrefix("2001:db8::/32"),
@@ -182,7 +182,10 @@ func TestPlansAreChecked(t *testing.T) {
 	}
 	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
 	require.NoError(t, err)
-	assert.Equal(t, "free", issued.Key.Plan, "the first plan is the default")
+	assert.Empty(t, issued.Key.Plan, "no cap unless asked")
+	acct, err := svc.Account(ctx, "acct")
+	require.NoError(t, err)
+	assert.Equal(t, "free", acct.Plan, "the first plan is a new account's")
 	assert.Equal(t, []string{"free", "starter", "business"}, svc.Plans())
 
 	plain, _, _ := newTestService(t, apikey.Config{})

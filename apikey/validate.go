@@ -78,13 +78,10 @@ func (s *Service) validate(p CreateParams, now time.Time) (Key, error) {
 		}
 		return Key{}, invalid("environment", "must be one of %q", envs)
 	}
-	switch {
-	case k.Plan == "" && len(s.plans) > 0:
-		k.Plan = s.plans[0]
-	case k.Plan != "" && len(s.plans) == 0:
-		return Key{}, invalid("plan", "this service has no plans")
-	case k.Plan != "" && !slices.Contains(s.plans, k.Plan):
-		return Key{}, invalid("plan", "unknown plan %q; must be one of %q", k.Plan, s.plans)
+	if k.Plan != "" {
+		if err := s.checkPlan("plan", k.Plan); err != nil {
+			return Key{}, err
+		}
 	}
 	var err error
 	if k.Permissions, err = Permissions(p.Permissions).normalize(func(p Permission) bool { return s.scopes[p] }); err != nil {

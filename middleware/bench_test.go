@@ -34,17 +34,30 @@ var unlimited = ratelimit.MustPolicy("bench",
 	ratelimit.Window{Name: "min", Limit: 1_000_000_000, Period: time.Minute},
 	ratelimit.Window{Name: "day", Limit: 1 << 50, Period: 24 * time.Hour, Fixed: true})
 
+// capped is a per-key cap that never binds either.
+var capped = ratelimit.MustPolicy("cap",
+	ratelimit.Window{Name: "min", Limit: 1_000_000_000, Period: time.Minute},
+	ratelimit.Window{Name: "day", Limit: 1 << 50, Period: 24 * time.Hour, Fixed: true})
+
+var plans, _ = ratelimit.NewPlans(unlimited, capped)
+
 // stack returns auth + method permission + memory limiter + headers around
-// noop, and requests carrying n distinct keys.
-func stack(b *testing.B, n int) (http.Handler, []*http.Request) {
+// noop, and requests carrying n distinct keys, ten to an account; with
+// keyCap each key also has a plan of its own, so that every request is
+// decided under the account's windows and the key's.
+func stack(b *testing.B, n int, keyCap bool) (http.Handler, []*http.Request) {
 	b.Helper()
-	svc, err := apikey.New(memstore.New(), apikey.Config{MaxActiveKeys: -1})
+	svc, err := apikey.New(memstore.New(), apikey.Config{MaxActiveKeys: -1, Plans: plans.Names()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	reqs := make([]*http.Request, n)
 	for i := range reqs {
-		issued, err := svc.Create(context.Background(), apikey.CreateParams{Owner: "acct", Permissions: []apikey.Permission{apikey.Read}})
+		params := apikey.CreateParams{Owner: "acct_" + strconv.Itoa(i/10), Permissions: []apikey.Permission{apikey.Read}}
+		if keyCap {
+			params.Plan = capped.Name()
+		}
+		issued, err := svc.Create(context.Background(), params)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -55,7 +68,7 @@ func stack(b *testing.B, n int) (http.Handler, []*http.Request) {
 	mw, err := middleware.New(middleware.Config{
 		Verifier: svc,
 		Limiter:  ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1}),
-		Plans:    ratelimit.NewPlans(unlimited),
+		Plans:    plans,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -92,13 +105,15 @@ func handRolled(next http.Handler) http.Handler {
 
 func BenchmarkStack(b *testing.B) {
 	for _, n := range []int{1, 10_000} {
-		h, reqs := stack(b, n)
+		h, reqs := stack(b, n, false)
+		capped, cappedReqs := stack(b, n, true)
 		name := "keys=1"
 		if n > 1 {
 			name = "keys=10000/parallel"
 		}
 		b.Run("floor=bare-handler/"+name, func(b *testing.B) { run(b, noop, reqs, n > 1) })
 		b.Run("full-stack/"+name, func(b *testing.B) { run(b, h, reqs, n > 1) })
+		b.Run("full-stack-key-cap/"+name, func(b *testing.B) { run(b, capped, cappedReqs, n > 1) })
 		b.Run("peer=hand-rolled-x-time-rate/"+name, func(b *testing.B) { run(b, handRolled(noop), reqs, n > 1) })
 	}
 }

@@ -19,7 +19,7 @@ func Example() {
 	mux := http.NewServeMux()
 	mw, _ := middleware.New(middleware.Config{
 		Verifier: svc,
-		Limiter:  ratelimit.NewMemory(ratelimit.MemoryConfig{}), // free plan: 10/min + 1,000/day
+		Limiter:  ratelimit.NewMemory(ratelimit.MemoryConfig{}), // free plan: 10/min + 1,000/day per account
 		Routes:   mux,
 	})
 	mux.Handle("GET /items", middleware.Chain(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +40,7 @@ func Example() {
 	}
 	// Output:
 	// 200 9 items of acct_42
-	// 403 9 {"error":"Read permission required"}
+	// 403 8 {"error":"Read permission required"}
 	//
 	// 401  {"error":"Invalid or expired API key"}
 }

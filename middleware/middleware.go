@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -56,13 +57,23 @@ type Config struct {
 	// HideKey removes the key headers before the request reaches the next
 	// handler.
 	HideKey bool
-	// Limiter, when set, rate-limits each key under its plan's policy and
-	// writes X-RateLimit-* headers on every response it lets through.
+	// Limiter, when set, rate-limits each request under its account's
+	// plan (or the account's custom limits), shared by all the account's
+	// keys, and under the key's own plan when it has one, as a cap within
+	// the account's; it writes X-RateLimit-* headers of the binding
+	// window on every response it lets through.
 	Limiter ratelimit.Limiter
-	// Plans resolves a key's policy. Default [ratelimit.DefaultPlans]. When
-	// the Verifier lists the plans its keys may have (an *apikey.Service
-	// does, from its Config.Plans), New refuses a plan with no policy here.
+	// Plans maps plan names to policies. Default
+	// [ratelimit.DefaultPlans]. When the Verifier lists the plans of its
+	// accounts and keys (an *apikey.Service does, from its Config.Plans),
+	// New refuses a plan with no policy here, and a default plan that is
+	// not the Verifier's.
 	Plans *ratelimit.Plans
+	// Costs are what a request to a route takes from every window, by
+	// route pattern ("POST /reports"). Default 1; 0 verifies the key and
+	// takes nothing. New refuses a negative cost and one above a plan's
+	// smallest window.
+	Costs map[string]int64
 	// IETF also writes the IETF RateLimit fields of that draft version.
 	IETF ratelimit.IETFVersion
 	// Usage, when set, records every request made with a valid key, with
@@ -95,7 +106,8 @@ type Config struct {
 // Middleware authenticates API keys on net/http. Create one with [New];
 // it is safe for concurrent use.
 type Middleware struct {
-	cfg Config
+	cfg    Config
+	custom sync.Map // account ID -> *customPolicy
 }
 
 // New validates cfg and returns its Middleware.
@@ -115,12 +127,8 @@ func New(cfg Config) (*Middleware, error) {
 	if cfg.Plans == nil {
 		cfg.Plans = ratelimit.DefaultPlans()
 	}
-	if lister, ok := cfg.Verifier.(interface{ Plans() []string }); ok && cfg.Limiter != nil {
-		for _, name := range lister.Plans() {
-			if _, ok := cfg.Plans.Lookup(name); !ok {
-				return nil, fmt.Errorf("middleware: %w: the key service's plan %q has no policy in Config.Plans", apikey.ErrInvalidConfig, name)
-			}
-		}
+	if err := checkPlans(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.Errors == nil {
 		cfg.Errors = DefaultErrors
@@ -148,7 +156,7 @@ type principalContext struct {
 
 func (c *principalContext) Value(key any) any {
 	if key == (principalKey{}) {
-		return c.p
+		return &c.p // a pointer, which boxing leaves where it is
 	}
 	return c.Context.Value(key)
 }
@@ -174,8 +182,11 @@ func authenticate(r *http.Request, p apikey.Principal) *authenticated {
 
 // PrincipalFrom returns the principal Authenticate put on ctx.
 func PrincipalFrom(ctx context.Context) (apikey.Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(apikey.Principal)
-	return p, ok
+	p, ok := ctx.Value(principalKey{}).(*apikey.Principal)
+	if !ok {
+		return apikey.Principal{}, false
+	}
+	return *p, true
 }
 
 // Reasons a request is refused before its key is checked. They never
@@ -364,7 +375,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 		}
 	}
 	if m.cfg.Limiter != nil {
-		d, err := m.cfg.Limiter.Allow(r.Context(), p.KeyID(), m.cfg.Plans.Resolve(p.KeyID(), p.Plan()), 1)
+		d, err := m.limit(r, p, pattern)
 		if err != nil {
 			m.cfg.OnAuthFailure(r, fmt.Errorf("%w: %w", errLimiterDown, err))
 			m.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, msgUnavailable)

@@ -227,7 +227,7 @@ func TestRateLimit(t *testing.T) {
 // failingLimiter and failingVerifier stand for a Redis that is down.
 type failingLimiter struct{}
 
-func (failingLimiter) Allow(context.Context, string, *ratelimit.Policy, int64) (ratelimit.Decision, error) {
+func (failingLimiter) Allow(context.Context, ratelimit.Request) (ratelimit.Decision, error) {
 	return ratelimit.Decision{}, errors.New("redis: connection refused")
 }
 
@@ -345,9 +345,9 @@ type countingLimiter struct {
 	calls int
 }
 
-func (c *countingLimiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, cost int64) (ratelimit.Decision, error) {
+func (c *countingLimiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, error) {
 	c.calls++
-	return c.Limiter.Allow(ctx, key, p, cost)
+	return c.Limiter.Allow(ctx, r)
 }
 
 // A request that matches no route gets JSON, through the error writer,

@@ -36,7 +36,7 @@ func BenchmarkMemory(b *testing.B) {
 		m := ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1})
 		b.ReportAllocs()
 		for b.Loop() {
-			d, err := m.Allow(ctx, "key_hot", unlimited, 1)
+			d, err := m.Allow(ctx, ratelimit.Request{Key: "key_hot", KeyPolicy: unlimited, Cost: 1})
 			if err != nil || !d.Allowed {
 				b.Fatal(d, err)
 			}
@@ -53,7 +53,7 @@ func BenchmarkMemory(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			i := 0
 			for pb.Next() {
-				if _, err := m.Allow(ctx, keys[i%len(keys)], unlimited, 1); err != nil {
+				if _, err := m.Allow(ctx, ratelimit.Request{Key: keys[i%len(keys)], KeyPolicy: unlimited, Cost: 1}); err != nil {
 					b.Error(err)
 					return
 				}
@@ -73,7 +73,7 @@ func BenchmarkMemory(b *testing.B) {
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
-			if _, err := m.Allow(ctx, keys[i], unlimited, 1); err != nil {
+			if _, err := m.Allow(ctx, ratelimit.Request{Key: keys[i], KeyPolicy: unlimited, Cost: 1}); err != nil {
 				b.Fatal(err)
 			}
 		}

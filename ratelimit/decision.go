@@ -5,14 +5,38 @@ import (
 	"time"
 )
 
-// Limiter decides whether a request under a policy may pass. [Memory] and
+// Limiter decides whether a request may pass. [Memory] and
 // redislimit.Limiter implement it; ratelimittest checks any Limiter.
 type Limiter interface {
-	// Allow takes cost tokens for key from every window of p, or from none
-	// when any window lacks them. A cost of 0 or less, or above a window's
-	// capacity, fails with [ErrInvalidCost]. Other errors mean the limiter
-	// could not decide (a store failure). It is safe for concurrent use.
-	Allow(ctx context.Context, key string, p *Policy, cost int64) (Decision, error)
+	// Allow takes r.Cost from every window of r.AccountPolicy and
+	// r.KeyPolicy, or from none when any window lacks it: one decision for
+	// both. A policy that is nil has no windows; both nil, a negative cost
+	// or a cost above a window's capacity fail with [ErrInvalidCost] or
+	// [ErrInvalidPolicy]. Other errors mean the limiter could not decide
+	// (a store failure). It is safe for concurrent use.
+	Allow(ctx context.Context, r Request) (Decision, error)
+}
+
+// Request is one request for a [Limiter] to decide.
+//
+// State follows the names, not the policies: when the policy for a name
+// changes (a plan upgraded, an override set), each window of the new
+// policy whose period and kind match a window of the old one starts from
+// what the old one had spent, never from full.
+type Request struct {
+	// Account names the account the request is made for. Its windows,
+	// AccountPolicy, are shared by all its keys.
+	Account       string
+	AccountPolicy *Policy
+	// Key names the key the request is made with, within Account: the
+	// first key of its rotation chain, so that a rotated key continues
+	// its predecessor's windows. Its windows, KeyPolicy, cap the key
+	// within the account.
+	Key       string
+	KeyPolicy *Policy
+	// Cost is taken from every window. 0 takes nothing and always passes:
+	// the decision reports where the windows stand.
+	Cost int64
 }
 
 // Decision is a limiter's answer for one request. Limit, Remaining, Reset
@@ -26,7 +50,8 @@ type Decision struct {
 	// FailedOpen reports a request allowed because the limiter failed and
 	// was configured to fail open; the other fields are then zero.
 	FailedOpen bool
-	// Policy is the policy decided under.
+	// Policy is the policy of the binding window: the request's
+	// AccountPolicy or KeyPolicy.
 	Policy *Policy
 	// Tightest is the index in Policy of the binding window.
 	Tightest int

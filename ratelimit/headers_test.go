@@ -21,7 +21,7 @@ func decisions(t testing.TB, n int) []ratelimit.Decision {
 	m := ratelimit.NewMemory(ratelimit.MemoryConfig{Clock: func() time.Time { return now }, SweepInterval: -1})
 	var out []ratelimit.Decision
 	for range n {
-		d, err := m.Allow(context.Background(), "k", ratelimit.Starter, 1)
+		d, err := m.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: ratelimit.Starter, Cost: 1})
 		require.NoError(t, err)
 		out = append(out, d)
 	}

@@ -26,16 +26,17 @@ type MemoryConfig struct {
 
 const memShards = 128
 
-// Memory is the in-process [Limiter]: state per key in sharded maps,
-// evicted once idle.
+// Memory is the in-process [Limiter]: state per account and per key in
+// sharded maps, evicted once idle.
 //
 // It follows golang.org/x/time/rate's token-bucket semantics, with each
 // bucket kept as the generic cell rate algorithm keeps it, one integer
-// instant, so every figure is exact to the nanosecond. A key is evicted
-// once every window is back to its initial state (buckets full, fixed
-// windows past their end), which loses nothing: a new bucket would be
-// identical. Memory therefore follows the number of recently active keys.
-// The key string is retained, not copied.
+// instant, so every figure is exact to the nanosecond. An account's state
+// and its keys' share one shard, so one lock covers a whole decision. A
+// name is evicted once every window is back to its initial state (buckets
+// full, fixed windows past their end), which loses nothing: new state
+// would be identical. Memory therefore follows the number of recently
+// active accounts and keys. Name strings are retained, not copied.
 type Memory struct {
 	// shards come first: Go's allocator starts an object this large on a
 	// 64-byte boundary, so each shard is one cache line of its own.
@@ -47,14 +48,16 @@ type Memory struct {
 }
 
 type memShard struct {
-	mu      sync.Mutex
-	buckets map[string]*bucket
-	peak    int      // most buckets since the map was last rebuilt
-	_       [40]byte // 24 bytes of fields, padded to a 64-byte cache line
+	mu       sync.Mutex
+	accounts map[string]*bucket
+	keys     map[string]*bucket
+	peak     int      // most entries since the maps were last rebuilt
+	_        [32]byte // 32 bytes of fields, padded to a 64-byte cache line
 }
 
-// bucket is one key's state under one policy. Two windows, as in every
-// preset, fit inline; a policy of more keeps all of them in more.
+// bucket is one account's or key's state under one policy. Two windows,
+// as in every preset, fit inline; a policy of more keeps all of them in
+// more.
 type bucket struct {
 	policy *Policy
 	w      [2]winState
@@ -66,6 +69,37 @@ func (b *bucket) reset(p *Policy) {
 	b.policy, b.w, b.more = p, [2]winState{}, nil
 	if len(p.windows) > len(b.w) {
 		b.more = new([MaxWindows]winState)
+	}
+}
+
+// adopt moves b to policy p at now, keeping what was spent: each window
+// of p starts from the state of the old policy's window of the same kind
+// and period, a bucket's spent tokens rescaled to its new rate (rounded
+// up, so that a change never mints a token).
+func (b *bucket) adopt(p *Policy, now int64) {
+	old := b.policy
+	var was [MaxWindows]winState
+	copy(was[:], b.state())
+	b.reset(p)
+	if old == nil {
+		return
+	}
+	state := b.state()
+	for i := range p.windows {
+		w := &p.windows[i]
+		for j := range old.windows {
+			o := &old.windows[j]
+			if o.Fixed != w.Fixed || o.Period != w.Period {
+				continue
+			}
+			s := was[j]
+			if !w.Fixed && o.interval != w.interval && s.t > now {
+				spent := (s.t - now + o.interval - 1) / o.interval
+				s.t = now + spent*w.interval
+			}
+			state[i] = s
+			break
+		}
 	}
 }
 
@@ -95,7 +129,8 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		m.now = func() int64 { return cfg.Clock().UnixNano() }
 	}
 	for i := range m.shards {
-		m.shards[i].buckets = make(map[string]*bucket)
+		m.shards[i].accounts = make(map[string]*bucket)
+		m.shards[i].keys = make(map[string]*bucket)
 	}
 	interval := cfg.SweepInterval
 	if interval == 0 {
@@ -153,38 +188,60 @@ func shardOf(key string) int {
 }
 
 // Allow implements [Limiter]. It never fails for a valid request.
-func (m *Memory) Allow(_ context.Context, key string, p *Policy, cost int64) (Decision, error) {
-	if p == nil || cost <= 0 || cost > p.maxCost {
-		return Decision{}, p.checkCost(cost)
+func (m *Memory) Allow(_ context.Context, r Request) (Decision, error) {
+	if err := r.check(); err != nil {
+		return Decision{}, err
 	}
-	var out [MaxWindows]binding.State
-	sh := &m.shards[shardOf(key)]
+	home := r.Account
+	if home == "" {
+		home = r.Key
+	}
+	sh := &m.shards[shardOf(home)]
+	var out [2 * MaxWindows]binding.State
 	sh.mu.Lock()
 	now := m.now()
-	b := sh.buckets[key]
+	acct := sh.get(sh.accounts, r.Account, r.AccountPolicy, now)
+	key := sh.get(sh.keys, r.Key, r.KeyPolicy, now)
+	allowed := acct.check(now, r.Cost) && key.check(now, r.Cost)
+	na := acct.take(now, r.Cost, allowed, out[:])
+	nk := key.take(now, r.Cost, allowed, out[na:])
+	sh.mu.Unlock()
+	return decision(r.AccountPolicy, r.KeyPolicy, na, allowed, out[:na+nk], now), nil
+}
+
+// get returns the state of name under p in m, created or moved to p as
+// needed; nil for a nil policy.
+func (sh *memShard) get(m map[string]*bucket, name string, p *Policy, now int64) *bucket {
+	if p == nil {
+		return nil
+	}
+	b := m[name]
 	if b == nil {
 		b = &bucket{}
-		sh.buckets[key] = b
-		sh.peak = max(sh.peak, len(sh.buckets))
+		b.reset(p)
+		m[name] = b
+		sh.peak = max(sh.peak, len(sh.accounts)+len(sh.keys))
 	}
 	if b.policy != p {
-		b.reset(p)
+		b.adopt(p, now)
 	}
-	allowed := decide(p, b.state(), now, cost, out[:len(p.windows)])
-	sh.mu.Unlock()
-	return decision(p, allowed, out[:len(p.windows)], now), nil
+	return b
 }
 
 // decision reports the binding window of states, decided at now (in
-// nanoseconds).
-func decision(p *Policy, allowed bool, states []binding.State, now int64) Decision {
+// nanoseconds): the first na are acct's windows, the rest key's.
+func decision(acct, key *Policy, na int, allowed bool, states []binding.State, now int64) Decision {
 	i := binding.Pick(allowed, states)
 	w := &states[i]
+	p, j := acct, i
+	if i >= na {
+		p, j = key, i-na
+	}
 	return Decision{
 		Allowed:    allowed,
 		Policy:     p,
-		Tightest:   i,
-		Limit:      p.windows[i].Limit,
+		Tightest:   j,
+		Limit:      p.windows[j].Limit,
 		Remaining:  w.Remaining,
 		Reset:      time.Unix(0, w.Reset).UTC(),
 		ResetAfter: time.Duration(w.Reset - now),
@@ -192,16 +249,18 @@ func decision(p *Policy, allowed bool, states []binding.State, now int64) Decisi
 	}
 }
 
-// decide checks cost against every window of state at now and, when all
-// admit it, takes it from each, reporting each window in out. A denied
-// request changes state only into an equivalent one (a fixed window
-// rolled over, a bucket's arrival time brought up to now), so it takes
-// nothing.
-func decide(p *Policy, state []winState, now, cost int64, out []binding.State) (allowed bool) {
-	// Equal lengths, checked once, so the loops index without checks.
-	windows := p.windows
-	state, out = state[:len(windows)], out[:len(windows)]
-	allowed = true
+// check reports whether every window of b admits cost at now, bringing
+// each up to now first, which changes nothing a request could observe (a
+// fixed window rolled over, a bucket's arrival time brought up to now). A
+// nil b admits anything.
+func (b *bucket) check(now, cost int64) bool {
+	if b == nil {
+		return true
+	}
+	// Equal lengths, checked once, so the loop indexes without checks.
+	windows := b.policy.windows
+	state := b.state()[:len(windows)]
+	allowed := true
 	for i := range windows {
 		w, s := &windows[i], &state[i]
 		if w.Fixed {
@@ -217,6 +276,17 @@ func decide(p *Policy, state []winState, now, cost int64, out []binding.State) (
 		s.t = max(s.t, now)
 		allowed = allowed && s.t+cost*w.interval-now <= w.tau
 	}
+	return allowed
+}
+
+// take takes cost from every window of b when allowed, reports each
+// window in out and returns how many it reported.
+func (b *bucket) take(now, cost int64, allowed bool, out []binding.State) int {
+	if b == nil {
+		return 0
+	}
+	windows := b.policy.windows
+	state, out := b.state()[:len(windows)], out[:len(windows)]
 	for i := range windows {
 		w, s := &windows[i], &state[i]
 		if w.Fixed {
@@ -231,7 +301,7 @@ func decide(p *Policy, state []winState, now, cost int64, out []binding.State) (
 		}
 		out[i] = w.report.Bucket(s.t, now, cost, allowed)
 	}
-	return allowed
+	return len(windows)
 }
 
 // freshAt is when state will equal a new bucket's.
@@ -257,20 +327,28 @@ func (m *Memory) Sweep() {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		now := m.now()
-		for k, b := range sh.buckets {
-			if freshAt(b.policy, b.state()) <= now {
-				delete(sh.buckets, k)
+		for _, bs := range []map[string]*bucket{sh.accounts, sh.keys} {
+			for k, b := range bs {
+				if freshAt(b.policy, b.state()) <= now {
+					delete(bs, k)
+				}
 			}
 		}
-		// Go maps never shrink; rebuild one that holds under a quarter of
-		// its peak.
-		if n := len(sh.buckets); sh.peak > 64 && n < sh.peak/4 {
-			fresh := make(map[string]*bucket, n)
-			for k, b := range sh.buckets {
-				fresh[k] = b
-			}
-			sh.buckets, sh.peak = fresh, n
+		// Go maps never shrink; rebuild them when they hold under a
+		// quarter of their peak.
+		if n := len(sh.accounts) + len(sh.keys); sh.peak > 64 && n < sh.peak/4 {
+			sh.accounts, sh.keys, sh.peak = rebuilt(sh.accounts), rebuilt(sh.keys), n
 		}
 		sh.mu.Unlock()
 	}
+}
+
+// rebuilt returns a copy of m sized for its entries (maps.Clone keeps the
+// original's size).
+func rebuilt(m map[string]*bucket) map[string]*bucket {
+	out := make(map[string]*bucket, len(m))
+	for k, b := range m {
+		out[k] = b
+	}
+	return out
 }

@@ -35,7 +35,7 @@ func TestMemoryReturnsAfterIdle(t *testing.T) {
 	}
 	before := heapInUse()
 	for _, k := range keys {
-		_, err := m.Allow(context.Background(), k, Free, 1)
+		_, err := m.Allow(context.Background(), Request{Key: k, KeyPolicy: Free, Cost: 1})
 		require.NoError(t, err)
 	}
 	full := heapInUse()
@@ -59,10 +59,10 @@ func TestSweepKeepsBusyKeys(t *testing.T) {
 	now.Store(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC).UnixNano())
 	m := NewMemory(MemoryConfig{Clock: func() time.Time { return time.Unix(0, now.Load()) }, SweepInterval: -1})
 	p := MustPolicy("t", PerMinute(10))
-	_, _ = m.Allow(context.Background(), "busy", p, 10)
+	_, _ = m.Allow(context.Background(), Request{Key: "busy", KeyPolicy: p, Cost: 10})
 	now.Add(int64(30 * time.Second))
 	m.Sweep()
-	d, err := m.Allow(context.Background(), "busy", p, 6)
+	d, err := m.Allow(context.Background(), Request{Key: "busy", KeyPolicy: p, Cost: 6})
 	require.NoError(t, err)
 	assert.False(t, d.Allowed, "the half-empty bucket survived the sweep")
 	now.Add(int64(time.Minute))
@@ -73,17 +73,17 @@ func TestSweepKeepsBusyKeys(t *testing.T) {
 
 func TestMemoryBackgroundSweep(t *testing.T) {
 	m := NewMemory(MemoryConfig{SweepInterval: time.Millisecond})
-	_, _ = m.Allow(context.Background(), "k", MustPolicy("t", Window{Limit: 1000, Period: time.Millisecond}), 1)
+	_, _ = m.Allow(context.Background(), Request{Key: "k", KeyPolicy: MustPolicy("t", Window{Limit: 1000, Period: time.Millisecond}), Cost: 1})
 	require.Eventually(t, func() bool { return stateful(m) == 0 }, 5*time.Second, time.Millisecond)
 	require.NoError(t, m.Close())
 	require.NoError(t, m.Close(), "Close is idempotent")
 }
 
-// stateful returns the number of keys with state.
+// stateful returns the number of accounts and keys with state.
 func stateful(m *Memory) (n int) {
 	for i := range m.shards {
 		m.shards[i].mu.Lock()
-		n += len(m.shards[i].buckets)
+		n += len(m.shards[i].accounts) + len(m.shards[i].keys)
 		m.shards[i].mu.Unlock()
 	}
 	return n

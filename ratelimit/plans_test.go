@@ -2,39 +2,28 @@ package ratelimit_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/ratelimit"
 )
 
 func TestPlans(t *testing.T) {
 	ps := ratelimit.DefaultPlans()
-	assert.Same(t, ratelimit.Starter, ps.Resolve("k1", "starter"))
-	assert.Same(t, ratelimit.Free, ps.Resolve("k1", "unknown"), "unknown plans fall back to free")
-	p, ok := ps.Lookup("business")
-	assert.True(t, ok)
-	assert.Same(t, ratelimit.Business, p)
-
-	vip := ratelimit.MustPolicy("vip", ratelimit.PerMinute(1000))
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range 1000 {
-				_ = ps.Resolve("k1", "free")
-			}
-		}()
+	for name, want := range map[string]*ratelimit.Policy{"free": ratelimit.Free, "starter": ratelimit.Starter, "business": ratelimit.Business} {
+		p, ok := ps.Lookup(name)
+		assert.True(t, ok, name)
+		assert.Same(t, want, p, name)
 	}
-	ps.Override("k1", vip)
-	wg.Wait()
-	assert.Same(t, vip, ps.Resolve("k1", "free"), "an override wins over the plan")
-	assert.Same(t, ratelimit.Free, ps.Resolve("k2", "free"))
-	ps.Override("k1", nil)
-	assert.Same(t, ratelimit.Free, ps.Resolve("k1", "free"))
+	_, ok := ps.Lookup("enterprise")
+	assert.False(t, ok, "an unknown plan is not found, never a fallback")
+
+	_, err := ratelimit.NewPlans(ratelimit.Free, ratelimit.MustPolicy("free", ratelimit.PerMinute(1)))
+	require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy, "two plans of one name")
+	_, err = ratelimit.NewPlans(ratelimit.Free, nil)
+	require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy)
 }
 
 func TestCosts(t *testing.T) {
@@ -43,14 +32,17 @@ func TestCosts(t *testing.T) {
 	for _, tc := range []struct {
 		cost int64
 		want error
-	}{{1, nil}, {4, nil}, {0, ratelimit.ErrInvalidCost}, {-1, ratelimit.ErrInvalidCost}, {6, ratelimit.ErrInvalidCost}} {
-		_, err := m.Allow(context.Background(), "k", p, tc.cost)
+	}{{1, nil}, {4, nil}, {0, nil}, {-1, ratelimit.ErrInvalidCost}, {6, ratelimit.ErrInvalidCost}} {
+		_, err := m.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: p, Cost: tc.cost})
 		if tc.want == nil {
 			assert.NoError(t, err, "cost %d", tc.cost)
 		} else {
 			assert.ErrorIs(t, err, tc.want, "cost %d", tc.cost)
 		}
 	}
-	_, err := m.Allow(context.Background(), "k", nil, 1)
+	small := ratelimit.MustPolicy("small", ratelimit.PerMinute(2))
+	_, err := m.Allow(context.Background(), ratelimit.Request{Account: "a", AccountPolicy: p, Key: "k", KeyPolicy: small, Cost: 3})
+	assert.ErrorIs(t, err, ratelimit.ErrInvalidCost, "a cost above the key's capacity")
+	_, err = m.Allow(context.Background(), ratelimit.Request{Key: "k", Cost: 1})
 	assert.ErrorIs(t, err, ratelimit.ErrInvalidPolicy)
 }

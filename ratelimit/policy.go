@@ -3,10 +3,8 @@ package ratelimit
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"math"
-	"sync"
-	"sync/atomic"
+	"slices"
 	"time"
 
 	"github.com/keygate/keygate/internal/binding"
@@ -19,8 +17,8 @@ const MaxWindows = 4
 var (
 	// ErrInvalidPolicy reports a policy that cannot be enforced.
 	ErrInvalidPolicy = errors.New("ratelimit: invalid policy")
-	// ErrInvalidCost reports a cost of zero or less, or more than a
-	// window can ever hold.
+	// ErrInvalidCost reports a negative cost, or more than a window can
+	// ever hold.
 	ErrInvalidCost = errors.New("ratelimit: invalid cost")
 )
 
@@ -126,15 +124,24 @@ func MustPolicy(name string, windows ...Window) *Policy {
 	return p
 }
 
-// checkCost reports whether a request of cost can ever pass p. It fails
-// with [ErrInvalidCost] for a cost of 0 or less or above the smallest
-// window's capacity, and with [ErrInvalidPolicy] for a nil policy.
-func (p *Policy) checkCost(cost int64) error {
-	switch {
-	case p == nil:
-		return fmt.Errorf("%w: nil policy", ErrInvalidPolicy)
-	case cost <= 0 || cost > p.maxCost:
-		return fmt.Errorf("%w: %d is not between 1 and the smallest window capacity %d", ErrInvalidCost, cost, p.maxCost)
+// capacity returns the most any one request can take from p: its
+// smallest window's capacity, unbounded for a nil policy.
+func (p *Policy) capacity() int64 {
+	if p == nil {
+		return math.MaxInt64
+	}
+	return p.maxCost
+}
+
+// check reports whether r can ever pass. It fails with [ErrInvalidPolicy]
+// when r has no policy, and with [ErrInvalidCost] for a negative cost or
+// one above the smallest window's capacity.
+func (r *Request) check() error {
+	switch limit := min(r.AccountPolicy.capacity(), r.KeyPolicy.capacity()); {
+	case r.AccountPolicy == nil && r.KeyPolicy == nil:
+		return fmt.Errorf("%w: the request has no policy", ErrInvalidPolicy)
+	case r.Cost < 0 || r.Cost > limit:
+		return fmt.Errorf("%w: %d is not between 0 and the smallest window capacity %d", ErrInvalidCost, r.Cost, limit)
 	}
 	return nil
 }
@@ -158,66 +165,45 @@ var (
 	Business = MustPolicy("business", PerMinute(300), PerDay(100_000))
 )
 
-// Plans maps plan names to policies, with per-key overrides. The zero
-// value is not usable; call [NewPlans]. It is safe for concurrent use, and
-// Resolve takes no lock: overrides are an immutable map swapped whole by
-// [Plans.Override], which suits their rare changes.
+// Plans maps plan names to policies. Create one with [NewPlans]; it is
+// immutable and safe for concurrent use.
 type Plans struct {
-	byName    map[string]*Policy // immutable after NewPlans
-	fallback  *Policy
-	mu        sync.Mutex // serialises Override
-	overrides atomic.Pointer[map[string]*Policy]
+	byName map[string]*Policy
+	names  []string
 }
 
-// NewPlans returns plans holding policies by their names; fallback serves
-// unknown plan names ([Free] when nil).
-func NewPlans(fallback *Policy, policies ...*Policy) *Plans {
-	if fallback == nil {
-		fallback = Free
+// NewPlans returns plans holding policies by their names; the first is
+// the default plan, which Lookup("") returns. It fails with
+// [ErrInvalidPolicy] for no policy, a nil one or two of one name.
+func NewPlans(policies ...*Policy) (*Plans, error) {
+	if len(policies) == 0 {
+		return nil, fmt.Errorf("%w: no plans", ErrInvalidPolicy)
 	}
-	ps := &Plans{byName: make(map[string]*Policy), fallback: fallback}
-	for _, p := range append([]*Policy{fallback}, policies...) {
+	ps := &Plans{byName: map[string]*Policy{"": policies[0]}}
+	for _, p := range policies {
+		if p == nil {
+			return nil, fmt.Errorf("%w: a nil plan", ErrInvalidPolicy)
+		}
+		if _, dup := ps.byName[p.name]; dup || p.name == "" {
+			return nil, fmt.Errorf("%w: a plan named %q twice, or unnamed", ErrInvalidPolicy, p.name)
+		}
 		ps.byName[p.name] = p
+		ps.names = append(ps.names, p.name)
 	}
-	ps.overrides.Store(&map[string]*Policy{})
+	return ps, nil
+}
+
+// DefaultPlans returns [Free] (the default), [Starter] and [Business].
+func DefaultPlans() *Plans {
+	ps, _ := NewPlans(Free, Starter, Business)
 	return ps
 }
 
-// DefaultPlans returns [Free] (also the fallback), [Starter] and
-// [Business].
-func DefaultPlans() *Plans { return NewPlans(Free, Starter, Business) }
+// Names returns the names of the plans, the default first.
+func (ps *Plans) Names() []string { return slices.Clone(ps.names) }
 
-// Lookup returns the policy named plan.
+// Lookup returns the policy named plan; "" names the default plan.
 func (ps *Plans) Lookup(plan string) (*Policy, bool) {
 	p, ok := ps.byName[plan]
 	return p, ok
-}
-
-// Override sets the policy of one key, whatever its plan; nil removes the
-// override. It copies the override map, so it costs time in proportion to
-// the number of overrides.
-func (ps *Plans) Override(keyID string, p *Policy) {
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	next := maps.Clone(*ps.overrides.Load())
-	if p == nil {
-		delete(next, keyID)
-	} else {
-		next[keyID] = p
-	}
-	ps.overrides.Store(&next)
-}
-
-// Resolve returns the policy for a key: its override, else its plan, else
-// the fallback.
-func (ps *Plans) Resolve(keyID, plan string) *Policy {
-	if o := *ps.overrides.Load(); len(o) > 0 {
-		if p, ok := o[keyID]; ok {
-			return p
-		}
-	}
-	if p, ok := ps.byName[plan]; ok {
-		return p
-	}
-	return ps.fallback
 }

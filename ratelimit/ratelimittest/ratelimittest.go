@@ -1,7 +1,8 @@
 // Package ratelimittest is the behavioural suite for [ratelimit.Limiter]
 // implementations: exact counts at exact instants, all-or-nothing across
-// windows, fixed day windows, costs, clocks that step back, and
-// concurrency. It uses only the standard testing package:
+// windows, fixed day windows, costs, clocks that step back, concurrency,
+// windows an account's keys share, per-key caps within them, and policy
+// changes that keep what was spent. It uses only the standard testing package:
 //
 //	func TestLimiter(t *testing.T) {
 //		ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
@@ -42,6 +43,12 @@ func Run(t *testing.T, newLimiter func(t *testing.T, now func() time.Time) ratel
 		{"ConcurrentRequestsCountExactly", testConcurrent},
 		{"TightestWindowIsDeterministic", testTightest},
 		{"FourWindows", testFourWindows},
+		{"AccountWindowsAreShared", testAccountShared},
+		{"KeyCapWithinAccount", testKeyCap},
+		{"ConcurrentKeysOfOneAccount", testConcurrentAccount},
+		{"PolicyChangeKeepsWhatWasSpent", testPolicyChange},
+		{"CostZeroOnlyReports", testCostZero},
+		{"NoPolicy", testNoPolicy},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -51,11 +58,17 @@ func Run(t *testing.T, newLimiter func(t *testing.T, now func() time.Time) ratel
 	}
 }
 
+// allow decides a request of cost with key under p, a key's own policy.
 func allow(t *testing.T, l ratelimit.Limiter, key string, p *ratelimit.Policy, cost int64) ratelimit.Decision {
 	t.Helper()
-	d, err := l.Allow(context.Background(), key, p, cost)
+	return decide(t, l, ratelimit.Request{Key: key, KeyPolicy: p, Cost: cost})
+}
+
+func decide(t *testing.T, l ratelimit.Limiter, r ratelimit.Request) ratelimit.Decision {
+	t.Helper()
+	d, err := l.Allow(context.Background(), r)
 	if err != nil {
-		t.Fatalf("Allow(%s): %v", key, err)
+		t.Fatalf("Allow(%s, %s): %v", r.Account, r.Key, err)
 	}
 	return d
 }
@@ -166,8 +179,9 @@ func testKeys(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 
 func testCosts(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10))
-	for _, cost := range []int64{0, -1, 11} {
-		if _, err := l.Allow(context.Background(), "k", p, cost); !errors.Is(err, ratelimit.ErrInvalidCost) {
+	for _, cost := range []int64{-1, 11} {
+		_, err := l.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: p, Cost: cost})
+		if !errors.Is(err, ratelimit.ErrInvalidCost) {
 			t.Fatalf("cost %d: error %v, want ErrInvalidCost", cost, err)
 		}
 	}
@@ -199,7 +213,7 @@ func testConcurrent(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 		go func() {
 			defer wg.Done()
 			for range 40 {
-				d, err := l.Allow(context.Background(), "k", p, 1)
+				d, err := l.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: p, Cost: 1})
 				if err != nil {
 					t.Errorf("Allow: %v", err)
 					return
@@ -239,6 +253,152 @@ func testFourWindows(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	if d.Allowed || d.Tightest != 3 || d.Limit != 5 || d.Remaining != 0 || d.RetryAfter <= 0 {
 		t.Fatalf("sixth request under 5 per week: %+v; want a denial by the week window", d)
 	}
-	// The same key under a policy of two windows starts afresh.
-	want(t, allow(t, l, "k", ratelimit.MustPolicy("t2", ratelimit.PerMinute(10), ratelimit.PerDay(1000)), 1), true, 9, 0)
+	// The same key under a policy of two of those windows keeps what
+	// they spent.
+	want(t, allow(t, l, "k", ratelimit.MustPolicy("t2", ratelimit.PerMinute(10), ratelimit.PerDay(1000)), 1), true, 4, 0)
+}
+
+// Ten keys of one account share the free plan: exactly 10 requests a
+// minute and 1,000 a day, however many keys the account spreads them
+// over; another account is untouched.
+func testAccountShared(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
+	plan := ratelimit.MustPolicy("free", ratelimit.PerMinute(10), ratelimit.PerDay(1000))
+	c.Set(time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC))
+	total := 0
+	for minute := range 110 {
+		allowed := 0
+		for try := range 30 {
+			d := decide(t, l, ratelimit.Request{Account: "a", AccountPolicy: plan, Key: string(rune('0' + try%10)), Cost: 1})
+			if d.Allowed {
+				allowed++
+			} else if d.Policy != plan {
+				t.Fatalf("minute %d: denied by %s, want the account's plan", minute, d.Policy.Name())
+			}
+		}
+		want := 10
+		if minute >= 100 {
+			want = 0 // the day's 1,000 are spent
+		}
+		if allowed != want {
+			t.Fatalf("minute %d: %d requests allowed across 10 keys of an account on 10/min and 1,000/day, want %d", minute, allowed, want)
+		}
+		total += allowed
+		c.Advance(time.Minute)
+	}
+	if total != 1000 {
+		t.Fatalf("%d requests in a day, want 1000", total)
+	}
+	d := decide(t, l, ratelimit.Request{Account: "b", AccountPolicy: plan, Key: "0", Cost: 1})
+	want(t, d, true, 9, 0)
+}
+
+// A key's own policy caps it within its account: the key's refusal takes
+// nothing from the account, and the account's refusal nothing from the
+// key.
+func testKeyCap(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
+	plan := ratelimit.MustPolicy("acct", ratelimit.PerMinute(10))
+	cap3 := ratelimit.MustPolicy("cap", ratelimit.PerMinute(3))
+	r := ratelimit.Request{Account: "a", AccountPolicy: plan, Key: "k1", KeyPolicy: cap3, Cost: 1}
+	for i := range 3 {
+		d := decide(t, l, r)
+		want(t, d, true, int64(2-i), 0)
+		if d.Policy != cap3 {
+			t.Fatalf("binding policy %s, want the key's cap (fewest left)", d.Policy.Name())
+		}
+	}
+	for range 2 {
+		if d := decide(t, l, r); d.Allowed || d.Policy != cap3 {
+			t.Fatalf("fourth request under a cap of 3: %+v; want a denial by the key's cap", d)
+		}
+	}
+	other := ratelimit.Request{Account: "a", AccountPolicy: plan, Key: "k2", KeyPolicy: cap3, Cost: 1}
+	for range 3 {
+		decide(t, l, other)
+	}
+	third := ratelimit.Request{Account: "a", AccountPolicy: plan, Key: "k3", Cost: 1}
+	for i := range 4 {
+		want(t, decide(t, l, third), true, int64(3-i), 0)
+	}
+	// The account is spent; k4's cap is untouched by the refusal.
+	fourth := ratelimit.Request{Account: "a", AccountPolicy: plan, Key: "k4", KeyPolicy: cap3, Cost: 1}
+	if d := decide(t, l, fourth); d.Allowed || d.Policy != plan {
+		t.Fatalf("eleventh request of the account: %+v; want a denial by the account", d)
+	}
+	if d := decide(t, l, ratelimit.Request{Account: "a", Key: "k4", KeyPolicy: cap3, Cost: 0}); d.Remaining != 3 || d.Policy != cap3 {
+		t.Fatalf("k4's cap after the account refused it: %d left, want 3", d.Remaining)
+	}
+}
+
+// Many goroutines on ten keys of one account: exactly the account's
+// limit passes.
+func testConcurrentAccount(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
+	plan := ratelimit.MustPolicy("t", ratelimit.PerMinute(100), ratelimit.PerDay(1000))
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for g := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := ratelimit.Request{Account: "a", AccountPolicy: plan, Key: string(rune('0' + g%10)), Cost: 1}
+			for range 20 {
+				d, err := l.Allow(context.Background(), r)
+				if err != nil {
+					t.Errorf("Allow: %v", err)
+					return
+				}
+				if d.Allowed {
+					allowed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if allowed.Load() != 100 {
+		t.Fatalf("%d of 400 concurrent requests over 10 keys allowed under the account's 100/min, want exactly 100", allowed.Load())
+	}
+}
+
+// An upgrade and a downgrade start each window from what it had spent:
+// 8 of 10 per minute spent is 8 of 60 after the upgrade; 9 of 60 is 9 of
+// 10 after the downgrade, and the day's count carries both ways.
+func testPolicyChange(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
+	free := ratelimit.MustPolicy("free", ratelimit.PerMinute(10), ratelimit.PerDay(1000))
+	starter := ratelimit.MustPolicy("starter", ratelimit.PerMinute(60), ratelimit.PerDay(20))
+	r := ratelimit.Request{Account: "a", AccountPolicy: free, Key: "k", Cost: 1}
+	for range 8 {
+		decide(t, l, r)
+	}
+	r.AccountPolicy = starter
+	d := decide(t, l, r)
+	if !d.Allowed || d.Tightest != 1 || d.Remaining != 11 {
+		t.Fatalf("after the upgrade: %+v; want 9 of the day's 20 spent, 11 left", d)
+	}
+	r.AccountPolicy = free
+	want(t, decide(t, l, r), true, 0, 0)
+	if d := decide(t, l, r); d.Allowed || d.Tightest != 0 {
+		t.Fatalf("after the downgrade: %+v; want the minute spent", d)
+	}
+	// A window with no counterpart in the old policy starts full.
+	hourly := ratelimit.MustPolicy("hourly", ratelimit.PerHour(5))
+	r.AccountPolicy = hourly
+	want(t, decide(t, l, r), true, 4, 0)
+}
+
+// A request of cost 0 passes, even when the windows are spent, and
+// reports them.
+func testCostZero(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
+	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(2))
+	want(t, allow(t, l, "k", p, 0), true, 2, 0)
+	allow(t, l, "k", p, 2)
+	d := allow(t, l, "k", p, 0)
+	if !d.Allowed || d.Remaining != 0 || d.Limit != 2 {
+		t.Fatalf("cost 0 on a spent window: %+v; want allowed, 0 of 2 left", d)
+	}
+}
+
+func testNoPolicy(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
+	_, err := l.Allow(context.Background(), ratelimit.Request{Account: "a", Key: "k", Cost: 1})
+	if !errors.Is(err, ratelimit.ErrInvalidPolicy) {
+		t.Fatalf("a request with no policy: %v, want ErrInvalidPolicy", err)
+	}
 }

@@ -40,7 +40,7 @@ func BenchmarkRedis(b *testing.B) {
 			return ignoreNil(readWrite.Run(ctx, client, []string{p + key}).Err())
 		},
 		"allow": func(key string) error {
-			_, err := l.Allow(ctx, key, policy, 1)
+			_, err := l.Allow(ctx, ratelimit.Request{Key: key, KeyPolicy: policy, Cost: 1})
 			return err
 		},
 	}

@@ -4,11 +4,13 @@
 // matter), with the semantics of ratelimit.Memory: GCRA token buckets and
 // fixed windows aligned to the Unix epoch, all or nothing across windows.
 //
-// State lives in one string per key and policy, {prefix}{<key>}:<policy>
-// (the key is the hash tag, so Cluster keeps each key's state in one
-// slot), and expires at most a minute after every window is back to its
-// initial state, so idle keys cost nothing. Changing a key's policy, or
-// the number of windows of a policy, starts it afresh.
+// State lives in one string per account, {prefix}{<account>}:a, and one
+// per key, {prefix}{<account>}:k:<key>: the account is the hash tag, so
+// Cluster keeps an account's state and its keys' in one slot (one script
+// can touch them all) and spreads accounts over the cluster. A state
+// expires at most a minute after every window is back to its initial
+// state, so idle accounts and keys cost nothing. A request with no
+// account tags its key's state with the key.
 //
 // When Redis fails, Allow fails closed by default (an error: answer 503);
 // with [Config].FailOpen it allows the request and marks the decision
@@ -105,22 +107,24 @@ const maxSlack = int64(time.Minute / time.Microsecond)
 
 // script is what Allow sends for one policy, derived once.
 type script struct {
-	spec    []byte           // the request for cost 1 (see allow.lua)
-	args    []any            // the arguments for cost 1 on Redis time, boxed once
+	spec    string           // the policy as allow.lua reads it
 	windows []binding.Window // in microseconds
 	maxCost int64            // the smallest capacity: no larger cost can ever pass
 	err     error            // the policy cannot be enforced in microseconds
 }
 
-// scriptFor returns p's script arguments, derived on first use. Policies
-// are expected to be few and long-lived (plans and overrides); each one
-// used is remembered.
+// scriptFor returns p's script arguments, derived on first use; nil for
+// a nil policy. Policies are expected to be few and long-lived (plans and
+// overrides); each one used is remembered.
 func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
+	if p == nil {
+		return nil
+	}
 	if sc, ok := l.scripts.Load(p); ok {
 		return sc.(*script)
 	}
 	sc := &script{maxCost: math.MaxInt64}
-	spec := []int64{1, maxSlack}
+	spec := []int64{maxSlack}
 	for i, w := range p.Windows() {
 		period := w.Period.Microseconds()
 		span := period
@@ -140,49 +144,57 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 		if w.Burst > maxSpan/max(iv, 1) || period > maxSpan {
 			sc.err = fmt.Errorf("%w: window %d spans more than 2^52 µs, too long for Redis's doubles", ratelimit.ErrInvalidPolicy, i)
 		}
-		spec[1] = min(spec[1], span)
+		spec[0] = min(spec[0], span)
 		sc.maxCost = min(sc.maxCost, w.Burst)
 		sc.windows = append(sc.windows, bw)
-		spec = append(spec, w.Burst, iv)
+		spec = append(spec, w.Burst, iv, period)
 	}
+	var b []byte
 	for _, x := range spec {
-		sc.spec = binary.LittleEndian.AppendUint64(sc.spec, math.Float64bits(float64(x)))
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(float64(x)))
 	}
-	sc.args = []any{"", sc.spec}
+	sc.spec = string(b)
 	actual, _ := l.scripts.LoadOrStore(p, sc)
 	return actual.(*script)
 }
 
 // Allow implements [ratelimit.Limiter] with one script call, one round
-// trip.
-func (l *Limiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, cost int64) (ratelimit.Decision, error) {
-	if p == nil {
-		return ratelimit.Decision{}, fmt.Errorf("%w: nil policy", ratelimit.ErrInvalidPolicy)
+// trip, for the account's windows and the key's together.
+func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, error) {
+	acct, key := l.scriptFor(r.AccountPolicy), l.scriptFor(r.KeyPolicy)
+	if acct == nil && key == nil {
+		return ratelimit.Decision{}, fmt.Errorf("%w: the request has no policy", ratelimit.ErrInvalidPolicy)
 	}
-	sc := l.scriptFor(p)
-	switch {
-	case sc.err != nil:
-		return ratelimit.Decision{}, sc.err
-	case cost <= 0 || cost > sc.maxCost:
-		return ratelimit.Decision{}, fmt.Errorf("%w: %d is not between 1 and the smallest window capacity %d", ratelimit.ErrInvalidCost, cost, sc.maxCost)
+	var args [4]any
+	args[0] = ""
+	if l.cfg.Clock != nil {
+		args[0] = strconv.FormatInt(l.cfg.Clock().UnixMicro(), 10)
 	}
-	args := sc.args
-	if cost != 1 || l.cfg.Clock != nil {
-		at, spec := "", sc.spec
-		if l.cfg.Clock != nil {
-			at = strconv.FormatInt(l.cfg.Clock().UnixMicro(), 10)
+	args[1], args[2], args[3] = costArg(r.Cost), "", ""
+	limit := int64(math.MaxInt64)
+	for i, sc := range []*script{acct, key} {
+		if sc == nil {
+			continue
 		}
-		if cost != 1 {
-			spec = binary.LittleEndian.AppendUint64(nil, math.Float64bits(float64(cost)))
-			spec = append(spec, sc.spec[8:]...)
+		if sc.err != nil {
+			return ratelimit.Decision{}, sc.err
 		}
-		args = []any{at, spec}
+		limit = min(limit, sc.maxCost)
+		args[2+i] = sc.spec
 	}
+	if r.Cost < 0 || r.Cost > limit {
+		return ratelimit.Decision{}, fmt.Errorf("%w: %d is not between 0 and the smallest window capacity %d", ratelimit.ErrInvalidCost, r.Cost, limit)
+	}
+	tag := r.Account
+	if tag == "" {
+		tag = r.Key
+	}
+	base := l.cfg.Prefix + "{" + tag + "}:"
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
-	reply, err := allowScript.Run(ctx, l.client, []string{l.cfg.Prefix + "{" + key + "}:" + p.Name()}, args...).Text()
-	n := len(sc.windows)
-	if err == nil && len(reply) != 8*(3+2*n) {
+	reply, err := allowScript.Run(ctx, l.client, []string{base + "a", base + "k:" + r.Key}, args[:]...).Text()
+	na, nk := windows(acct), windows(key)
+	if err == nil && len(reply) != 8*(2+2*(na+nk)) {
 		err = fmt.Errorf("unexpected reply of %d bytes", len(reply))
 	}
 	if err != nil {
@@ -194,22 +206,51 @@ func (l *Limiter) Allow(ctx context.Context, key string, p *ratelimit.Policy, co
 		return ratelimit.Decision{}, err
 	}
 	allowed, now := num(reply, 0) == 1, num(reply, 1)
-	var states [ratelimit.MaxWindows]binding.State
-	for i := range sc.windows {
-		states[i] = sc.windows[i].Report(num(reply, 3+2*i), num(reply, 4+2*i), now, cost, allowed)
+	var states [2 * ratelimit.MaxWindows]binding.State
+	n := 0
+	for _, sc := range [2]*script{acct, key} {
+		for k := range windows(sc) {
+			states[n] = sc.windows[k].Report(num(reply, 2+2*n), num(reply, 3+2*n), now, r.Cost, allowed)
+			n++
+		}
 	}
 	i := binding.Pick(allowed, states[:n])
+	p, j, bw := r.AccountPolicy, i, (*binding.Window)(nil)
+	if i < na {
+		bw = &acct.windows[i]
+	} else {
+		p, j, bw = r.KeyPolicy, i-na, &key.windows[i-na]
+	}
 	w := &states[i]
 	return ratelimit.Decision{
 		Allowed:    allowed,
 		Policy:     p,
-		Tightest:   i,
-		Limit:      sc.windows[i].Limit,
+		Tightest:   j,
+		Limit:      bw.Limit,
 		Remaining:  w.Remaining,
 		Reset:      time.UnixMicro(w.Reset).UTC(),
 		ResetAfter: time.Duration(w.Reset-now) * time.Microsecond,
 		RetryAfter: time.Duration(w.Retry) * time.Microsecond,
 	}, nil
+}
+
+// costArg returns the script's cost argument; the usual cost 1 is boxed
+// once.
+func costArg(cost int64) any {
+	if cost == 1 {
+		return one
+	}
+	return strconv.FormatInt(cost, 10)
+}
+
+var one any = "1"
+
+// windows returns the number of windows of sc, 0 for nil.
+func windows(sc *script) int {
+	if sc == nil {
+		return 0
+	}
+	return len(sc.windows)
 }
 
 // num returns the i-th little-endian double of b as an integer.

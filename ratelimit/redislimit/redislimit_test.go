@@ -40,6 +40,32 @@ func TestBehaviour(t *testing.T) {
 	})
 }
 
+// The suite again, each request through the next of two instances on
+// their own connections: every behaviour holds across a fleet.
+func TestBehaviourAcrossInstances(t *testing.T) {
+	ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
+		base := redistest.Client(t)
+		p := redistest.Name(t, base, "rl") + ":"
+		var a alternating
+		for i := range a.instances {
+			l, err := redislimit.New(redistest.Client(t), redislimit.Config{Prefix: p, Clock: now})
+			require.NoError(t, err)
+			a.instances[i] = l
+		}
+		return &a
+	})
+}
+
+// alternating sends each request to the next of its instances.
+type alternating struct {
+	instances [2]*redislimit.Limiter
+	n         atomic.Int64
+}
+
+func (a *alternating) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, error) {
+	return a.instances[a.n.Add(1)%2].Allow(ctx, r)
+}
+
 // Two limiters on separate connections, 8 goroutines each, one key, a
 // 100/min policy, Redis server time: exactly 100 pass.
 func TestInstancesShareTheLimit(t *testing.T) {
@@ -56,7 +82,7 @@ func TestInstancesShareTheLimit(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for range 20 {
-					d, err := l.Allow(context.Background(), "key_shared", policy, 1)
+					d, err := l.Allow(context.Background(), ratelimit.Request{Key: "key_shared", KeyPolicy: policy, Cost: 1})
 					if err != nil {
 						t.Error(err)
 						return
@@ -90,11 +116,11 @@ func TestOneRoundTripForAllWindows(t *testing.T) {
 	ctx := context.Background()
 	policy := ratelimit.MustPolicy("four", ratelimit.PerMinute(10), ratelimit.PerHour(100), ratelimit.PerDay(1000),
 		ratelimit.Window{Name: "week", Limit: 5000, Period: 7 * 24 * time.Hour, Fixed: true})
-	_, err := l.Allow(ctx, "warm", policy, 1) // loads the script
+	_, err := l.Allow(ctx, ratelimit.Request{Key: "warm", KeyPolicy: policy, Cost: 1}) // loads the script
 	require.NoError(t, err)
 	before := h.n.Load()
 	for range 10 {
-		_, err := l.Allow(ctx, "k", policy, 1)
+		_, err := l.Allow(ctx, ratelimit.Request{Key: "k", KeyPolicy: policy, Cost: 1})
 		require.NoError(t, err)
 	}
 	assert.EqualValues(t, 10, h.n.Load()-before)
@@ -111,13 +137,13 @@ func TestFailOpenAndClosed(t *testing.T) {
 
 	closed, err := redislimit.New(dead, redislimit.Config{})
 	require.NoError(t, err)
-	_, err = closed.Allow(ctx, "k", ratelimit.Free, 1)
+	_, err = closed.Allow(ctx, ratelimit.Request{Key: "k", KeyPolicy: ratelimit.Free, Cost: 1})
 	require.Error(t, err)
 
 	var reported atomic.Int32
 	open, err := redislimit.New(dead, redislimit.Config{FailOpen: true, OnError: func(error) { reported.Add(1) }})
 	require.NoError(t, err)
-	d, err := open.Allow(ctx, "k", ratelimit.Free, 1)
+	d, err := open.Allow(ctx, ratelimit.Request{Key: "k", KeyPolicy: ratelimit.Free, Cost: 1})
 	require.NoError(t, err)
 	assert.True(t, d.Allowed)
 	assert.True(t, d.FailedOpen)
@@ -127,7 +153,7 @@ func TestFailOpenAndClosed(t *testing.T) {
 func TestSubMicrosecondRateIsRejected(t *testing.T) {
 	l, _, _ := newLimiter(t)
 	fast := ratelimit.MustPolicy("fast", ratelimit.Window{Limit: 2_000_000, Period: time.Second})
-	_, err := l.Allow(context.Background(), "k", fast, 1)
+	_, err := l.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: fast, Cost: 1})
 	require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy)
 }
 
@@ -153,29 +179,28 @@ func TestStateExpiresWhenIdle(t *testing.T) {
 		// A fixed day window lives to the day's end, plus a minute.
 		{ratelimit.MustPolicy("day", ratelimit.PerDay(5)), 0, 24*time.Hour + time.Minute},
 	} {
-		_, err := l.Allow(ctx, "idle", tc.policy, 1)
+		_, err := l.Allow(ctx, ratelimit.Request{Key: tc.policy.Name(), KeyPolicy: tc.policy, Cost: 1})
 		require.NoError(t, err)
-		ttl, err := client.PTTL(ctx, p+"{idle}:"+tc.policy.Name()).Result()
+		ttl, err := client.PTTL(ctx, p+"{"+tc.policy.Name()+"}:k:"+tc.policy.Name()).Result()
 		require.NoError(t, err)
 		assert.Greater(t, ttl, tc.min, tc.policy.Name())
 		assert.LessOrEqual(t, ttl, tc.max, tc.policy.Name())
 	}
 }
 
-// A state of the wrong size (written by another version, or a policy
-// whose windows changed under the same name) starts afresh; a value of
-// another type is an error, never a decision.
+// A state of the wrong size (written by another version) starts afresh; a
+// value of another type is an error, never a decision.
 func TestForeignState(t *testing.T) {
 	l, client, p := newLimiter(t)
 	ctx := context.Background()
 	policy := ratelimit.MustPolicy("one", ratelimit.PerMinute(1))
-	require.NoError(t, client.Set(ctx, p+"{short}:one", "garbage", time.Minute).Err())
-	d, err := l.Allow(ctx, "short", policy, 1)
+	require.NoError(t, client.Set(ctx, p+"{short}:k:short", "garbage", time.Minute).Err())
+	d, err := l.Allow(ctx, ratelimit.Request{Key: "short", KeyPolicy: policy, Cost: 1})
 	require.NoError(t, err)
 	assert.True(t, d.Allowed)
 
-	require.NoError(t, client.HSet(ctx, p+"{hash}:one", "t1", 1).Err())
-	_, err = l.Allow(ctx, "hash", policy, 1)
+	require.NoError(t, client.HSet(ctx, p+"{hash}:k:hash", "t1", 1).Err())
+	_, err = l.Allow(ctx, ratelimit.Request{Key: "hash", KeyPolicy: policy, Cost: 1})
 	require.Error(t, err)
 }
 
@@ -186,7 +211,7 @@ func TestHugeWindowIsRejected(t *testing.T) {
 		{Limit: 1 << 53, Period: 200 * 365 * 24 * time.Hour, Fixed: true},
 		{Limit: 1, Burst: 1 << 40, Period: time.Hour},
 	} {
-		_, err := l.Allow(context.Background(), "k", ratelimit.MustPolicy("huge", w), 1)
+		_, err := l.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: ratelimit.MustPolicy("huge", w), Cost: 1})
 		require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy, "%+v", w)
 	}
 }
@@ -200,10 +225,10 @@ func TestEveryWindowCount(t *testing.T) {
 	for n := 1; n <= ratelimit.MaxWindows; n++ {
 		p := ratelimit.MustPolicy(fmt.Sprint("n", n), windows[:n]...)
 		for range 2 {
-			_, err := l.Allow(context.Background(), "k", p, 1)
+			_, err := l.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: p, Cost: 1})
 			require.NoError(t, err)
 		}
-		d, err := l.Allow(context.Background(), "k", p, 1)
+		d, err := l.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: p, Cost: 1})
 		require.NoError(t, err)
 		require.True(t, d.Allowed)
 		assert.Equal(t, n-1, d.Tightest, "%d windows", n)
@@ -219,14 +244,14 @@ func TestPausedRedisCostsABoundedTime(t *testing.T) {
 	require.NoError(t, err)
 	open, err := redislimit.New(client, redislimit.Config{Timeout: 200 * time.Millisecond, FailOpen: true})
 	require.NoError(t, err)
-	_, err = closed.Allow(context.Background(), "k", ratelimit.Free, 1)
+	_, err = closed.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: ratelimit.Free, Cost: 1})
 	require.NoError(t, err)
 
 	require.NoError(t, server.Signal(syscall.SIGSTOP))
 	t.Cleanup(func() { _ = server.Signal(syscall.SIGCONT) })
 	for name, l := range map[string]*redislimit.Limiter{"fail closed": closed, "fail open": open} {
 		start := time.Now()
-		d, err := l.Allow(context.Background(), "k", ratelimit.Free, 1)
+		d, err := l.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: ratelimit.Free, Cost: 1})
 		took := time.Since(start)
 		if name == "fail closed" {
 			require.Error(t, err)
