@@ -10,8 +10,8 @@ import (
 
 // Account is an owner of keys: the plan all its keys share, and what
 // overrides it. An account exists once a key is created for it or
-// [Service.CreateAccount] creates it; until then it is on the default
-// plan (the first of [Config].Plans).
+// [Service.CreateAccount] creates it; until [Service.SetAccount] stores
+// it, it is on the default plan (the first of [Config].Plans).
 type Account struct {
 	// ID is the owner named by its keys' [Key].Owner.
 	ID string `json:"id"`
@@ -48,9 +48,10 @@ func (a Account) clone() Account {
 }
 
 // AccountStore is the part of a [Store] that keeps accounts. A store
-// without it keeps no accounts: every account is then on the default plan
-// and [Service.SetAccount] fails with [ErrUnsupported]. store/storetest
-// checks it.
+// without it, or whose methods fail with [errors.ErrUnsupported] (a
+// wrapper around a store without it), keeps no accounts: every account
+// is then on the default plan and [Service.SetAccount] fails with
+// errors.ErrUnsupported. store/storetest checks it.
 //
 // Accounts cross the interface as pointers and are immutable once they
 // have, as records are.
@@ -84,20 +85,6 @@ func (s *Service) defaultPlan() string {
 	return s.plans[0]
 }
 
-// ensureAccount creates owner's account on the default plan unless it
-// exists.
-func (s *Service) ensureAccount(ctx context.Context, owner string, now time.Time) error {
-	as, ok := s.store.(AccountStore)
-	if !ok {
-		return nil
-	}
-	err := as.PutAccount(ctx, &Account{ID: owner, Plan: s.defaultPlan(), UpdatedAt: now}, true)
-	if err != nil && !errors.Is(err, ErrDuplicate) {
-		return fmt.Errorf("apikey: creating the account: %w", err)
-	}
-	return nil
-}
-
 // Account returns account id: as stored, or on the default plan when it
 // has never been stored (or the store keeps no accounts). Errors are
 // store failures.
@@ -107,7 +94,7 @@ func (s *Service) Account(ctx context.Context, id string) (Account, error) {
 		switch {
 		case err == nil:
 			return a.clone(), nil
-		case !errors.Is(err, ErrNotFound):
+		case !errors.Is(err, ErrNotFound) && !errors.Is(err, errors.ErrUnsupported):
 			return Account{}, fmt.Errorf("apikey: account: %w", err)
 		}
 	}

@@ -192,9 +192,6 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
 		}
 		return Issued{}, fmt.Errorf("apikey: create: %w", err)
 	}
-	if err := s.ensureAccount(ctx, k.Owner, now); err != nil {
-		return Issued{}, err
-	}
 	return Issued{Key: rec.Key.Clone(), Secret: secret}, nil
 }
 
@@ -238,7 +235,7 @@ func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
 	}
 	var acct *Account
 	if as, ok := s.store.(AccountStore); ok {
-		if acct, err = as.Account(ctx, rec.Owner); errors.Is(err, ErrNotFound) {
+		if acct, err = as.Account(ctx, rec.Owner); errors.Is(err, ErrNotFound) || errors.Is(err, errors.ErrUnsupported) {
 			acct = nil // on the default plan
 		} else if err != nil {
 			return Principal{}, fmt.Errorf("apikey: verify: reading the account: %w", err)

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,9 +36,10 @@ const (
 	DefaultMaxEntries  = 100_000
 )
 
-// Invalidator is implemented by stores that announce changed keys to every
-// instance. WatchInvalidations blocks until ctx ends, calling invalidate
-// with the hash of every key revoked, rotated or deleted anywhere, and
+// Invalidator is implemented by stores that announce changed keys and
+// accounts to every instance. WatchInvalidations blocks until ctx ends,
+// calling invalidate with the hash of every key revoked, rotated or
+// deleted anywhere and with [AccountChange] of every account changed, and
 // healthy with true each time the feed is (re)established and false each
 // time it breaks.
 type Invalidator interface {
@@ -77,7 +79,12 @@ type Store struct {
 	perShard int
 	now      func() time.Time
 
-	shards [shardCount]shard
+	shards   [shardCount]shard
+	accounts [shardCount]accountShard
+	seed     maphash.Seed
+	// changes maps the AccountChange of each cached account to its ID,
+	// sharded by the change's first byte.
+	changes [shardCount]changeShard
 	// gen counts invalidations; a lookup caches its result only if no
 	// invalidation happened while it was reading the store behind.
 	gen atomic.Uint64
@@ -128,11 +135,14 @@ func New(inner apikey.Store, cfg Config) (*Store, error) {
 		negTTL:   int64(min(cfg.NegativeTTL, cfg.TTL)),
 		staleTTL: int64(cfg.StaleTTL),
 		perShard: max(1, cfg.MaxEntries/shardCount),
+		seed:     maphash.MakeSeed(),
 		now:      cfg.Clock,
 		done:     make(chan struct{}),
 	}
 	for i := range s.shards {
 		s.shards[i].entries = make(map[apikey.Hash]entry)
+		s.accounts[i].entries = make(map[string]accountEntry)
+		s.changes[i].ids = make(map[apikey.Hash]string)
 	}
 	inv, ok := inner.(Invalidator)
 	if !ok {
@@ -223,13 +233,24 @@ func (sh *shard) evict(now int64, s *Store) {
 	}
 }
 
-// invalidate drops the entry for h.
+// invalidate drops the entry for h: a key's, or an account's change.
 func (s *Store) invalidate(h apikey.Hash) {
 	s.gen.Add(1)
 	sh := s.shard(h)
 	sh.mu.Lock()
 	delete(sh.entries, h)
 	sh.mu.Unlock()
+	cs := &s.changes[h[0]%shardCount]
+	cs.mu.Lock()
+	id, ok := cs.ids[h]
+	delete(cs.ids, h)
+	cs.mu.Unlock()
+	if ok {
+		as := s.accountShard(id)
+		as.mu.Lock()
+		delete(as.entries, id)
+		as.mu.Unlock()
+	}
 }
 
 // setTrusted records the state of the invalidation feed and empties the
@@ -242,6 +263,10 @@ func (s *Store) setTrusted(ok bool) {
 		sh.mu.Lock()
 		clear(sh.entries)
 		sh.mu.Unlock()
+		as := &s.accounts[i]
+		as.mu.Lock()
+		clear(as.entries)
+		as.mu.Unlock()
 	}
 }
 

@@ -32,6 +32,8 @@ type Store struct {
 	byID    map[string]*apikey.Record
 	byOwner map[string]map[string]struct{}
 	usage   map[string]*usage.Usage
+
+	accounts sync.Map // ID -> *apikey.Account; read without a lock, written under mu
 }
 
 var _ apikey.Store = (*Store)(nil)

@@ -17,8 +17,11 @@
 //	                      limit is a ZCOUNT inside the create script
 //	{ns}:exp              ZSET of unrevoked IDs with an expiry, by expiry
 //	{ns}:u:<id>           usage counters (see [Store.AddUsage])
+//	{ns}:a:<account>      account JSON (see [Store.Account])
 //	{ns}:invalidate       pub/sub channel: the hash hex of every key that
-//	                      is revoked, rotated or deleted, and heartbeats
+//	                      is revoked, rotated or deleted, the
+//	                      cachestore.AccountChange hex of every account
+//	                      changed, and heartbeats
 //	                      (see [Store.WatchInvalidations])
 //
 // One slot per namespace trades Cluster sharding for atomicity; key records

@@ -35,6 +35,7 @@ func TestRoundTripsPerOperation(t *testing.T) {
 	_, _ = svc.List(ctx, "warm")
 	_ = svc.Delete(ctx, "warm", warm.Key.ID)
 	require.NoError(t, rs.AddUsage(ctx, []usage.Delta{{KeyID: "x", Requests: 1}}))
+	require.NoError(t, rs.PutAccount(ctx, &apikey.Account{ID: "warm", Plan: "free"}, true))
 
 	var issued apikey.Issued
 	rotated, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct2"})
@@ -63,6 +64,8 @@ func TestRoundTripsPerOperation(t *testing.T) {
 			}))
 		}},
 		{"Usage", 1, func() { _, err := rs.Usage(ctx, "a"); require.NoError(t, err) }},
+		{"PutAccount", 1, func() { require.NoError(t, rs.PutAccount(ctx, &apikey.Account{ID: "acct", Plan: "free"}, true)) }},
+		{"Account", 1, func() { _, err := rs.Account(ctx, "acct"); require.NoError(t, err) }},
 	}
 	for _, o := range ops {
 		assert.Equal(t, o.want, count(o.op), o.name)

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cache.Close() })
-		svc, err := apikey.New(cache, apikey.Config{})
+		svc, err := apikey.New(cache, apikey.Config{Plans: []string{"free", "business"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,4 +74,39 @@ func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T
 			t.Logf("%s reached the other instance in %v", op, time.Since(start))
 		})
 	}
+	t.Run("account", func(t *testing.T) {
+		owner := "acct_plan"
+		issued, err := a.Create(ctx, apikey.CreateParams{Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := issued.Secret.Reveal()
+		p, err := b.Verify(ctx, key)
+		if err != nil {
+			t.Fatalf("the other instance could not verify the key: %v", err)
+		}
+		if p.Account().Plan != "" {
+			t.Fatalf("a new account's plan: %q, want the default", p.Account().Plan)
+		}
+		if err := a.SetAccount(ctx, apikey.Account{ID: owner, Plan: "business"}); errors.Is(err, errors.ErrUnsupported) {
+			t.Skip("the store keeps no accounts")
+		} else if err != nil {
+			t.Fatalf("SetAccount: %v", err)
+		}
+		start := time.Now()
+		for {
+			p, err := b.Verify(ctx, key)
+			if err != nil {
+				t.Fatalf("Verify: %v", err)
+			}
+			if p.Account().Plan == "business" {
+				break
+			}
+			if time.Since(start) > within {
+				t.Fatalf("the other instance still saw the old plan %v after the change", within)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		t.Logf("the plan change reached the other instance in %v", time.Since(start))
+	})
 }

@@ -57,6 +57,8 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 		{"ServiceConcurrentVerifyWhileRevoking", testConcurrentVerifyRevoke},
 		{"Usage", testUsage},
 		{"UsageBoundsEndpoints", testUsageBoundsEndpoints},
+		{"Accounts", testAccounts},
+		{"AccountCreateRace", testAccountCreateRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -64,7 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 			if s == nil {
 				t.Fatal("newStore returned nil")
 			}
-			if strings.HasPrefix(tc.name, "Usage") || tc.name == "GetOwned" {
+			if strings.HasPrefix(tc.name, "Usage") || strings.HasPrefix(tc.name, "Account") || tc.name == "GetOwned" {
 				tc.fn(t, s) // asserts the store's own capabilities
 				return
 			}

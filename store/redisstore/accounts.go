@@ -1,0 +1,77 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/store/cachestore"
+)
+
+var _ apikey.AccountStore = (*Store)(nil)
+
+func (s *Store) accountKey(id string) string { return s.prefix + "a:" + id }
+
+// Account implements [apikey.AccountStore]: one GET, bounded by
+// [Config].Timeout as Lookup is, since a Service reads the account of
+// every key it verifies.
+func (s *Store) Account(ctx context.Context, id string) (*apikey.Account, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	data, err := s.client.Get(ctx, s.accountKey(id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, apikey.ErrNotFound
+	}
+	if err != nil {
+		return nil, wrap("account", err)
+	}
+	a := &apikey.Account{}
+	if err := json.Unmarshal([]byte(data), a); err != nil || a.ID != id {
+		return nil, fmt.Errorf("redisstore: account %q: a corrupt value", id)
+	}
+	return a, nil
+}
+
+// putAccountScript stores an account, once (ARGV[2] "create") or over the
+// one stored ("update"), and announces the change on the invalidation
+// channel.
+//
+// KEYS[1] the account; ARGV[1] its JSON, ARGV[2] the mode, ARGV[3] the
+// channel, ARGV[4] the change's hex.
+var putAccountScript = redis.NewScript(`
+local exists = redis.call('EXISTS', KEYS[1]) == 1
+if ARGV[2] == 'create' and exists then return 'duplicate' end
+if ARGV[2] == 'update' and not exists then return 'missing' end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 'ok'
+`)
+
+// PutAccount implements [apikey.AccountStore] in one script.
+func (s *Store) PutAccount(ctx context.Context, a *apikey.Account, create bool) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("redisstore: encode account %q: %w", a.ID, err)
+	}
+	mode := "update"
+	if create {
+		mode = "create"
+	}
+	change := cachestore.AccountChange(a.ID)
+	res, err := putAccountScript.Run(ctx, s.client, []string{s.accountKey(a.ID)},
+		string(data), mode, s.channel, hex.EncodeToString(change[:])).Text()
+	switch {
+	case err != nil:
+		return wrap("put account", err)
+	case res == "duplicate":
+		return apikey.ErrDuplicate
+	case res == "missing":
+		return apikey.ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,67 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/store/cachestore"
+)
+
+var _ apikey.AccountStore = (*Store)(nil)
+
+// Account implements [apikey.AccountStore]: one query on the primary key.
+func (s *Store) Account(ctx context.Context, id string) (*apikey.Account, error) {
+	var data string
+	err := s.db.QueryRowContext(ctx, s.bind("SELECT record FROM keygate_accounts WHERE id = ?"), id).Scan(&data)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, apikey.ErrNotFound
+	case err != nil:
+		return nil, wrap("account", err)
+	}
+	a := &apikey.Account{}
+	if err := json.Unmarshal([]byte(data), a); err != nil || a.ID != id {
+		return nil, fmt.Errorf("sqlstore: account %q: a corrupt row", id)
+	}
+	return a, nil
+}
+
+// PutAccount implements [apikey.AccountStore] in one transaction, which
+// also records the change in the feed that caches on every instance
+// follow.
+func (s *Store) PutAccount(ctx context.Context, a *apikey.Account, create bool) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("sqlstore: encode account %q: %w", a.ID, err)
+	}
+	return s.tx(ctx, "put account", func(tx *sql.Tx) error {
+		var got string
+		err := tx.QueryRowContext(ctx, s.bind("SELECT id FROM keygate_accounts WHERE id = ?"+s.forUpdate()), a.ID).Scan(&got)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return wrap("put account", err)
+		}
+		switch exists := err == nil; {
+		case create && exists:
+			return apikey.ErrDuplicate
+		case !create && !exists:
+			return apikey.ErrNotFound
+		case create:
+			if _, err := tx.ExecContext(ctx, s.bind("INSERT INTO keygate_accounts (id, record) VALUES (?, ?)"), a.ID, string(data)); err != nil {
+				// A concurrent create won the primary key.
+				if _, gerr := s.Account(ctx, a.ID); gerr == nil {
+					return apikey.ErrDuplicate
+				}
+				return wrap("put account", err)
+			}
+		default:
+			if _, err := tx.ExecContext(ctx, s.bind("UPDATE keygate_accounts SET record = ? WHERE id = ?"), string(data), a.ID); err != nil {
+				return wrap("put account", err)
+			}
+		}
+		return s.changed(ctx, tx, cachestore.AccountChange(a.ID))
+	})
+}
