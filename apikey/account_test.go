@@ -1,0 +1,117 @@
+package apikey_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/store/memstore"
+)
+
+// Bad accounts are refused with the field named, and change nothing.
+func TestSetAccountRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, _ := newTestService(t, apikey.Config{Plans: []string{"free", "business"}})
+	_, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	for name, a := range map[string]apikey.Account{
+		"unknown plan":     {ID: "acct", Plan: "enterprise"},
+		"no id":            {Plan: "free"},
+		"zero limit":       {ID: "acct", Limits: []apikey.Limit{{Limit: 0, Period: time.Minute}}},
+		"negative limit":   {ID: "acct", Limits: []apikey.Limit{{Limit: -5, Period: time.Minute}}},
+		"no period":        {ID: "acct", Limits: []apikey.Limit{{Limit: 5}}},
+		"part of a second": {ID: "acct", Limits: []apikey.Limit{{Limit: 5, Period: 1500 * time.Millisecond}}},
+		"too many windows": {ID: "acct", Limits: make([]apikey.Limit, 5)},
+		"too fast":         {ID: "acct", Limits: []apikey.Limit{{Limit: 1 << 30, Period: time.Second}}},
+	} {
+		err := svc.SetAccount(ctx, a)
+		require.ErrorIs(t, err, apikey.ErrInvalidInput, name)
+		got, err := svc.Account(ctx, "acct")
+		require.NoError(t, err)
+		assert.Equal(t, "free", got.Plan, "%s changed the account", name)
+		assert.Empty(t, got.Limits, name)
+	}
+	err = svc.SetAccount(ctx, apikey.Account{ID: "acct_never_seen", Plan: "business"})
+	require.ErrorIs(t, err, apikey.ErrNotFound, "an override for an unknown account")
+}
+
+func TestAccounts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, clock := newTestService(t, apikey.Config{Plans: []string{"free", "business"}})
+	a, err := svc.Account(ctx, "acct")
+	require.NoError(t, err)
+	assert.Equal(t, apikey.Account{ID: "acct", Plan: "free"}, a, "a new account is on the default plan")
+
+	require.NoError(t, svc.CreateAccount(ctx, apikey.Account{ID: "acct"}))
+	require.ErrorIs(t, svc.CreateAccount(ctx, apikey.Account{ID: "acct"}), apikey.ErrDuplicate)
+	limits := []apikey.Limit{{Limit: 5000, Period: time.Minute}, {Limit: 10_000_000, Period: 24 * time.Hour}}
+	clock.Advance(time.Hour)
+	require.NoError(t, svc.SetAccount(ctx, apikey.Account{ID: "acct", Plan: "business", Limits: limits}))
+	a, err = svc.Account(ctx, "acct")
+	require.NoError(t, err)
+	assert.Equal(t, "business", a.Plan)
+	assert.Equal(t, limits, a.Limits)
+	assert.Equal(t, clock.Now(), a.UpdatedAt)
+
+	// The verified key carries its account.
+	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	p, err := svc.Verify(ctx, issued.Secret.Reveal())
+	require.NoError(t, err)
+	assert.Equal(t, "business", p.Account().Plan)
+	assert.Equal(t, limits, p.Account().Limits)
+
+	// Keys issued before the account was stored imply it.
+	_, err = svc.Create(ctx, apikey.CreateParams{Owner: "acct_keys_only"})
+	require.NoError(t, err)
+	require.NoError(t, svc.SetAccount(ctx, apikey.Account{ID: "acct_keys_only", Plan: "business"}))
+}
+
+// A rotated key continues its predecessor's lineage, through any number
+// of rotations, so its rate limits follow it.
+func TestRotationKeepsLineage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	svc, _, _ := newTestService(t, apikey.Config{})
+	first, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	id := first.Key.ID
+	for range 3 {
+		next, err := svc.Rotate(ctx, "acct", id, time.Hour)
+		require.NoError(t, err)
+		assert.Equal(t, first.Key.ID, next.Key.Lineage)
+		p, err := svc.Verify(ctx, next.Secret.Reveal())
+		require.NoError(t, err)
+		assert.Equal(t, first.Key.ID, p.Lineage())
+		id = next.Key.ID
+	}
+	p, err := svc.Verify(ctx, first.Secret.Reveal())
+	require.NoError(t, err, "within its grace period")
+	assert.Equal(t, first.Key.ID, p.Lineage(), "the first key is its own lineage")
+}
+
+// A store that keeps no accounts leaves every account on the default
+// plan, and says so when asked to change one.
+func TestAccountsUnsupported(t *testing.T) {
+	t.Parallel()
+	svc, err := apikey.New(keysOnly{memstore.New()}, apikey.Config{Plans: []string{"free"}})
+	require.NoError(t, err)
+	ctx := context.Background()
+	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	p, err := svc.Verify(ctx, issued.Secret.Reveal())
+	require.NoError(t, err)
+	assert.Equal(t, apikey.Account{ID: "acct"}, p.Account())
+	err = svc.SetAccount(ctx, apikey.Account{ID: "acct", Plan: "free"})
+	assert.True(t, errors.Is(err, errors.ErrUnsupported), "%v", err)
+}
+
+// keysOnly hides every capability of the store it wraps but apikey.Store.
+type keysOnly struct{ apikey.Store }

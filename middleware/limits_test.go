@@ -1,0 +1,178 @@
+package middleware_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/testclock"
+	"github.com/keygate/keygate/middleware"
+	"github.com/keygate/keygate/ratelimit"
+	"github.com/keygate/keygate/store/memstore"
+)
+
+// limited is a service on the default plans and a middleware with a
+// memory limiter on one clock, around a mux of a cheap, a free and a
+// costly route.
+type limited struct {
+	svc   *apikey.Service
+	h     http.Handler
+	clock *testclock.Clock
+}
+
+func newLimited(t *testing.T) *limited {
+	t.Helper()
+	clock := testclock.New(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC))
+	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free", "starter", "business"}, MaxActiveKeys: 20, Clock: clock.Now})
+	require.NoError(t, err)
+	limiter := ratelimit.NewMemory(ratelimit.MemoryConfig{Clock: clock.Now})
+	t.Cleanup(func() { _ = limiter.Close() })
+	mw, err := middleware.New(middleware.Config{
+		Verifier: svc,
+		Limiter:  limiter,
+		Costs:    map[string]int64{"GET /status": 0, "POST /reports": 5},
+	})
+	require.NoError(t, err)
+	mux := http.NewServeMux()
+	for _, route := range []string{"GET /items", "GET /status", "POST /reports"} {
+		mux.HandleFunc(route, func(http.ResponseWriter, *http.Request) {})
+	}
+	return &limited{svc: svc, h: mw.Authenticate(mux), clock: clock}
+}
+
+// do sends a request with key and returns its status and
+// X-RateLimit-Remaining.
+func (l *limited) do(method, path, key string) (int, string) {
+	r := httptest.NewRequest(method, path, nil)
+	r.Header.Set("X-API-Key", key)
+	w := httptest.NewRecorder()
+	l.h.ServeHTTP(w, r)
+	return w.Code, w.Header().Get("X-RateLimit-Remaining")
+}
+
+func (l *limited) key(t *testing.T, owner, plan string) (string, string) {
+	t.Helper()
+	issued, err := l.svc.Create(context.Background(), apikey.CreateParams{Owner: owner, Plan: plan, Permissions: []apikey.Permission{apikey.Read, apikey.Write}})
+	require.NoError(t, err)
+	return issued.Key.ID, issued.Secret.Reveal()
+}
+
+// Ten keys of an account on the free plan get 10 requests a minute
+// between them; rotation, with and without grace, starts no key afresh.
+func TestAccountLimitsAcrossKeysAndRotation(t *testing.T) {
+	l := newLimited(t)
+	ctx := context.Background()
+	var keys []string
+	var first string
+	for i := range 10 {
+		id, key := l.key(t, "acct", "")
+		if i == 0 {
+			first = id
+		}
+		keys = append(keys, key)
+	}
+	for i, key := range keys[:8] {
+		code, remaining := l.do("GET", "/items", key)
+		require.Equal(t, http.StatusOK, code)
+		assert.Equal(t, 9-i, atoi(t, remaining))
+	}
+	graced, err := l.svc.Rotate(ctx, "acct", first, time.Hour)
+	require.NoError(t, err)
+	code, remaining := l.do("GET", "/items", graced.Secret.Reveal())
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "1", remaining, "the replacement spends the account's minute, not a fresh one")
+	now, err := l.svc.Rotate(ctx, "acct", graced.Key.ID, 0)
+	require.NoError(t, err)
+	code, remaining = l.do("GET", "/items", now.Secret.Reveal())
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "0", remaining)
+	code, _ = l.do("GET", "/items", keys[9])
+	assert.Equal(t, http.StatusTooManyRequests, code, "the eleventh request of the account's minute")
+}
+
+// A key's own plan caps it and survives its rotation: the replacement
+// continues the predecessor's windows.
+func TestKeyCapFollowsRotation(t *testing.T) {
+	l := newLimited(t)
+	id, key := l.key(t, "acct", "free")
+	require.NoError(t, l.svc.SetAccount(context.Background(), apikey.Account{ID: "acct", Plan: "business"}))
+	for range 7 {
+		code, _ := l.do("GET", "/items", key)
+		require.Equal(t, http.StatusOK, code)
+	}
+	next, err := l.svc.Rotate(context.Background(), "acct", id, 0)
+	require.NoError(t, err)
+	code, remaining := l.do("GET", "/items", next.Secret.Reveal())
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "2", remaining, "8 of the key's 10 spent, across the rotation")
+}
+
+// A plan change keeps what was spent: an upgrade continues from the
+// spent requests, a downgrade refuses at once when they exceed the new
+// plan, and custom limits apply to the next request.
+func TestPlanChangeKeepsWhatWasSpent(t *testing.T) {
+	l := newLimited(t)
+	ctx := context.Background()
+	_, key := l.key(t, "acct", "")
+	for range 9 {
+		code, _ := l.do("GET", "/items", key)
+		require.Equal(t, http.StatusOK, code)
+	}
+	require.NoError(t, l.svc.SetAccount(ctx, apikey.Account{ID: "acct", Plan: "starter"}))
+	_, remaining := l.do("GET", "/items", key)
+	assert.Equal(t, "50", remaining, "10 of starter's 60 spent")
+	require.NoError(t, l.svc.SetAccount(ctx, apikey.Account{ID: "acct", Plan: "free"}))
+	code, _ := l.do("GET", "/items", key)
+	assert.Equal(t, http.StatusTooManyRequests, code, "10 spent of free's 10")
+
+	require.NoError(t, l.svc.SetAccount(ctx, apikey.Account{ID: "acct", Limits: []apikey.Limit{{Limit: 1000, Period: time.Minute}}}))
+	code, remaining = l.do("GET", "/items", key)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "989", remaining, "the custom minute continues from the 10 spent")
+}
+
+// A route's cost is taken from every window; a cost of 0 verifies and
+// takes nothing.
+func TestRouteCosts(t *testing.T) {
+	l := newLimited(t)
+	_, key := l.key(t, "acct", "")
+	code, remaining := l.do("POST", "/reports", key)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "5", remaining)
+	for range 3 {
+		code, remaining = l.do("GET", "/status", key)
+		assert.Equal(t, http.StatusOK, code)
+		assert.Equal(t, "5", remaining, "cost 0 takes nothing")
+	}
+	code, remaining = l.do("POST", "/reports", key)
+	assert.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "0", remaining)
+	code, _ = l.do("GET", "/items", key)
+	assert.Equal(t, http.StatusTooManyRequests, code)
+	code, _ = l.do("GET", "/status", key)
+	assert.Equal(t, http.StatusOK, code, "a cost-0 route passes even when the windows are spent")
+	_, _ = l.do("GET", "/status", "kg_live_nope")
+	code, _ = l.do("GET", "/status", "kg_live_nope")
+	assert.Equal(t, http.StatusUnauthorized, code, "cost 0 still verifies the key")
+
+	_, err := middleware.New(middleware.Config{Verifier: l.svc, Limiter: ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1}),
+		Costs: map[string]int64{"POST /reports": 11}})
+	require.ErrorIs(t, err, apikey.ErrInvalidConfig, "a cost no free window can ever admit")
+	_, err = middleware.New(middleware.Config{Verifier: l.svc, Limiter: ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1}),
+		Costs: map[string]int64{"POST /reports": -1}})
+	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	require.NoError(t, err, "%q", s)
+	return n
+}
