@@ -43,8 +43,13 @@ func BenchmarkRedis(b *testing.B) {
 			_, err := l.Allow(ctx, ratelimit.Request{Key: key, KeyPolicy: policy, Cost: 1})
 			return err
 		},
+		// The account's windows and the key's, in one script.
+		"allow-account+key": func(key string) error {
+			_, err := l.Allow(ctx, ratelimit.Request{Account: "acct_" + key, AccountPolicy: policy, Key: key, KeyPolicy: policy, Cost: 1})
+			return err
+		},
 	}
-	for _, name := range []string{"floor=noop-script", "time-get-set-script", "allow"} {
+	for _, name := range []string{"floor=noop-script", "time-get-set-script", "allow", "allow-account+key"} {
 		fn := run[name]
 		_ = fn("warm")
 		b.Run(name+"/goroutines=1", func(b *testing.B) {

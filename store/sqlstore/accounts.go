@@ -32,36 +32,41 @@ func (s *Store) Account(ctx context.Context, id string) (*apikey.Account, error)
 
 // PutAccount implements [apikey.AccountStore] in one transaction, which
 // also records the change in the feed that caches on every instance
-// follow.
+// follow. A create is a plain INSERT, so that concurrent creates queue on
+// the primary key alone; the one that loses is told so once its
+// transaction has ended and its connection is back in the pool.
 func (s *Store) PutAccount(ctx context.Context, a *apikey.Account, create bool) error {
 	data, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("sqlstore: encode account %q: %w", a.ID, err)
 	}
-	return s.tx(ctx, "put account", func(tx *sql.Tx) error {
-		var got string
-		err := tx.QueryRowContext(ctx, s.bind("SELECT id FROM keygate_accounts WHERE id = ?"+s.forUpdate()), a.ID).Scan(&got)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return wrap("put account", err)
-		}
-		switch exists := err == nil; {
-		case create && exists:
-			return apikey.ErrDuplicate
-		case !create && !exists:
-			return apikey.ErrNotFound
-		case create:
+	var insertErr error
+	err = s.tx(ctx, "put account", func(tx *sql.Tx) error {
+		if create {
 			if _, err := tx.ExecContext(ctx, s.bind("INSERT INTO keygate_accounts (id, record) VALUES (?, ?)"), a.ID, string(data)); err != nil {
-				// A concurrent create won the primary key.
-				if _, gerr := s.Account(ctx, a.ID); gerr == nil {
-					return apikey.ErrDuplicate
-				}
+				insertErr = err
 				return wrap("put account", err)
 			}
-		default:
+		} else {
+			var got string
+			err := tx.QueryRowContext(ctx, s.bind("SELECT id FROM keygate_accounts WHERE id = ?"+s.forUpdate()), a.ID).Scan(&got)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return apikey.ErrNotFound
+			case err != nil:
+				return wrap("put account", err)
+			}
 			if _, err := tx.ExecContext(ctx, s.bind("UPDATE keygate_accounts SET record = ? WHERE id = ?"), string(data), a.ID); err != nil {
 				return wrap("put account", err)
 			}
 		}
 		return s.changed(ctx, tx, cachestore.AccountChange(a.ID))
 	})
+	if insertErr != nil {
+		// The insert failed: most likely the account exists.
+		if _, gerr := s.Account(ctx, a.ID); gerr == nil {
+			return apikey.ErrDuplicate
+		}
+	}
+	return err
 }
