@@ -206,14 +206,24 @@ func testClockBack(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 
 func testConcurrent(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(100))
+	allowed := hammer(t, l, 8, 40, func(int) ratelimit.Request { return ratelimit.Request{Key: "k", KeyPolicy: p, Cost: 1} })
+	if allowed != 100 {
+		t.Fatalf("%d of 320 concurrent requests allowed under 100/min, want exactly 100", allowed)
+	}
+}
+
+// hammer sends each requests from each of goroutines goroutines from as many goroutines, the
+// request of goroutine g being req(g), and returns how many passed.
+func hammer(t *testing.T, l ratelimit.Limiter, goroutines, each int, req func(g int) ratelimit.Request) int64 {
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
-	for range 8 {
+	for g := range goroutines {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range 40 {
-				d, err := l.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: p, Cost: 1})
+			r := req(g)
+			for range each {
+				d, err := l.Allow(context.Background(), r)
 				if err != nil {
 					t.Errorf("Allow: %v", err)
 					return
@@ -225,9 +235,7 @@ func testConcurrent(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 		}()
 	}
 	wg.Wait()
-	if allowed.Load() != 100 {
-		t.Fatalf("%d of 320 concurrent requests allowed under 100/min, want exactly 100", allowed.Load())
-	}
+	return allowed.Load()
 }
 
 func testTightest(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
@@ -333,28 +341,11 @@ func testKeyCap(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 // limit passes.
 func testConcurrentAccount(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	plan := ratelimit.MustPolicy("t", ratelimit.PerMinute(100), ratelimit.PerDay(1000))
-	var allowed atomic.Int64
-	var wg sync.WaitGroup
-	for g := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r := ratelimit.Request{Account: "a", AccountPolicy: plan, Key: string(rune('0' + g%10)), Cost: 1}
-			for range 20 {
-				d, err := l.Allow(context.Background(), r)
-				if err != nil {
-					t.Errorf("Allow: %v", err)
-					return
-				}
-				if d.Allowed {
-					allowed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if allowed.Load() != 100 {
-		t.Fatalf("%d of 400 concurrent requests over 10 keys allowed under the account's 100/min, want exactly 100", allowed.Load())
+	allowed := hammer(t, l, 20, 20, func(g int) ratelimit.Request {
+		return ratelimit.Request{Account: "a", AccountPolicy: plan, Key: string(rune('0' + g%10)), Cost: 1}
+	})
+	if allowed != 100 {
+		t.Fatalf("%d of 400 concurrent requests over 10 keys allowed under the account's 100/min, want exactly 100", allowed)
 	}
 }
 
