@@ -212,8 +212,8 @@ func testConcurrent(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	}
 }
 
-// hammer sends each requests from each of goroutines goroutines from as many goroutines, the
-// request of goroutine g being req(g), and returns how many passed.
+// hammer sends each requests from each of goroutines goroutines, those of
+// goroutine g being req(g), and returns how many passed.
 func hammer(t *testing.T, l ratelimit.Limiter, goroutines, each int, req func(g int) ratelimit.Request) int64 {
 	var allowed atomic.Int64
 	var wg sync.WaitGroup
