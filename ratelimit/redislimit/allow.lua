@@ -38,109 +38,118 @@ if not now then
 end
 local cost = tonumber(ARGV[2])
 
--- load returns the policy in spec and the state stored at key under it:
--- {slack, windows = {{capacity, interval, period, t, v}, ...}}. A state
--- kept under another policy carries over: each window starts from the
--- old window of the same kind and period, a bucket's spent tokens
--- rescaled to its new rate (rounded up, so that a change never mints a
--- token); a window with no counterpart starts afresh.
+-- load reads the policy spec and the state at key. It returns the number
+-- of windows, the spec unpacked (sp[1] the slack, then per window i
+-- sp[3i-1] capacity, sp[3i] interval, sp[3i+1] period) and the state
+-- unpacked (st[1] the deadline, then per window st[4i-2] period,
+-- st[4i-1] interval, st[4i] t, st[4i+1] v). A state kept under another
+-- policy carries over: each window starts from the old window of the
+-- same kind and period, a bucket's spent tokens rescaled to its new rate
+-- (rounded up, so that a change never mints a token); a window with no
+-- counterpart starts afresh.
 local function load(key, spec)
-  if spec == '' then return nil end
+  if spec == '' then return 0 end
   local n = (#spec / 8 - 1) / 3
-  local s = {struct.unpack('<' .. string.rep('d', 1 + 3 * n), spec)}
-  local p = {slack = s[1], windows = {}}
-  local old = {}
+  local sp = {struct.unpack('<' .. string.rep('d', 1 + 3 * n), spec)}
   local raw = redis.call('GET', key)
-  if raw and #raw % 32 == 8 then
-    local m = (#raw - 8) / 32
-    local o = {struct.unpack('<' .. string.rep('d', 1 + 4 * m), raw)}
-    p.deadline = o[1]
-    for j = 1, m do
-      old[j] = {period = o[4 * j - 2], interval = o[4 * j - 1], t = o[4 * j], v = o[4 * j + 1]}
+  local st
+  if raw and #raw == 8 + 32 * n then
+    st = {struct.unpack('<' .. string.rep('d', 1 + 4 * n), raw)}
+    for i = 1, n do
+      if st[4 * i - 2] ~= sp[3 * i + 1] or st[4 * i - 1] ~= sp[3 * i] then
+        st = nil -- another policy: carry it over below
+        break
+      end
     end
+    if st then return n, sp, st end
   end
+  local old = {}
+  if raw and #raw % 32 == 8 then
+    old = {struct.unpack('<' .. string.rep('d', (#raw / 8)), raw)}
+  end
+  st = {old[1] or 0}
   for i = 1, n do
-    local w = {capacity = s[3 * i - 1], interval = s[3 * i], period = s[3 * i + 1], t = 0, v = 0}
-    for _, o in ipairs(old) do
-      if o.period == w.period and (o.interval < 0) == (w.interval < 0) then
-        w.t, w.v = o.t, o.v
-        if w.interval > 0 and o.interval ~= w.interval and o.t > now then
-          w.t = now + math.ceil((o.t - now) / o.interval) * w.interval
+    local interval, period = sp[3 * i], sp[3 * i + 1]
+    local t, v = 0, 0
+    for j = 1, (#old - 2) / 4 do
+      local oiv = old[4 * j - 1]
+      if old[4 * j - 2] == period and (oiv < 0) == (interval < 0) then
+        t, v = old[4 * j], old[4 * j + 1]
+        if interval > 0 and oiv ~= interval and t > now then
+          t = now + math.ceil((t - now) / oiv) * interval
         end
         break
       end
     end
-    p.windows[i] = w
+    st[4 * i - 2], st[4 * i - 1], st[4 * i], st[4 * i + 1] = period, interval, t, v
   end
-  return p
+  return n, sp, st
 end
 
--- admits brings every window of p up to now, which changes nothing a
--- request could observe (a fixed window past its end starts anew, a
--- bucket's t is never in the past), and reports whether all admit cost.
-local function admits(p)
-  if not p then return true end
+-- admits brings each of the n windows of state st up to now, which
+-- changes nothing a request could observe (a fixed window past its end
+-- starts anew, a bucket's t is never in the past), and reports whether
+-- all admit cost.
+local function admits(n, sp, st)
   local ok = true
-  for _, w in ipairs(p.windows) do
-    if w.interval < 0 then
-      local start = now - now % w.period
-      if start > w.t then w.t, w.v = start, 0 end
-      if w.v + cost > w.capacity then ok = false end
+  for i = 1, n do
+    local capacity, interval, period = sp[3 * i - 1], sp[3 * i], sp[3 * i + 1]
+    local t, v = st[4 * i], st[4 * i + 1]
+    if interval < 0 then
+      local start = now - now % period
+      if start > t then t, v = start, 0 end
+      if v + cost > capacity then ok = false end
     else
-      if now > w.t then w.t = now end
-      if w.t + (cost - w.capacity) * w.interval > now then ok = false end
+      if now > t then t = now end
+      if t + (cost - capacity) * interval > now then ok = false end
     end
+    st[4 * i], st[4 * i + 1] = t, v
   end
   return ok
 end
 
--- take takes cost from every window of p and writes its state back. The
--- expiry moves only when the state would outlive the deadline set last,
--- and then a slack further, so that most writes keep their TTL instead of
--- paying for PEXPIRE; an idle state expires at most the slack after every
--- window is back to its initial state.
-local function take(key, p)
-  if not p then return end
+-- take takes cost from each of the n windows of st and writes the state
+-- back. The expiry moves only when the state would outlive the deadline
+-- set last, and then a slack further, so that most writes keep their TTL
+-- instead of paying for PEXPIRE; an idle state expires at most the slack
+-- after every window is back to its initial state.
+local function take(key, n, sp, st)
+  if n == 0 then return end
   local need = 0 -- when every window is back to its initial state
-  local fields = {0}
-  for _, w in ipairs(p.windows) do
-    if w.interval < 0 then
-      w.v = w.v + cost
-      need = math.max(need, w.t + w.period)
+  for i = 1, n do
+    if sp[3 * i] < 0 then
+      st[4 * i + 1] = st[4 * i + 1] + cost
+      need = math.max(need, st[4 * i] + sp[3 * i + 1])
     else
-      w.t = w.t + cost * w.interval
-      need = math.max(need, w.t)
+      st[4 * i] = st[4 * i] + cost * sp[3 * i]
+      need = math.max(need, st[4 * i])
     end
-    fields[#fields + 1] = w.period
-    fields[#fields + 1] = w.interval
-    fields[#fields + 1] = w.t
-    fields[#fields + 1] = w.v
   end
-  local packed
-  if p.deadline and need <= p.deadline then
-    fields[1] = p.deadline
-    packed = struct.pack('<' .. string.rep('d', #fields), unpack(fields))
-    redis.call('SET', key, packed, 'KEEPTTL')
+  local format = '<' .. string.rep('d', 1 + 4 * n)
+  if need <= st[1] then
+    redis.call('SET', key, struct.pack(format, unpack(st, 1, 1 + 4 * n)), 'KEEPTTL')
   else
-    fields[1] = need + p.slack
-    packed = struct.pack('<' .. string.rep('d', #fields), unpack(fields))
-    redis.call('SET', key, packed, 'PX', math.max(1, math.ceil((fields[1] - now) / 1000)))
+    st[1] = need + sp[1]
+    redis.call('SET', key, struct.pack(format, unpack(st, 1, 1 + 4 * n)), 'PX', math.max(1, math.ceil((st[1] - now) / 1000)))
   end
 end
 
-local account, key = load(KEYS[1], ARGV[3]), load(KEYS[2], ARGV[4])
-local allowed = admits(account)
-allowed = admits(key) and allowed
+local na, spa, sta = load(KEYS[1], ARGV[3])
+local nk, spk, stk = load(KEYS[2], ARGV[4])
+local allowed = admits(na, spa, sta)
+allowed = admits(nk, spk, stk) and allowed
 if allowed and cost > 0 then
-  take(KEYS[1], account)
-  take(KEYS[2], key)
+  take(KEYS[1], na, spa, sta)
+  take(KEYS[2], nk, spk, stk)
 end
 
 local reply = {allowed and 1 or 0, now}
-for _, p in ipairs({account or {windows = {}}, key or {windows = {}}}) do
-  for _, w in ipairs(p.windows) do
-    reply[#reply + 1] = w.t
-    reply[#reply + 1] = w.v
-  end
+for i = 1, na do
+  reply[#reply + 1] = sta[4 * i]
+  reply[#reply + 1] = sta[4 * i + 1]
+end
+for i = 1, nk do
+  reply[#reply + 1] = stk[4 * i]
+  reply[#reply + 1] = stk[4 * i + 1]
 end
 return struct.pack('<' .. string.rep('d', #reply), unpack(reply))
