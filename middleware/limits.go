@@ -27,15 +27,10 @@ func checkPlans(cfg Config) error {
 		}
 	}
 	for route, cost := range cfg.Costs {
-		if cost < 0 {
-			return fmt.Errorf("middleware: %w: the cost of %q is negative", apikey.ErrInvalidConfig, route)
-		}
 		for _, name := range cfg.Plans.Names() {
 			p, _ := cfg.Plans.Lookup(name)
-			for _, w := range p.Windows() {
-				if cost > w.Burst {
-					return fmt.Errorf("middleware: %w: the cost of %q, %d, is more than plan %q's window of %d can ever admit", apikey.ErrInvalidConfig, route, cost, name, w.Burst)
-				}
+			if err := (&ratelimit.Request{KeyPolicy: p, Cost: cost}).Validate(); err != nil {
+				return fmt.Errorf("middleware: %w: the cost of %q under plan %q: %w", apikey.ErrInvalidConfig, route, name, err)
 			}
 		}
 	}

@@ -189,7 +189,7 @@ func shardOf(key string) int {
 
 // Allow implements [Limiter]. It never fails for a valid request.
 func (m *Memory) Allow(_ context.Context, r Request) (Decision, error) {
-	if err := r.check(); err != nil {
+	if err := r.Validate(); err != nil {
 		return Decision{}, err
 	}
 	home := r.Account
@@ -202,7 +202,9 @@ func (m *Memory) Allow(_ context.Context, r Request) (Decision, error) {
 	now := m.now()
 	acct := sh.get(sh.accounts, r.Account, r.AccountPolicy, now)
 	key := sh.get(sh.keys, r.Key, r.KeyPolicy, now)
-	allowed := acct.check(now, r.Cost) && key.check(now, r.Cost)
+	// Both checks run: each brings its windows up to now for the report.
+	allowed := acct.check(now, r.Cost)
+	allowed = key.check(now, r.Cost) && allowed
 	na := acct.take(now, r.Cost, allowed, out[:])
 	nk := key.take(now, r.Cost, allowed, out[na:])
 	sh.mu.Unlock()

@@ -133,10 +133,11 @@ func (p *Policy) capacity() int64 {
 	return p.maxCost
 }
 
-// check reports whether r can ever pass. It fails with [ErrInvalidPolicy]
-// when r has no policy, and with [ErrInvalidCost] for a negative cost or
-// one above the smallest window's capacity.
-func (r *Request) check() error {
+// Validate reports whether r can ever pass: what every [Limiter] checks
+// before deciding. It fails with [ErrInvalidPolicy] when r has no policy,
+// and with [ErrInvalidCost] for a negative cost or one above the smallest
+// window's capacity.
+func (r *Request) Validate() error {
 	switch limit := min(r.AccountPolicy.capacity(), r.KeyPolicy.capacity()); {
 	case r.AccountPolicy == nil && r.KeyPolicy == nil:
 		return fmt.Errorf("%w: the request has no policy", ErrInvalidPolicy)

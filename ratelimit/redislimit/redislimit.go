@@ -109,7 +109,6 @@ const maxSlack = int64(time.Minute / time.Microsecond)
 type script struct {
 	spec    string           // the policy as allow.lua reads it
 	windows []binding.Window // in microseconds
-	maxCost int64            // the smallest capacity: no larger cost can ever pass
 	err     error            // the policy cannot be enforced in microseconds
 }
 
@@ -123,7 +122,7 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 	if sc, ok := l.scripts.Load(p); ok {
 		return sc.(*script)
 	}
-	sc := &script{maxCost: math.MaxInt64}
+	sc := &script{}
 	spec := []int64{maxSlack}
 	for i, w := range p.Windows() {
 		period := w.Period.Microseconds()
@@ -145,7 +144,6 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 			sc.err = fmt.Errorf("%w: window %d spans more than 2^52 µs, too long for Redis's doubles", ratelimit.ErrInvalidPolicy, i)
 		}
 		spec[0] = min(spec[0], span)
-		sc.maxCost = min(sc.maxCost, w.Burst)
 		sc.windows = append(sc.windows, bw)
 		spec = append(spec, w.Burst, iv, period)
 	}
@@ -161,17 +159,16 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 // Allow implements [ratelimit.Limiter] with one script call, one round
 // trip, for the account's windows and the key's together.
 func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, error) {
-	acct, key := l.scriptFor(r.AccountPolicy), l.scriptFor(r.KeyPolicy)
-	if acct == nil && key == nil {
-		return ratelimit.Decision{}, fmt.Errorf("%w: the request has no policy", ratelimit.ErrInvalidPolicy)
+	if err := r.Validate(); err != nil {
+		return ratelimit.Decision{}, err
 	}
+	acct, key := l.scriptFor(r.AccountPolicy), l.scriptFor(r.KeyPolicy)
 	var args [4]any
 	args[0] = ""
 	if l.cfg.Clock != nil {
 		args[0] = strconv.FormatInt(l.cfg.Clock().UnixMicro(), 10)
 	}
 	args[1], args[2], args[3] = costArg(r.Cost), "", ""
-	limit := int64(math.MaxInt64)
 	for i, sc := range []*script{acct, key} {
 		if sc == nil {
 			continue
@@ -179,11 +176,7 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 		if sc.err != nil {
 			return ratelimit.Decision{}, sc.err
 		}
-		limit = min(limit, sc.maxCost)
 		args[2+i] = sc.spec
-	}
-	if r.Cost < 0 || r.Cost > limit {
-		return ratelimit.Decision{}, fmt.Errorf("%w: %d is not between 0 and the smallest window capacity %d", ratelimit.ErrInvalidCost, r.Cost, limit)
 	}
 	tag := r.Account
 	if tag == "" {
