@@ -108,7 +108,7 @@ func TestAccountsUnsupported(t *testing.T) {
 	require.NoError(t, err)
 	p, err := svc.Verify(ctx, issued.Secret.Reveal())
 	require.NoError(t, err)
-	assert.Equal(t, apikey.Account{ID: "acct"}, p.Account())
+	assert.Equal(t, apikey.Account{ID: "acct", Plan: "free"}, p.Account(), "the default plan, named as Service.Account names it")
 	err = svc.SetAccount(ctx, apikey.Account{ID: "acct", Plan: "free"})
 	assert.True(t, errors.Is(err, errors.ErrUnsupported), "%v", err)
 }

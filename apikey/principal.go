@@ -8,7 +8,7 @@ import "log/slog"
 // has no permissions and no owner.
 type Principal struct {
 	rec  *Record
-	acct *Account // nil: on the default plan
+	acct *Account // the stored account, or the service's default one (no ID)
 }
 
 func (p Principal) key() *Key {
@@ -48,13 +48,15 @@ func (p Principal) Lineage() string {
 }
 
 // Account returns the key's account as it was when the key verified:
-// its plan and custom limits. Plan "" is the default plan. The Limits
-// slice is shared: do not modify it.
+// its plan (the default plan when none was stored) and custom limits.
+// The Limits slice is shared: do not modify it.
 func (p Principal) Account() Account {
 	if p.acct == nil {
 		return Account{ID: p.Owner()}
 	}
-	return *p.acct
+	a := *p.acct
+	a.ID = p.Owner()
+	return a
 }
 
 // Has reports whether the key grants perm.

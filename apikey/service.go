@@ -55,15 +55,18 @@ type Config struct {
 // ownership) and delegates persistence to a [Store]. It is safe for
 // concurrent use.
 type Service struct {
-	store   Store
-	format  *Format
-	max     int
-	scopes  map[Permission]bool
-	plans   []string
-	routes  []string
-	schemes []hashScheme // [0] hashes new keys; all verify
-	now     func() time.Time
-	newID   func() string
+	store  Store
+	format *Format
+	max    int
+	scopes map[Permission]bool
+	plans  []string
+	// defaultAccount is the account of an owner with none stored, shared
+	// by their principals.
+	defaultAccount *Account
+	routes         []string
+	schemes        []hashScheme // [0] hashes new keys; all verify
+	now            func() time.Time
+	newID          func() string
 }
 
 // New returns a Service over store.
@@ -118,14 +121,15 @@ func New(store Store, cfg Config) (*Service, error) {
 	if s.newID == nil {
 		s.newID = newUUID
 	}
+	s.defaultAccount = &Account{Plan: s.defaultPlan()}
 	return s, nil
 }
 
 // Format returns the key format the service issues and accepts.
 func (s *Service) Format() *Format { return s.format }
 
-// Plans returns the plan names keys may have, the default first: a copy
-// of [Config].Plans.
+// Plans returns the plan names accounts and keys may have, the default
+// first: a copy of [Config].Plans.
 func (s *Service) Plans() []string { return slices.Clone(s.plans) }
 
 // CreateParams describes a key to issue. Only Owner is required.
@@ -211,7 +215,10 @@ func (s *Service) issue(k Key) (*Record, Secret, error) {
 // the key's [Principal], or an error matching [ErrMalformed],
 // [ErrInvalidKey] (unknown, deleted or revoked, deliberately alike),
 // [ErrExpired] or [ErrNotYetValid]. Any other error is a store failure,
-// which a caller should answer with 503, not 401.
+// which a caller should answer with 503, not 401. When the store keeps
+// accounts ([AccountStore]), Verify also reads the key's account, for
+// [Principal.Account]: put store/cachestore in front of a networked
+// store so that neither read is a round trip.
 func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
 	if _, err := s.format.Parse(key); err != nil {
 		return Principal{}, err
@@ -233,11 +240,13 @@ func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
 			return Principal{}, ErrNotYetValid
 		}
 	}
-	var acct *Account
+	acct := s.defaultAccount
 	if as, ok := s.store.(AccountStore); ok {
-		if acct, err = as.Account(ctx, rec.Owner); errors.Is(err, ErrNotFound) || errors.Is(err, errors.ErrUnsupported) {
-			acct = nil // on the default plan
-		} else if err != nil {
+		stored, err := as.Account(ctx, rec.Owner)
+		switch {
+		case err == nil && stored != nil:
+			acct = stored
+		case err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, errors.ErrUnsupported):
 			return Principal{}, fmt.Errorf("apikey: verify: reading the account: %w", err)
 		}
 	}

@@ -85,8 +85,8 @@ func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T
 		if err != nil {
 			t.Fatalf("the other instance could not verify the key: %v", err)
 		}
-		if p.Account().Plan != "" {
-			t.Fatalf("a new account's plan: %q, want the default", p.Account().Plan)
+		if p.Account().Plan != "free" {
+			t.Fatalf("a new account's plan: %q, want the default, free", p.Account().Plan)
 		}
 		if err := a.SetAccount(ctx, apikey.Account{ID: owner, Plan: "business"}); errors.Is(err, errors.ErrUnsupported) {
 			t.Skip("the store keeps no accounts")
