@@ -69,16 +69,18 @@ func (s *Store) Account(ctx context.Context, id string) (*apikey.Account, error)
 		return nil, err
 	}
 	change := AccountChange(id)
-	cs := &s.changes[change[0]%shardCount]
-	cs.mu.Lock()
-	cs.ids[change] = id
-	cs.mu.Unlock()
 	as.mu.Lock()
 	if s.gen.Load() == gen {
 		if len(as.entries) >= s.perShard {
 			as.evict(now, s)
 		}
 		as.entries[id] = accountEntry{acct: acct, change: change, filled: now}
+		// Only a cached account is findable by its change, so the
+		// changes never outnumber the entries.
+		cs := &s.changes[change[0]%shardCount]
+		cs.mu.Lock()
+		cs.ids[change] = id
+		cs.mu.Unlock()
 	}
 	as.mu.Unlock()
 	if err != nil {

@@ -267,6 +267,10 @@ func (s *Store) setTrusted(ok bool) {
 		as.mu.Lock()
 		clear(as.entries)
 		as.mu.Unlock()
+		cs := &s.changes[i]
+		cs.mu.Lock()
+		clear(cs.ids)
+		cs.mu.Unlock()
 	}
 }
 
