@@ -77,6 +77,7 @@ type Store struct {
 	db           *sql.DB
 	dialect      Dialect
 	pollInterval time.Duration
+	addUsage     string // the statement of AddUsage, built once
 }
 
 var (
@@ -175,7 +176,9 @@ func newStore(db *sql.DB, cfg Config) (*Store, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 250 * time.Millisecond
 	}
-	return &Store{db: db, dialect: cfg.Dialect, pollInterval: cfg.PollInterval}, nil
+	s := &Store{db: db, dialect: cfg.Dialect, pollInterval: cfg.PollInterval}
+	s.addUsage = s.bind(addUsageSQL(cfg.Dialect))
+	return s, nil
 }
 
 // querier is what both *sql.DB and *sql.Tx offer.

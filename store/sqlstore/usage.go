@@ -65,7 +65,7 @@ func (s *Store) AddUsage(ctx context.Context, deltas []usage.Delta) error {
 	if err != nil {
 		return wrap("add usage", err)
 	}
-	if _, err := s.db.ExecContext(ctx, s.bind(addUsageSQL(s.dialect)), string(batch)); err != nil {
+	if _, err := s.db.ExecContext(ctx, s.addUsage, string(batch)); err != nil {
 		return wrap("add usage", err)
 	}
 	return nil
