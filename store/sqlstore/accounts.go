@@ -33,19 +33,19 @@ func (s *Store) Account(ctx context.Context, id string) (*apikey.Account, error)
 // PutAccount implements [apikey.AccountStore] in one transaction, which
 // also records the change in the feed that caches on every instance
 // follow. A create is a plain INSERT, so that concurrent creates queue on
-// the primary key alone; the one that loses is told so once its
-// transaction has ended and its connection is back in the pool.
+// the primary key alone.
 func (s *Store) PutAccount(ctx context.Context, a *apikey.Account, create bool) error {
 	data, err := json.Marshal(a)
 	if err != nil {
 		return fmt.Errorf("sqlstore: encode account %q: %w", a.ID, err)
 	}
-	var insertErr error
-	err = s.tx(ctx, "put account", func(tx *sql.Tx) error {
+	return s.tx(ctx, "put account", func(tx *sql.Tx) error {
 		if create {
 			if _, err := tx.ExecContext(ctx, s.bind("INSERT INTO keygate_accounts (id, record) VALUES (?, ?)"), a.ID, string(data)); err != nil {
-				insertErr = err
-				return wrap("put account", err)
+				return &lostInsert{err: wrap("put account", err), exists: func(ctx context.Context) bool {
+					_, err := s.Account(ctx, a.ID)
+					return err == nil
+				}}
 			}
 		} else {
 			var got string
@@ -62,11 +62,4 @@ func (s *Store) PutAccount(ctx context.Context, a *apikey.Account, create bool) 
 		}
 		return s.changed(ctx, tx, cachestore.AccountChange(a.ID))
 	})
-	if insertErr != nil {
-		// The insert failed: most likely the account exists.
-		if _, gerr := s.Account(ctx, a.ID); gerr == nil {
-			return apikey.ErrDuplicate
-		}
-	}
-	return err
 }

@@ -4,16 +4,41 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/keygate/keygate/apikey"
 )
 
-// tx runs fn in a transaction, committed when fn returns nil. PostgreSQL
+// tx runs fn in a transaction, committed when fn returns nil, and
+// reports a [lostInsert] of a row that exists as [apikey.ErrDuplicate].
+func (s *Store) tx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	err := s.run(ctx, op, fn)
+	var lost *lostInsert
+	if errors.As(err, &lost) && lost.exists(ctx) {
+		return apikey.ErrDuplicate
+	}
+	return err
+}
+
+// lostInsert is an INSERT that failed, most likely on a unique key that
+// a concurrent transaction took. [Store.tx] tells a duplicate (exists
+// reports the row) from a fault once the transaction has ended: asked
+// inside it, the question would wait for a second connection while
+// holding one, and a busy pool would run dry.
+type lostInsert struct {
+	err    error
+	exists func(ctx context.Context) bool
+}
+
+func (e *lostInsert) Error() string { return e.err.Error() }
+func (e *lostInsert) Unwrap() error { return e.err }
+
+// run runs fn in a transaction, committed when fn succeeds. PostgreSQL
 // and MySQL run it at READ COMMITTED, so that a count made after a lock
 // sees what the transaction before it committed.
-func (s *Store) tx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+func (s *Store) run(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	var opts *sql.TxOptions
 	if s.dialect != SQLite {
 		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
@@ -100,11 +125,10 @@ func (s *Store) insert(ctx context.Context, tx *sql.Tx, rec *apikey.Record) erro
 		rec.ID, rec.Owner, rec.Hash[:], rec.HashVersion, rec.CreatedAt.UnixMicro(),
 		micros(rec.ExpiresAt, true), micros(rec.RevokedAt, false), string(data))
 	if err != nil {
-		// A concurrent insert of the same ID or hash won the unique index.
-		if _, gerr := s.Get(ctx, rec.ID); gerr == nil {
-			return apikey.ErrDuplicate
-		}
-		return wrap("insert", err)
+		return &lostInsert{err: wrap("insert", err), exists: func(ctx context.Context) bool {
+			_, err := s.Get(ctx, rec.ID)
+			return err == nil
+		}}
 	}
 	return nil
 }
