@@ -20,7 +20,8 @@ const (
 )
 
 // changed records in tx that the key of hash was revoked, rotated or
-// deleted, for the other instances' caches.
+// deleted, or the account of cachestore.AccountChange hash changed, for
+// the other instances' caches.
 func (s *Store) changed(ctx context.Context, tx *sql.Tx, hash apikey.Hash) error {
 	if _, err := tx.ExecContext(ctx, s.bind("INSERT INTO keygate_changes (hash, at) VALUES (?, ?)"), hash[:], time.Now().UnixMicro()); err != nil {
 		return wrap("record the change", err)
@@ -30,8 +31,8 @@ func (s *Store) changed(ctx context.Context, tx *sql.Tx, hash apikey.Hash) error
 
 // WatchInvalidations implements [cachestore.Invalidator] by polling the
 // change feed every [Config].PollInterval: a key revoked, rotated or
-// deleted through any Store on the database is dropped from the cache
-// within about that interval. healthy reports each poll that fails
+// deleted, or an account changed, through any Store on the database is
+// dropped from the cache within about that interval. healthy reports each poll that fails
 // (false) and the first that succeeds after (true). It returns nil when
 // ctx ends.
 func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.Hash), healthy func(bool)) error {
