@@ -41,10 +41,11 @@ func (p Principal) Plan() string { return p.key().Plan }
 // Lineage returns the ID of the first key of the key's rotation chain,
 // under which its own rate limits are kept.
 func (p Principal) Lineage() string {
-	if k := p.key(); k.Lineage != "" {
+	k := p.key()
+	if k.Lineage != "" {
 		return k.Lineage
 	}
-	return p.key().ID
+	return k.ID
 }
 
 // Account returns the key's account as it was when the key verified:
