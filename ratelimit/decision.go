@@ -34,16 +34,27 @@ type Request struct {
 	// within the account.
 	Key       string
 	KeyPolicy *Policy
-	// Cost is taken from every window. 0 takes nothing and always passes:
-	// the decision reports where the windows stand.
+	// Credits, when set, is the account's credit balance: Cost is taken
+	// from it too, in the same decision.
+	Credits *Credits
+	// Cost is taken from every window and the balance. 0 takes nothing
+	// and always passes: the decision reports where they stand.
 	Cost int64
+	// Report asks for [Decision].Windows, at the cost of an allocation.
+	Report bool
 }
 
 // Decision is a limiter's answer for one request. Limit, Remaining, Reset
-// and the after-durations describe one window of the policy, the binding
-// one: when denied, the refusing window that frees up last; when allowed,
-// the window with the fewest requests left. Ties go to the later reset,
-// then to the earlier window.
+// and the after-durations describe one limit, the binding one: when
+// denied, the refusing limit that frees up last; when allowed, the limit
+// with the fewest requests left. Ties go to the later reset, then to the
+// earlier limit: the account's windows, the key's, then the credit
+// balance.
+//
+// When the balance binds (Quota), Limit is the refill amount (the
+// granted balance when it never refills), Remaining the balance and
+// Reset the next refill; a balance that no refill will restore has its
+// Reset at the decision and, when denied, a negative RetryAfter.
 type Decision struct {
 	// Allowed reports whether the request passes.
 	Allowed bool
@@ -51,8 +62,14 @@ type Decision struct {
 	// was configured to fail open; the other fields are then zero.
 	FailedOpen bool
 	// Policy is the policy of the binding window: the request's
-	// AccountPolicy or KeyPolicy.
+	// AccountPolicy or KeyPolicy; nil when the balance binds.
 	Policy *Policy
+	// Quota reports that the credit balance binds: a denial is "quota
+	// exceeded", not a rate limit.
+	Quota bool
+	// Balance is the credit balance after the decision; 0 without
+	// credits.
+	Balance int64
 	// Tightest is the index in Policy of the binding window.
 	Tightest int
 	// Limit is the binding window's limit.
@@ -65,14 +82,27 @@ type Decision struct {
 	// ResetAfter is how long after the decision Reset is.
 	ResetAfter time.Duration
 	// RetryAfter is 0 when allowed; otherwise how long until every
-	// refusing window admits the request.
+	// refusing limit admits the request, or negative when waiting will
+	// not (credits that no refill restores enough).
 	RetryAfter time.Duration
+	// Windows, when the request asked for a Report, holds every window:
+	// the account policy's, then the key policy's.
+	Windows []WindowState
 }
 
-// RetryAfterSeconds returns RetryAfter in whole seconds, rounded up: never
-// 0 for a denied request, 0 for an allowed one.
+// WindowState is where one window stands after a decision.
+type WindowState struct {
+	Policy    *Policy
+	Index     int // in Policy's windows
+	Remaining int64
+	Reset     time.Time
+}
+
+// RetryAfterSeconds returns RetryAfter in whole seconds, rounded up: 0
+// for an allowed request and for one that waiting will not admit, at
+// least 1 otherwise.
 func (d *Decision) RetryAfterSeconds() int64 {
-	if d.Allowed {
+	if d.Allowed || d.RetryAfter < 0 {
 		return 0
 	}
 	return max(ceilSeconds(int64(d.RetryAfter)), 1)

@@ -51,8 +51,9 @@ type memShard struct {
 	mu       sync.Mutex
 	accounts map[string]*bucket
 	keys     map[string]*bucket
+	credits  map[string]*credit
 	peak     int      // most entries since the maps were last rebuilt
-	_        [32]byte // 32 bytes of fields, padded to a 64-byte cache line
+	_        [24]byte // 40 bytes of fields, padded to a 64-byte cache line
 }
 
 // bucket is one account's or key's state under one policy. Two windows,
@@ -131,6 +132,7 @@ func NewMemory(cfg MemoryConfig) *Memory {
 	for i := range m.shards {
 		m.shards[i].accounts = make(map[string]*bucket)
 		m.shards[i].keys = make(map[string]*bucket)
+		m.shards[i].credits = make(map[string]*credit)
 	}
 	interval := cfg.SweepInterval
 	if interval == 0 {
@@ -192,12 +194,16 @@ func (m *Memory) Allow(_ context.Context, r Request) (Decision, error) {
 	if err := r.Validate(); err != nil {
 		return Decision{}, err
 	}
+	var sched binding.Credits
+	if r.Credits != nil {
+		sched = r.Credits.schedule()
+	}
 	home := r.Account
 	if home == "" {
 		home = r.Key
 	}
 	sh := &m.shards[shardOf(home)]
-	var out [2 * MaxWindows]binding.State
+	var out [2*MaxWindows + 1]binding.State
 	sh.mu.Lock()
 	now := m.now()
 	acct := sh.get(sh.accounts, r.Account, r.AccountPolicy, now)
@@ -205,10 +211,46 @@ func (m *Memory) Allow(_ context.Context, r Request) (Decision, error) {
 	// Both checks run: each brings its windows up to now for the report.
 	allowed := acct.check(now, r.Cost)
 	allowed = key.check(now, r.Cost) && allowed
+	var c *credit
+	if r.Credits != nil {
+		c = sh.credit(r.Account, &sched, now)
+		allowed = c.balance >= r.Cost && allowed
+	}
 	na := acct.take(now, r.Cost, allowed, out[:])
-	nk := key.take(now, r.Cost, allowed, out[na:])
+	n := na + key.take(now, r.Cost, allowed, out[na:])
+	var balance int64
+	if c != nil {
+		if allowed {
+			c.balance -= r.Cost
+		}
+		balance = c.balance
+		out[n] = sched.Report(c.balance, c.n, now, r.Cost, allowed)
+		n++
+	}
 	sh.mu.Unlock()
-	return decision(r.AccountPolicy, r.KeyPolicy, na, allowed, out[:na+nk], now), nil
+	d := decision(&r, na, allowed, out[:n], now)
+	d.Balance = balance
+	return d, nil
+}
+
+// credit is an account's credit balance: balance after n refills of the
+// grant of sched.
+type credit struct {
+	sched      binding.Credits
+	balance, n int64
+}
+
+// credit returns the balance of account under sched, brought up to now.
+func (sh *memShard) credit(account string, sched *binding.Credits, now int64) *credit {
+	c := sh.credits[account]
+	if c == nil {
+		c = &credit{sched: *sched, balance: sched.Balance, n: sched.Due(sched.Granted)}
+		sh.credits[account] = c
+		sh.peak = max(sh.peak, len(sh.accounts)+len(sh.keys)+len(sh.credits))
+	}
+	c.balance, c.n = sched.Bring(c.sched.Granted, c.balance, c.n, now)
+	c.sched = *sched
+	return c
 }
 
 // get returns the state of name under p in m, created or moved to p as
@@ -222,7 +264,7 @@ func (sh *memShard) get(m map[string]*bucket, name string, p *Policy, now int64)
 		b = &bucket{}
 		b.reset(p)
 		m[name] = b
-		sh.peak = max(sh.peak, len(sh.accounts)+len(sh.keys))
+		sh.peak = max(sh.peak, len(sh.accounts)+len(sh.keys)+len(sh.credits))
 	}
 	if b.policy != p {
 		b.adopt(p, now)
@@ -230,25 +272,47 @@ func (sh *memShard) get(m map[string]*bucket, name string, p *Policy, now int64)
 	return b
 }
 
-// decision reports the binding window of states, decided at now (in
-// nanoseconds): the first na are acct's windows, the rest key's.
-func decision(acct, key *Policy, na int, allowed bool, states []binding.State, now int64) Decision {
+// decision reports the binding limit of states, decided at now (in
+// nanoseconds): r's account windows (the first na), its key's, then its
+// balance.
+func decision(r *Request, na int, allowed bool, states []binding.State, now int64) Decision {
 	i := binding.Pick(allowed, states)
 	w := &states[i]
-	p, j := acct, i
-	if i >= na {
-		p, j = key, i-na
-	}
-	return Decision{
+	d := Decision{
 		Allowed:    allowed,
-		Policy:     p,
-		Tightest:   j,
-		Limit:      p.windows[j].Limit,
 		Remaining:  w.Remaining,
 		Reset:      time.Unix(0, w.Reset).UTC(),
 		ResetAfter: time.Duration(w.Reset - now),
 		RetryAfter: time.Duration(w.Retry),
 	}
+	if w.Retry == binding.Never {
+		d.RetryAfter = -1
+	}
+	if r.Report {
+		d.Windows = make([]WindowState, 0, len(states))
+	}
+	nw := na + r.KeyPolicy.len()
+	for k := range states {
+		p, j := r.AccountPolicy, k
+		switch {
+		case k >= nw: // the balance, last
+			p, j = nil, 0
+		case k >= na:
+			p, j = r.KeyPolicy, k-na
+		}
+		if k == i {
+			d.Policy, d.Tightest, d.Quota = p, j, p == nil
+			if p != nil {
+				d.Limit = p.windows[j].Limit
+			} else if d.Limit = r.Credits.Refill; d.Limit == 0 {
+				d.Limit = r.Credits.Balance
+			}
+		}
+		if r.Report && p != nil {
+			d.Windows = append(d.Windows, WindowState{Policy: p, Index: j, Remaining: states[k].Remaining, Reset: time.Unix(0, states[k].Reset).UTC()})
+		}
+	}
+	return d
 }
 
 // check reports whether every window of b admits cost at now, bringing
@@ -336,10 +400,15 @@ func (m *Memory) Sweep() {
 				}
 			}
 		}
+		for k, c := range sh.credits {
+			if c.sched.Fresh(c.balance, c.n, now) {
+				delete(sh.credits, k)
+			}
+		}
 		// Go maps never shrink; rebuild them when they hold under a
 		// quarter of their peak.
-		if n := len(sh.accounts) + len(sh.keys); sh.peak > 64 && n < sh.peak/4 {
-			sh.accounts, sh.keys, sh.peak = rebuilt(sh.accounts), rebuilt(sh.keys), n
+		if n := len(sh.accounts) + len(sh.keys) + len(sh.credits); sh.peak > 64 && n < sh.peak/4 {
+			sh.accounts, sh.keys, sh.credits, sh.peak = rebuilt(sh.accounts), rebuilt(sh.keys), rebuilt(sh.credits), n
 		}
 		sh.mu.Unlock()
 	}
@@ -347,8 +416,8 @@ func (m *Memory) Sweep() {
 
 // rebuilt returns a copy of m sized for its entries (maps.Clone keeps the
 // original's size).
-func rebuilt(m map[string]*bucket) map[string]*bucket {
-	out := make(map[string]*bucket, len(m))
+func rebuilt[V any](m map[string]V) map[string]V {
+	out := make(map[string]V, len(m))
 	for k, b := range m {
 		out[k] = b
 	}

@@ -20,6 +20,8 @@ var (
 	// ErrInvalidCost reports a negative cost, or more than a window can
 	// ever hold.
 	ErrInvalidCost = errors.New("ratelimit: invalid cost")
+	// ErrInvalidCredits reports credits that cannot be kept.
+	ErrInvalidCredits = errors.New("ratelimit: invalid credits")
 )
 
 // Window is one limit of a [Policy]: Limit requests per Period.
@@ -133,18 +135,32 @@ func (p *Policy) capacity() int64 {
 	return p.maxCost
 }
 
-// Validate reports whether r can ever pass: what every [Limiter] checks
-// before deciding. It fails with [ErrInvalidPolicy] when r has no policy,
-// and with [ErrInvalidCost] for a negative cost or one above the smallest
-// window's capacity.
+// Validate reports whether r can be decided: what every [Limiter] checks
+// first. It fails with [ErrInvalidPolicy] when r has no policy, with
+// [ErrInvalidCost] for a negative cost or one above the smallest window's
+// capacity, and with [ErrInvalidCredits] for bad credits or credits
+// without an account. A cost above the credit balance is valid: it is
+// refused.
 func (r *Request) Validate() error {
 	switch limit := min(r.AccountPolicy.capacity(), r.KeyPolicy.capacity()); {
 	case r.AccountPolicy == nil && r.KeyPolicy == nil:
 		return fmt.Errorf("%w: the request has no policy", ErrInvalidPolicy)
 	case r.Cost < 0 || r.Cost > limit:
 		return fmt.Errorf("%w: %d is not between 0 and the smallest window capacity %d", ErrInvalidCost, r.Cost, limit)
+	case r.Credits == nil:
+		return nil
+	case r.Account == "":
+		return fmt.Errorf("%w: credits are an account's; the request names none", ErrInvalidCredits)
 	}
-	return nil
+	return r.Credits.validate()
+}
+
+// len returns the number of p's windows, 0 for a nil policy.
+func (p *Policy) len() int {
+	if p == nil {
+		return 0
+	}
+	return len(p.windows)
 }
 
 // Name returns the policy's name.

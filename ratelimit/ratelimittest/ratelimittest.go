@@ -1,8 +1,9 @@
 // Package ratelimittest is the behavioural suite for [ratelimit.Limiter]
 // implementations: exact counts at exact instants, all-or-nothing across
-// windows, fixed day windows, costs, clocks that step back, concurrency,
-// windows an account's keys share, per-key caps within them, and policy
-// changes that keep what was spent. It uses only the standard testing package:
+// windows and credits, fixed day windows, costs, clocks that step back,
+// concurrency, windows an account's keys share, per-key caps within them,
+// policy changes that keep what was spent, and credit balances that
+// refill daily or monthly. It uses only the standard testing package:
 //
 //	func TestLimiter(t *testing.T) {
 //		ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
@@ -49,6 +50,12 @@ func Run(t *testing.T, newLimiter func(t *testing.T, now func() time.Time) ratel
 		{"PolicyChangeKeepsWhatWasSpent", testPolicyChange},
 		{"CostZeroOnlyReports", testCostZero},
 		{"NoPolicy", testNoPolicy},
+		{"ConcurrentCreditsSpendExactly", testCreditsConcurrent},
+		{"CreditsRefillDaily", testCreditsDaily},
+		{"CreditsRefillMonthlyAdding", testCreditsMonthly},
+		{"CreditsFollowTheirGrant", testCreditsGrant},
+		{"RefusalSpendsNeitherWindowsNorCredits", testCreditsAllOrNothing},
+		{"ReportListsEveryWindow", testReport},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -391,5 +398,163 @@ func testNoPolicy(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	_, err := l.Allow(context.Background(), ratelimit.Request{Account: "a", Key: "k", Cost: 1})
 	if !errors.Is(err, ratelimit.ErrInvalidPolicy) {
 		t.Fatalf("a request with no policy: %v, want ErrInvalidPolicy", err)
+	}
+}
+
+// creditPlan is a loose policy for the credit tests: the balance binds.
+var creditPlan = ratelimit.MustPolicy("credits", ratelimit.PerMinute(1_000_000))
+
+// 1,000 concurrent requests against a balance of 100 spend exactly 100;
+// the refused ones are quota refusals that waiting will not lift.
+func testCreditsConcurrent(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
+	credits := &ratelimit.Credits{Balance: 100, Granted: start}
+	allowed := hammer(t, l, 50, 20, func(g int) ratelimit.Request {
+		return ratelimit.Request{Account: "a", AccountPolicy: creditPlan, Key: string(rune('0' + g%10)), Credits: credits, Cost: 1}
+	})
+	if allowed != 100 {
+		t.Fatalf("%d of 1,000 concurrent requests allowed against a balance of 100, want exactly 100", allowed)
+	}
+	d := decide(t, l, ratelimit.Request{Account: "a", AccountPolicy: creditPlan, Key: "0", Credits: credits, Cost: 1})
+	if d.Allowed || !d.Quota || d.Policy != nil || d.Balance != 0 || d.Remaining != 0 || d.Limit != 100 || d.RetryAfter >= 0 || d.RetryAfterSeconds() != 0 {
+		t.Fatalf("a request on a spent balance with no refill: %+v; want a quota refusal, no retry", d)
+	}
+}
+
+// A daily refill replaces the balance once a day, at the stated instant.
+func testCreditsDaily(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
+	first := start.Add(time.Hour)
+	credits := &ratelimit.Credits{Balance: 3, Granted: start, Refill: 5, Every: ratelimit.Daily, RefillAt: first}
+	r := ratelimit.Request{Account: "a", AccountPolicy: creditPlan, Key: "k", Credits: credits, Cost: 1}
+	for i := range 3 {
+		if d := decide(t, l, r); !d.Allowed || d.Balance != int64(2-i) {
+			t.Fatalf("request %d on a balance of 3: %+v", i, d)
+		}
+	}
+	d := decide(t, l, r)
+	if d.Allowed || !d.Quota || d.RetryAfter != time.Hour || !d.Reset.Equal(first) || d.Limit != 5 {
+		t.Fatalf("fourth request: %+v; want a quota refusal until the refill an hour later", d)
+	}
+	c.Set(first.Add(-time.Millisecond))
+	if d := decide(t, l, r); d.Allowed {
+		t.Fatalf("a millisecond before the refill: allowed")
+	}
+	c.Set(first)
+	for i := range 5 {
+		if d := decide(t, l, r); !d.Allowed || d.Balance != int64(4-i) {
+			t.Fatalf("request %d after the refill of 5: %+v", i, d)
+		}
+	}
+	if d := decide(t, l, r); d.Allowed || !d.Reset.Equal(first.Add(24*time.Hour)) {
+		t.Fatalf("sixth request after the refill: %+v; want refused until the next day's refill", d)
+	}
+	// Three days idle: one refill's worth, replaced, not three.
+	c.Set(first.Add(3*24*time.Hour + time.Minute))
+	if d := decide(t, l, r); !d.Allowed || d.Balance != 4 || !d.Reset.Equal(first.Add(4*24*time.Hour)) {
+		t.Fatalf("after three days: %+v; want a balance of 5 (replaced), 4 after the request", d)
+	}
+}
+
+// A monthly refill that adds comes on its day of the month, the month's
+// last day when shorter, and adds once per month.
+func testCreditsMonthly(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
+	first := time.Date(2030, 1, 31, 12, 0, 0, 0, time.UTC)
+	credits := &ratelimit.Credits{Balance: 0, Granted: start, Refill: 10, Every: ratelimit.Monthly, RefillAt: first, Add: true}
+	r := ratelimit.Request{Account: "a", AccountPolicy: creditPlan, Key: "k", Credits: credits, Cost: 4}
+	if d := decide(t, l, r); d.Allowed || d.RetryAfter != first.Sub(start) {
+		t.Fatalf("on an empty balance: %+v; want refused until %v", d, first)
+	}
+	c.Set(first)
+	if d := decide(t, l, r); !d.Allowed || d.Balance != 6 {
+		t.Fatalf("after the first refill: %+v; want 10 - 4", d)
+	}
+	feb := time.Date(2030, 2, 28, 12, 0, 0, 0, time.UTC)
+	c.Set(feb.Add(-time.Second))
+	decide(t, l, r)
+	if d := decide(t, l, r); d.Allowed || d.Balance != 2 || !d.Reset.Equal(feb) || d.RetryAfter != time.Second {
+		t.Fatalf("the day before February's refill: %+v; want 2 left, refused until %v", d, feb)
+	}
+	c.Set(time.Date(2030, 3, 31, 12, 0, 0, 0, time.UTC))
+	if d := decide(t, l, r); !d.Allowed || d.Balance != 2+10+10-4 {
+		t.Fatalf("after February's and March's refills: %+v; want 2 + 10 + 10 - 4", d)
+	}
+	// Needing more than one refill: the wait is until enough have come,
+	// and the next refill is on April's last day.
+	big := r
+	big.Cost = 30
+	if d := decide(t, l, big); d.Allowed || !d.Quota || !d.Reset.Equal(time.Date(2030, 4, 30, 12, 0, 0, 0, time.UTC)) ||
+		d.RetryAfter != time.Date(2030, 5, 31, 12, 0, 0, 0, time.UTC).Sub(c.Now()) {
+		t.Fatalf("a cost of 30 on 18 with 10 a month: %+v; want refused until May's refill", d)
+	}
+}
+
+// A new grant starts a new balance; requests of the old grant's terms
+// continue the one they share.
+func testCreditsGrant(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
+	old := &ratelimit.Credits{Balance: 5, Granted: start}
+	r := ratelimit.Request{Account: "a", AccountPolicy: creditPlan, Key: "k", Credits: old, Cost: 2}
+	decide(t, l, r)
+	r.Credits = &ratelimit.Credits{Balance: 5, Granted: start}
+	if d := decide(t, l, r); d.Balance != 1 {
+		t.Fatalf("the same grant again: balance %d, want 1", d.Balance)
+	}
+	c.Advance(time.Minute)
+	r.Credits = &ratelimit.Credits{Balance: 50, Granted: c.Now()}
+	if d := decide(t, l, r); !d.Allowed || d.Balance != 48 {
+		t.Fatalf("a new grant of 50: %+v; want 48 left", d)
+	}
+	other := ratelimit.Request{Account: "b", AccountPolicy: creditPlan, Key: "k", Credits: old, Cost: 1}
+	if d := decide(t, l, other); d.Balance != 4 {
+		t.Fatalf("another account: balance %d, want its own 5 - 1", d.Balance)
+	}
+}
+
+// A refusal by a window spends no credit, and a refusal for credits no
+// window.
+func testCreditsAllOrNothing(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
+	plan := ratelimit.MustPolicy("t", ratelimit.PerMinute(3))
+	credits := &ratelimit.Credits{Balance: 4, Granted: start}
+	r := ratelimit.Request{Account: "a", AccountPolicy: plan, Key: "k", Credits: credits, Cost: 1}
+	for range 3 {
+		decide(t, l, r)
+	}
+	if d := decide(t, l, r); d.Allowed || d.Quota || d.Policy != plan || d.Balance != 1 {
+		t.Fatalf("the window spent: %+v; want a rate refusal, 1 credit left", d)
+	}
+	r2 := ratelimit.Request{Account: "b", AccountPolicy: plan, Key: "k", Credits: credits, Cost: 3}
+	decide(t, l, r2)
+	r2.Cost = 2
+	if d := decide(t, l, r2); d.Allowed || !d.Quota {
+		t.Fatalf("2 on a balance of 1: %+v; want a quota refusal", d)
+	}
+	r2.Cost = 0
+	if d := decide(t, l, r2); d.Policy != plan || d.Remaining != 0 {
+		t.Fatalf("the window after the quota refusal: %+v; want it as spent by the first request only", d)
+	}
+}
+
+// A request asking for a report gets every window, the account's first;
+// the binding one among them is what the decision describes.
+func testReport(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
+	acct := ratelimit.MustPolicy("acct", ratelimit.PerMinute(10), ratelimit.PerDay(100))
+	key := ratelimit.MustPolicy("key", ratelimit.PerMinute(3))
+	r := ratelimit.Request{Account: "a", AccountPolicy: acct, Key: "k", KeyPolicy: key, Cost: 1}
+	if d := decide(t, l, r); d.Windows != nil {
+		t.Fatalf("Windows without a report: %+v", d.Windows)
+	}
+	r.Report = true
+	d := decide(t, l, r)
+	midnight := time.Date(2030, 1, 3, 0, 0, 0, 0, time.UTC)
+	want := []ratelimit.WindowState{
+		{Policy: acct, Index: 0, Remaining: 8, Reset: start.Add(12 * time.Second)},
+		{Policy: acct, Index: 1, Remaining: 98, Reset: midnight},
+		{Policy: key, Index: 0, Remaining: 1, Reset: start.Add(40 * time.Second)},
+	}
+	if len(d.Windows) != len(want) {
+		t.Fatalf("report: %+v; want %+v", d.Windows, want)
+	}
+	for i := range want {
+		if g := d.Windows[i]; g.Policy != want[i].Policy || g.Index != want[i].Index || g.Remaining != want[i].Remaining || !g.Reset.Equal(want[i].Reset) {
+			t.Fatalf("window %d: %+v; want %+v", i, g, want[i])
+		}
 	}
 }

@@ -157,18 +157,19 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 }
 
 // Allow implements [ratelimit.Limiter] with one script call, one round
-// trip, for the account's windows and the key's together.
+// trip, for the account's windows, the key's and the credit balance
+// together.
 func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, error) {
 	if err := r.Validate(); err != nil {
 		return ratelimit.Decision{}, err
 	}
 	acct, key := l.scriptFor(r.AccountPolicy), l.scriptFor(r.KeyPolicy)
-	var args [4]any
+	var args [5]any
 	args[0] = ""
 	if l.cfg.Clock != nil {
 		args[0] = strconv.FormatInt(l.cfg.Clock().UnixMicro(), 10)
 	}
-	args[1], args[2], args[3] = costArg(r.Cost), "", ""
+	args[1], args[2], args[3], args[4] = costArg(r.Cost), "", "", ""
 	for i, sc := range []*script{acct, key} {
 		if sc == nil {
 			continue
@@ -178,6 +179,11 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 		}
 		args[2+i] = sc.spec
 	}
+	var sched binding.Credits
+	if r.Credits != nil {
+		sched = schedule(r.Credits)
+		args[4] = creditSpec(r.Credits)
+	}
 	tag := r.Account
 	if tag == "" {
 		tag = r.Key
@@ -185,9 +191,12 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 	base := l.cfg.Prefix + "{" + tag + "}:"
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
-	reply, err := allowScript.Run(ctx, l.client, []string{base + "a", base + "k:" + r.Key}, args[:]...).Text()
-	na, nk := windows(acct), windows(key)
-	if err == nil && len(reply) != 8*(2+2*(na+nk)) {
+	reply, err := allowScript.Run(ctx, l.client, []string{base + "a", base + "k:" + r.Key, base + "c"}, args[:]...).Text()
+	na, nk, nc := windows(acct), windows(key), 0
+	if r.Credits != nil {
+		nc = 1
+	}
+	if err == nil && len(reply) != 8*(2+2*(na+nk+nc)) {
 		err = fmt.Errorf("unexpected reply of %d bytes", len(reply))
 	}
 	if err != nil {
@@ -199,7 +208,7 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 		return ratelimit.Decision{}, err
 	}
 	allowed, now := num(reply, 0) == 1, num(reply, 1)
-	var states [2 * ratelimit.MaxWindows]binding.State
+	var states [2*ratelimit.MaxWindows + 1]binding.State
 	n := 0
 	for _, sc := range [2]*script{acct, key} {
 		for k := range windows(sc) {
@@ -207,24 +216,86 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 			n++
 		}
 	}
-	i := binding.Pick(allowed, states[:n])
-	p, j, bw := r.AccountPolicy, i, (*binding.Window)(nil)
-	if i < na {
-		bw = &acct.windows[i]
-	} else {
-		p, j, bw = r.KeyPolicy, i-na, &key.windows[i-na]
+	var balance int64
+	if nc == 1 {
+		// The schedule counts in nanoseconds; the script in microseconds.
+		balance = num(reply, 2+2*n)
+		s := sched.Report(balance, num(reply, 3+2*n), now*1000, r.Cost, allowed)
+		s.Reset /= 1000
+		if s.Retry != binding.Never {
+			s.Retry = (s.Retry + 999) / 1000
+		}
+		states[n] = s
+		n++
 	}
+	i := binding.Pick(allowed, states[:n])
 	w := &states[i]
-	return ratelimit.Decision{
+	d := ratelimit.Decision{
 		Allowed:    allowed,
-		Policy:     p,
-		Tightest:   j,
-		Limit:      bw.Limit,
+		Balance:    balance,
 		Remaining:  w.Remaining,
 		Reset:      time.UnixMicro(w.Reset).UTC(),
 		ResetAfter: time.Duration(w.Reset-now) * time.Microsecond,
 		RetryAfter: time.Duration(w.Retry) * time.Microsecond,
-	}, nil
+	}
+	if w.Retry == binding.Never {
+		d.RetryAfter = -1
+	}
+	if r.Report {
+		d.Windows = make([]ratelimit.WindowState, 0, na+nk)
+	}
+	for k := range n {
+		p, j, sc := r.AccountPolicy, k, acct
+		switch {
+		case k >= na+nk: // the balance, last
+			p, sc = nil, nil
+		case k >= na:
+			p, j, sc = r.KeyPolicy, k-na, key
+		}
+		if k == i {
+			d.Policy, d.Tightest, d.Quota = p, j, p == nil
+			if p != nil {
+				d.Limit = sc.windows[j].Limit
+			} else if d.Limit = r.Credits.Refill; d.Limit == 0 {
+				d.Limit = r.Credits.Balance
+			}
+		}
+		if r.Report && p != nil {
+			d.Windows = append(d.Windows, ratelimit.WindowState{Policy: p, Index: j, Remaining: states[k].Remaining, Reset: time.UnixMicro(states[k].Reset).UTC()})
+		}
+	}
+	return d, nil
+}
+
+// schedule returns c's schedule in nanoseconds, as the memory limiter
+// keeps it.
+func schedule(c *ratelimit.Credits) binding.Credits {
+	return binding.Credits{
+		Balance: c.Balance, Granted: c.Granted.UnixNano(), Refill: c.Refill, Add: c.Add,
+		Monthly: c.Every == ratelimit.Monthly, First: c.RefillAt.UnixNano(),
+	}
+}
+
+// creditSpec returns c as allow.lua reads it, in microseconds.
+func creditSpec(c *ratelimit.Credits) string {
+	first := c.RefillAt.UTC()
+	y, m, d := first.Date()
+	tod := first.Sub(time.Date(y, m, d, 0, 0, 0, 0, time.UTC)).Microseconds()
+	b := make([]byte, 0, 80)
+	for _, x := range [...]int64{
+		c.Granted.UnixMicro(), c.Balance, c.Refill, boolNum(c.Add), boolNum(c.Every == ratelimit.Monthly),
+		first.UnixMicro(), int64(y), int64(m), int64(d), tod,
+	} {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(float64(x)))
+	}
+	return string(b)
+}
+
+func boolNum(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // costArg returns the script's cost argument; the usual cost 1 is boxed
