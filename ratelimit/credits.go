@@ -75,4 +75,3 @@ func (c *Credits) schedule() binding.Credits {
 		Monthly: c.Every == Monthly, First: c.RefillAt.UnixNano(),
 	}
 }
-
