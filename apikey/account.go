@@ -20,6 +20,9 @@ type Account struct {
 	// Limits, when set, replace the plan's windows for this account: a
 	// custom plan, such as an Enterprise contract.
 	Limits []Limit `json:"limits,omitempty"`
+	// Credits, when set, is a balance each request spends on top of the
+	// rate limits.
+	Credits *Credits `json:"credits,omitempty"`
 	// UpdatedAt is when the account was last changed.
 	UpdatedAt time.Time `json:"updated_at"`
 }
@@ -33,17 +36,68 @@ type Limit struct {
 	Period time.Duration `json:"period"`
 }
 
+// Credits is an account's credit balance: each request spends its
+// route's cost from it, and is refused ("quota exceeded") when the
+// balance lacks it. The rate limiter keeps the balance; Credits says how
+// it starts and refills.
+type Credits struct {
+	// Balance is the balance granted at GrantedAt.
+	Balance int64 `json:"balance"`
+	// RefillAmount is added to the balance, or becomes the balance, at
+	// every refill (see RefillMode); 0 for none.
+	RefillAmount int64 `json:"refill_amount,omitempty"`
+	// RefillPeriod is "day" or "month"; "" with no refill.
+	RefillPeriod string `json:"refill_period,omitempty"`
+	// RefillAt is the first refill: in the future when the credits are
+	// set; by default the next midnight UTC ("day") or the first of the
+	// next month ("month"). Daily refills follow every 24 hours, monthly
+	// ones on its day of the month (the month's last day when shorter)
+	// at its time of day.
+	RefillAt time.Time `json:"refill_at,omitzero"`
+	// RefillMode is "replace" (the default: what was left lapses) or
+	// "add".
+	RefillMode string `json:"refill_mode,omitempty"`
+	// GrantedAt is when the balance was set; [Service.SetAccount] stamps
+	// it whenever the credits change, which starts a new balance, and
+	// keeps it otherwise, so that changing an account's plan keeps what
+	// its credits have spent.
+	GrantedAt time.Time `json:"granted_at,omitzero"`
+}
+
+// The refill periods and modes of [Credits].
+const (
+	RefillDay     = "day"
+	RefillMonth   = "month"
+	RefillReplace = "replace"
+	RefillAdd     = "add"
+)
+
+// sameTerms reports whether c and o grant the same balance on the same
+// schedule.
+func (c *Credits) sameTerms(o *Credits) bool {
+	if c == nil || o == nil {
+		return c == o
+	}
+	return c.RefillAt.Equal(o.RefillAt) && c.Balance == o.Balance && c.RefillAmount == o.RefillAmount &&
+		c.RefillPeriod == o.RefillPeriod && c.RefillMode == o.RefillMode
+}
+
 // The bounds of a custom plan.
 const (
 	maxLimits     = 4
 	minLimitSpan  = time.Second
 	maxLimitSpan  = 366 * 24 * time.Hour
 	maxLimitCount = 1 << 40
+	maxCredits    = 1 << 50
 )
 
 // clone returns a copy of a sharing no memory with it.
 func (a Account) clone() Account {
 	a.Limits = append([]Limit(nil), a.Limits...)
+	if a.Credits != nil {
+		c := *a.Credits
+		a.Credits = &c
+	}
 	return a
 }
 
@@ -110,9 +164,10 @@ func (s *Service) CreateAccount(ctx context.Context, a Account) error {
 	return s.putAccount(ctx, a, true)
 }
 
-// SetAccount replaces an account's plan and limits; every instance
-// applies them within its cache's invalidation bound, and the rate
-// limits already spent carry over. Plan "" is the default plan. It fails
+// SetAccount replaces an account's plan, limits and credits; every
+// instance applies them within its cache's invalidation bound, and the
+// rate limits already spent carry over. Credits whose terms differ from
+// the stored ones are a new grant: the balance starts again. Plan "" is the default plan. It fails
 // with [ErrNotFound] for an account that was never created (neither by
 // [Service.CreateAccount] nor by a key), with an [*InputError] for an
 // unknown plan or a bad limit, and with [errors.ErrUnsupported] when the
@@ -146,7 +201,21 @@ func (s *Service) putAccount(ctx context.Context, a Account, create bool) error 
 	if err := s.validateAccount(&a); err != nil {
 		return err
 	}
-	a.UpdatedAt = s.now()
+	now := s.now()
+	if a.Credits != nil {
+		var old *Credits
+		if !create {
+			if stored, err := as.Account(ctx, a.ID); err == nil {
+				old = stored.Credits
+			} else if !errors.Is(err, ErrNotFound) {
+				return fmt.Errorf("apikey: account: %w", err)
+			}
+		}
+		if err := grant(a.Credits, old, now); err != nil {
+			return err
+		}
+	}
+	a.UpdatedAt = now
 	err := as.PutAccount(ctx, &a, create)
 	switch {
 	case err == nil:
@@ -185,5 +254,43 @@ func (s *Service) validateAccount(a *Account) error {
 			return invalid("limits", "window %d: more than one request per microsecond", i)
 		}
 	}
+	if c := a.Credits; c != nil {
+		switch {
+		case c.Balance < 0 || c.Balance > maxCredits || c.RefillAmount < 0 || c.RefillAmount > maxCredits:
+			return invalid("credits", "the balance and the refill amount must be between 0 and %d", int64(maxCredits))
+		case c.RefillPeriod != "" && c.RefillPeriod != RefillDay && c.RefillPeriod != RefillMonth:
+			return invalid("credits", "refill period %q must be %q, %q or empty", c.RefillPeriod, RefillDay, RefillMonth)
+		case (c.RefillPeriod == "") != (c.RefillAmount == 0):
+			return invalid("credits", "a refill needs both an amount and a period")
+		case c.RefillMode != "" && c.RefillMode != RefillReplace && c.RefillMode != RefillAdd:
+			return invalid("credits", "refill mode %q must be %q or %q", c.RefillMode, RefillReplace, RefillAdd)
+		}
+		if c.RefillMode == "" && c.RefillPeriod != "" {
+			c.RefillMode = RefillReplace
+		}
+	}
+	return nil
+}
+
+// grant stamps credits c set at now: new terms are a new grant, whose
+// first refill must be in the future (by default the next period's
+// start); the terms of old keep old's grant, and so its balance.
+func grant(c, old *Credits, now time.Time) error {
+	if c.RefillPeriod != "" && c.RefillAt.IsZero() {
+		y, m, d := now.UTC().Date()
+		c.RefillAt = time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
+		if c.RefillPeriod == RefillMonth {
+			c.RefillAt = time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+		}
+	}
+	if c.sameTerms(old) {
+		c.GrantedAt = old.GrantedAt
+		return nil
+	}
+	if c.RefillPeriod != "" && !c.RefillAt.After(now) {
+		return invalid("credits", "the first refill, %v, is not in the future", c.RefillAt)
+	}
+	c.RefillAt = c.RefillAt.UTC()
+	c.GrantedAt = now
 	return nil
 }

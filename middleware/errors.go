@@ -13,11 +13,13 @@ type Error struct {
 	Status int
 	// Code is a stable machine-readable reason, such as "invalid_key",
 	// "missing_permission", "wrong_project", "ip_not_allowed",
-	// "rate_limited" or "unavailable".
+	// "rate_limited", "quota_exceeded" or "unavailable".
 	Code string
 	// Message is the human-readable reason.
 	Message string
-	// RetryAfter is the whole seconds to wait, on a 429.
+	// RetryAfter is the whole seconds to wait, on a 429; 0 when waiting
+	// will not help (credits that no refill restores), and then no
+	// Retry-After is sent.
 	RetryAfter int64
 }
 
@@ -36,6 +38,7 @@ const (
 	CodeNotFound          = "not_found"
 	CodeMethodNotAllowed  = "method_not_allowed"
 	CodeRateLimited       = "rate_limited"
+	CodeQuotaExceeded     = "quota_exceeded"
 	CodeUnavailable       = "unavailable"
 )
 
@@ -54,14 +57,17 @@ func prepare(w http.ResponseWriter, e *Error) {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="api"`)
 	case http.StatusTooManyRequests:
-		w.Header().Set("Retry-After", strconv.FormatInt(e.RetryAfter, 10))
+		if e.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.FormatInt(e.RetryAfter, 10))
+		}
 	}
 }
 
-// DefaultErrors writes {"error":"..."}, with "retry_after" on a 429.
+// DefaultErrors writes {"error":"..."}, with "retry_after" on a 429 that
+// waiting lifts.
 func DefaultErrors(w http.ResponseWriter, _ *http.Request, e *Error) {
 	prepare(w, e)
-	if e.Status == http.StatusTooManyRequests {
+	if e.Status == http.StatusTooManyRequests && e.RetryAfter > 0 {
 		writeJSON(w, e.Status, "application/json", struct {
 			Error      string `json:"error"`
 			RetryAfter int64  `json:"retry_after"`

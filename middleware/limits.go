@@ -37,11 +37,11 @@ func checkPlans(cfg Config) error {
 	return nil
 }
 
-// limit decides r, made with p's key, under its account's policy and its
-// key's.
+// limit decides r, made with p's key, under its account's policy and
+// credits and its key's policy.
 func (m *Middleware) limit(r *http.Request, p apikey.Principal, pattern string) (ratelimit.Decision, error) {
 	acct := p.Account()
-	ap, err := m.accountPolicy(&acct)
+	terms, err := m.accountTerms(&acct)
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
@@ -59,40 +59,75 @@ func (m *Middleware) limit(r *http.Request, p apikey.Principal, pattern string) 
 		}
 	}
 	return m.cfg.Limiter.Allow(r.Context(), ratelimit.Request{
-		Account: acct.ID, AccountPolicy: ap, Key: p.Lineage(), KeyPolicy: kp, Cost: cost,
+		Account: acct.ID, AccountPolicy: terms.policy, Credits: terms.credits,
+		Key: p.Lineage(), KeyPolicy: kp, Cost: cost,
 	})
 }
 
-// customPolicy is the policy of an account's custom limits, as they were
-// at updated.
-type customPolicy struct {
-	updated time.Time
+// terms are what an account's requests are limited by: its plan's policy
+// or its custom one, and its credits.
+type terms struct {
+	updated time.Time // the account's UpdatedAt they were built from
 	policy  *ratelimit.Policy
+	credits *ratelimit.Credits
 }
 
-// accountPolicy returns the policy of a's plan, or of its custom limits.
-// A custom policy is built once per change of the account and kept, so
-// that the limiter sees one policy for as long as the limits hold; the
-// middleware keeps one per account that has custom limits.
-func (m *Middleware) accountPolicy(a *apikey.Account) (*ratelimit.Policy, error) {
-	if len(a.Limits) == 0 {
+// accountTerms returns the terms of a. Terms of custom limits or credits
+// are built once per change of the account and kept, so that the limiter
+// sees one policy for as long as the limits hold; the middleware keeps
+// them for each account that has custom limits or credits.
+func (m *Middleware) accountTerms(a *apikey.Account) (terms, error) {
+	if len(a.Limits) == 0 && a.Credits == nil {
 		p, ok := m.cfg.Plans.Lookup(a.Plan)
 		if !ok {
-			return nil, fmt.Errorf("the account's plan %q has no policy", a.Plan)
+			return terms{}, fmt.Errorf("the account's plan %q has no policy", a.Plan)
 		}
-		return p, nil
+		return terms{policy: p}, nil
 	}
-	if v, ok := m.custom.Load(a.ID); ok && v.(*customPolicy).updated.Equal(a.UpdatedAt) {
-		return v.(*customPolicy).policy, nil
+	if v, ok := m.custom.Load(a.ID); ok && v.(*terms).updated.Equal(a.UpdatedAt) {
+		return *v.(*terms), nil
 	}
-	windows := make([]ratelimit.Window, len(a.Limits))
-	for i, l := range a.Limits {
-		windows[i] = ratelimit.Window{Limit: l.Limit, Period: l.Period, Fixed: l.Period >= 24*time.Hour}
-	}
-	p, err := ratelimit.NewPolicy("custom", windows...)
+	p, c, err := LimitsOf(m.cfg.Plans, a)
 	if err != nil {
-		return nil, fmt.Errorf("the account's limits: %w", err)
+		return terms{}, err
 	}
-	m.custom.Store(a.ID, &customPolicy{updated: a.UpdatedAt, policy: p})
-	return p, nil
+	t := terms{updated: a.UpdatedAt, policy: p, credits: c}
+	m.custom.Store(a.ID, &t)
+	return t, nil
+}
+
+// LimitsOf returns what the middleware limits account a's requests by:
+// the policy of its plan in plans, or of its custom limits (a period of a
+// day or longer is a fixed window, shorter ones token buckets), and its
+// credits, nil when it has none.
+func LimitsOf(plans *ratelimit.Plans, a *apikey.Account) (*ratelimit.Policy, *ratelimit.Credits, error) {
+	p, ok := plans.Lookup(a.Plan)
+	if !ok {
+		return nil, nil, fmt.Errorf("the account's plan %q has no policy", a.Plan)
+	}
+	if len(a.Limits) > 0 {
+		windows := make([]ratelimit.Window, len(a.Limits))
+		for i, l := range a.Limits {
+			windows[i] = ratelimit.Window{Limit: l.Limit, Period: l.Period, Fixed: l.Period >= 24*time.Hour}
+		}
+		var err error
+		if p, err = ratelimit.NewPolicy("custom", windows...); err != nil {
+			return nil, nil, fmt.Errorf("the account's limits: %w", err)
+		}
+	}
+	c := a.Credits
+	if c == nil {
+		return p, nil, nil
+	}
+	credits := &ratelimit.Credits{
+		Balance: c.Balance, Granted: c.GrantedAt, Refill: c.RefillAmount,
+		RefillAt: c.RefillAt, Add: c.RefillMode == apikey.RefillAdd,
+	}
+	switch c.RefillPeriod {
+	case apikey.RefillDay:
+		credits.Every = ratelimit.Daily
+	case apikey.RefillMonth:
+		credits.Every = ratelimit.Monthly
+	}
+	return p, credits, nil
 }

@@ -176,3 +176,83 @@ func atoi(t *testing.T, s string) int {
 	require.NoError(t, err, "%q", s)
 	return n
 }
+
+// An account's credits: each request spends its route's cost, a refusal
+// is "Quota exceeded" until the refill, and a plan change keeps the
+// balance while new credit terms start a new one.
+func TestAccountCredits(t *testing.T) {
+	l := newLimited(t)
+	ctx := context.Background()
+	_, key := l.key(t, "acct", "")
+	refill := time.Date(2030, 1, 3, 0, 0, 0, 0, time.UTC)
+	require.NoError(t, l.svc.SetAccount(ctx, apikey.Account{ID: "acct", Credits: &apikey.Credits{Balance: 7, RefillAmount: 7, RefillPeriod: apikey.RefillDay}}))
+	a, err := l.svc.Account(ctx, "acct")
+	require.NoError(t, err)
+	require.True(t, a.Credits.RefillAt.Equal(refill), "the default first refill is the next midnight: %v", a.Credits.RefillAt)
+
+	code, _ := l.do("POST", "/reports", key) // costs 5
+	require.Equal(t, http.StatusOK, code)
+	code, remaining := l.do("GET", "/items", key)
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "1", remaining, "the balance binds: 1 credit left")
+	code, _ = l.do("GET", "/status", key) // costs nothing
+	require.Equal(t, http.StatusOK, code)
+
+	// An upgrade keeps the balance.
+	a.Plan = "business"
+	require.NoError(t, l.svc.SetAccount(ctx, a))
+	code, _ = l.do("GET", "/items", key)
+	require.Equal(t, http.StatusOK, code)
+
+	r := httptest.NewRequest("GET", "/items", nil)
+	r.Header.Set("X-API-Key", key)
+	w := httptest.NewRecorder()
+	l.h.ServeHTTP(w, r)
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.JSONEq(t, `{"error":"Quota exceeded","retry_after":50400}`, w.Body.String())
+	assert.Equal(t, "50400", w.Header().Get("Retry-After"), "until the refill at midnight")
+	assert.Equal(t, "0", w.Header().Get("X-RateLimit-Remaining"))
+	assert.Equal(t, strconv.FormatInt(refill.Unix(), 10), w.Header().Get("X-RateLimit-Reset"))
+
+	l.clock.Set(refill)
+	code, remaining = l.do("GET", "/items", key)
+	require.Equal(t, http.StatusOK, code)
+	assert.Equal(t, "6", remaining)
+
+	// New terms, a balance with no refill: a new grant, and once it is
+	// spent, a refusal with no Retry-After, since waiting will not help.
+	a, err = l.svc.Account(ctx, "acct")
+	require.NoError(t, err)
+	a.Credits = &apikey.Credits{Balance: 1}
+	require.NoError(t, l.svc.SetAccount(ctx, a))
+	code, _ = l.do("GET", "/items", key)
+	require.Equal(t, http.StatusOK, code)
+	w = httptest.NewRecorder()
+	l.h.ServeHTTP(w, r)
+	require.Equal(t, http.StatusTooManyRequests, w.Code)
+	assert.JSONEq(t, `{"error":"Quota exceeded"}`, w.Body.String())
+	assert.Empty(t, w.Header().Get("Retry-After"))
+}
+
+// Bad credits are refused and change nothing.
+func TestAccountCreditsBadInput(t *testing.T) {
+	l := newLimited(t)
+	ctx := context.Background()
+	l.key(t, "acct", "")
+	past := l.clock.Now().Add(-time.Hour)
+	for name, c := range map[string]apikey.Credits{
+		"negative balance":      {Balance: -1},
+		"refill without time":   {Balance: 1, RefillAmount: 5},
+		"period without refill": {Balance: 1, RefillPeriod: apikey.RefillDay},
+		"unknown period":        {Balance: 1, RefillAmount: 5, RefillPeriod: "week"},
+		"unknown mode":          {Balance: 1, RefillAmount: 5, RefillPeriod: apikey.RefillDay, RefillMode: "double"},
+		"refill in the past":    {Balance: 1, RefillAmount: 5, RefillPeriod: apikey.RefillDay, RefillAt: past},
+	} {
+		err := l.svc.SetAccount(ctx, apikey.Account{ID: "acct", Credits: &c})
+		var input *apikey.InputError
+		require.ErrorAs(t, err, &input, name)
+		a, err := l.svc.Account(ctx, "acct")
+		require.NoError(t, err)
+		require.Nil(t, a.Credits, name)
+	}
+}

@@ -59,9 +59,10 @@ type Config struct {
 	HideKey bool
 	// Limiter, when set, rate-limits each request under its account's
 	// plan (or the account's custom limits), shared by all the account's
-	// keys, and under the key's own plan when it has one, as a cap within
-	// the account's; it writes X-RateLimit-* headers of the binding
-	// window on every response it lets through.
+	// keys, under the key's own plan when it has one, as a cap within the
+	// account's, and against the account's credit balance when it has one
+	// (refused with "Quota exceeded"); it writes X-RateLimit-* headers of
+	// the binding limit on every response it lets through.
 	Limiter ratelimit.Limiter
 	// Plans maps plan names to policies. Default
 	// [ratelimit.DefaultPlans]. When the Verifier lists the plans of its
@@ -201,6 +202,7 @@ var (
 	msgQuery            = "API keys are not accepted in the URL; send the Authorization or X-API-Key header"
 	msgUnavailable      = "Service temporarily unavailable"
 	msgRateLimited      = "Rate limit exceeded"
+	msgQuotaExceeded    = "Quota exceeded"
 	msgWrongProject     = "API key is not valid for this project"
 	msgIP               = "API key is not allowed from this IP address"
 	msgReferrer         = "API key is not allowed from this referrer"
@@ -389,7 +391,11 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 		if !d.Allowed {
 			denied := d // a copy for the hook, so d itself stays on the stack
 			m.cfg.OnRateLimited(r, p, &denied)
-			m.refuse(w, r, &Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: msgRateLimited, RetryAfter: d.RetryAfterSeconds()})
+			e := Error{Status: http.StatusTooManyRequests, Code: CodeRateLimited, Message: msgRateLimited, RetryAfter: d.RetryAfterSeconds()}
+			if d.Quota {
+				e.Code, e.Message = CodeQuotaExceeded, msgQuotaExceeded
+			}
+			m.refuse(w, r, &e)
 			m.record(sw, r, p, pattern)
 			return
 		}
