@@ -3,6 +3,7 @@ package middleware
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/keygate/keygate/apikey"
@@ -67,9 +68,19 @@ func (m *Middleware) limit(r *http.Request, p apikey.Principal, pattern string) 
 // terms are what an account's requests are limited by: its plan's policy
 // or its custom one, and its credits.
 type terms struct {
-	updated time.Time // the account's UpdatedAt they were built from
+	account apikey.Account // what they were built from
 	policy  *ratelimit.Policy
 	credits *ratelimit.Credits
+}
+
+// of reports whether t were built from a's plan, limits and credits.
+// UpdatedAt alone would not do: two changes can share an instant.
+func (t *terms) of(a *apikey.Account) bool {
+	b := &t.account
+	if a.Plan != b.Plan || !slices.Equal(a.Limits, b.Limits) || (a.Credits == nil) != (b.Credits == nil) {
+		return false
+	}
+	return a.Credits == nil || *a.Credits == *b.Credits
 }
 
 // accountTerms returns the terms of a. Terms of custom limits or credits
@@ -84,14 +95,14 @@ func (m *Middleware) accountTerms(a *apikey.Account) (terms, error) {
 		}
 		return terms{policy: p}, nil
 	}
-	if v, ok := m.custom.Load(a.ID); ok && v.(*terms).updated.Equal(a.UpdatedAt) {
+	if v, ok := m.custom.Load(a.ID); ok && v.(*terms).of(a) {
 		return *v.(*terms), nil
 	}
 	p, c, err := LimitsOf(m.cfg.Plans, a)
 	if err != nil {
 		return terms{}, err
 	}
-	t := terms{updated: a.UpdatedAt, policy: p, credits: c}
+	t := terms{account: *a, policy: p, credits: c}
 	m.custom.Store(a.ID, &t)
 	return t, nil
 }

@@ -75,3 +75,13 @@ func (c *Credits) schedule() binding.Credits {
 		Monthly: c.Every == Monthly, First: c.RefillAt.UnixNano(),
 	}
 }
+
+// NextRefill returns c's first refill after now; the zero time with
+// NoRefill.
+func (c *Credits) NextRefill(now time.Time) time.Time {
+	if c.Every == NoRefill {
+		return time.Time{}
+	}
+	s := c.schedule()
+	return time.Unix(0, s.At(s.Due(now.UnixNano()))).UTC()
+}

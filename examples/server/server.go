@@ -159,6 +159,10 @@ func newServer(cfg serverConfig) (*server, error) {
 		Usage:    counts,
 		Recorder: recorder,
 		Clock:    cfg.Clock,
+		Limiter:  limiter,
+		// PUT /api/v1/account stands in for the host's billing: here the
+		// admin token sets any account's plan, limits and credits.
+		AccountUpdates: true,
 		// Stands in for the host's own login: a static admin token, and
 		// X-Account-ID naming the account being managed.
 		Authenticate: func(r *http.Request) (string, bool) {
@@ -183,6 +187,7 @@ func newServer(cfg serverConfig) (*server, error) {
 	root := http.NewServeMux()
 	root.Handle("/api/v1/api-keys", keysAPI)
 	root.Handle("/api/v1/api-keys/", keysAPI)
+	root.Handle("/api/v1/account", keysAPI)
 	root.Handle("/", mw.Authenticate(resources))
 	s.handler = root
 	return s, nil

@@ -229,6 +229,46 @@ func walkSeedFlows(t *testing.T, e *env) {
 		assert.Equal(t, "0", r.header.Get("X-RateLimit-Remaining"))
 	})
 
+	t.Run("limits follow the account: plan, Enterprise override, credits", func(t *testing.T) {
+		_, k1 := e.create("acct_plan", map[string]any{"permissions": []string{"read"}})
+		_, k2 := e.create("acct_plan", map[string]any{"permissions": []string{"read"}})
+		r := e.do("GET", "/api/v1/account", admin("acct_plan"), nil)
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+		assert.Equal(t, "free", r.body["plan"], "new accounts are on the free plan")
+		for i := range 10 { // the account's 10 a minute, across its keys
+			key := k1
+			if i%2 == 1 {
+				key = k2
+			}
+			require.Equal(t, http.StatusOK, e.do("GET", "/api/v1/recordings", bearer(key), nil).status, "request %d", i+1)
+		}
+		require.Equal(t, http.StatusTooManyRequests, e.do("GET", "/api/v1/recordings", bearer(k2), nil).status)
+
+		// An Enterprise contract: custom limits, seen at once by the keys.
+		r = e.do("PUT", "/api/v1/account", admin("acct_plan"), `{"limits":[{"limit":1000,"period_seconds":60},{"limit":1000000,"period_seconds":86400}]}`)
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+		assert.Equal(t, 990.0, r.body["limits"].([]any)[0].(map[string]any)["remaining"], "what was spent carries over")
+		eventually(t, 2*time.Second, func() bool {
+			r := e.do("GET", "/api/v1/recordings", bearer(k1), nil)
+			return r.status == http.StatusOK && r.header.Get("X-RateLimit-Limit") == "1000"
+		})
+
+		// Credits: 3, no refill; the fourth request is over quota.
+		r = e.do("PUT", "/api/v1/account", admin("acct_plan"), `{"credits":{"balance":3}}`)
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+		var last response
+		eventually(t, 2*time.Second, func() bool {
+			last = e.do("GET", "/api/v1/recordings", bearer(k2), nil)
+			return last.status == http.StatusTooManyRequests
+		})
+		assert.Equal(t, "Quota exceeded", last.body["error"])
+		r = e.do("GET", "/api/v1/account", admin("acct_plan"), nil)
+		assert.Equal(t, 0.0, r.body["credits"].(map[string]any)["balance"])
+		r = e.do("PUT", "/api/v1/account", admin("acct_plan"), `{"credits":null,"limits":[]}`)
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+		assert.Nil(t, r.body["credits"])
+	})
+
 	t.Run("rotate with and without grace", func(t *testing.T) {
 		id, old := e.create("acct_rot", rw)
 		r := e.do("POST", "/api/v1/api-keys/"+id+"/rotate", admin("acct_rot"), map[string]int{"grace_period_seconds": 3600})

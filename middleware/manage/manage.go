@@ -1,6 +1,7 @@
 // Package manage is the key owner's self-service: a REST handler through
 // which the host's logged-in users create, list, rotate and revoke their
-// own API keys and read their usage.
+// own API keys, read their usage, and see their account's limits and
+// credits.
 //
 // It serves a different audience from package middleware, which guards
 // the API that keys call: here the caller is a person signed in to the
@@ -23,6 +24,7 @@ import (
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/middleware"
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // Config configures a [Handler]. Service and Authenticate are required;
@@ -53,6 +55,21 @@ type Config struct {
 	// Clock returns the current time for the status field. Default
 	// [time.Now].
 	Clock func() time.Time
+	// AccountPath is where the account endpoint is mounted (route it to
+	// the Handler too). Default "/api/v1/account".
+	AccountPath string
+	// Plans are the policies of the Service's plans, for the account
+	// endpoint. Default [ratelimit.DefaultPlans].
+	Plans *ratelimit.Plans
+	// Limiter, when set, is asked where the account's limits and credit
+	// balance stand (a request that spends nothing); without it the
+	// account endpoint shows the limits and the granted balance alone.
+	Limiter ratelimit.Limiter
+	// AccountUpdates serves PUT on AccountPath: the signed-in caller sets
+	// its own account's plan, custom limits and credits. Turn it on only
+	// when Authenticate vouches for that (an operator's login, a billing
+	// system); default off, answered 405.
+	AccountUpdates bool
 }
 
 // maxBody bounds a request body.
@@ -69,6 +86,8 @@ const maxGrace = 30 * 24 * time.Hour
 //	DELETE {prefix}/{id}           revoke
 //	POST   {prefix}/{id}/rotate    rotate, {"grace_period_seconds":N} (201)
 //	GET    {prefix}/{id}/usage     usage counters
+//	GET    {account}               the account's plan, limits and credits
+//	PUT    {account}               change them (with [Config].AccountUpdates)
 //
 // Errors are written by [Config].Errors with 400 (bad input, the key
 // limit), 401 (not logged in, or an API key presented), 404 (unknown key,
@@ -96,6 +115,12 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.AccountPath == "" {
+		cfg.AccountPath = "/api/v1/account"
+	}
+	if cfg.Plans == nil {
+		cfg.Plans = ratelimit.DefaultPlans()
+	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
 	p := strings.TrimSuffix(cfg.Prefix, "/")
 	h.mux.HandleFunc("POST "+p, h.create)
@@ -106,6 +131,8 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("DELETE "+p+"/{id}", h.revoke)
 	h.mux.HandleFunc("POST "+p+"/{id}/rotate", h.rotate)
 	h.mux.HandleFunc("GET "+p+"/{id}/usage", h.usage)
+	h.mux.HandleFunc("GET "+cfg.AccountPath, h.getAccount)
+	h.mux.HandleFunc("PUT "+cfg.AccountPath, h.putAccount)
 	return h, nil
 }
 

@@ -1,0 +1,162 @@
+package manage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/middleware"
+	"github.com/keygate/keygate/ratelimit"
+)
+
+// accountJSON is an account as the account endpoint shows it.
+type accountJSON struct {
+	ID      string       `json:"id"`
+	Plan    string       `json:"plan"`
+	Custom  bool         `json:"custom_limits"`
+	Limits  []limitJSON  `json:"limits"`
+	Credits *creditsJSON `json:"credits"`
+}
+
+// limitJSON is one window: its remaining and reset when a limiter can
+// tell.
+type limitJSON struct {
+	Limit         int64      `json:"limit"`
+	PeriodSeconds int64      `json:"period_seconds"`
+	Remaining     *int64     `json:"remaining,omitempty"`
+	Reset         *time.Time `json:"reset,omitempty"`
+}
+
+type creditsJSON struct {
+	Balance      int64      `json:"balance"`
+	RefillAmount int64      `json:"refill_amount"`
+	RefillPeriod string     `json:"refill_period,omitempty"`
+	RefillMode   string     `json:"refill_mode,omitempty"`
+	RefillAt     *time.Time `json:"refill_at,omitempty"`
+}
+
+// getAccount answers GET {account}.
+func (h *Handler) getAccount(w http.ResponseWriter, r *http.Request) {
+	a, err := h.cfg.Service.Account(r.Context(), accountFrom(r))
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	h.writeAccount(w, r, a)
+}
+
+// writeAccount writes a, with where its limits and balance stand.
+func (h *Handler) writeAccount(w http.ResponseWriter, r *http.Request, a apikey.Account) {
+	policy, credits, err := middleware.LimitsOf(h.cfg.Plans, &a)
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	out := accountJSON{ID: a.ID, Plan: a.Plan, Custom: len(a.Limits) > 0, Limits: []limitJSON{}}
+	for _, win := range policy.Windows() {
+		out.Limits = append(out.Limits, limitJSON{Limit: win.Limit, PeriodSeconds: int64(win.Period / time.Second)})
+	}
+	if c := a.Credits; c != nil {
+		out.Credits = &creditsJSON{Balance: c.Balance, RefillAmount: c.RefillAmount, RefillPeriod: c.RefillPeriod, RefillMode: c.RefillMode}
+	}
+	if h.cfg.Limiter != nil {
+		d, err := h.cfg.Limiter.Allow(r.Context(), ratelimit.Request{Account: a.ID, AccountPolicy: policy, Credits: credits, Report: true})
+		if err != nil {
+			h.lifecycleError(w, r, err)
+			return
+		}
+		for i, s := range d.Windows {
+			out.Limits[i].Remaining, out.Limits[i].Reset = &s.Remaining, &s.Reset
+		}
+		if out.Credits != nil {
+			out.Credits.Balance = d.Balance
+		}
+	}
+	if c := a.Credits; c != nil && c.RefillPeriod != "" {
+		next := credits.NextRefill(h.cfg.Clock())
+		out.Credits.RefillAt = &next
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// putAccountRequest changes an account: each field present replaces the
+// account's; "limits": [] drops custom limits and "credits": null the
+// credits.
+type putAccountRequest struct {
+	Plan    *string         `json:"plan"`
+	Limits  *[]limitJSON    `json:"limits"`
+	Credits json.RawMessage `json:"credits"`
+}
+
+// putAccount answers PUT {account}, creating the account when it does
+// not exist: the host's login vouches for it.
+func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
+	if !h.cfg.AccountUpdates {
+		w.Header().Set("Allow", "GET")
+		h.fail(w, r, http.StatusMethodNotAllowed, middleware.CodeMethodNotAllowed, "Method not allowed")
+		return
+	}
+	var req putAccountRequest
+	if err := decode(r, &req); err != nil {
+		h.fail(w, r, http.StatusBadRequest, "invalid_input", err.Error())
+		return
+	}
+	a, err := h.cfg.Service.Account(r.Context(), accountFrom(r))
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	if req.Plan != nil {
+		a.Plan = *req.Plan
+	}
+	if req.Limits != nil {
+		a.Limits = nil
+		for _, l := range *req.Limits {
+			if l.Remaining != nil || l.Reset != nil {
+				h.fail(w, r, http.StatusBadRequest, "invalid_input", "Invalid limits: remaining and reset are read-only")
+				return
+			}
+			a.Limits = append(a.Limits, apikey.Limit{Limit: l.Limit, Period: time.Duration(l.PeriodSeconds) * time.Second})
+		}
+	}
+	if req.Credits != nil {
+		if a.Credits, err = decodeCredits(req.Credits); err != nil {
+			h.fail(w, r, http.StatusBadRequest, "invalid_input", err.Error())
+			return
+		}
+	}
+	err = h.cfg.Service.SetAccount(r.Context(), a)
+	if errors.Is(err, apikey.ErrNotFound) {
+		err = h.cfg.Service.CreateAccount(r.Context(), a)
+	}
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	if a, err = h.cfg.Service.Account(r.Context(), a.ID); err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	h.writeAccount(w, r, a)
+}
+
+// decodeCredits reads the credits of a PUT: null for none.
+func decodeCredits(raw json.RawMessage) (*apikey.Credits, error) {
+	var c *struct {
+		Balance      int64     `json:"balance"`
+		RefillAmount int64     `json:"refill_amount"`
+		RefillPeriod string    `json:"refill_period"`
+		RefillMode   string    `json:"refill_mode"`
+		RefillAt     time.Time `json:"refill_at"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("invalid credits: %v", err)
+	}
+	if c == nil {
+		return nil, nil
+	}
+	return &apikey.Credits{Balance: c.Balance, RefillAmount: c.RefillAmount, RefillPeriod: c.RefillPeriod, RefillMode: c.RefillMode, RefillAt: c.RefillAt}, nil
+}
