@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"time"
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/middleware"
@@ -43,4 +45,44 @@ func Example() {
 	// 403 8 {"error":"Read permission required"}
 	//
 	// 401  {"error":"Invalid or expired API key"}
+}
+
+// Limits are the account's: its plan, an Enterprise contract's custom
+// limits, and a credit balance that each request spends.
+func Example_accounts() {
+	ctx := context.Background()
+	svc, _ := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free", "starter", "business"}})
+	mw, _ := middleware.New(middleware.Config{
+		Verifier: svc,
+		Limiter:  ratelimit.NewMemory(ratelimit.MemoryConfig{}),
+		Costs:    map[string]int64{"POST /reports": 10}, // other routes cost 1
+	})
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /reports", func(http.ResponseWriter, *http.Request) {})
+	handler := mw.Authenticate(mux)
+	key, _ := svc.Create(ctx, apikey.CreateParams{Owner: "acct_42", Permissions: []apikey.Permission{apikey.Write}})
+
+	// The plan is the account's; all its keys share it.
+	acct := apikey.Account{ID: "acct_42", Plan: "business"}
+	_ = svc.SetAccount(ctx, acct)
+	// An Enterprise contract: custom windows in place of the plan's.
+	acct.Limits = []apikey.Limit{{Limit: 5_000, Period: time.Minute}, {Limit: 10_000_000, Period: 24 * time.Hour}}
+	_ = svc.SetAccount(ctx, acct)
+	// A balance of 25 credits, refilled to 1,000 on the first of each month.
+	acct.Credits = &apikey.Credits{Balance: 25, RefillAmount: 1_000, RefillPeriod: apikey.RefillMonth}
+	err := svc.SetAccount(ctx, acct)
+	fmt.Println("set:", err)
+
+	for range 3 {
+		r := httptest.NewRequest("POST", "/reports", nil)
+		r.Header.Set("X-API-Key", key.Secret.Reveal())
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, r)
+		fmt.Println(w.Code, w.Header().Get("X-RateLimit-Remaining"), strings.Contains(w.Body.String(), "Quota exceeded"))
+	}
+	// Output:
+	// set: <nil>
+	// 200 15 false
+	// 200 5 false
+	// 429 5 true
 }
