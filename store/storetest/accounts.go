@@ -12,7 +12,8 @@ import (
 )
 
 // testAccounts runs only for stores that implement [apikey.AccountStore]:
-// create once, update only what exists, read back what was written.
+// create once, update only what exists, read back what was written
+// (plan, custom limits, credits).
 func testAccounts(t *testing.T, s apikey.Store) {
 	as, ok := s.(apikey.AccountStore)
 	if !ok {
@@ -35,7 +36,9 @@ func testAccounts(t *testing.T, s apikey.Store) {
 		t.Fatalf("creating twice: %v, want ErrDuplicate", err)
 	}
 	custom := &apikey.Account{ID: "acct_a", Plan: "starter", UpdatedAt: epoch.Add(time.Hour),
-		Limits: []apikey.Limit{{Limit: 5000, Period: time.Minute}, {Limit: 1_000_000, Period: 24 * time.Hour}}}
+		Limits: []apikey.Limit{{Limit: 5000, Period: time.Minute}, {Limit: 1_000_000, Period: 24 * time.Hour}},
+		Credits: &apikey.Credits{Balance: 100, RefillAmount: 50, RefillPeriod: apikey.RefillMonth, RefillMode: apikey.RefillAdd,
+			RefillAt: epoch.AddDate(0, 1, 0), GrantedAt: epoch.Add(time.Hour)}}
 	if err := as.PutAccount(ctx(), custom, false); err != nil {
 		t.Fatalf("updating: %v", err)
 	}
@@ -44,7 +47,9 @@ func testAccounts(t *testing.T, s apikey.Store) {
 		t.Fatalf("Account: %v", err)
 	}
 	if got.ID != "acct_a" || got.Plan != "starter" || !got.UpdatedAt.Equal(custom.UpdatedAt) ||
-		fmt.Sprint(got.Limits) != fmt.Sprint(custom.Limits) {
+		fmt.Sprint(got.Limits) != fmt.Sprint(custom.Limits) || got.Credits == nil || got.Credits.Balance != 100 ||
+		got.Credits.RefillAmount != 50 || got.Credits.RefillPeriod != "month" || got.Credits.RefillMode != "add" ||
+		!got.Credits.RefillAt.Equal(custom.Credits.RefillAt) || !got.Credits.GrantedAt.Equal(custom.Credits.GrantedAt) {
 		t.Fatalf("Account = %+v, want %+v", got, custom)
 	}
 }
