@@ -88,3 +88,24 @@ func stateful(m *Memory) (n int) {
 	}
 	return n
 }
+
+// A spent credit balance outlives every sweep; once a refill has made it
+// what a new one would be, the sweep drops it.
+func TestSweepKeepsSpentCredits(t *testing.T) {
+	var now atomic.Int64
+	start := time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
+	now.Store(start.UnixNano())
+	m := NewMemory(MemoryConfig{Clock: func() time.Time { return time.Unix(0, now.Load()) }, SweepInterval: -1})
+	credits := &Credits{Balance: 5, Granted: start, Refill: 5, Every: Daily, RefillAt: start.Add(time.Hour)}
+	r := Request{Account: "a", AccountPolicy: Free, Key: "k", Credits: credits, Cost: 2}
+	_, err := m.Allow(context.Background(), r)
+	require.NoError(t, err)
+	now.Add(int64(59 * time.Minute))
+	m.Sweep()
+	d, err := m.Allow(context.Background(), r)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, d.Balance, "the sweep kept what was spent")
+	now.Add(int64(time.Hour))
+	m.Sweep()
+	assert.Empty(t, m.shards[shardOf("a")].credits, "refilled: back to a new balance, dropped")
+}

@@ -74,6 +74,7 @@ func (c *Credits) Bring(grant, b, n, now int64) (int64, int64) {
 // Fresh reports whether a state of balance b after n refills, brought up
 // to now, is what a new state would be: keeping it changes nothing.
 func (c *Credits) Fresh(b, n, now int64) bool {
+	b, n = c.Bring(c.Granted, b, n, now)
 	fb, fn := c.Bring(c.Granted, c.Balance, c.Due(c.Granted), now)
 	return b == fb && n == fn
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/internal/testclock"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/ratelimittest"
 	"github.com/keygate/keygate/ratelimit/redislimit"
@@ -262,4 +263,41 @@ func TestPausedRedisCostsABoundedTime(t *testing.T) {
 		t.Logf("%s: answered after %v with Redis paused (Timeout 200ms)", name, took)
 		assert.Less(t, took, 400*time.Millisecond, name)
 	}
+}
+
+// A credit balance is kept only while it differs from what its grant and
+// refills make it, so that accounts that spend nothing cost nothing; it
+// never expires while it does. One round trip decides it with the
+// windows.
+func TestCreditStateLivesWhileSpent(t *testing.T) {
+	client := redistest.Client(t)
+	p := redistest.Name(t, client, "rl") + ":"
+	clock := testclock.New(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC))
+	l, err := redislimit.New(client, redislimit.Config{Prefix: p, Clock: clock.Now})
+	require.NoError(t, err)
+	h := &hook{}
+	client.AddHook(h)
+	ctx := context.Background()
+	credits := &ratelimit.Credits{Balance: 5, Granted: clock.Now(), Refill: 5, Every: ratelimit.Daily, RefillAt: clock.Now().Add(time.Hour)}
+	r := ratelimit.Request{Account: "a", AccountPolicy: ratelimit.Free, Key: "k", Credits: credits}
+	state := p + "{a}:c"
+	_, err = l.Allow(ctx, r) // cost 0
+	require.NoError(t, err)
+	assert.Zero(t, client.Exists(ctx, state).Val(), "nothing spent, nothing kept")
+
+	before := h.n.Load()
+	r.Cost = 2
+	d, err := l.Allow(ctx, r)
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, h.n.Load()-before, "one round trip")
+	assert.EqualValues(t, 3, d.Balance)
+	assert.EqualValues(t, 1, client.Exists(ctx, state).Val())
+	assert.EqualValues(t, -1, client.TTL(ctx, state).Val(), "a spent balance never expires")
+
+	clock.Advance(time.Hour) // the refill replaces the balance: fresh again
+	r.Cost = 0
+	d, err = l.Allow(ctx, r)
+	require.NoError(t, err)
+	assert.EqualValues(t, 5, d.Balance)
+	assert.Zero(t, client.Exists(ctx, state).Val())
 }
