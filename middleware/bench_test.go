@@ -3,6 +3,7 @@ package middleware_test
 import (
 	"context"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,8 +45,9 @@ var plans, _ = ratelimit.NewPlans(unlimited, capped)
 // stack returns auth + method permission + memory limiter + headers around
 // noop, and requests carrying n distinct keys, ten to an account; with
 // keyCap each key also has a plan of its own, so that every request is
-// decided under the account's windows and the key's.
-func stack(b *testing.B, n int, keyCap bool) (http.Handler, []*http.Request) {
+// decided under the account's windows and the key's; with credits each
+// account has a balance that every request spends.
+func stack(b *testing.B, n int, keyCap, credits bool) (http.Handler, []*http.Request) {
 	b.Helper()
 	svc, err := apikey.New(memstore.New(), apikey.Config{MaxActiveKeys: -1, Plans: plans.Names()})
 	if err != nil {
@@ -64,6 +66,12 @@ func stack(b *testing.B, n int, keyCap bool) (http.Handler, []*http.Request) {
 		r, _ := http.NewRequest("GET", "/items", nil)
 		r.Header.Set("Authorization", "Bearer "+issued.Secret.Reveal())
 		reqs[i] = r
+		if credits && i%10 == 0 {
+			err := svc.SetAccount(context.Background(), apikey.Account{ID: params.Owner, Credits: &apikey.Credits{Balance: 1 << 50}})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
 	mw, err := middleware.New(middleware.Config{
 		Verifier: svc,
@@ -103,18 +111,36 @@ func handRolled(next http.Handler) http.Handler {
 	})
 }
 
+// BenchmarkStack measures each stack with only its own keys and state
+// alive, so that no case pays for another's heap in garbage collection.
 func BenchmarkStack(b *testing.B) {
+	cases := []struct {
+		name            string
+		keyCap, credits bool
+		wrap            func(stack http.Handler) http.Handler
+	}{
+		{name: "floor=bare-handler", wrap: func(http.Handler) http.Handler { return noop }},
+		{name: "full-stack"},
+		{name: "full-stack-key-cap", keyCap: true},
+		{name: "full-stack-credits", credits: true},
+		{name: "peer=hand-rolled-x-time-rate", wrap: func(http.Handler) http.Handler { return handRolled(noop) }},
+	}
 	for _, n := range []int{1, 10_000} {
-		h, reqs := stack(b, n, false)
-		capped, cappedReqs := stack(b, n, true)
 		name := "keys=1"
 		if n > 1 {
 			name = "keys=10000/parallel"
 		}
-		b.Run("floor=bare-handler/"+name, func(b *testing.B) { run(b, noop, reqs, n > 1) })
-		b.Run("full-stack/"+name, func(b *testing.B) { run(b, h, reqs, n > 1) })
-		b.Run("full-stack-key-cap/"+name, func(b *testing.B) { run(b, capped, cappedReqs, n > 1) })
-		b.Run("peer=hand-rolled-x-time-rate/"+name, func(b *testing.B) { run(b, handRolled(noop), reqs, n > 1) })
+		for _, c := range cases {
+			b.Run(c.name+"/"+name, func(b *testing.B) {
+				h, reqs := stack(b, n, c.keyCap, c.credits)
+				if c.wrap != nil {
+					h = c.wrap(h)
+				}
+				runtime.GC()
+				b.ResetTimer()
+				run(b, h, reqs, n > 1)
+			})
+		}
 	}
 }
 

@@ -42,7 +42,7 @@ func checkPlans(cfg Config) error {
 // credits and its key's policy.
 func (m *Middleware) limit(r *http.Request, p apikey.Principal, pattern string) (ratelimit.Decision, error) {
 	acct := p.Account()
-	terms, err := m.accountTerms(&acct)
+	ap, credits, err := m.accountTerms(&acct)
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
@@ -60,7 +60,7 @@ func (m *Middleware) limit(r *http.Request, p apikey.Principal, pattern string) 
 		}
 	}
 	return m.cfg.Limiter.Allow(r.Context(), ratelimit.Request{
-		Account: acct.ID, AccountPolicy: terms.policy, Credits: terms.credits,
+		Account: acct.ID, AccountPolicy: ap, Credits: credits,
 		Key: p.Lineage(), KeyPolicy: kp, Cost: cost,
 	})
 }
@@ -87,24 +87,23 @@ func (t *terms) of(a *apikey.Account) bool {
 // are built once per change of the account and kept, so that the limiter
 // sees one policy for as long as the limits hold; the middleware keeps
 // them for each account that has custom limits or credits.
-func (m *Middleware) accountTerms(a *apikey.Account) (terms, error) {
+func (m *Middleware) accountTerms(a *apikey.Account) (*ratelimit.Policy, *ratelimit.Credits, error) {
 	if len(a.Limits) == 0 && a.Credits == nil {
 		p, ok := m.cfg.Plans.Lookup(a.Plan)
 		if !ok {
-			return terms{}, fmt.Errorf("the account's plan %q has no policy", a.Plan)
+			return nil, nil, fmt.Errorf("the account's plan %q has no policy", a.Plan)
 		}
-		return terms{policy: p}, nil
+		return p, nil, nil
 	}
 	if v, ok := m.custom.Load(a.ID); ok && v.(*terms).of(a) {
-		return *v.(*terms), nil
+		return v.(*terms).policy, v.(*terms).credits, nil
 	}
 	p, c, err := LimitsOf(m.cfg.Plans, a)
 	if err != nil {
-		return terms{}, err
+		return nil, nil, err
 	}
-	t := terms{account: *a, policy: p, credits: c}
-	m.custom.Store(a.ID, &t)
-	return t, nil
+	m.custom.Store(a.ID, &terms{account: *a, policy: p, credits: c})
+	return p, c, nil
 }
 
 // LimitsOf returns what the middleware limits account a's requests by:

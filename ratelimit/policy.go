@@ -185,8 +185,8 @@ var (
 // Plans maps plan names to policies. Create one with [NewPlans]; it is
 // immutable and safe for concurrent use.
 type Plans struct {
-	byName map[string]*Policy
-	names  []string
+	policies []*Policy // the default first
+	names    []string
 }
 
 // NewPlans returns plans holding policies by their names; the first is
@@ -196,15 +196,15 @@ func NewPlans(policies ...*Policy) (*Plans, error) {
 	if len(policies) == 0 {
 		return nil, fmt.Errorf("%w: no plans", ErrInvalidPolicy)
 	}
-	ps := &Plans{byName: map[string]*Policy{"": policies[0]}}
+	ps := &Plans{}
 	for _, p := range policies {
 		if p == nil {
 			return nil, fmt.Errorf("%w: a nil plan", ErrInvalidPolicy)
 		}
-		if _, dup := ps.byName[p.name]; dup || p.name == "" {
+		if p.name == "" || slices.Contains(ps.names, p.name) {
 			return nil, fmt.Errorf("%w: a plan named %q twice, or unnamed", ErrInvalidPolicy, p.name)
 		}
-		ps.byName[p.name] = p
+		ps.policies = append(ps.policies, p)
 		ps.names = append(ps.names, p.name)
 	}
 	return ps, nil
@@ -221,6 +221,15 @@ func (ps *Plans) Names() []string { return slices.Clone(ps.names) }
 
 // Lookup returns the policy named plan; "" names the default plan.
 func (ps *Plans) Lookup(plan string) (*Policy, bool) {
-	p, ok := ps.byName[plan]
-	return p, ok
+	if plan == "" {
+		return ps.policies[0], true
+	}
+	// A scan: plans are few, and comparing a name or two costs less than
+	// hashing it for a map.
+	for _, p := range ps.policies {
+		if p.name == plan {
+			return p, true
+		}
+	}
+	return nil, false
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -34,6 +35,7 @@ func BenchmarkRedis(b *testing.B) {
 	h := &hook{}
 	client.AddHook(h)
 	policy := ratelimit.MustPolicy("bench", ratelimit.Window{Name: "min", Limit: 10_000_000, Period: 60e9}, ratelimit.PerDay(1<<50))
+	credits := &ratelimit.Credits{Balance: 1 << 50, Granted: time.Now(), Refill: 1 << 50, Every: ratelimit.Monthly, RefillAt: time.Now().AddDate(0, 1, 0)}
 	run := map[string]func(key string) error{
 		"floor=noop-script": func(key string) error { return noop.Run(ctx, client, []string{key}).Err() },
 		"time-get-set-script": func(key string) error {
@@ -48,8 +50,13 @@ func BenchmarkRedis(b *testing.B) {
 			_, err := l.Allow(ctx, ratelimit.Request{Account: "acct_" + key, AccountPolicy: policy, Key: key, KeyPolicy: policy, Cost: 1})
 			return err
 		},
+		// The account's windows and its credit balance.
+		"allow-account+credits": func(key string) error {
+			_, err := l.Allow(ctx, ratelimit.Request{Account: "acct_" + key, AccountPolicy: policy, Key: key, Credits: credits, Cost: 1})
+			return err
+		},
 	}
-	for _, name := range []string{"floor=noop-script", "time-get-set-script", "allow", "allow-account+key"} {
+	for _, name := range []string{"floor=noop-script", "time-get-set-script", "allow", "allow-account+key", "allow-account+credits"} {
 		fn := run[name]
 		_ = fn("warm")
 		b.Run(name+"/goroutines=1", func(b *testing.B) {
