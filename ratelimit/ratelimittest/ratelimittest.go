@@ -15,6 +15,7 @@ package ratelimittest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -56,6 +57,7 @@ func Run(t *testing.T, newLimiter func(t *testing.T, now func() time.Time) ratel
 		{"CreditsFollowTheirGrant", testCreditsGrant},
 		{"RefusalSpendsNeitherWindowsNorCredits", testCreditsAllOrNothing},
 		{"ReportListsEveryWindow", testReport},
+		{"MonthlyRefillsAcrossYearsAndLeapDays", testCreditsCalendar},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -556,5 +558,43 @@ func testReport(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 		if g := d.Windows[i]; g.Policy != want[i].Policy || g.Index != want[i].Index || g.Remaining != want[i].Remaining || !g.Reset.Equal(want[i].Reset) {
 			t.Fatalf("window %d: %+v; want %+v", i, g, want[i])
 		}
+	}
+}
+
+// Monthly refills from the 31st and from a leap day, and daily ones, each
+// seen from a microsecond before and at every refill for three years: the
+// next refill reported is the one the calendar gives.
+func testCreditsCalendar(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
+	for i, first := range []time.Time{
+		time.Date(2030, 12, 31, 23, 30, 0, 0, time.UTC),
+		time.Date(2032, 2, 29, 6, 0, 0, 0, time.UTC),
+	} {
+		credits := &ratelimit.Credits{Granted: start, Refill: 1, Every: ratelimit.Monthly, RefillAt: first, Add: true}
+		r := ratelimit.Request{Account: fmt.Sprint("cal", i), AccountPolicy: creditPlan, Key: "k", Credits: credits}
+		// refill returns refill k the calendar's way: first's day of the
+		// month, or the month's last day.
+		refill := func(k int) time.Time {
+			y, m, d := first.Date()
+			days := time.Date(y, m+time.Month(k)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+			h, mi, _ := first.Clock()
+			return time.Date(y, m+time.Month(k), min(d, days), h, mi, 0, 0, time.UTC)
+		}
+		for k := range 36 {
+			c.Set(refill(k).Add(-time.Microsecond))
+			if d := decide(t, l, r); !d.Reset.Equal(refill(k)) || d.Balance != int64(k) {
+				t.Fatalf("just before refill %d of %v: next refill %v, balance %d; want %v, %d", k, first, d.Reset, d.Balance, refill(k), k)
+			}
+			c.Set(refill(k))
+			if d := decide(t, l, r); !d.Reset.Equal(refill(k+1)) || d.Balance != int64(k+1) {
+				t.Fatalf("at refill %d of %v: next refill %v, balance %d; want %v, %d", k, first, d.Reset, d.Balance, refill(k+1), k+1)
+			}
+		}
+	}
+	first := time.Date(2030, 3, 9, 1, 30, 0, 0, time.UTC)
+	daily := &ratelimit.Credits{Granted: start, Refill: 1, Every: ratelimit.Daily, RefillAt: first, Add: true}
+	r := ratelimit.Request{Account: "daily", AccountPolicy: creditPlan, Key: "k", Credits: daily}
+	c.Set(first.Add(1000*24*time.Hour - time.Microsecond))
+	if d := decide(t, l, r); d.Balance != 1000 || !d.Reset.Equal(first.Add(1000*24*time.Hour)) {
+		t.Fatalf("daily, a microsecond before refill 1000: balance %d, next %v", d.Balance, d.Reset)
 	}
 }
