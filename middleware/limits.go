@@ -102,6 +102,12 @@ func (m *Middleware) accountTerms(a *apikey.Account) (*ratelimit.Policy, *rateli
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(a.Limits) > 0 {
+		// One policy per set of limits, however many accounts and changes
+		// have it: limiters keep what they derive per policy.
+		shared, _ := m.policies.LoadOrStore(fmt.Sprint(a.Limits), p)
+		p = shared.(*ratelimit.Policy)
+	}
 	m.custom.Store(a.ID, &terms{account: *a, policy: p, credits: c})
 	return p, c, nil
 }

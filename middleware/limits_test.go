@@ -2,9 +2,11 @@ package middleware_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -255,4 +257,53 @@ func TestAccountCreditsBadInput(t *testing.T) {
 		require.NoError(t, err)
 		require.Nil(t, a.Credits, name)
 	}
+}
+
+// recorder is a limiter that remembers the account policies it was asked
+// about and allows everything.
+type recorder struct {
+	mu       sync.Mutex
+	policies map[*ratelimit.Policy]bool
+}
+
+func (r *recorder) Allow(_ context.Context, req ratelimit.Request) (ratelimit.Decision, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.policies[req.AccountPolicy] = true
+	return ratelimit.Decision{Allowed: true, Policy: req.AccountPolicy, Limit: 1, Remaining: 1}, nil
+}
+
+// Accounts with the same custom limits, and an account whose limits
+// change and change back, share one policy: limiters that derive state
+// per policy do not grow with accounts or changes.
+func TestCustomLimitsShareAPolicy(t *testing.T) {
+	ctx := context.Background()
+	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free"}})
+	require.NoError(t, err)
+	rec := &recorder{policies: map[*ratelimit.Policy]bool{}}
+	mw, err := middleware.New(middleware.Config{Verifier: svc, Limiter: rec, Plans: mustPlans(t)})
+	require.NoError(t, err)
+	h := mw.Authenticate(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	enterprise := []apikey.Limit{{Limit: 5000, Period: time.Minute}}
+	other := []apikey.Limit{{Limit: 10, Period: time.Second}}
+	for i := range 20 {
+		owner := fmt.Sprint("acct_", i)
+		issued, err := svc.Create(ctx, apikey.CreateParams{Owner: owner})
+		require.NoError(t, err)
+		for _, limits := range [][]apikey.Limit{enterprise, other, enterprise} {
+			require.NoError(t, svc.SetAccount(ctx, apikey.Account{ID: owner, Limits: limits}))
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header.Set("X-API-Key", issued.Secret.Reveal())
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			require.Equal(t, http.StatusOK, w.Code)
+		}
+	}
+	assert.Len(t, rec.policies, 2, "one policy per set of limits")
+}
+
+func mustPlans(t *testing.T) *ratelimit.Plans {
+	plans, err := ratelimit.NewPlans(ratelimit.Free)
+	require.NoError(t, err)
+	return plans
 }

@@ -107,8 +107,9 @@ type Config struct {
 // Middleware authenticates API keys on net/http. Create one with [New];
 // it is safe for concurrent use.
 type Middleware struct {
-	cfg    Config
-	custom sync.Map // account ID -> *customPolicy
+	cfg      Config
+	custom   sync.Map // account ID -> *terms, for accounts with custom limits or credits
+	policies sync.Map // custom limits (their text) -> *ratelimit.Policy, shared by the accounts that have them
 }
 
 // New validates cfg and returns its Middleware.
