@@ -49,8 +49,8 @@ func (p Principal) Lineage() string {
 }
 
 // Account returns the key's account as it was when the key verified:
-// its plan (the default plan when none was stored) and custom limits.
-// The Limits slice is shared: do not modify it.
+// its plan (the default plan when none was stored), custom limits and
+// credits. Limits and Credits are shared: do not modify them.
 func (p Principal) Account() Account {
 	if p.acct == nil {
 		return Account{ID: p.Owner()}
