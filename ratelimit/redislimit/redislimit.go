@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -66,7 +67,13 @@ type Limiter struct {
 	client  redis.UniversalClient
 	cfg     Config
 	scripts sync.Map // *ratelimit.Policy -> *script
+	cached  atomic.Int64
 }
+
+// maxScripts bounds the policies whose script arguments are kept. Plans
+// are few, but a custom policy is built per account and per change (and
+// per management read), so the cache starts over when it outgrows this.
+const maxScripts = 1024
 
 var _ ratelimit.Limiter = (*Limiter)(nil)
 
@@ -112,9 +119,8 @@ type script struct {
 	err     error            // the policy cannot be enforced in microseconds
 }
 
-// scriptFor returns p's script arguments, derived on first use; nil for
-// a nil policy. Policies are expected to be few and long-lived (plans and
-// overrides); each one used is remembered.
+// scriptFor returns p's script arguments, derived on first use and kept
+// (up to maxScripts policies); nil for a nil policy.
 func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 	if p == nil {
 		return nil
@@ -152,6 +158,10 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(float64(x)))
 	}
 	sc.spec = string(b)
+	if l.cached.Add(1) > maxScripts {
+		l.scripts.Clear()
+		l.cached.Store(1)
+	}
 	actual, _ := l.scripts.LoadOrStore(p, sc)
 	return actual.(*script)
 }
