@@ -167,11 +167,11 @@ func (s *Service) CreateAccount(ctx context.Context, a Account) error {
 // SetAccount replaces an account's plan, limits and credits; every
 // instance applies them within its cache's invalidation bound, and the
 // rate limits already spent carry over. Credits whose terms differ from
-// the stored ones are a new grant: the balance starts again. Plan "" is the default plan. It fails
-// with [ErrNotFound] for an account that was never created (neither by
-// [Service.CreateAccount] nor by a key), with an [*InputError] for an
-// unknown plan or a bad limit, and with [errors.ErrUnsupported] when the
-// store keeps no accounts.
+// the stored ones are a new grant: the balance starts again. Plan "" is
+// the default plan. It fails with [ErrNotFound] for an account that was
+// never created (neither by [Service.CreateAccount] nor by a key), with
+// an [*InputError] for an unknown plan, a bad limit or bad credits, and
+// with [errors.ErrUnsupported] when the store keeps no accounts.
 func (s *Service) SetAccount(ctx context.Context, a Account) error {
 	err := s.putAccount(ctx, a, false)
 	if !errors.Is(err, ErrNotFound) {

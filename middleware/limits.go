@@ -80,7 +80,12 @@ func (t *terms) of(a *apikey.Account) bool {
 	if a.Plan != b.Plan || !slices.Equal(a.Limits, b.Limits) || (a.Credits == nil) != (b.Credits == nil) {
 		return false
 	}
-	return a.Credits == nil || *a.Credits == *b.Credits
+	if a.Credits == nil {
+		return true
+	}
+	x, y := a.Credits, b.Credits
+	return x.Balance == y.Balance && x.RefillAmount == y.RefillAmount && x.RefillPeriod == y.RefillPeriod &&
+		x.RefillMode == y.RefillMode && x.RefillAt.Equal(y.RefillAt) && x.GrantedAt.Equal(y.GrantedAt)
 }
 
 // accountTerms returns the terms of a. Terms of custom limits or credits
@@ -89,11 +94,7 @@ func (t *terms) of(a *apikey.Account) bool {
 // them for each account that has custom limits or credits.
 func (m *Middleware) accountTerms(a *apikey.Account) (*ratelimit.Policy, *ratelimit.Credits, error) {
 	if len(a.Limits) == 0 && a.Credits == nil {
-		p, ok := m.cfg.Plans.Lookup(a.Plan)
-		if !ok {
-			return nil, nil, fmt.Errorf("the account's plan %q has no policy", a.Plan)
-		}
-		return p, nil, nil
+		return LimitsOf(m.cfg.Plans, a) // the plan's policy: nothing to build
 	}
 	if v, ok := m.custom.Load(a.ID); ok && v.(*terms).of(a) {
 		return v.(*terms).policy, v.(*terms).credits, nil
