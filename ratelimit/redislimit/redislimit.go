@@ -206,7 +206,7 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 	if r.Credits != nil {
 		nc = 1
 	}
-	if err == nil && len(reply) != 8*(2+2*(na+nk+nc)) {
+	if err == nil && len(reply) != 8*(2+stateLen(na)+stateLen(nk)+2*nc) {
 		err = fmt.Errorf("unexpected reply of %d bytes", len(reply))
 	}
 	if err != nil {
@@ -219,18 +219,21 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 	}
 	allowed, now := num(reply, 0) == 1, num(reply, 1)
 	var states [2*ratelimit.MaxWindows + 1]binding.State
-	n := 0
+	n, at := 0, 2 // at: the next state's first double
 	for _, sc := range [2]*script{acct, key} {
-		for k := range windows(sc) {
-			states[n] = sc.windows[k].Report(num(reply, 2+2*n), num(reply, 3+2*n), now, r.Cost, allowed)
+		w := windows(sc)
+		for k := range w {
+			t := at + 1 + 3*w + 2*k // past the policy: t and v
+			states[n] = sc.windows[k].Report(num(reply, t), num(reply, t+1), now, r.Cost, allowed)
 			n++
 		}
+		at += stateLen(w)
 	}
 	var balance int64
 	if nc == 1 {
 		// The schedule counts in nanoseconds; the script in microseconds.
-		balance = num(reply, 2+2*n)
-		s := sched.Report(balance, num(reply, 3+2*n), now*1000, r.Cost, allowed)
+		balance = num(reply, at)
+		s := sched.Report(balance, num(reply, at+1), now*1000, r.Cost, allowed)
 		s.Reset /= 1000
 		if s.Retry != binding.Never {
 			s.Retry = (s.Retry + 999) / 1000
@@ -325,6 +328,16 @@ func windows(sc *script) int {
 		return 0
 	}
 	return len(sc.windows)
+}
+
+// stateLen returns the number of doubles of the state of n windows: the
+// policy (the slack and three per window), t and v per window, and the
+// deadline; none for no windows.
+func stateLen(n int) int {
+	if n == 0 {
+		return 0
+	}
+	return 2 + 5*n
 }
 
 // num returns the i-th little-endian double of b as an integer.
