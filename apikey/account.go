@@ -30,10 +30,12 @@ type Account struct {
 // Limit is one window of a custom plan: Limit requests per Period.
 // Periods of a day or longer are counters aligned to UTC (never more than
 // Limit in one calendar day, for a day); shorter ones are token buckets,
-// as the plans' minute windows are.
+// as the plans' minute windows are. A Monthly window has no Period: it
+// counts per calendar month, UTC, from 00:00 on the first.
 type Limit struct {
-	Limit  int64         `json:"limit"`
-	Period time.Duration `json:"period"`
+	Limit   int64         `json:"limit"`
+	Period  time.Duration `json:"period"`
+	Monthly bool          `json:"monthly,omitempty"`
 }
 
 // Credits is an account's credit balance: each request spends its
@@ -248,6 +250,9 @@ func (s *Service) validateAccount(a *Account) error {
 		switch {
 		case l.Limit < 1 || l.Limit > maxLimitCount:
 			return invalid("limits", "window %d: limit %d is not between 1 and %d", i, l.Limit, int64(maxLimitCount))
+		case l.Monthly && l.Period != 0:
+			return invalid("limits", "window %d: a monthly window has no period", i)
+		case l.Monthly:
 		case l.Period < minLimitSpan || l.Period > maxLimitSpan || l.Period%time.Second != 0:
 			return invalid("limits", "window %d: the period is not a whole number of seconds between 1 second and 366 days", i)
 		case l.Period < 24*time.Hour && l.Period/time.Duration(l.Limit) < time.Microsecond:

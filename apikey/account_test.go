@@ -21,14 +21,15 @@ func TestSetAccountRejectsBadInput(t *testing.T) {
 	_, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
 	require.NoError(t, err)
 	for name, a := range map[string]apikey.Account{
-		"unknown plan":     {ID: "acct", Plan: "enterprise"},
-		"no id":            {Plan: "free"},
-		"zero limit":       {ID: "acct", Limits: []apikey.Limit{{Limit: 0, Period: time.Minute}}},
-		"negative limit":   {ID: "acct", Limits: []apikey.Limit{{Limit: -5, Period: time.Minute}}},
-		"no period":        {ID: "acct", Limits: []apikey.Limit{{Limit: 5}}},
-		"part of a second": {ID: "acct", Limits: []apikey.Limit{{Limit: 5, Period: 1500 * time.Millisecond}}},
-		"too many windows": {ID: "acct", Limits: make([]apikey.Limit, 5)},
-		"too fast":         {ID: "acct", Limits: []apikey.Limit{{Limit: 1 << 30, Period: time.Second}}},
+		"unknown plan":      {ID: "acct", Plan: "enterprise"},
+		"no id":             {Plan: "free"},
+		"zero limit":        {ID: "acct", Limits: []apikey.Limit{{Limit: 0, Period: time.Minute}}},
+		"negative limit":    {ID: "acct", Limits: []apikey.Limit{{Limit: -5, Period: time.Minute}}},
+		"no period":         {ID: "acct", Limits: []apikey.Limit{{Limit: 5}}},
+		"part of a second":  {ID: "acct", Limits: []apikey.Limit{{Limit: 5, Period: 1500 * time.Millisecond}}},
+		"too many windows":  {ID: "acct", Limits: make([]apikey.Limit, 5)},
+		"too fast":          {ID: "acct", Limits: []apikey.Limit{{Limit: 1 << 30, Period: time.Second}}},
+		"monthly, a period": {ID: "acct", Limits: []apikey.Limit{{Limit: 5, Period: time.Hour, Monthly: true}}},
 	} {
 		err := svc.SetAccount(ctx, a)
 		require.ErrorIs(t, err, apikey.ErrInvalidInput, name)

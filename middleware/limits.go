@@ -115,7 +115,8 @@ func (m *Middleware) accountTerms(a *apikey.Account) (*ratelimit.Policy, *rateli
 
 // LimitsOf returns what the middleware limits account a's requests by:
 // the policy of its plan in plans, or of its custom limits (a period of a
-// day or longer is a fixed window, shorter ones token buckets), and its
+// day or longer is a fixed window, shorter ones token buckets, a monthly
+// one a calendar month), and its
 // credits, nil when it has none.
 func LimitsOf(plans *ratelimit.Plans, a *apikey.Account) (*ratelimit.Policy, *ratelimit.Credits, error) {
 	p, ok := plans.Lookup(a.Plan)
@@ -125,7 +126,7 @@ func LimitsOf(plans *ratelimit.Plans, a *apikey.Account) (*ratelimit.Policy, *ra
 	if len(a.Limits) > 0 {
 		windows := make([]ratelimit.Window, len(a.Limits))
 		for i, l := range a.Limits {
-			windows[i] = ratelimit.Window{Limit: l.Limit, Period: l.Period, Fixed: l.Period >= 24*time.Hour}
+			windows[i] = ratelimit.Window{Limit: l.Limit, Period: l.Period, Fixed: l.Period >= 24*time.Hour, Monthly: l.Monthly}
 		}
 		var err error
 		if p, err = ratelimit.NewPolicy("custom", windows...); err != nil {

@@ -45,7 +45,11 @@ func SetIETFHeaders(h http.Header, d *Decision, v IETFVersion) {
 	policy = append(policy, ";q="...)
 	policy = strconv.AppendInt(policy, w.Limit, 10)
 	policy = append(policy, ";w="...)
-	policy = strconv.AppendInt(policy, ceilSeconds(int64(w.Period)), 10)
+	period := w.Period
+	if w.Monthly {
+		period = d.Reset.Sub(d.Reset.AddDate(0, -1, 0)) // the current month's length
+	}
+	policy = strconv.AppendInt(policy, ceilSeconds(int64(period)), 10)
 	limit := strconv.AppendQuote(rbuf[:0], w.Name)
 	limit = append(limit, ";r="...)
 	limit = strconv.AppendInt(limit, d.Remaining, 10)

@@ -74,6 +74,15 @@ func TestSetIETFHeaders(t *testing.T) {
 	h = http.Header{}
 	ratelimit.SetIETFHeaders(h, &ratelimit.Decision{FailedOpen: true, Allowed: true}, ratelimit.IETFDraft10)
 	assert.Empty(t, h)
+
+	// A calendar month's window is the length of the month it is in.
+	m := ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1, Clock: func() time.Time { return time.Date(2032, 2, 10, 0, 0, 0, 0, time.UTC) }})
+	defer m.Close()
+	d, err := m.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: ratelimit.MustPolicy("m", ratelimit.PerMonth(100)), Cost: 1})
+	require.NoError(t, err)
+	ratelimit.SetIETFHeaders(h, &d, ratelimit.IETFDraft10)
+	assert.Equal(t, `"month";q=100;w=2505600`, h.Get("RateLimit-Policy")) // 29 days
+	assert.Equal(t, `"month";r=99;t=1728000`, h.Get("RateLimit"))         // 20 days
 }
 
 func TestSetHeadersAllocations(t *testing.T) {

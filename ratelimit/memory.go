@@ -90,7 +90,7 @@ func (b *bucket) adopt(p *Policy, now int64) {
 		w := &p.windows[i]
 		for j := range old.windows {
 			o := &old.windows[j]
-			if o.Fixed != w.Fixed || o.Period != w.Period {
+			if o.Fixed != w.Fixed || o.Period != w.Period || o.Monthly != w.Monthly {
 				continue
 			}
 			s := was[j]
@@ -332,8 +332,8 @@ func (b *bucket) check(now, cost int64) bool {
 		if w.Fixed {
 			// A window never goes back: a stale clock counts in the
 			// current one.
-			if period := int64(w.Period); now >= s.t+period {
-				s.v, s.t = 0, now-now%period
+			if now >= w.report.End(s.t) {
+				s.v, s.t = 0, w.report.Start(now)
 			}
 			allowed = allowed && s.v+cost <= w.Limit
 			continue
@@ -359,7 +359,11 @@ func (b *bucket) take(now, cost int64, allowed bool, out []binding.State) int {
 			if allowed {
 				s.v += cost
 			}
-			out[i] = w.report.Fixed(s.t, s.v, now, cost, allowed)
+			if w.Monthly {
+				out[i] = w.report.Month(s.t, s.v, now, cost, allowed)
+			} else {
+				out[i] = w.report.Fixed(s.t, s.v, now, cost, allowed)
+			}
 			continue
 		}
 		if allowed {
@@ -379,7 +383,7 @@ func freshAt(p *Policy, state []winState) int64 {
 		case !w.Fixed:
 			fresh = max(fresh, s.t) // a bucket is full at its arrival time
 		case s.v > 0:
-			fresh = max(fresh, s.t+int64(w.Period)) // the next window starts at 0
+			fresh = max(fresh, w.report.End(s.t)) // the next window starts at 0
 		}
 	}
 	return fresh

@@ -35,19 +35,26 @@ var (
 // since the Unix epoch: a one-day window resets at 00:00 UTC and never
 // admits more than Limit within one UTC day. Its Reset is the window's
 // end. Use it for quotas ("10,000 per day").
+//
+// A Monthly window is a counter reset at 00:00 UTC on the first of every
+// month: a quota per calendar month, 28 to 31 days long.
 type Window struct {
 	// Name labels the window in the IETF RateLimit fields ("min", "day").
 	// Default: "w" followed by the period in seconds.
 	Name string
 	// Limit is the number of requests per Period; at least 1.
 	Limit int64
-	// Period is the window length; at least one millisecond.
+	// Period is the window length; at least one millisecond, and 0 for a
+	// Monthly window.
 	Period time.Duration
 	// Burst is a token bucket's capacity. Default Limit. Ignored by Fixed
 	// windows.
 	Burst int64
 	// Fixed makes the window a counter aligned to Period (see above).
 	Fixed bool
+	// Monthly makes the window a counter per calendar month, UTC (see
+	// above); it implies Fixed.
+	Monthly bool
 }
 
 // PerMinute returns a token-bucket window of n requests per minute.
@@ -60,6 +67,9 @@ func PerHour(n int64) Window { return Window{Name: "hour", Limit: n, Period: tim
 func PerDay(n int64) Window {
 	return Window{Name: "day", Limit: n, Period: 24 * time.Hour, Fixed: true}
 }
+
+// PerMonth returns a window of n requests per calendar month, UTC.
+func PerMonth(n int64) Window { return Window{Name: "month", Limit: n, Monthly: true} }
 
 // Policy is one or more windows enforced together: a request passes only
 // if every window has room for it, and then takes from every window; a
@@ -89,15 +99,22 @@ func NewPolicy(name string, windows ...Window) (*Policy, error) {
 		switch {
 		case w.Limit < 1:
 			return nil, fmt.Errorf("%w %q: window %d limit %d is below 1", ErrInvalidPolicy, name, i, w.Limit)
-		case w.Period < time.Millisecond:
+		case w.Monthly && w.Period != 0:
+			return nil, fmt.Errorf("%w %q: window %d is monthly and has a period %v", ErrInvalidPolicy, name, i, w.Period)
+		case !w.Monthly && w.Period < time.Millisecond:
 			return nil, fmt.Errorf("%w %q: window %d period %v is below 1ms", ErrInvalidPolicy, name, i, w.Period)
 		case w.Burst < 0:
 			return nil, fmt.Errorf("%w %q: window %d burst %d is negative", ErrInvalidPolicy, name, i, w.Burst)
 		}
+		w.Fixed = w.Fixed || w.Monthly
 		if w.Burst == 0 || w.Fixed {
 			w.Burst = w.Limit
 		}
-		if w.Name == "" {
+		switch {
+		case w.Name != "":
+		case w.Monthly:
+			w.Name = "month"
+		default:
 			w.Name = fmt.Sprintf("w%d", int64(w.Period/time.Second))
 		}
 		interval := int64(w.Period) / w.Limit
@@ -109,7 +126,7 @@ func NewPolicy(name string, windows ...Window) (*Policy, error) {
 		p.maxCost = min(p.maxCost, w.Burst)
 		bw := binding.Window{Limit: w.Limit, Interval: interval, Tau: w.Burst * interval}
 		if w.Fixed {
-			bw = binding.Window{Limit: w.Limit, Period: int64(w.Period)}
+			bw = binding.Window{Limit: w.Limit, Period: int64(w.Period), Monthly: w.Monthly, Unit: 1}
 		}
 		p.windows = append(p.windows, window{Window: w, interval: interval, tau: w.Burst * interval, report: bw})
 	}

@@ -3,6 +3,8 @@
 // window of the policy reports, and which window binds.
 package binding
 
+import "time"
+
 // Window is one window of a policy, in the limiter's unit of time (the
 // memory limiter's nanoseconds, the Redis limiter's microseconds).
 type Window struct {
@@ -10,8 +12,40 @@ type Window struct {
 	// A token bucket kept as GCRA: Interval is the time one token takes
 	// to return, and Tau the time a full bucket spans (burst × Interval).
 	Interval, Tau int64
-	// Period is a fixed window's length; 0 for a bucket.
+	// Period is a fixed window's length; 0 for a bucket and for a
+	// calendar month.
 	Period int64
+	// Monthly marks a fixed window of one calendar month, UTC. Unit is
+	// then the limiter's unit of time in nanoseconds.
+	Monthly bool
+	Unit    int64
+}
+
+// Start returns the start of fixed window w that holds now.
+func (w *Window) Start(now int64) int64 {
+	if w.Monthly {
+		return w.monthStart(now)
+	}
+	return now - now%w.Period
+}
+
+// End returns the end of fixed window w that starts at t.
+func (w *Window) End(t int64) int64 {
+	if w.Monthly {
+		return w.monthEnd(t)
+	}
+	return t + w.Period
+}
+
+// monthStart and monthEnd are out of Start and End so that those inline
+// on the hot path of windows that are not monthly.
+func (w *Window) monthStart(now int64) int64 {
+	y, m, _ := time.Unix(0, now*w.Unit).UTC().Date()
+	return time.Date(y, m, 1, 0, 0, 0, 0, time.UTC).UnixNano() / w.Unit
+}
+
+func (w *Window) monthEnd(t int64) int64 {
+	return time.Unix(0, t*w.Unit).UTC().AddDate(0, 1, 0).UnixNano() / w.Unit
 }
 
 // State is one window's part of a decision.
@@ -25,17 +59,30 @@ type State struct {
 // decided at now, from its state then: a bucket's theoretical arrival
 // time t (at least now), or a fixed window's start t and count v.
 func (w *Window) Report(t, v, now, cost int64, allowed bool) State {
-	if w.Period > 0 {
+	switch {
+	case w.Monthly:
+		return w.Month(t, v, now, cost, allowed)
+	case w.Period > 0:
 		return w.Fixed(t, v, now, cost, allowed)
 	}
 	return w.Bucket(t, now, cost, allowed)
 }
 
-// Fixed is [Window.Report] for a fixed window. Split from Report so that
-// the memory limiter's hot path, which knows the window's kind, inlines
-// it.
+// Fixed is [Window.Report] for a fixed window of a Period. Split from
+// Report so that the memory limiter's hot path, which knows the window's
+// kind, inlines it.
 func (w *Window) Fixed(t, v, now, cost int64, allowed bool) State {
-	s := State{Remaining: w.Limit - v, Reset: t + w.Period}
+	return w.counter(t+w.Period, v, now, cost, allowed)
+}
+
+// Month is [Window.Report] for a calendar month.
+func (w *Window) Month(t, v, now, cost int64, allowed bool) State {
+	return w.counter(w.monthEnd(t), v, now, cost, allowed)
+}
+
+// counter reports a fixed window that ends at end.
+func (w *Window) counter(end, v, now, cost int64, allowed bool) State {
+	s := State{Remaining: w.Limit - v, Reset: end}
 	if !allowed && v+cost > w.Limit {
 		s.Retry = max(s.Reset-now, 1)
 	}

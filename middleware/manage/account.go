@@ -26,6 +26,7 @@ type accountJSON struct {
 type limitJSON struct {
 	Limit         int64      `json:"limit"`
 	PeriodSeconds int64      `json:"period_seconds"`
+	Monthly       bool       `json:"monthly,omitempty"`
 	Remaining     *int64     `json:"remaining,omitempty"`
 	Reset         *time.Time `json:"reset,omitempty"`
 }
@@ -57,7 +58,7 @@ func (h *Handler) writeAccount(w http.ResponseWriter, r *http.Request, a apikey.
 	}
 	out := accountJSON{ID: a.ID, Plan: a.Plan, Custom: len(a.Limits) > 0, Limits: []limitJSON{}}
 	for _, win := range policy.Windows() {
-		out.Limits = append(out.Limits, limitJSON{Limit: win.Limit, PeriodSeconds: int64(win.Period / time.Second)})
+		out.Limits = append(out.Limits, limitJSON{Limit: win.Limit, PeriodSeconds: int64(win.Period / time.Second), Monthly: win.Monthly})
 	}
 	if c := a.Credits; c != nil {
 		out.Credits = &creditsJSON{Balance: c.Balance, RefillAmount: c.RefillAmount, RefillPeriod: c.RefillPeriod, RefillMode: c.RefillMode}
@@ -119,7 +120,7 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 				h.fail(w, r, http.StatusBadRequest, "invalid_input", "Invalid limits: remaining and reset are read-only")
 				return
 			}
-			a.Limits = append(a.Limits, apikey.Limit{Limit: l.Limit, Period: time.Duration(l.PeriodSeconds) * time.Second})
+			a.Limits = append(a.Limits, apikey.Limit{Limit: l.Limit, Period: time.Duration(l.PeriodSeconds) * time.Second, Monthly: l.Monthly})
 		}
 	}
 	if req.Credits != nil {

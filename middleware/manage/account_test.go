@@ -42,10 +42,11 @@ func TestAccountEndpoint(t *testing.T) {
 	assert.Equal(t, "business", a["plan"])
 
 	// The Enterprise override: custom limits replace the plan's windows.
-	status, a = call(h, "PUT", "/api/v1/account", "alice", `{"limits":[{"limit":5000,"period_seconds":60},{"limit":10000000,"period_seconds":2592000}]}`)
+	status, a = call(h, "PUT", "/api/v1/account", "alice", `{"limits":[{"limit":5000,"period_seconds":60},{"limit":10000000,"monthly":true}]}`)
 	require.Equal(t, 200, status, a)
 	assert.Equal(t, true, a["custom_limits"])
-	assert.Len(t, a["limits"], 2)
+	require.Len(t, a["limits"], 2)
+	assert.Equal(t, map[string]any{"limit": 1e7, "period_seconds": 0.0, "monthly": true, "remaining": 1e7, "reset": "2030-02-01T00:00:00Z"}, a["limits"].([]any)[1])
 
 	status, a = call(h, "PUT", "/api/v1/account", "alice", `{"credits":{"balance":1000,"refill_amount":1000,"refill_period":"month"}}`)
 	require.Equal(t, 200, status, a)
@@ -68,6 +69,7 @@ func TestAccountEndpoint(t *testing.T) {
 	for body, want := range map[string]string{
 		`{"plan":"gold"}`: "Invalid plan",
 		`{"limits":[{"limit":0,"period_seconds":60}]}`:                                                          "Invalid limits",
+		`{"limits":[{"limit":5,"period_seconds":60,"monthly":true}]}`:                                           "Invalid limits",
 		`{"credits":{"balance":10,"refill_amount":5}}`:                                                          "Invalid credits",
 		`{"credits":{"balance":10,"refill_amount":5,"refill_period":"day","refill_at":"2029-01-01T00:00:00Z"}}`: "Invalid credits",
 		`{"limits":[{"limit":5,"period_seconds":60,"remaining":3}]}`:                                            "read-only",

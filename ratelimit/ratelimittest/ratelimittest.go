@@ -58,6 +58,7 @@ func Run(t *testing.T, newLimiter func(t *testing.T, now func() time.Time) ratel
 		{"RefusalSpendsNeitherWindowsNorCredits", testCreditsAllOrNothing},
 		{"ReportListsEveryWindow", testReport},
 		{"MonthlyRefillsAcrossYearsAndLeapDays", testCreditsCalendar},
+		{"MonthWindowIsACalendarMonth", testMonth},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -596,5 +597,41 @@ func testCreditsCalendar(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) 
 	c.Set(first.Add(1000*24*time.Hour - time.Microsecond))
 	if d := decide(t, l, r); d.Balance != 1000 || !d.Reset.Equal(first.Add(1000*24*time.Hour)) {
 		t.Fatalf("daily, a microsecond before refill 1000: balance %d, next %v", d.Balance, d.Reset)
+	}
+}
+
+// A monthly window counts per calendar month, UTC: it resets at 00:00 on
+// the first, not a microsecond before, through a leap February and a
+// year's end, reports that instant as its reset, and keeps what was spent
+// when the policy around it changes.
+func testMonth(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
+	p := ratelimit.MustPolicy("monthly", ratelimit.PerMinute(100), ratelimit.PerMonth(3))
+	req := ratelimit.Request{Account: "a", AccountPolicy: p, Key: "k", Cost: 1}
+	for _, tc := range []struct{ spend, end time.Time }{
+		{time.Date(2032, 2, 10, 12, 0, 0, 0, time.UTC), time.Date(2032, 3, 1, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2032, 12, 31, 23, 0, 0, 0, time.UTC), time.Date(2033, 1, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		c.Set(tc.spend)
+		for i := range 3 {
+			d := decide(t, l, req)
+			if !d.Allowed || d.Remaining != 2-int64(i) || d.Tightest != 1 || !d.Reset.Equal(tc.end) {
+				t.Fatalf("%v, request %d of 3 a month: %+v; want allowed, %d left, reset %v", tc.spend, i+1, d, 2-i, tc.end)
+			}
+		}
+		c.Set(tc.end.Add(-time.Microsecond))
+		d := decide(t, l, req)
+		if d.Allowed || d.Limit != 3 || d.RetryAfter != time.Microsecond || !d.Reset.Equal(tc.end) {
+			t.Fatalf("a microsecond before the month ends: %+v; want a denial until %v", d, tc.end)
+		}
+		c.Set(tc.end)
+		if d := decide(t, l, req); !d.Allowed || d.Remaining != 2 || !d.Reset.Equal(tc.end.AddDate(0, 1, 0)) {
+			t.Fatalf("at the month's end: %+v; want the next month's first request", d)
+		}
+	}
+	// A bigger quota starts from what this month spent.
+	bigger := ratelimit.MustPolicy("monthly-5", ratelimit.PerMinute(100), ratelimit.PerMonth(5))
+	d := decide(t, l, ratelimit.Request{Account: "a", AccountPolicy: bigger, Key: "k", Cost: 1})
+	if !d.Allowed || d.Remaining != 3 {
+		t.Fatalf("after a change to 5 a month: %+v; want 3 left of 5 (2 spent)", d)
 	}
 }

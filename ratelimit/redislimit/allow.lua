@@ -6,7 +6,8 @@
 --
 -- A token bucket is kept as GCRA keeps it: t, the instant at which the
 -- bucket is full again (its theoretical arrival time). A fixed window is
--- a count v since its start t, a multiple of its period since the epoch.
+-- a count v since its start t, a multiple of its period since the epoch,
+-- or for a calendar month (period 0) the month's first instant, UTC.
 -- Times are microseconds since the epoch; every number is a double, exact
 -- below 2^53 (the Go side refuses windows that could pass that).
 --
@@ -21,8 +22,8 @@
 -- ARGV[3]  the account's policy, ARGV[4] the key's, "" for none: little-
 --          endian doubles, the expiry slack, then per window its capacity
 --          (a bucket's burst, a fixed window's limit), its interval
---          (microseconds per token of a bucket, or minus the period of a
---          fixed window) and its period.
+--          (microseconds per token of a bucket, or -1 for a fixed
+--          window) and its period (0 for a calendar month).
 -- ARGV[5]  the credits, "" for none: little-endian doubles, the grant
 --          (its instant), the balance granted, the refill amount, 1 to
 --          add it (0 to replace), 1 for monthly refills (0 daily), the
@@ -46,6 +47,43 @@ if not now then
   now = time[1] * 1000000 + time[2]
 end
 local cost = tonumber(ARGV[2])
+
+local DAY = 86400000000
+
+-- days_from_civil and year_month convert between a UTC date and days
+-- since 1970-01-01 (Howard Hinnant's algorithms, proleptic Gregorian).
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
+  return era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
+end
+
+local function year_month(days)
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  if m <= 2 then return yoe + era * 400 + 1, m end
+  return yoe + era * 400, m
+end
+
+-- month_start returns the first instant of the calendar month of t, and
+-- month_end that of the next month.
+local function month_start(t)
+  local y, m = year_month(math.floor(t / DAY))
+  return days_from_civil(y, m, 1) * DAY
+end
+
+local function month_end(t)
+  local y, m = year_month(math.floor(t / DAY))
+  if m == 12 then y, m = y + 1, 0 end
+  return days_from_civil(y, m + 1, 1) * DAY
+end
 
 -- load returns the number of windows of policy spec and its state, from
 -- raw, the state stored, unpacked: st[1] the slack, per window i
@@ -97,7 +135,8 @@ local function admits(n, st)
     local capacity, interval, period = st[3 * i - 1], st[3 * i], st[3 * i + 1]
     local t, v = st[3 * n + 2 * i], st[3 * n + 2 * i + 1]
     if interval < 0 then
-      local start = now - now % period
+      local start
+      if period > 0 then start = now - now % period else start = month_start(now) end
       if start > t then t, v = start, 0 end
       if v + cost > capacity then ok = false end
     else
@@ -121,7 +160,11 @@ local function take(key, n, st, format)
     local t = 3 * n + 2 * i
     if st[3 * i] < 0 then
       st[t + 1] = st[t + 1] + cost
-      need = math.max(need, st[t] + st[3 * i + 1])
+      if st[3 * i + 1] > 0 then
+        need = math.max(need, st[t] + st[3 * i + 1])
+      else
+        need = math.max(need, month_end(st[t]))
+      end
     else
       st[t] = st[t] + cost * st[3 * i]
       need = math.max(need, st[t])
@@ -158,30 +201,7 @@ if ARGV[5] ~= '' then
   -- Credits. A balance is refilled at instants counted from 0 at the first
   -- refill: every day, or every month on the first refill's day of the
   -- month (the month's last day when it is shorter) and time of day, UTC.
-  local DAY = 86400000000
-
-  -- days_from_civil and year_month convert between a UTC date and days
-  -- since 1970-01-01 (Howard Hinnant's algorithms, proleptic Gregorian).
-  local function days_from_civil(y, m, d)
-    if m <= 2 then y = y - 1 end
-    local era = math.floor(y / 400)
-    local yoe = y - era * 400
-    local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
-    return era * 146097 + yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy - 719468
-  end
-
-  local function year_month(days)
-    local z = days + 719468
-    local era = math.floor(z / 146097)
-    local doe = z - era * 146097
-    local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
-    local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
-    local mp = math.floor((5 * doy + 2) / 153)
-    local m = mp < 10 and mp + 3 or mp - 9
-    if m <= 2 then return yoe + era * 400 + 1, m end
-    return yoe + era * 400, m
-  end
-
+  --
   -- c: granted, balance, refill, add, monthly, first, year, month, day, tod.
   local function refill_at(c, k)
     if c[5] == 0 then return c[6] + k * DAY end

@@ -109,6 +109,9 @@ var allowScript = redis.NewScript(allowLua)
 // added, every number stays below 2^53, which doubles hold exactly.
 const maxSpan = 1 << 52
 
+// minMonth is the shortest calendar month, in microseconds.
+const minMonth = int64(28 * 24 * time.Hour / time.Microsecond)
+
 // maxSlack bounds how long an idle key's state outlives its use.
 const maxSlack = int64(time.Minute / time.Microsecond)
 
@@ -136,8 +139,11 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 		iv := period / w.Limit
 		bw := binding.Window{Limit: w.Limit, Interval: iv, Tau: w.Burst * iv}
 		switch {
+		case w.Monthly:
+			iv, span = -1, minMonth
+			bw = binding.Window{Limit: w.Limit, Monthly: true, Unit: 1000}
 		case w.Fixed:
-			iv = -period
+			iv = -1
 			bw = binding.Window{Limit: w.Limit, Period: period}
 		case iv < 1:
 			sc.err = fmt.Errorf("%w: window %d refills faster than one token per microsecond, the resolution of Redis time", ratelimit.ErrInvalidPolicy, i)

@@ -170,6 +170,8 @@ func TestNewRejects(t *testing.T) {
 func TestStateExpiresWhenIdle(t *testing.T) {
 	l, client, p := newLimiter(t)
 	ctx := context.Background()
+	y, m, _ := time.Now().UTC().Date()
+	monthEnd := time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		policy   *ratelimit.Policy
 		min, max time.Duration
@@ -179,6 +181,8 @@ func TestStateExpiresWhenIdle(t *testing.T) {
 		{ratelimit.MustPolicy("second", ratelimit.Window{Limit: 10, Period: time.Second}), 100 * time.Millisecond, 1100 * time.Millisecond},
 		// A fixed day window lives to the day's end, plus a minute.
 		{ratelimit.MustPolicy("day", ratelimit.PerDay(5)), 0, 24*time.Hour + time.Minute},
+		// A month window lives to the month's end, plus a minute.
+		{ratelimit.MustPolicy("month", ratelimit.PerMonth(5)), time.Until(monthEnd) - time.Second, time.Until(monthEnd) + time.Minute},
 	} {
 		_, err := l.Allow(ctx, ratelimit.Request{Key: tc.policy.Name(), KeyPolicy: tc.policy, Cost: 1})
 		require.NoError(t, err)
