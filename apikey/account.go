@@ -243,21 +243,8 @@ func (s *Service) validateAccount(a *Account) error {
 			return err
 		}
 	}
-	if len(a.Limits) > maxLimits {
-		return invalid("limits", "has %d windows, at most %d", len(a.Limits), maxLimits)
-	}
-	for i, l := range a.Limits {
-		switch {
-		case l.Limit < 1 || l.Limit > maxLimitCount:
-			return invalid("limits", "window %d: limit %d is not between 1 and %d", i, l.Limit, int64(maxLimitCount))
-		case l.Monthly && l.Period != 0:
-			return invalid("limits", "window %d: a monthly window has no period", i)
-		case l.Monthly:
-		case l.Period < minLimitSpan || l.Period > maxLimitSpan || l.Period%time.Second != 0:
-			return invalid("limits", "window %d: the period is not a whole number of seconds between 1 second and 366 days", i)
-		case l.Period < 24*time.Hour && l.Period/time.Duration(l.Limit) < time.Microsecond:
-			return invalid("limits", "window %d: more than one request per microsecond", i)
-		}
+	if err := validateLimits(a.Limits); err != nil {
+		return err
 	}
 	if c := a.Credits; c != nil {
 		switch {
@@ -297,5 +284,26 @@ func grant(c, old *Credits, now time.Time) error {
 	}
 	c.RefillAt = c.RefillAt.UTC()
 	c.GrantedAt = now
+	return nil
+}
+
+// validateLimits checks custom windows, an account's or a key's.
+func validateLimits(limits []Limit) error {
+	if len(limits) > maxLimits {
+		return invalid("limits", "has %d windows, at most %d", len(limits), maxLimits)
+	}
+	for i, l := range limits {
+		switch {
+		case l.Limit < 1 || l.Limit > maxLimitCount:
+			return invalid("limits", "window %d: limit %d is not between 1 and %d", i, l.Limit, int64(maxLimitCount))
+		case l.Monthly && l.Period != 0:
+			return invalid("limits", "window %d: a monthly window has no period", i)
+		case l.Monthly:
+		case l.Period < minLimitSpan || l.Period > maxLimitSpan || l.Period%time.Second != 0:
+			return invalid("limits", "window %d: the period is not a whole number of seconds between 1 second and 366 days", i)
+		case l.Period < 24*time.Hour && l.Period/time.Duration(l.Limit) < time.Microsecond:
+			return invalid("limits", "window %d: more than one request per microsecond", i)
+		}
+	}
 	return nil
 }

@@ -38,6 +38,11 @@ func (p Principal) CanAccessProject(project string) bool {
 // for none.
 func (p Principal) Plan() string { return p.key().Plan }
 
+// Limits returns the key's custom windows, which cap it on its own
+// instead of its plan's; nil for none. They are shared: do not modify
+// them.
+func (p Principal) Limits() []Limit { return p.key().Limits }
+
 // Lineage returns the ID of the first key of the key's rotation chain,
 // under which its own rate limits are kept.
 func (p Principal) Lineage() string {

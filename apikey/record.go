@@ -17,6 +17,9 @@ type Key struct {
 	// Plan names a rate-limit plan that caps this key on its own, within
 	// the plan its account's keys share; "" for none.
 	Plan string `json:"plan,omitempty"`
+	// Limits, when set, are custom windows that cap this key on its own,
+	// instead of Plan's.
+	Limits []Limit `json:"limits,omitempty"`
 	// ProjectID limits the key to one project; "" means account-wide.
 	ProjectID string `json:"project_id,omitempty"`
 	// NotBefore, when set, is the first instant the key verifies.
@@ -98,6 +101,7 @@ func (k *Key) Active(now time.Time) bool {
 // Clone returns a deep copy of k, sharing no slice or map with it.
 func (k Key) Clone() Key {
 	k.Permissions = slices.Clone(k.Permissions)
+	k.Limits = slices.Clone(k.Limits)
 	k.Restrictions = k.Restrictions.clone()
 	k.Metadata = maps.Clone(k.Metadata)
 	return k

@@ -153,6 +153,9 @@ type CreateParams struct {
 	// Plan names a plan of [Config].Plans that caps this key on its own,
 	// within its account's plan; "" for none.
 	Plan string
+	// Limits are custom windows that cap this key on its own instead of
+	// Plan's, validated as an [Account]'s are; none by default.
+	Limits []Limit
 	// NotBefore and ExpiresAt bound when the key verifies; zero means no
 	// bound. ExpiresAt must be in the future and after NotBefore, and
 	// both within the years 1970 to 9999.

@@ -83,6 +83,12 @@ func (s *Service) validate(p CreateParams, now time.Time) (Key, error) {
 			return Key{}, err
 		}
 	}
+	if err := validateLimits(p.Limits); err != nil {
+		return Key{}, err
+	}
+	if len(p.Limits) > 0 {
+		k.Limits = slices.Clone(p.Limits)
+	}
 	var err error
 	if k.Permissions, err = Permissions(p.Permissions).normalize(func(p Permission) bool { return s.scopes[p] }); err != nil {
 		return Key{}, err

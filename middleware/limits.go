@@ -46,12 +46,9 @@ func (m *Middleware) limit(r *http.Request, p apikey.Principal, pattern string) 
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
-	var kp *ratelimit.Policy
-	if plan := p.Plan(); plan != "" {
-		var ok bool
-		if kp, ok = m.cfg.Plans.Lookup(plan); !ok {
-			return ratelimit.Decision{}, fmt.Errorf("the key's plan %q has no policy", plan)
-		}
+	kp, err := m.keyPolicy(p)
+	if err != nil {
+		return ratelimit.Decision{}, err
 	}
 	cost := int64(1)
 	if len(m.cfg.Costs) > 0 {
@@ -104,10 +101,9 @@ func (m *Middleware) accountTerms(a *apikey.Account) (*ratelimit.Policy, *rateli
 		return nil, nil, err
 	}
 	if len(a.Limits) > 0 {
-		// One policy per set of limits, however many accounts and changes
-		// have it: limiters keep what they derive per policy.
-		shared, _ := m.policies.LoadOrStore(fmt.Sprint(a.Limits), p)
-		p = shared.(*ratelimit.Policy)
+		if p, err = m.shared(a.Limits); err != nil {
+			return nil, nil, err
+		}
 	}
 	m.custom.Store(a.ID, &terms{account: *a, policy: p, credits: c})
 	return p, c, nil
@@ -124,12 +120,8 @@ func LimitsOf(plans *ratelimit.Plans, a *apikey.Account) (*ratelimit.Policy, *ra
 		return nil, nil, fmt.Errorf("the account's plan %q has no policy", a.Plan)
 	}
 	if len(a.Limits) > 0 {
-		windows := make([]ratelimit.Window, len(a.Limits))
-		for i, l := range a.Limits {
-			windows[i] = ratelimit.Window{Limit: l.Limit, Period: l.Period, Fixed: l.Period >= 24*time.Hour, Monthly: l.Monthly}
-		}
 		var err error
-		if p, err = ratelimit.NewPolicy("custom", windows...); err != nil {
+		if p, err = customPolicy(a.Limits); err != nil {
 			return nil, nil, fmt.Errorf("the account's limits: %w", err)
 		}
 	}
@@ -148,4 +140,64 @@ func LimitsOf(plans *ratelimit.Plans, a *apikey.Account) (*ratelimit.Policy, *ra
 		credits.Every = ratelimit.Monthly
 	}
 	return p, credits, nil
+}
+
+// customPolicy returns the policy of custom windows, an account's or a
+// key's.
+func customPolicy(limits []apikey.Limit) (*ratelimit.Policy, error) {
+	windows := make([]ratelimit.Window, len(limits))
+	for i, l := range limits {
+		windows[i] = ratelimit.Window{Limit: l.Limit, Period: l.Period, Fixed: l.Period >= 24*time.Hour, Monthly: l.Monthly}
+	}
+	return ratelimit.NewPolicy("custom", windows...)
+}
+
+// keyTerms are what caps one key of custom limits.
+type keyTerms struct {
+	limits []apikey.Limit // what they were built from
+	policy *ratelimit.Policy
+}
+
+// keyPolicy returns the policy that caps p's key on its own: its custom
+// limits', else its plan's, else nil. Like an account's, a key's custom
+// policy is built once per change and kept, under its lineage.
+func (m *Middleware) keyPolicy(p apikey.Principal) (*ratelimit.Policy, error) {
+	limits := p.Limits()
+	if len(limits) == 0 {
+		plan := p.Plan()
+		if plan == "" {
+			return nil, nil
+		}
+		kp, ok := m.cfg.Plans.Lookup(plan)
+		if !ok {
+			return nil, fmt.Errorf("the key's plan %q has no policy", plan)
+		}
+		return kp, nil
+	}
+	lineage := p.Lineage()
+	if v, ok := m.keys.Load(lineage); ok && slices.Equal(v.(*keyTerms).limits, limits) {
+		return v.(*keyTerms).policy, nil
+	}
+	kp, err := m.shared(limits)
+	if err != nil {
+		return nil, fmt.Errorf("the key's limits: %w", err)
+	}
+	m.keys.Store(lineage, &keyTerms{limits: limits, policy: kp})
+	return kp, nil
+}
+
+// shared returns the policy of custom limits, one per set of limits
+// however many accounts, keys and changes have it: limiters keep what
+// they derive per policy.
+func (m *Middleware) shared(limits []apikey.Limit) (*ratelimit.Policy, error) {
+	text := fmt.Sprint(limits)
+	if p, ok := m.policies.Load(text); ok {
+		return p.(*ratelimit.Policy), nil
+	}
+	p, err := customPolicy(limits)
+	if err != nil {
+		return nil, err
+	}
+	actual, _ := m.policies.LoadOrStore(text, p)
+	return actual.(*ratelimit.Policy), nil
 }

@@ -116,6 +116,45 @@ func TestKeyCapFollowsRotation(t *testing.T) {
 	assert.Equal(t, "2", remaining, "8 of the key's 10 spent, across the rotation")
 }
 
+// A key's custom limits cap it on its own, within its account's plan
+// and instead of its own plan; its rotation keeps them and what they
+// spent; bad limits are refused at creation.
+func TestKeyCustomLimits(t *testing.T) {
+	l := newLimited(t)
+	ctx := context.Background()
+	issued, err := l.svc.Create(ctx, apikey.CreateParams{
+		Owner: "acct", Plan: "free", Limits: []apikey.Limit{{Limit: 3, Period: time.Minute}, {Limit: 100, Monthly: true}},
+	})
+	require.NoError(t, err)
+	require.NoError(t, l.svc.SetAccount(ctx, apikey.Account{ID: "acct", Plan: "business"}))
+	assert.Equal(t, []apikey.Limit{{Limit: 3, Period: time.Minute}, {Limit: 100, Monthly: true}}, issued.Key.Limits)
+	for i := range 2 {
+		code, remaining := l.do("GET", "/items", issued.Secret.Reveal())
+		require.Equal(t, http.StatusOK, code)
+		assert.Equal(t, strconv.Itoa(2-i), remaining, "the key's 3 a minute bind, not free's 10 nor business's 300")
+	}
+	next, err := l.svc.Rotate(ctx, "acct", issued.Key.ID, 0)
+	require.NoError(t, err)
+	assert.Equal(t, issued.Key.Limits, next.Key.Limits)
+	code, _ := l.do("GET", "/items", next.Secret.Reveal())
+	assert.Equal(t, http.StatusOK, code)
+	code, _ = l.do("GET", "/items", next.Secret.Reveal())
+	assert.Equal(t, http.StatusTooManyRequests, code, "the fourth request of the key's minute, across its rotation")
+	_, other := l.key(t, "acct", "")
+	code, _ = l.do("GET", "/items", other)
+	assert.Equal(t, http.StatusOK, code, "another key of the account is not capped")
+
+	for name, limits := range map[string][]apikey.Limit{
+		"zero limit":        {{Limit: 0, Period: time.Minute}},
+		"no period":         {{Limit: 5}},
+		"monthly, a period": {{Limit: 5, Period: time.Hour, Monthly: true}},
+		"too many windows":  make([]apikey.Limit, 5),
+	} {
+		_, err := l.svc.Create(ctx, apikey.CreateParams{Owner: "acct", Limits: limits})
+		assert.ErrorIs(t, err, apikey.ErrInvalidInput, name)
+	}
+}
+
 // A plan change keeps what was spent: an upgrade continues from the
 // spent requests, a downgrade refuses at once when they exceed the new
 // plan, and custom limits apply to the next request.

@@ -109,7 +109,8 @@ type Config struct {
 type Middleware struct {
 	cfg      Config
 	custom   sync.Map // account ID -> *terms, for accounts with custom limits or credits
-	policies sync.Map // custom limits (their text) -> *ratelimit.Policy, shared by the accounts that have them
+	keys     sync.Map // key lineage -> *keyTerms, for keys with custom limits
+	policies sync.Map // custom limits (their text) -> *ratelimit.Policy, shared by the accounts and keys that have them
 }
 
 // New validates cfg and returns its Middleware.

@@ -114,13 +114,9 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 		a.Plan = *req.Plan
 	}
 	if req.Limits != nil {
-		a.Limits = nil
-		for _, l := range *req.Limits {
-			if l.Remaining != nil || l.Reset != nil {
-				h.fail(w, r, http.StatusBadRequest, "invalid_input", "Invalid limits: remaining and reset are read-only")
-				return
-			}
-			a.Limits = append(a.Limits, apikey.Limit{Limit: l.Limit, Period: time.Duration(l.PeriodSeconds) * time.Second, Monthly: l.Monthly})
+		if a.Limits, err = decodeLimits(*req.Limits); err != nil {
+			h.lifecycleError(w, r, err)
+			return
 		}
 	}
 	if req.Credits != nil {
@@ -160,4 +156,25 @@ func decodeCredits(raw json.RawMessage) (*apikey.Credits, error) {
 		return nil, nil
 	}
 	return &apikey.Credits{Balance: c.Balance, RefillAmount: c.RefillAmount, RefillPeriod: c.RefillPeriod, RefillMode: c.RefillMode, RefillAt: c.RefillAt}, nil
+}
+
+// decodeLimits returns custom windows as a request states them.
+func decodeLimits(in []limitJSON) ([]apikey.Limit, error) {
+	var out []apikey.Limit
+	for _, l := range in {
+		if l.Remaining != nil || l.Reset != nil {
+			return nil, &apikey.InputError{Field: "limits", Reason: "remaining and reset are read-only"}
+		}
+		out = append(out, apikey.Limit{Limit: l.Limit, Period: time.Duration(l.PeriodSeconds) * time.Second, Monthly: l.Monthly})
+	}
+	return out, nil
+}
+
+// encodeLimits returns custom windows as the endpoints show them.
+func encodeLimits(in []apikey.Limit) []limitJSON {
+	var out []limitJSON
+	for _, l := range in {
+		out = append(out, limitJSON{Limit: l.Limit, PeriodSeconds: int64(l.Period / time.Second), Monthly: l.Monthly})
+	}
+	return out
 }

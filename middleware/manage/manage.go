@@ -195,6 +195,7 @@ type keyJSON struct {
 	ProjectID        *string             `json:"project_id"`
 	Environment      string              `json:"environment,omitempty"`
 	Plan             string              `json:"plan,omitempty"`
+	Limits           []limitJSON         `json:"limits,omitempty"`
 	CreatedAt        time.Time           `json:"created_at"`
 	ExpiresAt        *time.Time          `json:"expires_at"`
 	LastUsedAt       *time.Time          `json:"last_used_at,omitempty"`
@@ -209,7 +210,7 @@ func toJSON(k apikey.Key) keyJSON {
 	out := keyJSON{
 		ID: k.ID, KeyPrefix: k.DisplayPrefix, Name: k.Name, Description: k.Description,
 		Permissions: k.Permissions, Environment: k.Environment, Plan: k.Plan, CreatedAt: k.CreatedAt,
-		ReplacedBy:       k.ReplacedBy,
+		ReplacedBy: k.ReplacedBy, Limits: encodeLimits(k.Limits),
 		AllowedReferrers: k.Restrictions.AllowedReferrers, AllowedEndpoints: k.Restrictions.AllowedEndpoints,
 	}
 	if out.Permissions == nil {
@@ -245,16 +246,17 @@ func decode(r *http.Request, v any) error {
 }
 
 type createRequest struct {
-	Name             string   `json:"name"`
-	Description      string   `json:"description"`
-	Permissions      []string `json:"permissions"`
-	ProjectID        string   `json:"project_id"`
-	Environment      string   `json:"environment"`
-	ExpiresAt        string   `json:"expires_at"`
-	Plan             string   `json:"plan"`
-	AllowedIPs       []string `json:"allowed_ips"`
-	AllowedReferrers []string `json:"allowed_referrers"`
-	AllowedEndpoints []string `json:"allowed_endpoints"`
+	Name             string      `json:"name"`
+	Description      string      `json:"description"`
+	Permissions      []string    `json:"permissions"`
+	ProjectID        string      `json:"project_id"`
+	Environment      string      `json:"environment"`
+	ExpiresAt        string      `json:"expires_at"`
+	Plan             string      `json:"plan"`
+	Limits           []limitJSON `json:"limits"`
+	AllowedIPs       []string    `json:"allowed_ips"`
+	AllowedReferrers []string    `json:"allowed_referrers"`
+	AllowedEndpoints []string    `json:"allowed_endpoints"`
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
@@ -267,6 +269,11 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		Owner: accountFrom(r), Name: req.Name, Description: req.Description, ProjectID: req.ProjectID,
 		Environment: req.Environment, Plan: req.Plan, Permissions: h.cfg.Permissions,
 		Restrictions: apikey.Restrictions{AllowedReferrers: req.AllowedReferrers, AllowedEndpoints: req.AllowedEndpoints},
+	}
+	var err error
+	if p.Limits, err = decodeLimits(req.Limits); err != nil {
+		h.lifecycleError(w, r, err)
+		return
 	}
 	if req.Permissions != nil {
 		p.Permissions = make([]apikey.Permission, len(req.Permissions))

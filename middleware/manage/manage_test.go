@@ -209,3 +209,31 @@ func TestNewRejects(t *testing.T) {
 	_, err := manage.New(manage.Config{})
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
 }
+
+// A key's custom limits are set at creation and shown with it; bad ones
+// are a 400 and create nothing.
+func TestCreateWithLimits(t *testing.T) {
+	h, svc := handler(t, manage.Config{})
+	status, created := call(h, "POST", "/keys", "alice", `{"name":"batch","limits":[{"limit":5,"period_seconds":60},{"limit":1000,"monthly":true}]}`)
+	require.Equal(t, 201, status, created)
+	want := []any{
+		map[string]any{"limit": 5.0, "period_seconds": 60.0},
+		map[string]any{"limit": 1000.0, "period_seconds": 0.0, "monthly": true},
+	}
+	assert.Equal(t, want, created["limits"])
+	_, one := call(h, "GET", "/keys/"+created["id"].(string), "alice", "")
+	assert.Equal(t, want, one["limits"])
+
+	for body, reason := range map[string]string{
+		`{"limits":[{"limit":0,"period_seconds":60}]}`:               "limit 0",
+		`{"limits":[{"limit":5,"period_seconds":60,"monthly":true}]}`: "no period",
+		`{"limits":[{"limit":5,"period_seconds":60,"remaining":1}]}`:  "read-only",
+	} {
+		status, out := call(h, "POST", "/keys", "alice", body)
+		assert.Equal(t, 400, status, body)
+		assert.Contains(t, out["error"], reason, body)
+	}
+	keys, err := svc.List(context.Background(), "alice")
+	require.NoError(t, err)
+	assert.Len(t, keys, 1, "refused creations created nothing")
+}

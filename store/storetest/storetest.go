@@ -174,6 +174,7 @@ func testRoundTrip(t *testing.T, s apikey.Store) {
 	rec.ProjectID = "proj_42"
 	rec.Environment = "test"
 	rec.Plan = "business"
+	rec.Limits = []apikey.Limit{{Limit: 5, Period: time.Minute}, {Limit: 1000, Monthly: true}}
 	rec.NotBefore = epoch.Add(time.Minute)
 	rec.ExpiresAt = epoch.Add(48 * time.Hour)
 	rec.HashVersion = 3
@@ -218,6 +219,7 @@ func diffRecords(want, got *apikey.Record) string {
 	check("ProjectID", want.ProjectID == got.ProjectID, want.ProjectID, got.ProjectID)
 	check("Environment", want.Environment == got.Environment, want.Environment, got.Environment)
 	check("Plan", want.Plan == got.Plan, want.Plan, got.Plan)
+	check("Limits", fmt.Sprint(want.Limits) == fmt.Sprint(got.Limits), want.Limits, got.Limits)
 	check("CreatedAt", want.CreatedAt.Equal(got.CreatedAt), want.CreatedAt, got.CreatedAt)
 	check("NotBefore", want.NotBefore.Equal(got.NotBefore), want.NotBefore, got.NotBefore)
 	check("ExpiresAt", want.ExpiresAt.Equal(got.ExpiresAt), want.ExpiresAt, got.ExpiresAt)
