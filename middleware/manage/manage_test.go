@@ -225,7 +225,7 @@ func TestCreateWithLimits(t *testing.T) {
 	assert.Equal(t, want, one["limits"])
 
 	for body, reason := range map[string]string{
-		`{"limits":[{"limit":0,"period_seconds":60}]}`:               "limit 0",
+		`{"limits":[{"limit":0,"period_seconds":60}]}`:                "limit 0",
 		`{"limits":[{"limit":5,"period_seconds":60,"monthly":true}]}`: "no period",
 		`{"limits":[{"limit":5,"period_seconds":60,"remaining":1}]}`:  "read-only",
 	} {
