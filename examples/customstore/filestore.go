@@ -18,7 +18,9 @@ import (
 	"github.com/keygate/keygate/apikey"
 )
 
-// fileStore is an apikey.Store that keeps every record in one JSON file.
+// fileStore is an apikey.Store that keeps every record, and every
+// account (apikey.AccountStore: plans, custom limits, credits), in one
+// JSON file.
 // It is the smallest adapter that honours the whole contract and passes
 // store/storetest: a template for an adapter on the database you already
 // run. Each method is written as your adapter would be: reads look the
@@ -32,12 +34,22 @@ type fileStore struct {
 	data atomic.Pointer[data] // the committed records; readers take no lock
 }
 
-var _ apikey.Store = (*fileStore)(nil)
+var (
+	_ apikey.Store        = (*fileStore)(nil)
+	_ apikey.AccountStore = (*fileStore)(nil)
+)
 
 // data is the store's content. A committed data is never modified.
 type data struct {
-	byID   map[string]*apikey.Record
-	byHash map[apikey.Hash]*apikey.Record
+	byID     map[string]*apikey.Record
+	byHash   map[apikey.Hash]*apikey.Record
+	accounts map[string]*apikey.Account
+}
+
+// disk is the file's content.
+type disk struct {
+	Keys     []diskRecord      `json:"keys"`
+	Accounts []*apikey.Account `json:"accounts"`
 }
 
 // diskRecord is a record as the file holds it: the hash hex-encoded.
@@ -50,7 +62,7 @@ type diskRecord struct {
 // openFileStore loads path, or starts empty if it does not exist.
 func openFileStore(path string) (*fileStore, error) {
 	s := &fileStore{path: path}
-	d := &data{byID: map[string]*apikey.Record{}, byHash: map[apikey.Hash]*apikey.Record{}}
+	d := &data{byID: map[string]*apikey.Record{}, byHash: map[apikey.Hash]*apikey.Record{}, accounts: map[string]*apikey.Account{}}
 	s.data.Store(d)
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -59,11 +71,14 @@ func openFileStore(path string) (*fileStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	var disk []diskRecord
-	if err := json.Unmarshal(raw, &disk); err != nil {
+	var f disk
+	if err := json.Unmarshal(raw, &f); err != nil {
 		return nil, fmt.Errorf("filestore: %s is corrupt: %w", path, err)
 	}
-	for _, r := range disk {
+	for _, a := range f.Accounts {
+		d.accounts[a.ID] = a
+	}
+	for _, r := range f.Keys {
 		rec := &apikey.Record{Key: r.Key, HashVersion: r.HashVersion}
 		if n, err := hex.Decode(rec.Hash[:], []byte(r.Hash)); err != nil || n != len(rec.Hash) {
 			return nil, fmt.Errorf("filestore: %s: record %s has a bad hash", path, r.ID)
@@ -79,7 +94,7 @@ func (s *fileStore) write(change func(d *data) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.data.Load()
-	next := &data{byID: maps.Clone(cur.byID), byHash: maps.Clone(cur.byHash)}
+	next := &data{byID: maps.Clone(cur.byID), byHash: maps.Clone(cur.byHash), accounts: maps.Clone(cur.accounts)}
 	if err := change(next); err != nil {
 		return err
 	}
@@ -90,14 +105,15 @@ func (s *fileStore) write(change func(d *data) error) error {
 	return nil
 }
 
-// save writes every record of d to the file atomically.
+// save writes every record and account of d to the file atomically.
 func (s *fileStore) save(d *data) error {
-	disk := make([]diskRecord, 0, len(d.byID))
+	f := disk{Keys: make([]diskRecord, 0, len(d.byID)), Accounts: slices.Collect(maps.Values(d.accounts))}
 	for _, rec := range d.byID {
-		disk = append(disk, diskRecord{Key: rec.Key, Hash: hex.EncodeToString(rec.Hash[:]), HashVersion: rec.HashVersion})
+		f.Keys = append(f.Keys, diskRecord{Key: rec.Key, Hash: hex.EncodeToString(rec.Hash[:]), HashVersion: rec.HashVersion})
 	}
-	slices.SortFunc(disk, func(a, b diskRecord) int { return cmp.Compare(a.ID, b.ID) })
-	raw, err := json.Marshal(disk)
+	slices.SortFunc(f.Keys, func(a, b diskRecord) int { return cmp.Compare(a.ID, b.ID) })
+	slices.SortFunc(f.Accounts, func(a, b *apikey.Account) int { return cmp.Compare(a.ID, b.ID) })
+	raw, err := json.Marshal(f)
 	if err != nil {
 		return err
 	}
@@ -227,6 +243,26 @@ func (s *fileStore) Delete(_ context.Context, id string) error {
 		}
 		delete(d.byID, id)
 		delete(d.byHash, rec.Hash)
+		return nil
+	})
+}
+
+func (s *fileStore) Account(_ context.Context, id string) (*apikey.Account, error) {
+	if a := s.data.Load().accounts[id]; a != nil {
+		return a, nil
+	}
+	return nil, apikey.ErrNotFound
+}
+
+func (s *fileStore) PutAccount(_ context.Context, a *apikey.Account, create bool) error {
+	return s.write(func(d *data) error {
+		switch exists := d.accounts[a.ID] != nil; {
+		case create && exists:
+			return apikey.ErrDuplicate
+		case !create && !exists:
+			return apikey.ErrNotFound
+		}
+		d.accounts[a.ID] = a
 		return nil
 	})
 }

@@ -20,7 +20,8 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-// Keys survive a restart: a new fileStore on the same file verifies them.
+// Keys and accounts survive a restart: a new fileStore on the same file
+// verifies the keys and knows their accounts' plans and limits.
 func TestReopen(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "keys.json")
@@ -28,18 +29,26 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, _ := apikey.New(s, apikey.Config{})
+	cfg := apikey.Config{Plans: []string{"free", "business"}}
+	svc, _ := apikey.New(s, cfg)
 	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SetAccount(ctx, apikey.Account{ID: "acct", Plan: "business", Limits: []apikey.Limit{{Limit: 100, Monthly: true}}}); err != nil {
 		t.Fatal(err)
 	}
 	reopened, err := openFileStore(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc2, _ := apikey.New(reopened, apikey.Config{})
-	if _, err := svc2.Verify(ctx, issued.Secret.Reveal()); err != nil {
+	svc2, _ := apikey.New(reopened, cfg)
+	p, err := svc2.Verify(ctx, issued.Secret.Reveal())
+	if err != nil {
 		t.Fatalf("after reopening: %v", err)
+	}
+	if a := p.Account(); a.Plan != "business" || len(a.Limits) != 1 || !a.Limits[0].Monthly {
+		t.Fatalf("after reopening, the account is %+v; want business with a monthly limit", a)
 	}
 }
 
