@@ -65,8 +65,9 @@ func Example_accounts() {
 	// The plan is the account's; all its keys share it.
 	acct := apikey.Account{ID: "acct_42", Plan: "business"}
 	_ = svc.SetAccount(ctx, acct)
-	// An Enterprise contract: custom windows in place of the plan's.
-	acct.Limits = []apikey.Limit{{Limit: 5_000, Period: time.Minute}, {Limit: 10_000_000, Period: 24 * time.Hour}}
+	// An Enterprise contract: custom windows in place of the plan's, here
+	// 5,000 a minute and 50 million a calendar month (UTC).
+	acct.Limits = []apikey.Limit{{Limit: 5_000, Period: time.Minute}, {Limit: 50_000_000, Monthly: true}}
 	_ = svc.SetAccount(ctx, acct)
 	// A balance of 25 credits, refilled to 1,000 on the first of each month.
 	acct.Credits = &apikey.Credits{Balance: 25, RefillAmount: 1_000, RefillPeriod: apikey.RefillMonth}
