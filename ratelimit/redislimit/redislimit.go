@@ -117,7 +117,7 @@ const maxSlack = int64(time.Minute / time.Microsecond)
 
 // script is what Allow sends for one policy, derived once.
 type script struct {
-	spec    string           // the policy as allow.lua reads it
+	spec    any              // the policy as allow.lua reads it: a string, boxed once
 	windows []binding.Window // in microseconds
 	err     error            // the policy cannot be enforced in microseconds
 }
@@ -204,10 +204,14 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 	if tag == "" {
 		tag = r.Key
 	}
-	base := l.cfg.Prefix + "{" + tag + "}:"
+	// The three keys share one allocation: prefix{tag}:a prefix{tag}:c
+	// prefix{tag}:k:key, sliced.
+	base := len(l.cfg.Prefix) + len(tag) + 3
+	all := l.cfg.Prefix + "{" + tag + "}:a" + l.cfg.Prefix + "{" + tag + "}:c" + l.cfg.Prefix + "{" + tag + "}:k:" + r.Key
+	keys := []string{all[:base+1], all[2*base+2:], all[base+1 : 2*base+2]}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
-	reply, err := allowScript.Run(ctx, l.client, []string{base + "a", base + "k:" + r.Key, base + "c"}, args[:]...).Text()
+	reply, err := allowScript.Run(ctx, l.client, keys, args[:]...).Text()
 	na, nk, nc := windows(acct), windows(key), 0
 	if r.Credits != nil {
 		nc = 1
