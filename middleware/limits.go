@@ -101,9 +101,7 @@ func (m *Middleware) accountTerms(a *apikey.Account) (*ratelimit.Policy, *rateli
 		return nil, nil, err
 	}
 	if len(a.Limits) > 0 {
-		if p, err = m.shared(a.Limits); err != nil {
-			return nil, nil, err
-		}
+		p = m.shared(a.Limits, p)
 	}
 	m.custom.Store(a.ID, &terms{account: *a, policy: p, credits: c})
 	return p, c, nil
@@ -178,26 +176,19 @@ func (m *Middleware) keyPolicy(p apikey.Principal) (*ratelimit.Policy, error) {
 	if v, ok := m.keys.Load(lineage); ok && slices.Equal(v.(*keyTerms).limits, limits) {
 		return v.(*keyTerms).policy, nil
 	}
-	kp, err := m.shared(limits)
+	kp, err := customPolicy(limits)
 	if err != nil {
 		return nil, fmt.Errorf("the key's limits: %w", err)
 	}
+	kp = m.shared(limits, kp)
 	m.keys.Store(lineage, &keyTerms{limits: limits, policy: kp})
 	return kp, nil
 }
 
-// shared returns the policy of custom limits, one per set of limits
-// however many accounts, keys and changes have it: limiters keep what
-// they derive per policy.
-func (m *Middleware) shared(limits []apikey.Limit) (*ratelimit.Policy, error) {
-	text := fmt.Sprint(limits)
-	if p, ok := m.policies.Load(text); ok {
-		return p.(*ratelimit.Policy), nil
-	}
-	p, err := customPolicy(limits)
-	if err != nil {
-		return nil, err
-	}
-	actual, _ := m.policies.LoadOrStore(text, p)
-	return actual.(*ratelimit.Policy), nil
+// shared returns the one policy kept for custom limits, p (their
+// policy) if none is: one per set of limits however many accounts, keys
+// and changes have it, since limiters keep what they derive per policy.
+func (m *Middleware) shared(limits []apikey.Limit, p *ratelimit.Policy) *ratelimit.Policy {
+	actual, _ := m.policies.LoadOrStore(fmt.Sprint(limits), p)
+	return actual.(*ratelimit.Policy)
 }
