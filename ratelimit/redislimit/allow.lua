@@ -16,7 +16,9 @@
 --          then t and v per window, then the expiry deadline set last.
 --          KEYS[3] the account's credit balance: its grant, the refills
 --          applied and the balance. All carry the account's hash tag, so
---          that Cluster keeps them in one slot and one MGET reads them.
+--          that Cluster keeps them in one slot. Each is read with GET, not
+--          together with MGET, which would read a value of another type as
+--          missing and overwrite it: GET fails on it instead.
 -- ARGV[1]  now, or "" to read Redis TIME (tests pass a clock).
 -- ARGV[2]  the cost.
 -- ARGV[3]  the account's policy, ARGV[4] the key's, "" for none: little-
@@ -85,16 +87,17 @@ local function month_end(t)
   return days_from_civil(y, m + 1, 1) * DAY
 end
 
--- load returns the number of windows of policy spec and its state, from
--- raw, the state stored, unpacked: st[1] the slack, per window i
+-- load returns the number of windows of policy spec and its state at
+-- key, unpacked: st[1] the slack, per window i
 -- st[3i-1] capacity, st[3i] interval, st[3i+1] period, then per window
 -- st[3n+2i] t and st[3n+2i+1] v, and st[5n+2] the deadline. A state kept
 -- under another policy carries over: each window starts from the old
 -- window of the same kind and period, a bucket's spent tokens rescaled to
 -- its new rate (rounded up, so that a change never mints a token); a
 -- window with no counterpart starts afresh.
-local function load(raw, spec)
+local function load(key, spec)
   if spec == '' then return 0 end
+  local raw = redis.call('GET', key)
   local n = (#spec / 8 - 1) / 3
   local format = '<' .. string.rep('d', 2 + 5 * n)
   if raw and #raw == #spec + 16 * n + 8 and string.sub(raw, 1, #spec) == spec then
@@ -171,29 +174,19 @@ local function take(key, n, st, format)
     end
   end
   local last = 5 * n + 2
-  if need <= st[last] then
-    local s = struct.pack(format, unpack(st, 1, last))
-    redis.call('SET', key, s, 'KEEPTTL')
-    return s
-  end
-  st[last] = need + st[1]
+  local moved = need > st[last]
+  if moved then st[last] = need + st[1] end
   local s = struct.pack(format, unpack(st, 1, last))
-  redis.call('SET', key, s, 'PX', math.max(1, math.ceil((st[last] - now) / 1000)))
+  if moved then
+    redis.call('SET', key, s, 'PX', math.max(1, math.ceil((st[last] - now) / 1000)))
+  else
+    redis.call('SET', key, s, 'KEEPTTL')
+  end
   return s
 end
 
-local raws
-if ARGV[5] ~= '' then
-  raws = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
-elseif ARGV[3] ~= '' and ARGV[4] ~= '' then
-  raws = redis.call('MGET', KEYS[1], KEYS[2])
-elseif ARGV[3] ~= '' then
-  raws = {redis.call('GET', KEYS[1])}
-else
-  raws = {false, redis.call('GET', KEYS[2])}
-end
-local na, sta, fa = load(raws[1], ARGV[3])
-local nk, stk, fk = load(raws[2], ARGV[4])
+local na, sta, fa = load(KEYS[1], ARGV[3])
+local nk, stk, fk = load(KEYS[2], ARGV[4])
 local allowed = admits(na, sta)
 allowed = admits(nk, stk) and allowed
 local c, balance, refills
@@ -236,7 +229,7 @@ if ARGV[5] ~= '' then
   end
 
   c = {struct.unpack('<dddddddddd', ARGV[5])}
-  local raw = raws[3]
+  local raw = redis.call('GET', KEYS[3])
   local grant, b, n = nil, 0, 0
   if raw and #raw == 24 then grant, n, b = struct.unpack('<ddd', raw) end
   balance, refills = bring(c, grant, b, n)

@@ -204,11 +204,8 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 	if tag == "" {
 		tag = r.Key
 	}
-	// The three keys share one allocation: prefix{tag}:a prefix{tag}:c
-	// prefix{tag}:k:key, sliced.
-	base := len(l.cfg.Prefix) + len(tag) + 3
-	all := l.cfg.Prefix + "{" + tag + "}:a" + l.cfg.Prefix + "{" + tag + "}:c" + l.cfg.Prefix + "{" + tag + "}:k:" + r.Key
-	keys := []string{all[:base+1], all[2*base+2:], all[base+1 : 2*base+2]}
+	base := l.cfg.Prefix + "{" + tag + "}:"
+	keys := []string{base + "a", base + "k:" + r.Key, base + "c"}
 	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
 	reply, err := allowScript.Run(ctx, l.client, keys, args[:]...).Text()

@@ -207,6 +207,19 @@ func TestForeignState(t *testing.T) {
 	require.NoError(t, client.HSet(ctx, p+"{hash}:k:hash", "t1", 1).Err())
 	_, err = l.Allow(ctx, ratelimit.Request{Key: "hash", KeyPolicy: policy, Cost: 1})
 	require.Error(t, err)
+
+	// The same for an account's state and its balance, read in the same
+	// call as a key's; the foreign values are left as they were.
+	credits := &ratelimit.Credits{Balance: 10, Granted: time.Now()}
+	for _, state := range []string{"a", "c"} {
+		account := "acct_" + state
+		require.NoError(t, client.HSet(ctx, p+"{"+account+"}:"+state, "t1", 1).Err())
+		_, err = l.Allow(ctx, ratelimit.Request{Account: account, AccountPolicy: policy, Key: "k", KeyPolicy: policy, Credits: credits, Cost: 1})
+		require.Error(t, err, state)
+		typ, err := client.Type(ctx, p+"{"+account+"}:"+state).Result()
+		require.NoError(t, err)
+		assert.Equal(t, "hash", typ, state)
+	}
 }
 
 func TestHugeWindowIsRejected(t *testing.T) {
