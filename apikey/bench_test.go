@@ -41,7 +41,7 @@ func fillStore(b *testing.B, n int) (*apikey.Service, *memstore.Store, []string)
 			Key:  apikey.Key{ID: fmt.Sprint(i), Owner: fmt.Sprint("acct_", i%1000), Permissions: perms},
 			Hash: apikey.HashKey(keys[i]),
 		}
-		if err := store.Create(context.Background(), rec, 0, rec.CreatedAt); err != nil {
+		if err := store.Create(context.Background(), rec, 0, rec.CreatedAt, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

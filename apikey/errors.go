@@ -26,6 +26,16 @@ var (
 	// ErrNotYetValid reports a key used before its NotBefore time.
 	ErrNotYetValid = errors.New("apikey: key not yet valid")
 
+	// ErrDisabled reports a key its owner disabled: answer it as
+	// [ErrInvalidKey], and a management operation that needs the key
+	// enabled (rotation).
+	ErrDisabled = errors.New("apikey: key disabled")
+
+	// ErrConflict reports a change of a key that another change
+	// overtook between reading the key and writing it: read it again
+	// and retry, if the change still makes sense.
+	ErrConflict = errors.New("apikey: concurrent change")
+
 	// ErrNotFound reports that no key with the given ID exists for the
 	// owner (a key that belongs to another owner is reported the same
 	// way), or no account with the given ID.
@@ -92,6 +102,16 @@ var errNoRecord = errors.New("apikey: the store returned neither a record nor an
 
 func invalid(field, format string, args ...any) error {
 	return &InputError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// disabledError is what [Service.Verify] returns for a disabled key: it
+// matches [ErrDisabled] and, so that every caller answers it as an
+// unknown key, [ErrInvalidKey].
+type disabledError struct{}
+
+func (disabledError) Error() string { return ErrDisabled.Error() }
+func (disabledError) Is(target error) bool {
+	return target == ErrDisabled || target == ErrInvalidKey
 }
 
 // malformedError is a preallocated reason for [ErrMalformed], so that

@@ -1,6 +1,8 @@
 package apikey
 
 import (
+	"bytes"
+	"encoding/json"
 	"maps"
 	"slices"
 	"time"
@@ -29,6 +31,9 @@ type Key struct {
 	// RevokedAt, when set, is when the key was revoked; from then on it
 	// never verifies.
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// DisabledAt, when set, is when the key was disabled: it does not
+	// verify until it is enabled again.
+	DisabledAt time.Time `json:"disabled_at,omitzero"`
 	// Restrictions narrow where the key may be used.
 	Restrictions Restrictions `json:"restrictions,omitzero"`
 	// Owner is the account the key belongs to.
@@ -63,22 +68,42 @@ const (
 	StatusPending Status = "pending" // not yet valid
 	StatusExpired Status = "expired" // past ExpiresAt, or rotated and past its grace period
 	StatusRevoked Status = "revoked"
-	StatusRotated Status = "rotated" // replaced by a rotation, verifying until its grace period ends
+	// StatusDisabled is a key paused by [Service.Disable], until
+	// [Service.Enable].
+	StatusDisabled Status = "disabled"
+	StatusRotated  Status = "rotated" // replaced by a rotation, verifying until its grace period ends
 )
 
-// Status returns the key's state at now. Revocation wins over expiry.
+// Status returns the key's state at now. Revocation wins over expiry,
+// and expiry over being disabled.
 func (k *Key) Status(now time.Time) Status {
 	switch {
 	case !k.RevokedAt.IsZero():
 		return StatusRevoked
 	case !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt):
 		return StatusExpired
+	case !k.DisabledAt.IsZero():
+		return StatusDisabled
 	case k.ReplacedBy != "":
 		return StatusRotated
 	case !k.NotBefore.IsZero() && now.Before(k.NotBefore):
 		return StatusPending
 	}
 	return StatusActive
+}
+
+// EndedAt returns the instant from which the key never verifies again:
+// the earlier of RevokedAt and ExpiresAt (a rotated key's ExpiresAt ends
+// its grace period), zero while it has neither. [Store].Purge deletes
+// the records that ended before its cutoff.
+func (k *Key) EndedAt() time.Time {
+	switch {
+	case k.RevokedAt.IsZero():
+		return k.ExpiresAt
+	case k.ExpiresAt.IsZero() || k.RevokedAt.Before(k.ExpiresAt):
+		return k.RevokedAt
+	}
+	return k.ExpiresAt
 }
 
 // ExpiresWithin reports whether the key is unrevoked and expires in
@@ -88,8 +113,8 @@ func (k *Key) ExpiresWithin(from, to time.Time) bool {
 }
 
 // Active reports whether the key counts toward its owner's limit at now:
-// neither revoked nor expired. A key that is not yet valid counts, and so
-// does a rotated key until its grace period ends.
+// neither revoked nor expired. A key that is disabled or not yet valid
+// counts, and so does a rotated key until its grace period ends.
 func (k *Key) Active(now time.Time) bool {
 	switch k.Status(now) {
 	case StatusRevoked, StatusExpired:
@@ -136,4 +161,16 @@ func (r *Record) Retire(replacementID string, retireAt time.Time) error {
 		r.ExpiresAt = retireAt
 	}
 	return nil
+}
+
+// Same reports whether r and o hold the same key and hash, whatever the
+// time zones or nil-versus-empty collections they were decoded with: the
+// comparison of [Store].Update.
+func (r *Record) Same(o *Record) bool {
+	if r.Hash != o.Hash || r.HashVersion != o.HashVersion {
+		return false
+	}
+	a, errA := json.Marshal(&r.Key)
+	b, errB := json.Marshal(&o.Key)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
 }

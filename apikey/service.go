@@ -44,20 +44,27 @@ type Config struct {
 	// VerifyUnpeppered keeps plain SHA-256 hashes verifying once Peppers is
 	// set, to migrate a store that was filled without a pepper.
 	VerifyUnpeppered bool
+	// MaxLifetime, when positive, is the longest a key may live: a new
+	// key without an expiry gets CreatedAt + MaxLifetime, a later expiry
+	// is refused, an update cannot extend a key past it, and a rotation
+	// gives the replacement a fresh lifetime. Default: no maximum.
+	MaxLifetime time.Duration
 	// Clock returns the current time. Default [time.Now].
 	Clock func() time.Time
 	// NewID returns a new, unique key ID. Default: a random UUID (version 4).
 	NewID func() string
 }
 
-// Service is the key lifecycle: create, verify, list, revoke, rotate,
-// delete. It applies every policy (validation, expiry, per-owner limits,
+// Service is the key lifecycle: create, verify, list, update, disable,
+// enable, revoke, rotate, delete, purge. Every change is an [Event] of
+// the audit trail, when the store keeps one ([EventStore]). It applies every policy (validation, expiry, per-owner limits,
 // ownership) and delegates persistence to a [Store]. It is safe for
 // concurrent use.
 type Service struct {
 	store  Store
 	format *Format
 	max    int
+	life   time.Duration
 	scopes map[Permission]bool
 	plans  []string
 	// defaultAccount is the account of an owner with none stored, shared
@@ -78,6 +85,7 @@ func New(store Store, cfg Config) (*Service, error) {
 		store:  store,
 		format: cfg.Format,
 		max:    cfg.MaxActiveKeys,
+		life:   cfg.MaxLifetime,
 		scopes: map[Permission]bool{Read: true, Write: true, Delete: true},
 		plans:  append([]string(nil), cfg.Plans...),
 		newID:  cfg.NewID,
@@ -87,6 +95,9 @@ func New(store Store, cfg Config) (*Service, error) {
 	}
 	if s.max == 0 {
 		s.max = defaultMaxActiveKeys
+	}
+	if s.life < 0 {
+		return nil, fmt.Errorf("%w: negative MaxLifetime", ErrInvalidConfig)
 	}
 	for _, p := range cfg.Scopes {
 		if !validScopeName(p) {
@@ -189,11 +200,17 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
 		k.ID = s.newID()
 	}
 	k.CreatedAt = now
+	if s.life > 0 && k.ExpiresAt.IsZero() {
+		k.ExpiresAt = now.Add(s.life)
+	}
+	if err := s.checkLifetime(&k); err != nil {
+		return Issued{}, err
+	}
 	rec, secret, err := s.issue(k)
 	if err != nil {
 		return Issued{}, err
 	}
-	if err := s.store.Create(ctx, rec, s.max, now); err != nil {
+	if err := s.store.Create(ctx, rec, s.max, now, event(ctx, EventCreated, &Key{}, &rec.Key, now)); err != nil {
 		if errors.Is(err, ErrTooManyKeys) {
 			return Issued{}, &LimitError{Max: s.max}
 		}
@@ -214,9 +231,10 @@ func (s *Service) issue(k Key) (*Record, Secret, error) {
 }
 
 // Verify checks a presented key: its shape (no store access for garbage),
-// its hash in the store, then revocation, expiry and NotBefore. It returns
-// the key's [Principal], or an error matching [ErrMalformed],
-// [ErrInvalidKey] (unknown, deleted or revoked, deliberately alike),
+// its hash in the store, then revocation, being disabled, expiry and
+// NotBefore. It returns the key's [Principal], or an error matching
+// [ErrMalformed], [ErrInvalidKey] (unknown, deleted, revoked or disabled,
+// deliberately alike; a disabled key's error also matches [ErrDisabled]),
 // [ErrExpired] or [ErrNotYetValid]. Any other error is a store failure,
 // which a caller should answer with 503, not 401. When the store keeps
 // accounts ([AccountStore]), Verify also reads the key's account, for
@@ -232,6 +250,9 @@ func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
 	}
 	if !rec.RevokedAt.IsZero() {
 		return Principal{}, ErrInvalidKey
+	}
+	if !rec.DisabledAt.IsZero() {
+		return Principal{}, disabledError{}
 	}
 	// Most keys have no time bounds; they verify without reading the clock.
 	if !rec.ExpiresAt.IsZero() || !rec.NotBefore.IsZero() {
@@ -326,10 +347,14 @@ func (s *Service) List(ctx context.Context, owner string) ([]Key, error) {
 // fails verification with [ErrInvalidKey] (a caching layer may add its own
 // bounded delay). Revoking a revoked key succeeds.
 func (s *Service) Revoke(ctx context.Context, owner, id string) error {
-	if _, err := s.owned(ctx, owner, id); err != nil {
+	old, err := s.owned(ctx, owner, id)
+	if err != nil {
 		return err
 	}
-	if err := s.store.Revoke(ctx, id, s.now()); err != nil {
+	now := s.now()
+	next := old.Key
+	next.RevokedAt = now
+	if err := s.store.Revoke(ctx, id, now, event(ctx, EventRevoked, &old.Key, &next, now)); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return ErrNotFound
 		}
@@ -339,11 +364,13 @@ func (s *Service) Revoke(ctx context.Context, owner, id string) error {
 }
 
 // Rotate issues a replacement for owner's key id with the same name,
-// description, permissions, project, environment, plan, expiry,
-// restrictions and metadata. With grace 0 the old key stops verifying at
+// description, permissions, project, environment, plan, limits, expiry
+// (a fresh lifetime under [Config].MaxLifetime), restrictions and
+// metadata. With grace 0 the old key stops verifying at
 // once; otherwise it keeps verifying for grace (never past its own
 // expiry). Rotating a revoked key fails with [ErrRevoked], an already
-// rotated one with [ErrRotated] and an expired one with [ErrExpired]. The
+// rotated one with [ErrRotated], an expired one with [ErrExpired] and a
+// disabled one with [ErrDisabled]. The
 // replacement takes the old key's place in the owner's limit; but while
 // both verify, during the grace period, both count, so an owner at the
 // limit gets a [*LimitError] for a rotation with grace (rotate without
@@ -367,6 +394,8 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 			return Issued{}, ErrRotated
 		}
 		return Issued{}, ErrExpired
+	case StatusDisabled:
+		return Issued{}, ErrDisabled
 	}
 	k := old.Key.Clone()
 	if k.Lineage == "" {
@@ -375,11 +404,19 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 	k.ID = s.newID()
 	k.CreatedAt = now
 	k.NotBefore = time.Time{}
+	if s.life > 0 {
+		k.ExpiresAt = now.Add(s.life)
+	}
 	rec, secret, err := s.issue(k)
 	if err != nil {
 		return Issued{}, err
 	}
-	if err := s.store.Rotate(ctx, id, now.Add(grace), rec, s.max, now); err != nil {
+	retired := *old
+	if err := retired.Retire(rec.ID, now.Add(grace)); err != nil {
+		return Issued{}, err
+	}
+	ev := event(ctx, EventRotated, &old.Key, &retired.Key, now)
+	if err := s.store.Rotate(ctx, id, now.Add(grace), rec, s.max, now, ev); err != nil {
 		switch {
 		case errors.Is(err, ErrTooManyKeys):
 			return Issued{}, &LimitError{Max: s.max}
@@ -399,10 +436,11 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 // exactly like a key that never existed. Prefer [Service.Revoke], which
 // keeps the record for audit.
 func (s *Service) Delete(ctx context.Context, owner, id string) error {
-	if _, err := s.owned(ctx, owner, id); err != nil {
+	old, err := s.owned(ctx, owner, id)
+	if err != nil {
 		return err
 	}
-	if err := s.store.Delete(ctx, id); err != nil {
+	if err := s.store.Delete(ctx, id, event(ctx, EventDeleted, &old.Key, &Key{}, s.now())); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return ErrNotFound
 		}

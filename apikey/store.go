@@ -23,6 +23,10 @@ import (
 // for every call that names a key by ID, so that the time of an answer
 // does not reveal that an ID exists in another account.
 //
+// Every call that changes a record takes the [Event] that describes the
+// change, for a store that keeps the audit trail ([EventStore]); a store
+// that does not ignores it.
+//
 // Records cross the interface as pointers and are immutable once they have:
 // an adapter owns a record passed to Create or Rotate and may keep it; a
 // caller must not modify a record an adapter returns, and an adapter must
@@ -33,7 +37,7 @@ type Store interface {
 	// is positive and rec.Owner already has maxActive records for which
 	// [Key.Active](now) holds. The check and the insert are one atomic step:
 	// of any number of concurrent calls, at most the allowed number succeed.
-	Create(ctx context.Context, rec *Record, maxActive int, now time.Time) error
+	Create(ctx context.Context, rec *Record, maxActive int, now time.Time, ev *Event) error
 
 	// Lookup returns the record whose Hash is hash, whatever its state
 	// (revoked, expired). It returns [ErrNotFound] when there is none. This
@@ -53,7 +57,7 @@ type Store interface {
 	// Revoke sets RevokedAt to at on the record with the given ID. It is
 	// idempotent: revoking a revoked key succeeds and keeps the first time.
 	// It returns [ErrNotFound] when there is no such record.
-	Revoke(ctx context.Context, id string, at time.Time) error
+	Revoke(ctx context.Context, id string, at time.Time, ev *Event) error
 
 	// Rotate atomically retires the record oldID and stores replacement. It
 	// fails with [ErrNotFound] when oldID does not exist, with [ErrRevoked]
@@ -69,12 +73,30 @@ type Store interface {
 	// [ErrTooManyKeys] if the owner already has maxActive records for
 	// which [Key.Active](now) holds, the old one included. The check and
 	// the change are one atomic step.
-	Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *Record, maxActive int, now time.Time) error
+	Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *Record, maxActive int, now time.Time, ev *Event) error
+
+	// Update replaces the record next.ID with next, if the stored record
+	// is still prev ([Record.Same]): a compare-and-set, so that of
+	// concurrent changes of one record (updates, rotations, revocations)
+	// exactly one wins. It fails with [ErrNotFound] when there is no such
+	// record and with [ErrConflict] when it is no longer prev. next has
+	// prev's ID, owner and hash.
+	Update(ctx context.Context, prev, next *Record, ev *Event) error
 
 	// Delete removes the record with the given ID, after which Lookup and
 	// Get report [ErrNotFound] for it. It returns [ErrNotFound] when there is
 	// no such record.
-	Delete(ctx context.Context, id string) error
+	Delete(ctx context.Context, id string, ev *Event) error
+
+	// Purge deletes up to limit records whose [Key.EndedAt] is before
+	// cutoff (revoked or expired then; a rotated record expires when its
+	// grace period ends), as Delete does, with the hash index entry of
+	// each first, so that a purge cut short leaves no record that
+	// verifies. ev is the template of each deletion's event:
+	// the store fills in KeyID and Account. It returns how many records it
+	// deleted; several purges may run at once, and each record is deleted
+	// by one of them.
+	Purge(ctx context.Context, cutoff time.Time, limit int, ev *Event) (int, error)
 
 	// Expiring returns the records that are not revoked and whose ExpiresAt
 	// is in [from, to), ordered by ExpiresAt and then ID, across all owners.

@@ -35,7 +35,7 @@ func newFlakyStore(t *testing.T, ids ...string) *flakyStore {
 	s := &flakyStore{Store: memstore.New()}
 	for _, id := range ids {
 		rec := &apikey.Record{Key: apikey.Key{ID: id, Owner: "acct"}, Hash: apikey.HashKey(id)}
-		require.NoError(t, s.Create(context.Background(), rec, 0, now))
+		require.NoError(t, s.Create(context.Background(), rec, 0, now, nil))
 	}
 	return s
 }

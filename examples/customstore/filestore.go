@@ -27,7 +27,8 @@ import (
 // record up; writes run as one transaction (write), which applies the
 // change to a copy of the records and commits it by rewriting the file
 // atomically (temporary file, then rename), so a failed write changes
-// nothing. One process owns the file.
+// nothing. One process owns the file. It keeps no audit trail (the
+// optional apikey.EventStore): the event each change passes is ignored.
 type fileStore struct {
 	path string
 	mu   sync.Mutex           // serialises transactions
@@ -155,7 +156,7 @@ func (d *data) insert(rec *apikey.Record, maxActive int, now time.Time) error {
 	return nil
 }
 
-func (s *fileStore) Create(_ context.Context, rec *apikey.Record, maxActive int, now time.Time) error {
+func (s *fileStore) Create(_ context.Context, rec *apikey.Record, maxActive int, now time.Time, _ *apikey.Event) error {
 	return s.write(func(d *data) error { return d.insert(rec, maxActive, now) })
 }
 
@@ -210,7 +211,7 @@ func (d *data) replace(id string, change func(rec *apikey.Record) error) error {
 	return nil
 }
 
-func (s *fileStore) Revoke(_ context.Context, id string, at time.Time) error {
+func (s *fileStore) Revoke(_ context.Context, id string, at time.Time, _ *apikey.Event) error {
 	return s.write(func(d *data) error {
 		return d.replace(id, func(rec *apikey.Record) error {
 			if rec.RevokedAt.IsZero() {
@@ -221,7 +222,7 @@ func (s *fileStore) Revoke(_ context.Context, id string, at time.Time) error {
 	})
 }
 
-func (s *fileStore) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time) error {
+func (s *fileStore) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, _ *apikey.Event) error {
 	if !retireAt.After(now) {
 		maxActive = 0 // the old key stops counting at once
 	}
@@ -235,7 +236,19 @@ func (s *fileStore) Rotate(_ context.Context, oldID string, retireAt time.Time, 
 	})
 }
 
-func (s *fileStore) Delete(_ context.Context, id string) error {
+func (s *fileStore) Update(_ context.Context, prev, next *apikey.Record, _ *apikey.Event) error {
+	return s.write(func(d *data) error {
+		return d.replace(next.ID, func(rec *apikey.Record) error {
+			if !rec.Same(prev) {
+				return apikey.ErrConflict
+			}
+			*rec = *next
+			return nil
+		})
+	})
+}
+
+func (s *fileStore) Delete(_ context.Context, id string, _ *apikey.Event) error {
 	return s.write(func(d *data) error {
 		rec := d.byID[id]
 		if rec == nil {
@@ -245,6 +258,27 @@ func (s *fileStore) Delete(_ context.Context, id string) error {
 		delete(d.byHash, rec.Hash)
 		return nil
 	})
+}
+
+// Purge deletes the records that ended before cutoff, at most limit, in
+// one transaction.
+func (s *fileStore) Purge(_ context.Context, cutoff time.Time, limit int, _ *apikey.Event) (int, error) {
+	n := 0
+	err := s.write(func(d *data) error {
+		n = 0
+		for id, rec := range d.byID {
+			if end := rec.EndedAt(); n < limit && !end.IsZero() && end.Before(cutoff) {
+				delete(d.byID, id)
+				delete(d.byHash, rec.Hash)
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 func (s *fileStore) Account(_ context.Context, id string) (*apikey.Account, error) {

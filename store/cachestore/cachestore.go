@@ -293,8 +293,8 @@ func (s *Store) Len() int {
 
 // Create implements [apikey.Store]; it forgets a cached "not found" for the
 // new hash.
-func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time) error {
-	err := s.inner.Create(ctx, rec, maxActive, now)
+func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+	err := s.inner.Create(ctx, rec, maxActive, now, ev)
 	if err == nil {
 		s.invalidate(rec.Hash)
 	}
@@ -341,8 +341,8 @@ func (s *Store) forget(ctx context.Context, id string) {
 
 // Revoke implements [apikey.Store] and drops the key from this cache at
 // once.
-func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
-	err := s.inner.Revoke(ctx, id, at)
+func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.Event) error {
+	err := s.inner.Revoke(ctx, id, at, ev)
 	if err == nil {
 		s.forget(ctx, id)
 	}
@@ -350,8 +350,8 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
 }
 
 // Rotate implements [apikey.Store] and drops the old key from this cache.
-func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time) error {
-	err := s.inner.Rotate(ctx, oldID, retireAt, replacement, maxActive, now)
+func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+	err := s.inner.Rotate(ctx, oldID, retireAt, replacement, maxActive, now, ev)
 	if err == nil {
 		s.forget(ctx, oldID)
 		s.invalidate(replacement.Hash)
@@ -360,11 +360,39 @@ func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, re
 }
 
 // Delete implements [apikey.Store] and drops the key from this cache.
-func (s *Store) Delete(ctx context.Context, id string) error {
+func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
 	rec, getErr := s.inner.Get(ctx, id)
-	err := s.inner.Delete(ctx, id)
+	err := s.inner.Delete(ctx, id, ev)
 	if err == nil && getErr == nil {
 		s.invalidate(rec.Hash)
 	}
 	return err
+}
+
+// Update implements [apikey.Store] and drops the key from this cache.
+func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
+	err := s.inner.Update(ctx, prev, next, ev)
+	if err == nil {
+		s.invalidate(next.Hash)
+	}
+	return err
+}
+
+// Purge implements [apikey.Store]. The records it deletes had stopped
+// verifying already, so entries cached for them keep failing until they
+// leave the cache.
+func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *apikey.Event) (int, error) {
+	return s.inner.Purge(ctx, cutoff, limit, ev)
+}
+
+var _ apikey.EventStore = (*Store)(nil)
+
+// Events passes the store behind's [apikey.EventStore] through; it fails
+// with [errors.ErrUnsupported] when that store keeps no events.
+func (s *Store) Events(ctx context.Context, account, keyID, before string, limit int) ([]apikey.Event, error) {
+	es, ok := s.inner.(apikey.EventStore)
+	if !ok {
+		return nil, fmt.Errorf("cachestore: events: %w", errors.ErrUnsupported)
+	}
+	return es.Events(ctx, account, keyID, before, limit)
 }

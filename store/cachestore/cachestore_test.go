@@ -69,7 +69,7 @@ func setup(t *testing.T, cfg cachestore.Config) (*cachestore.Store, *counting, *
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.HashKey("k1")}
-	require.NoError(t, s.Create(context.Background(), &rec, 0, c.Now()))
+	require.NoError(t, s.Create(context.Background(), &rec, 0, c.Now(), nil))
 	return s, inner, c, rec
 }
 
@@ -106,7 +106,7 @@ func TestRevokeThroughTheCacheDropsTheEntry(t *testing.T) {
 	s, _, clock, rec := setup(t, cachestore.Config{})
 	_, err := s.Lookup(ctx, rec.Hash)
 	require.NoError(t, err)
-	require.NoError(t, s.Revoke(ctx, rec.ID, clock.Now()))
+	require.NoError(t, s.Revoke(ctx, rec.ID, clock.Now(), nil))
 	got, err := s.Lookup(ctx, rec.Hash)
 	require.NoError(t, err)
 	assert.False(t, got.RevokedAt.IsZero(), "the revoked record, not the cached one")
@@ -133,7 +133,7 @@ func TestInvalidationDuringLookupWins(t *testing.T) {
 	<-f.ready
 	f.healthy(true)
 	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.HashKey("k1")}
-	require.NoError(t, s.Create(ctx, &rec, 0, time.Now()))
+	require.NoError(t, s.Create(ctx, &rec, 0, time.Now(), nil))
 
 	done := make(chan struct{})
 	go func() {
@@ -162,7 +162,7 @@ func TestUnhealthyFeedBoundsStaleness(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	<-f.ready
 	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.HashKey("k1")}
-	require.NoError(t, s.Create(ctx, &rec, 0, c.Now()))
+	require.NoError(t, s.Create(ctx, &rec, 0, c.Now(), nil))
 
 	lookup := func() { _, err := s.Lookup(ctx, rec.Hash); require.NoError(t, err) }
 	lookup()

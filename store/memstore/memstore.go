@@ -15,7 +15,9 @@ import (
 	"cmp"
 	"context"
 	"maps"
+	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -32,6 +34,8 @@ type Store struct {
 	byID    map[string]*apikey.Record
 	byOwner map[string]map[string]struct{}
 	usage   map[string]*usage.Usage
+	events  map[string][]apikey.Event // by account, oldest first
+	seq     uint64                    // the last event's ID
 
 	accounts sync.Map // ID -> *apikey.Account; read without a lock, written under mu
 }
@@ -45,6 +49,7 @@ func New() *Store {
 		byID:    make(map[string]*apikey.Record),
 		byOwner: make(map[string]map[string]struct{}),
 		usage:   make(map[string]*usage.Usage),
+		events:  make(map[string][]apikey.Event),
 	}
 }
 
@@ -58,7 +63,7 @@ func (s *Store) Lookup(_ context.Context, hash apikey.Hash) (*apikey.Record, err
 }
 
 // Create implements [apikey.Store].
-func (s *Store) Create(_ context.Context, rec *apikey.Record, maxActive int, now time.Time) error {
+func (s *Store) Create(_ context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.checkNew(rec); err != nil {
@@ -68,6 +73,7 @@ func (s *Store) Create(_ context.Context, rec *apikey.Record, maxActive int, now
 		return apikey.ErrTooManyKeys
 	}
 	s.put(rec)
+	s.record(ev)
 	return nil
 }
 
@@ -135,7 +141,7 @@ func (s *Store) List(_ context.Context, owner string) ([]*apikey.Record, error) 
 }
 
 // Revoke implements [apikey.Store].
-func (s *Store) Revoke(_ context.Context, id string, at time.Time) error {
+func (s *Store) Revoke(_ context.Context, id string, at time.Time, ev *apikey.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.byID[id]
@@ -148,11 +154,28 @@ func (s *Store) Revoke(_ context.Context, id string, at time.Time) error {
 	rec := *old
 	rec.RevokedAt = at
 	s.put(&rec)
+	s.record(ev)
+	return nil
+}
+
+// Update implements [apikey.Store].
+func (s *Store) Update(_ context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.byID[next.ID]
+	switch {
+	case cur == nil:
+		return apikey.ErrNotFound
+	case cur != prev && !cur.Same(prev):
+		return apikey.ErrConflict
+	}
+	s.put(next)
+	s.record(ev)
 	return nil
 }
 
 // Rotate implements [apikey.Store].
-func (s *Store) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time) error {
+func (s *Store) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.byID[oldID]
@@ -171,17 +194,27 @@ func (s *Store) Rotate(_ context.Context, oldID string, retireAt time.Time, repl
 	}
 	s.put(&retired)
 	s.put(replacement)
+	s.record(ev)
 	return nil
 }
 
 // Delete implements [apikey.Store].
-func (s *Store) Delete(_ context.Context, id string) error {
+func (s *Store) Delete(_ context.Context, id string, ev *apikey.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec := s.byID[id]
 	if rec == nil {
 		return apikey.ErrNotFound
 	}
+	s.remove(rec)
+	s.record(ev)
+	return nil
+}
+
+// remove deletes rec, its hash index entry first. s.mu must be held.
+func (s *Store) remove(rec *apikey.Record) {
+	id := rec.ID
+	s.byHash.remove(rec.Hash)
 	delete(s.byID, id)
 	delete(s.usage, id)
 	if ids := s.byOwner[rec.Owner]; len(ids) <= 1 {
@@ -189,8 +222,73 @@ func (s *Store) Delete(_ context.Context, id string) error {
 	} else {
 		delete(ids, id)
 	}
-	s.byHash.remove(rec.Hash)
-	return nil
+}
+
+// Purge implements [apikey.Store]. It scans every record.
+func (s *Store) Purge(_ context.Context, cutoff time.Time, limit int, ev *apikey.Event) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var old []*apikey.Record
+	for _, rec := range s.byID {
+		if end := rec.EndedAt(); !end.IsZero() && end.Before(cutoff) {
+			old = append(old, rec)
+		}
+	}
+	slices.SortFunc(old, func(a, b *apikey.Record) int {
+		return cmp.Or(a.EndedAt().Compare(b.EndedAt()), cmp.Compare(a.ID, b.ID))
+	})
+	old = old[:min(limit, len(old))]
+	for _, rec := range old {
+		s.remove(rec)
+		e := *ev
+		e.KeyID, e.Account = rec.ID, rec.Owner
+		s.record(&e)
+	}
+	return len(old), nil
+}
+
+// record appends ev to its account's events, dropping the oldest past
+// [apikey.EventsKept]. s.mu must be held.
+func (s *Store) record(ev *apikey.Event) {
+	if ev == nil {
+		return
+	}
+	s.seq++
+	e := *ev
+	e.ID = strconv.FormatUint(s.seq, 10)
+	e.Changes = maps.Clone(e.Changes)
+	evs := s.events[e.Account]
+	if len(evs) >= apikey.EventsKept {
+		evs = slices.Delete(evs, 0, len(evs)-apikey.EventsKept+1)
+	}
+	s.events[e.Account] = append(evs, e)
+}
+
+var _ apikey.EventStore = (*Store)(nil)
+
+// Events implements [apikey.EventStore]; an event's ID is a decimal
+// sequence number.
+func (s *Store) Events(_ context.Context, account, keyID, before string, limit int) ([]apikey.Event, error) {
+	var from uint64 = math.MaxUint64
+	if before != "" {
+		n, err := strconv.ParseUint(before, 10, 64)
+		if err != nil {
+			return nil, &apikey.InputError{Field: "cursor", Reason: "is not an event ID"}
+		}
+		from = n
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	evs := s.events[account]
+	out := []apikey.Event{}
+	for i := len(evs) - 1; i >= 0 && len(out) < limit; i-- {
+		e := evs[i]
+		if n, _ := strconv.ParseUint(e.ID, 10, 64); n < from && (keyID == "" || e.KeyID == keyID) {
+			e.Changes = maps.Clone(e.Changes)
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // Expiring implements [apikey.Store]. It scans every record, which takes

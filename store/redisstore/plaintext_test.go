@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -47,6 +48,12 @@ func TestRedisHoldsNoPlaintext(t *testing.T) {
 		case "zset":
 			for _, m := range client.ZRange(ctx, key, 0, -1).Val() {
 				dump.WriteString(m)
+			}
+		case "stream":
+			for _, m := range client.XRange(ctx, key, "-", "+").Val() {
+				for f, v := range m.Values {
+					dump.WriteString(f + fmt.Sprint(v))
+				}
 			}
 		default:
 			t.Fatalf("unexpected type of %s", key)

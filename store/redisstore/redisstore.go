@@ -16,6 +16,11 @@
 //	                      expiry, +inf, or 0 once revoked; the per-owner
 //	                      limit is a ZCOUNT inside the create script
 //	{ns}:exp              ZSET of unrevoked IDs with an expiry, by expiry
+//	{ns}:rev              ZSET of revoked IDs, by revocation time, for
+//	                      [Store.Purge] (with the expiry set)
+//	{ns}:ev:<account>     stream of the account's events, each with
+//	                      fields k (key ID) and e (event JSON), trimmed to
+//	                      about [apikey.EventsKept] (see [Store.Events])
 //	{ns}:u:<id>           usage counters (see [Store.AddUsage])
 //	{ns}:a:<account>      account JSON (see [Store.Account])
 //	{ns}:invalidate       pub/sub channel: the hash hex of every key that
@@ -160,6 +165,20 @@ func (s *Store) idKey(id string) string       { return s.prefix + "id:" + id }
 func (s *Store) ownerKey(owner string) string { return s.prefix + "o:" + owner }
 func (s *Store) expKey() string               { return s.prefix + "exp" }
 func (s *Store) usageKey(id string) string    { return s.prefix + "u:" + id }
+func (s *Store) revKey() string               { return s.prefix + "rev" }
+func (s *Store) eventKey(acct string) string  { return s.prefix + "ev:" + acct }
+
+// eventJSON encodes ev for a script, "" for none.
+func eventJSON(ev *apikey.Event) (string, error) {
+	if ev == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return "", fmt.Errorf("redisstore: encode event: %w", err)
+	}
+	return string(b), nil
+}
 
 // wire is the JSON form of a record.
 type wire struct {
@@ -234,15 +253,19 @@ func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, e
 }
 
 // Create implements [apikey.Store].
-func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time) error {
+func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
 	data, err := encode(rec)
+	if err != nil {
+		return err
+	}
+	evData, err := eventJSON(ev)
 	if err != nil {
 		return err
 	}
 	h := hex.EncodeToString(rec.Hash[:])
 	res, err := createScript.Run(ctx, s.client,
-		[]string{s.idKey(rec.ID), s.recKey(h), s.ownerKey(rec.Owner), s.expKey()},
-		data, h+rec.Owner, rec.ID, max(maxActive, 0), micros(now), activeScore(rec), expiryScore(rec),
+		[]string{s.idKey(rec.ID), s.recKey(h), s.ownerKey(rec.Owner), s.expKey(), s.eventKey(rec.Owner)},
+		data, h+rec.Owner, rec.ID, max(maxActive, 0), micros(now), activeScore(rec), expiryScore(rec), evData, apikey.EventsKept,
 	).Text()
 	if err != nil {
 		return wrap("create", err)
@@ -373,7 +396,11 @@ func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Rec
 // maxActive (when positive) is the owner's limit, checked against the
 // active records at now before the replacement is inserted.
 func (s *Store) update(ctx context.Context, op, id string, replacement *apikey.Record, maxActive int, now time.Time,
-	change func(*apikey.Record) (bool, error)) error {
+	ev *apikey.Event, change func(*apikey.Record) (bool, error)) error {
+	evData, err := eventJSON(ev)
+	if err != nil {
+		return err
+	}
 	for range maxRetries {
 		h, old, rec, err := s.read(ctx, id)
 		if err != nil {
@@ -387,7 +414,12 @@ func (s *Store) update(ctx context.Context, op, id string, replacement *apikey.R
 			return err
 		}
 		keys := []string{s.recKey(h), s.ownerKey(rec.Owner), s.expKey()}
-		args := []any{old, data, id, activeScore(rec), expiryScore(rec), s.channel, h, "", "", "", "", "", max(maxActive, 0), micros(now)}
+		revoked := ""
+		if !rec.RevokedAt.IsZero() {
+			revoked = micros(rec.RevokedAt)
+		}
+		args := []any{old, data, id, activeScore(rec), expiryScore(rec), s.channel, h, "", "", "", "", "", max(maxActive, 0), micros(now),
+			s.revKey(), revoked, s.eventKey(rec.Owner), evData, apikey.EventsKept}
 		if replacement != nil {
 			rdata, err := encode(replacement)
 			if err != nil {
@@ -414,8 +446,8 @@ func (s *Store) update(ctx context.Context, op, id string, replacement *apikey.R
 }
 
 // Revoke implements [apikey.Store].
-func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
-	return s.update(ctx, "revoke", id, nil, 0, at, func(rec *apikey.Record) (bool, error) {
+func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.Event) error {
+	return s.update(ctx, "revoke", id, nil, 0, at, ev, func(rec *apikey.Record) (bool, error) {
 		if !rec.RevokedAt.IsZero() {
 			return false, nil
 		}
@@ -425,11 +457,11 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
 }
 
 // Rotate implements [apikey.Store].
-func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time) error {
+func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
 	if !retireAt.After(now) {
 		maxActive = 0 // the old key stops counting at once: no check
 	}
-	return s.update(ctx, "rotate", oldID, replacement, maxActive, now, func(rec *apikey.Record) (bool, error) {
+	return s.update(ctx, "rotate", oldID, replacement, maxActive, now, ev, func(rec *apikey.Record) (bool, error) {
 		if err := rec.Retire(replacement.ID, retireAt); err != nil {
 			return false, err
 		}
@@ -437,16 +469,31 @@ func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, re
 	})
 }
 
+// Update implements [apikey.Store].
+func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
+	return s.update(ctx, "update", next.ID, nil, 0, time.Time{}, ev, func(rec *apikey.Record) (bool, error) {
+		if !rec.Same(prev) {
+			return false, apikey.ErrConflict
+		}
+		*rec = *next
+		return true, nil
+	})
+}
+
 // Delete implements [apikey.Store].
-func (s *Store) Delete(ctx context.Context, id string) error {
+func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
+	evData, err := eventJSON(ev)
+	if err != nil {
+		return err
+	}
 	for range maxRetries {
 		h, old, rec, err := s.read(ctx, id)
 		if err != nil {
 			return err
 		}
 		res, err := deleteScript.Run(ctx, s.client,
-			[]string{s.recKey(h), s.idKey(id), s.ownerKey(rec.Owner), s.expKey(), s.usageKey(id)},
-			old, id, s.channel, h,
+			[]string{s.recKey(h), s.idKey(id), s.ownerKey(rec.Owner), s.expKey(), s.usageKey(id), s.revKey(), s.eventKey(rec.Owner)},
+			old, id, s.channel, h, evData, apikey.EventsKept,
 		).Text()
 		if err != nil {
 			return wrap("delete", err)

@@ -51,12 +51,12 @@ func TestRoundTripsPerOperation(t *testing.T) {
 		{"Get", 1, func() { _, err := rs.Get(ctx, issued.Key.ID); require.NoError(t, err) }},
 		{"List", 2, func() { _, err := rs.List(ctx, "acct"); require.NoError(t, err) }},
 		{"Expiring", 2, func() { _, err := rs.Expiring(ctx, time.Now(), time.Now().Add(time.Hour)); require.NoError(t, err) }},
-		{"Revoke", 2, func() { require.NoError(t, rs.Revoke(ctx, issued.Key.ID, time.Now())) }},
+		{"Revoke", 2, func() { require.NoError(t, rs.Revoke(ctx, issued.Key.ID, time.Now(), nil)) }},
 		{"Rotate", 2, func() {
 			repl := &apikey.Record{Key: apikey.Key{ID: "repl", Owner: "acct2"}, Hash: apikey.HashKey("repl")}
-			require.NoError(t, rs.Rotate(ctx, rotated.Key.ID, time.Now(), repl, 0, time.Now()))
+			require.NoError(t, rs.Rotate(ctx, rotated.Key.ID, time.Now(), repl, 0, time.Now(), nil))
 		}},
-		{"Delete", 2, func() { require.NoError(t, rs.Delete(ctx, rotated.Key.ID)) }},
+		{"Delete", 2, func() { require.NoError(t, rs.Delete(ctx, rotated.Key.ID, nil)) }},
 		{"AddUsage (a batch of any size)", 1, func() {
 			require.NoError(t, rs.AddUsage(ctx, []usage.Delta{
 				{KeyID: "a", Requests: 1, ByEndpoint: map[string]int64{"GET /a": 1}},

@@ -11,9 +11,10 @@ import "github.com/redis/go-redis/v9"
 // createScript inserts a record unless its ID or hash exists or the owner
 // is at the limit.
 //
-// KEYS: id key, record key, owner set, expiry set.
+// KEYS: id key, record key, owner set, expiry set, event stream.
 // ARGV: record JSON, the id key's value (hash hex and owner), ID, max
-// active (0 = none), now (µs), owner score, expiry score ("" = none).
+// active (0 = none), now (µs), owner score, expiry score ("" = none),
+// event JSON ("" = none).
 var createScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
   return 'dup'
@@ -27,6 +28,9 @@ redis.call('SET', KEYS[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[6], ARGV[3])
 if ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[4], ARGV[7], ARGV[3])
+end
+if ARGV[8] ~= '' then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[9], '*', 'k', ARGV[3], 'e', ARGV[8])
 end
 return 'ok'
 `)
@@ -75,7 +79,9 @@ return out
 // and owner), replacement ID,
 // replacement owner score, replacement expiry score ("" = none), the
 // owner's limit (0 = none) and now (µs), against which a replacement is
-// counted before it is inserted.
+// counted before it is inserted, the revoked set's key and the record's
+// score there ("" = not revoked), the event stream's key and the event
+// JSON ("" = none), and the most events a stream keeps.
 var updateScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'conflict' end
 if ARGV[8] ~= '' and (redis.call('EXISTS', KEYS[4]) == 1 or redis.call('EXISTS', KEYS[5]) == 1) then
@@ -98,6 +104,10 @@ if ARGV[8] ~= '' then
   redis.call('ZADD', KEYS[2], ARGV[11], ARGV[10])
   if ARGV[12] ~= '' then redis.call('ZADD', KEYS[3], ARGV[12], ARGV[10]) end
 end
+if ARGV[16] ~= '' then redis.call('ZADD', ARGV[15], ARGV[16], ARGV[3]) end
+if ARGV[18] ~= '' then
+  redis.call('XADD', ARGV[17], 'MAXLEN', '~', ARGV[19], '*', 'k', ARGV[3], 'e', ARGV[18])
+end
 redis.call('PUBLISH', ARGV[6], ARGV[7])
 return 'ok'
 `)
@@ -105,15 +115,55 @@ return 'ok'
 // deleteScript removes a record and its indexes if it still holds the JSON
 // the caller read, and announces the change.
 //
-// KEYS: record key, id key, owner set, expiry set, usage key.
-// ARGV: old JSON, ID, channel, hash hex.
+// KEYS: record key, id key, owner set, expiry set, usage key, revoked
+// set, event stream.
+// ARGV: old JSON, ID, channel, hash hex, event JSON, the most events a
+// stream keeps.
 var deleteScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'conflict' end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[5])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
+redis.call('ZREM', KEYS[6], ARGV[2])
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[6], '*', 'k', ARGV[2], 'e', ARGV[5])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 'ok'
+`)
+
+// purgeScript deletes up to a number of records that expired (the
+// expiry set) or were revoked (the revoked set) before a cutoff, as
+// deleteScript does, each with its event, and returns how many.
+//
+// KEYS: expiry set, revoked set.
+// ARGV: key prefix, cutoff (µs), most records, channel, event JSON
+// (without key or account), the most events a stream keeps.
+var purgeScript = redis.NewScript(`
+local p, limit = ARGV[1], tonumber(ARGV[3])
+local ids = redis.call('ZRANGE', KEYS[1], '-inf', '(' .. ARGV[2], 'BYSCORE', 'LIMIT', 0, limit)
+for _, id in ipairs(redis.call('ZRANGE', KEYS[2], '-inf', '(' .. ARGV[2], 'BYSCORE', 'LIMIT', 0, limit - #ids)) do
+  ids[#ids + 1] = id
+end
+local n = 0
+for _, id in ipairs(ids) do
+  local v = redis.call('GET', p .. 'id:' .. id)
+  if v then
+    local hex, owner = string.sub(v, 1, 64), string.sub(v, 65)
+    if owner == '' then
+      -- Written before the id key held the owner: read it once from the
+      -- record (no JSON is written back).
+      owner = cjson.decode(redis.call('GET', p .. 'h:' .. hex) or '{}').owner or ''
+    end
+    redis.call('DEL', p .. 'h:' .. hex)
+    redis.call('DEL', p .. 'id:' .. id, p .. 'u:' .. id)
+    redis.call('ZREM', p .. 'o:' .. owner, id)
+    redis.call('XADD', p .. 'ev:' .. owner, 'MAXLEN', '~', ARGV[6], '*', 'k', id, 'e', ARGV[5])
+    redis.call('PUBLISH', ARGV[4], hex)
+    n = n + 1
+  end
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+return n
 `)
 
 // addUsageScript adds a batch of usage deltas, skipping keys that no longer

@@ -149,7 +149,7 @@ func (s *Store) update(ctx context.Context, tx *sql.Tx, rec *apikey.Record) erro
 
 // Create implements [apikey.Store]: the limit check and the insert are
 // one transaction, behind the owner's row lock.
-func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time) error {
+func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
 	if maxActive > 0 {
 		if err := s.addOwner(ctx, rec.Owner); err != nil {
 			return err
@@ -167,7 +167,10 @@ func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, n
 				return err
 			}
 		}
-		return s.insert(ctx, tx, rec)
+		if err := s.insert(ctx, tx, rec); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, ev)
 	})
 }
 
@@ -214,7 +217,7 @@ func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Rec
 }
 
 // Revoke implements [apikey.Store].
-func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
+func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.Event) error {
 	return s.tx(ctx, "revoke", func(tx *sql.Tx) error {
 		rec, err := s.one(ctx, tx, "revoke", "id = ?"+s.forUpdate(), id)
 		if err != nil || !rec.RevokedAt.IsZero() {
@@ -224,13 +227,37 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time) error {
 		if err := s.update(ctx, tx, rec); err != nil {
 			return err
 		}
-		return s.changed(ctx, tx, rec.Hash)
+		if err := s.changed(ctx, tx, rec.Hash); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, ev)
+	})
+}
+
+// Update implements [apikey.Store]: a compare-and-set under the record's
+// row lock.
+func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
+	return s.tx(ctx, "update", func(tx *sql.Tx) error {
+		cur, err := s.one(ctx, tx, "update", "id = ?"+s.forUpdate(), next.ID)
+		if err != nil {
+			return err
+		}
+		if !cur.Same(prev) {
+			return apikey.ErrConflict
+		}
+		if err := s.update(ctx, tx, next); err != nil {
+			return err
+		}
+		if err := s.changed(ctx, tx, cur.Hash); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, ev)
 	})
 }
 
 // Rotate implements [apikey.Store] in one transaction: the owner's row
 // lock when the limit must be checked, then the old record's.
-func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time) error {
+func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
 	if !retireAt.After(now) {
 		maxActive = 0 // the old key stops counting at once: no check
 	}
@@ -266,26 +293,81 @@ func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, re
 		if err := s.update(ctx, tx, old); err != nil {
 			return err
 		}
-		return s.changed(ctx, tx, old.Hash)
+		if err := s.changed(ctx, tx, old.Hash); err != nil {
+			return err
+		}
+		return s.record(ctx, tx, ev)
 	})
 }
 
 // Delete implements [apikey.Store]; the key's usage goes with it.
-func (s *Store) Delete(ctx context.Context, id string) error {
+func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
 	return s.tx(ctx, "delete", func(tx *sql.Tx) error {
 		rec, err := s.one(ctx, tx, "delete", "id = ?"+s.forUpdate(), id)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_keys WHERE id = ?"), id); err != nil {
-			return wrap("delete", err)
-		}
-		if err := s.changed(ctx, tx, rec.Hash); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_usage_counts WHERE key_id = ?"), id); err != nil {
-			return wrap("delete", err)
-		}
-		return nil
+		return s.remove(ctx, tx, rec, ev)
 	})
+}
+
+// remove deletes rec and its usage in tx, with the event ev.
+func (s *Store) remove(ctx context.Context, tx *sql.Tx, rec *apikey.Record, ev *apikey.Event) error {
+	if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_keys WHERE id = ?"), rec.ID); err != nil {
+		return wrap("delete", err)
+	}
+	if err := s.changed(ctx, tx, rec.Hash); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_usage_counts WHERE key_id = ?"), rec.ID); err != nil {
+		return wrap("delete", err)
+	}
+	return s.record(ctx, tx, ev)
+}
+
+// Purge implements [apikey.Store]: each record is deleted in its own
+// transaction, under its row lock, if it is still there and still ended
+// before cutoff.
+func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *apikey.Event) (int, error) {
+	us := cutoff.UnixMicro()
+	rows, err := s.db.QueryContext(ctx, s.bind(
+		"SELECT id FROM keygate_keys WHERE revoked_at < ? OR expires_at < ? ORDER BY id LIMIT ?"), us, us, limit)
+	if err != nil {
+		return 0, wrap("purge", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, wrap("purge", err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, wrap("purge", err)
+	}
+	n := 0
+	for _, id := range ids {
+		err := s.tx(ctx, "purge", func(tx *sql.Tx) error {
+			rec, err := s.one(ctx, tx, "purge", "id = ?"+s.forUpdate(), id)
+			if err != nil {
+				return err
+			}
+			if end := rec.EndedAt(); end.IsZero() || !end.Before(cutoff) {
+				return apikey.ErrNotFound // changed since: not purged
+			}
+			e := *ev
+			e.KeyID, e.Account = rec.ID, rec.Owner
+			return s.remove(ctx, tx, rec, &e)
+		})
+		switch {
+		case err == nil:
+			n++
+		case !errors.Is(err, apikey.ErrNotFound): // another purge was first
+			return n, err
+		}
+	}
+	return n, nil
 }

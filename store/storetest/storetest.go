@@ -130,7 +130,7 @@ func ctx() context.Context { return context.Background() }
 
 func mustCreate(t *testing.T, s apikey.Store, rec *apikey.Record) {
 	t.Helper()
-	if err := s.Create(ctx(), rec, 0, epoch); err != nil {
+	if err := s.Create(ctx(), rec, 0, epoch, nil); err != nil {
 		t.Fatalf("Create(%s): %v", rec.ID, err)
 	}
 }
@@ -238,13 +238,13 @@ func testDuplicates(t *testing.T, s apikey.Store) {
 
 	sameID := record("acct_a")
 	sameID.ID = rec.ID
-	wantErr(t, "Create(same ID)", s.Create(ctx(), sameID, 0, epoch), apikey.ErrDuplicate)
+	wantErr(t, "Create(same ID)", s.Create(ctx(), sameID, 0, epoch, nil), apikey.ErrDuplicate)
 	_, err := s.Lookup(ctx(), sameID.Hash)
 	wantErr(t, "Lookup(hash of rejected duplicate)", err, apikey.ErrNotFound)
 
 	sameHash := record("acct_b")
 	sameHash.Hash = rec.Hash
-	wantErr(t, "Create(same hash)", s.Create(ctx(), sameHash, 0, epoch), apikey.ErrDuplicate)
+	wantErr(t, "Create(same hash)", s.Create(ctx(), sameHash, 0, epoch, nil), apikey.ErrDuplicate)
 	_, err = s.Get(ctx(), sameHash.ID)
 	wantErr(t, "Get(ID of rejected duplicate)", err, apikey.ErrNotFound)
 	if got := mustGet(t, s, rec.ID); got.Owner != "acct_a" {
@@ -302,10 +302,10 @@ func testRevoke(t *testing.T, s apikey.Store) {
 	rec := record("acct_a")
 	mustCreate(t, s, rec)
 	first := epoch.Add(time.Hour)
-	if err := s.Revoke(ctx(), rec.ID, first); err != nil {
+	if err := s.Revoke(ctx(), rec.ID, first, nil); err != nil {
 		t.Fatalf("Revoke: %v", err)
 	}
-	if err := s.Revoke(ctx(), rec.ID, first.Add(time.Hour)); err != nil {
+	if err := s.Revoke(ctx(), rec.ID, first.Add(time.Hour), nil); err != nil {
 		t.Fatalf("second Revoke: %v", err)
 	}
 	got, err := s.Lookup(ctx(), rec.Hash)
@@ -315,7 +315,7 @@ func testRevoke(t *testing.T, s apikey.Store) {
 	if !got.RevokedAt.Equal(first) {
 		t.Fatalf("RevokedAt = %v, want the first revocation %v", got.RevokedAt, first)
 	}
-	wantErr(t, "Revoke(unknown)", s.Revoke(ctx(), "no-such-id", first), apikey.ErrNotFound)
+	wantErr(t, "Revoke(unknown)", s.Revoke(ctx(), "no-such-id", first, nil), apikey.ErrNotFound)
 }
 
 func testRotate(t *testing.T, s apikey.Store) {
@@ -323,7 +323,7 @@ func testRotate(t *testing.T, s apikey.Store) {
 	mustCreate(t, s, old)
 	repl := record("acct_a")
 	retire := epoch.Add(time.Hour)
-	if err := s.Rotate(ctx(), old.ID, retire, repl, 0, epoch); err != nil {
+	if err := s.Rotate(ctx(), old.ID, retire, repl, 0, epoch, nil); err != nil {
 		t.Fatalf("Rotate: %v", err)
 	}
 	got := mustGet(t, s, old.ID)
@@ -334,7 +334,7 @@ func testRotate(t *testing.T, s apikey.Store) {
 		t.Fatalf("Lookup(replacement): %v", err)
 	}
 	again := record("acct_a")
-	wantErr(t, "Rotate(already rotated)", s.Rotate(ctx(), old.ID, retire, again, 0, epoch), apikey.ErrRotated)
+	wantErr(t, "Rotate(already rotated)", s.Rotate(ctx(), old.ID, retire, again, 0, epoch, nil), apikey.ErrRotated)
 	_, err := s.Get(ctx(), again.ID)
 	wantErr(t, "Get(replacement of failed rotation)", err, apikey.ErrNotFound)
 
@@ -342,7 +342,7 @@ func testRotate(t *testing.T, s apikey.Store) {
 	soon := record("acct_a")
 	soon.ExpiresAt = epoch.Add(time.Minute)
 	mustCreate(t, s, soon)
-	if err := s.Rotate(ctx(), soon.ID, epoch.Add(time.Hour), record("acct_a"), 0, epoch); err != nil {
+	if err := s.Rotate(ctx(), soon.ID, epoch.Add(time.Hour), record("acct_a"), 0, epoch, nil); err != nil {
 		t.Fatalf("Rotate(soon): %v", err)
 	}
 	if got := mustGet(t, s, soon.ID); !got.ExpiresAt.Equal(soon.ExpiresAt) {
@@ -351,17 +351,17 @@ func testRotate(t *testing.T, s apikey.Store) {
 
 	revoked := record("acct_a")
 	mustCreate(t, s, revoked)
-	if err := s.Revoke(ctx(), revoked.ID, epoch); err != nil {
+	if err := s.Revoke(ctx(), revoked.ID, epoch, nil); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "Rotate(revoked)", s.Rotate(ctx(), revoked.ID, retire, record("acct_a"), 0, epoch), apikey.ErrRevoked)
-	wantErr(t, "Rotate(unknown)", s.Rotate(ctx(), "no-such-id", retire, record("acct_a"), 0, epoch), apikey.ErrNotFound)
+	wantErr(t, "Rotate(revoked)", s.Rotate(ctx(), revoked.ID, retire, record("acct_a"), 0, epoch, nil), apikey.ErrRevoked)
+	wantErr(t, "Rotate(unknown)", s.Rotate(ctx(), "no-such-id", retire, record("acct_a"), 0, epoch, nil), apikey.ErrNotFound)
 
 	dup := record("acct_a")
 	dup.Hash = repl.Hash
 	fresh := record("acct_a")
 	mustCreate(t, s, fresh)
-	wantErr(t, "Rotate(duplicate replacement)", s.Rotate(ctx(), fresh.ID, retire, dup, 0, epoch), apikey.ErrDuplicate)
+	wantErr(t, "Rotate(duplicate replacement)", s.Rotate(ctx(), fresh.ID, retire, dup, 0, epoch, nil), apikey.ErrDuplicate)
 	if got := mustGet(t, s, fresh.ID); got.ReplacedBy != "" || !got.ExpiresAt.IsZero() {
 		t.Fatalf("failed Rotate changed the old record: %+v", got.Key)
 	}
@@ -372,14 +372,14 @@ func testDelete(t *testing.T, s apikey.Store) {
 	keep := record("acct_a")
 	mustCreate(t, s, rec)
 	mustCreate(t, s, keep)
-	if err := s.Delete(ctx(), rec.ID); err != nil {
+	if err := s.Delete(ctx(), rec.ID, nil); err != nil {
 		t.Fatalf("Delete: %v", err)
 	}
 	_, err := s.Get(ctx(), rec.ID)
 	wantErr(t, "Get(deleted)", err, apikey.ErrNotFound)
 	_, err = s.Lookup(ctx(), rec.Hash)
 	wantErr(t, "Lookup(deleted)", err, apikey.ErrNotFound)
-	wantErr(t, "Delete(deleted)", s.Delete(ctx(), rec.ID), apikey.ErrNotFound)
+	wantErr(t, "Delete(deleted)", s.Delete(ctx(), rec.ID, nil), apikey.ErrNotFound)
 	list, err := s.List(ctx(), "acct_a")
 	if err != nil || len(list) != 1 || list[0].ID != keep.ID {
 		t.Fatalf("List after Delete = %v, %v; want only %s", list, err, keep.ID)
@@ -398,7 +398,7 @@ func testExpiring(t *testing.T, s apikey.Store) {
 	at("acct_a", 30*time.Hour) // outside the window
 	at("acct_a", -time.Hour)   // already expired
 	revoked := at("acct_a", 2*time.Hour)
-	if err := s.Revoke(ctx(), revoked.ID, epoch); err != nil {
+	if err := s.Revoke(ctx(), revoked.ID, epoch, nil); err != nil {
 		t.Fatal(err)
 	}
 	mustCreate(t, s, record("acct_a")) // never expires
@@ -422,24 +422,24 @@ func testMaxActiveCountsOnlyActive(t *testing.T, s apikey.Store) {
 	expired.ExpiresAt = epoch.Add(-time.Second)
 	mustCreate(t, s, revoked)
 	mustCreate(t, s, expired)
-	if err := s.Revoke(ctx(), revoked.ID, epoch); err != nil {
+	if err := s.Revoke(ctx(), revoked.ID, epoch, nil); err != nil {
 		t.Fatal(err)
 	}
 	pending := record("acct_a")
 	pending.NotBefore = epoch.Add(time.Hour)
-	if err := s.Create(ctx(), pending, max, epoch); err != nil {
+	if err := s.Create(ctx(), pending, max, epoch, nil); err != nil {
 		t.Fatalf("Create(pending): %v", err)
 	}
 	for i := range max - 1 {
-		if err := s.Create(ctx(), record("acct_a"), max, epoch); err != nil {
+		if err := s.Create(ctx(), record("acct_a"), max, epoch, nil); err != nil {
 			t.Fatalf("Create #%d under the limit: %v", i+2, err)
 		}
 	}
 	over := record("acct_a")
-	wantErr(t, "Create over the limit", s.Create(ctx(), over, max, epoch), apikey.ErrTooManyKeys)
+	wantErr(t, "Create over the limit", s.Create(ctx(), over, max, epoch, nil), apikey.ErrTooManyKeys)
 	_, err := s.Get(ctx(), over.ID)
 	wantErr(t, "Get(rejected)", err, apikey.ErrNotFound)
-	if err := s.Create(ctx(), record("acct_b"), max, epoch); err != nil {
+	if err := s.Create(ctx(), record("acct_b"), max, epoch, nil); err != nil {
 		t.Fatalf("another owner is not limited by acct_a's keys: %v", err)
 	}
 }
@@ -454,7 +454,7 @@ func testMaxActiveConcurrent(t *testing.T, s apikey.Store) {
 		go func() {
 			defer wg.Done()
 			<-start
-			err := s.Create(ctx(), record("acct_race"), max, epoch)
+			err := s.Create(ctx(), record("acct_race"), max, epoch, nil)
 			switch {
 			case err == nil:
 				ok.Add(1)

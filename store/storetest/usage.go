@@ -47,7 +47,7 @@ func testUsage(t *testing.T, s apikey.Store) {
 			t.Fatalf("Usage(%s) = %+v, %v; want zero, nil", id, u, err)
 		}
 	}
-	if err := s.Delete(ctx(), a.ID); err != nil {
+	if err := s.Delete(ctx(), a.ID, nil); err != nil {
 		t.Fatal(err)
 	}
 	if u, err := us.Usage(ctx(), a.ID); err != nil || u.TotalRequests != 0 {

@@ -1,0 +1,82 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/keygate/keygate/apikey"
+)
+
+var _ apikey.EventStore = (*Store)(nil)
+
+// record inserts ev in tx and drops the account's events past
+// [apikey.EventsKept].
+func (s *Store) record(ctx context.Context, tx *sql.Tx, ev *apikey.Event) error {
+	if ev == nil {
+		return nil
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("sqlstore: encode event: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.bind("INSERT INTO keygate_events (account, key_id, event) VALUES (?, ?, ?)"),
+		ev.Account, ev.KeyID, string(data)); err != nil {
+		return wrap("record the event", err)
+	}
+	var oldest int64
+	err = tx.QueryRowContext(ctx, s.bind("SELECT seq FROM keygate_events WHERE account = ? ORDER BY seq DESC LIMIT 1 OFFSET ?"),
+		ev.Account, apikey.EventsKept).Scan(&oldest)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return wrap("trim the events", err)
+	}
+	if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_events WHERE account = ? AND seq <= ?"), ev.Account, oldest); err != nil {
+		return wrap("trim the events", err)
+	}
+	return nil
+}
+
+// Events implements [apikey.EventStore]; an event's ID is its row's
+// sequence number.
+func (s *Store) Events(ctx context.Context, account, keyID, before string, limit int) ([]apikey.Event, error) {
+	query, args := "SELECT seq, event FROM keygate_events WHERE account = ?", []any{account}
+	if keyID != "" {
+		query, args = query+" AND key_id = ?", append(args, keyID)
+	}
+	if before != "" {
+		seq, err := strconv.ParseInt(before, 10, 64)
+		if err != nil || seq <= 0 {
+			return nil, &apikey.InputError{Field: "cursor", Reason: "is not an event ID"}
+		}
+		query, args = query+" AND seq < ?", append(args, seq)
+	}
+	rows, err := s.db.QueryContext(ctx, s.bind(query+" ORDER BY seq DESC LIMIT ?"), append(args, limit)...)
+	if err != nil {
+		return nil, wrap("events", err)
+	}
+	defer rows.Close()
+	out := []apikey.Event{}
+	for rows.Next() {
+		var seq int64
+		var data string
+		if err := rows.Scan(&seq, &data); err != nil {
+			return nil, wrap("events", err)
+		}
+		var e apikey.Event
+		if err := json.Unmarshal([]byte(data), &e); err != nil {
+			return nil, fmt.Errorf("%w: event %d: %w", errCorrupt, seq, err)
+		}
+		e.ID = strconv.FormatInt(seq, 10)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("events", err)
+	}
+	return out, nil
+}
