@@ -416,7 +416,7 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 		return Issued{}, err
 	}
 	ev := event(ctx, EventRotated, &old.Key, &retired.Key, now)
-	if err := s.store.Rotate(ctx, id, now.Add(grace), rec, s.max, now, ev); err != nil {
+	if err := s.store.Rotate(ctx, old, now.Add(grace), rec, s.max, now, ev); err != nil {
 		switch {
 		case errors.Is(err, ErrTooManyKeys):
 			return Issued{}, &LimitError{Max: s.max}
@@ -426,6 +426,8 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 			return Issued{}, ErrRevoked
 		case errors.Is(err, ErrRotated):
 			return Issued{}, ErrRotated
+		case errors.Is(err, ErrConflict):
+			return Issued{}, ErrConflict
 		}
 		return Issued{}, fmt.Errorf("apikey: rotate: %w", err)
 	}

@@ -59,11 +59,14 @@ type Store interface {
 	// It returns [ErrNotFound] when there is no such record.
 	Revoke(ctx context.Context, id string, at time.Time, ev *Event) error
 
-	// Rotate atomically retires the record oldID and stores replacement. It
-	// fails with [ErrNotFound] when oldID does not exist, with [ErrRevoked]
-	// when it is revoked, with [ErrRotated] when it already has ReplacedBy
-	// set (so of concurrent rotations exactly one wins), and with
-	// [ErrDuplicate] as Create does. Retiring sets ReplacedBy to
+	// Rotate atomically retires the record old (as the caller read it)
+	// and stores replacement. It fails with [ErrNotFound] when old.ID
+	// does not exist, with [ErrRevoked] when it is revoked, with
+	// [ErrRotated] when it already has ReplacedBy set (so of concurrent
+	// rotations exactly one wins), with [ErrConflict] when it is
+	// otherwise no longer old ([Record.Same]: an update landed first, so
+	// the replacement would miss it), and with [ErrDuplicate] as Create
+	// does. Retiring sets ReplacedBy to
 	// replacement.ID and ExpiresAt to retireAt, unless ExpiresAt is already
 	// set and earlier: [Record.Retire] does both checks and the change.
 	//
@@ -73,7 +76,7 @@ type Store interface {
 	// [ErrTooManyKeys] if the owner already has maxActive records for
 	// which [Key.Active](now) holds, the old one included. The check and
 	// the change are one atomic step.
-	Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *Record, maxActive int, now time.Time, ev *Event) error
+	Rotate(ctx context.Context, old *Record, retireAt time.Time, replacement *Record, maxActive int, now time.Time, ev *Event) error
 
 	// Update replaces the record next.ID with next, if the stored record
 	// is still prev ([Record.Same]): a compare-and-set, so that of

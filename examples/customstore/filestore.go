@@ -222,12 +222,22 @@ func (s *fileStore) Revoke(_ context.Context, id string, at time.Time, _ *apikey
 	})
 }
 
-func (s *fileStore) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, _ *apikey.Event) error {
+func (s *fileStore) Rotate(_ context.Context, old *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, _ *apikey.Event) error {
 	if !retireAt.After(now) {
 		maxActive = 0 // the old key stops counting at once
 	}
 	return s.write(func(d *data) error {
-		if err := d.replace(oldID, func(rec *apikey.Record) error { return rec.Retire(replacement.ID, retireAt) }); err != nil {
+		err := d.replace(old.ID, func(rec *apikey.Record) error {
+			same := rec.Same(old)
+			if err := rec.Retire(replacement.ID, retireAt); err != nil {
+				return err
+			}
+			if !same {
+				return apikey.ErrConflict
+			}
+			return nil
+		})
+		if err != nil {
 			return err
 		}
 		// Counted with the old key still active: during a grace period

@@ -350,10 +350,10 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.
 }
 
 // Rotate implements [apikey.Store] and drops the old key from this cache.
-func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
-	err := s.inner.Rotate(ctx, oldID, retireAt, replacement, maxActive, now, ev)
+func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+	err := s.inner.Rotate(ctx, old, retireAt, replacement, maxActive, now, ev)
 	if err == nil {
-		s.forget(ctx, oldID)
+		s.invalidate(old.Hash)
 		s.invalidate(replacement.Hash)
 	}
 	return err

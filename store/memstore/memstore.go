@@ -175,16 +175,19 @@ func (s *Store) Update(_ context.Context, prev, next *apikey.Record, ev *apikey.
 }
 
 // Rotate implements [apikey.Store].
-func (s *Store) Rotate(_ context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+func (s *Store) Rotate(_ context.Context, prev *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	old := s.byID[oldID]
+	old := s.byID[prev.ID]
 	if old == nil {
 		return apikey.ErrNotFound
 	}
 	retired := *old
 	if err := retired.Retire(replacement.ID, retireAt); err != nil {
 		return err
+	}
+	if old != prev && !old.Same(prev) {
+		return apikey.ErrConflict
 	}
 	if err := s.checkNew(replacement); err != nil {
 		return err

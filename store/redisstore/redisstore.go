@@ -457,13 +457,17 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.
 }
 
 // Rotate implements [apikey.Store].
-func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
 	if !retireAt.After(now) {
 		maxActive = 0 // the old key stops counting at once: no check
 	}
-	return s.update(ctx, "rotate", oldID, replacement, maxActive, now, ev, func(rec *apikey.Record) (bool, error) {
+	return s.update(ctx, "rotate", old.ID, replacement, maxActive, now, ev, func(rec *apikey.Record) (bool, error) {
+		same := rec.Same(old)
 		if err := rec.Retire(replacement.ID, retireAt); err != nil {
 			return false, err
+		}
+		if !same {
+			return false, apikey.ErrConflict
 		}
 		return true, nil
 	})

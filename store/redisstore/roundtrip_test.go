@@ -36,11 +36,17 @@ func TestRoundTripsPerOperation(t *testing.T) {
 	_ = svc.Delete(ctx, "warm", warm.Key.ID)
 	require.NoError(t, rs.AddUsage(ctx, []usage.Delta{{KeyID: "x", Requests: 1}}))
 	require.NoError(t, rs.PutAccount(ctx, &apikey.Account{ID: "warm", Plan: "free"}, true))
+	_, err = rs.Purge(ctx, time.Now(), 1, &apikey.Event{Type: apikey.EventPurged})
+	require.NoError(t, err)
 
 	var issued apikey.Issued
+	var issuedRec *apikey.Record
 	rotated, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct2"})
 	require.NoError(t, err)
+	rotatedRec, err := rs.Get(ctx, rotated.Key.ID)
+	require.NoError(t, err)
 	h := func(s apikey.Secret) apikey.Hash { return apikey.HashKey(s.Reveal()) }
+	ev := &apikey.Event{Type: apikey.EventUpdated, Account: "acct2", At: time.Now()}
 	ops := []struct {
 		name string
 		want int64
@@ -48,15 +54,22 @@ func TestRoundTripsPerOperation(t *testing.T) {
 	}{
 		{"Create", 1, func() { issued, err = svc.Create(ctx, apikey.CreateParams{Owner: "acct"}); require.NoError(t, err) }},
 		{"Lookup (cold verify)", 1, func() { _, err := rs.Lookup(ctx, h(issued.Secret)); require.NoError(t, err) }},
-		{"Get", 1, func() { _, err := rs.Get(ctx, issued.Key.ID); require.NoError(t, err) }},
+		{"Get", 1, func() { issuedRec, err = rs.Get(ctx, issued.Key.ID); require.NoError(t, err) }},
 		{"List", 2, func() { _, err := rs.List(ctx, "acct"); require.NoError(t, err) }},
 		{"Expiring", 2, func() { _, err := rs.Expiring(ctx, time.Now(), time.Now().Add(time.Hour)); require.NoError(t, err) }},
-		{"Revoke", 2, func() { require.NoError(t, rs.Revoke(ctx, issued.Key.ID, time.Now(), nil)) }},
+		{"Update (events included)", 2, func() {
+			next := *issuedRec
+			next.Name = "renamed"
+			require.NoError(t, rs.Update(ctx, issuedRec, &next, ev))
+		}},
+		{"Revoke", 2, func() { require.NoError(t, rs.Revoke(ctx, issued.Key.ID, time.Now(), ev)) }},
 		{"Rotate", 2, func() {
 			repl := &apikey.Record{Key: apikey.Key{ID: "repl", Owner: "acct2"}, Hash: apikey.HashKey("repl")}
-			require.NoError(t, rs.Rotate(ctx, rotated.Key.ID, time.Now(), repl, 0, time.Now(), nil))
+			require.NoError(t, rs.Rotate(ctx, rotatedRec, time.Now(), repl, 0, time.Now(), ev))
 		}},
-		{"Delete", 2, func() { require.NoError(t, rs.Delete(ctx, rotated.Key.ID, nil)) }},
+		{"Delete", 2, func() { require.NoError(t, rs.Delete(ctx, rotated.Key.ID, ev)) }},
+		{"Purge", 1, func() { _, err := rs.Purge(ctx, time.Now().Add(time.Hour), 100, ev); require.NoError(t, err) }},
+		{"Events", 1, func() { _, err := rs.Events(ctx, "acct", "", "", 20); require.NoError(t, err) }},
 		{"AddUsage (a batch of any size)", 1, func() {
 			require.NoError(t, rs.AddUsage(ctx, []usage.Delta{
 				{KeyID: "a", Requests: 1, ByEndpoint: map[string]int64{"GET /a": 1}},

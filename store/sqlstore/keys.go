@@ -257,7 +257,7 @@ func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apike
 
 // Rotate implements [apikey.Store] in one transaction: the owner's row
 // lock when the limit must be checked, then the old record's.
-func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+func (s *Store) Rotate(ctx context.Context, prev *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
 	if !retireAt.After(now) {
 		maxActive = 0 // the old key stops counting at once: no check
 	}
@@ -272,12 +272,16 @@ func (s *Store) Rotate(ctx context.Context, oldID string, retireAt time.Time, re
 				return err
 			}
 		}
-		old, err := s.one(ctx, tx, "rotate", "id = ?"+s.forUpdate(), oldID)
+		old, err := s.one(ctx, tx, "rotate", "id = ?"+s.forUpdate(), prev.ID)
 		if err != nil {
 			return err
 		}
+		same := old.Same(prev)
 		if err := old.Retire(replacement.ID, retireAt); err != nil {
 			return err
+		}
+		if !same {
+			return apikey.ErrConflict
 		}
 		// Counted with the old key still active: during a grace period
 		// both verify.

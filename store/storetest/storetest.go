@@ -323,7 +323,7 @@ func testRotate(t *testing.T, s apikey.Store) {
 	mustCreate(t, s, old)
 	repl := record("acct_a")
 	retire := epoch.Add(time.Hour)
-	if err := s.Rotate(ctx(), old.ID, retire, repl, 0, epoch, nil); err != nil {
+	if err := s.Rotate(ctx(), old, retire, repl, 0, epoch, nil); err != nil {
 		t.Fatalf("Rotate: %v", err)
 	}
 	got := mustGet(t, s, old.ID)
@@ -334,7 +334,7 @@ func testRotate(t *testing.T, s apikey.Store) {
 		t.Fatalf("Lookup(replacement): %v", err)
 	}
 	again := record("acct_a")
-	wantErr(t, "Rotate(already rotated)", s.Rotate(ctx(), old.ID, retire, again, 0, epoch, nil), apikey.ErrRotated)
+	wantErr(t, "Rotate(already rotated)", s.Rotate(ctx(), old, retire, again, 0, epoch, nil), apikey.ErrRotated)
 	_, err := s.Get(ctx(), again.ID)
 	wantErr(t, "Get(replacement of failed rotation)", err, apikey.ErrNotFound)
 
@@ -342,7 +342,7 @@ func testRotate(t *testing.T, s apikey.Store) {
 	soon := record("acct_a")
 	soon.ExpiresAt = epoch.Add(time.Minute)
 	mustCreate(t, s, soon)
-	if err := s.Rotate(ctx(), soon.ID, epoch.Add(time.Hour), record("acct_a"), 0, epoch, nil); err != nil {
+	if err := s.Rotate(ctx(), soon, epoch.Add(time.Hour), record("acct_a"), 0, epoch, nil); err != nil {
 		t.Fatalf("Rotate(soon): %v", err)
 	}
 	if got := mustGet(t, s, soon.ID); !got.ExpiresAt.Equal(soon.ExpiresAt) {
@@ -354,14 +354,14 @@ func testRotate(t *testing.T, s apikey.Store) {
 	if err := s.Revoke(ctx(), revoked.ID, epoch, nil); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "Rotate(revoked)", s.Rotate(ctx(), revoked.ID, retire, record("acct_a"), 0, epoch, nil), apikey.ErrRevoked)
-	wantErr(t, "Rotate(unknown)", s.Rotate(ctx(), "no-such-id", retire, record("acct_a"), 0, epoch, nil), apikey.ErrNotFound)
+	wantErr(t, "Rotate(revoked)", s.Rotate(ctx(), revoked, retire, record("acct_a"), 0, epoch, nil), apikey.ErrRevoked)
+	wantErr(t, "Rotate(unknown)", s.Rotate(ctx(), record("acct_a"), retire, record("acct_a"), 0, epoch, nil), apikey.ErrNotFound)
 
 	dup := record("acct_a")
 	dup.Hash = repl.Hash
 	fresh := record("acct_a")
 	mustCreate(t, s, fresh)
-	wantErr(t, "Rotate(duplicate replacement)", s.Rotate(ctx(), fresh.ID, retire, dup, 0, epoch, nil), apikey.ErrDuplicate)
+	wantErr(t, "Rotate(duplicate replacement)", s.Rotate(ctx(), fresh, retire, dup, 0, epoch, nil), apikey.ErrDuplicate)
 	if got := mustGet(t, s, fresh.ID); got.ReplacedBy != "" || !got.ExpiresAt.IsZero() {
 		t.Fatalf("failed Rotate changed the old record: %+v", got.Key)
 	}
