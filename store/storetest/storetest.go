@@ -8,11 +8,15 @@
 //	}
 //
 // The suite checks the adapter contract directly (CRUD, list isolation,
-// duplicates, idempotent revoke, rotation rules, delete, expiry queries,
-// the per-owner limit under 100 concurrent creates, and usage counters for
-// stores that implement [usage.Store]) and through an
-// [apikey.Service] (hash-only storage, verification after revoke, rotate
-// and expiry, concurrent verification while revoking). Run it with -race.
+// duplicates, idempotent revoke, rotation rules, compare-and-set updates,
+// purges, delete, expiry queries, the per-owner limit under 100
+// concurrent creates, usage counters for stores that implement
+// [usage.Store], and the audit trail for stores that implement
+// [apikey.EventStore]) and through an [apikey.Service] (hash-only
+// storage, verification after revoke, rotate and expiry, concurrent
+// verification while revoking, update, disable and enable, an update
+// racing a rotation, the maximum lifetime, and a whole lifecycle read
+// back from the audit trail). Run it with -race.
 // It uses only the standard testing package.
 package storetest
 
@@ -57,6 +61,12 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 		{"ServiceConcurrentVerifyWhileRevoking", testConcurrentVerifyRevoke},
 		{"Usage", testUsage},
 		{"UsageBoundsEndpoints", testUsageBoundsEndpoints},
+		{"Update", testUpdate},
+		{"Purge", testPurge},
+		{"ServiceUpdateDisableEnable", testServiceUpdate},
+		{"ServiceUpdateRacesRotation", testServiceUpdateRacesRotation},
+		{"ServiceMaxLifetime", testServiceMaxLifetime},
+		{"Events", testEvents},
 		{"Accounts", testAccounts},
 		{"AccountCreateRace", testAccountCreateRace},
 	}
@@ -66,7 +76,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 			if s == nil {
 				t.Fatal("newStore returned nil")
 			}
-			if strings.HasPrefix(tc.name, "Usage") || strings.HasPrefix(tc.name, "Account") || tc.name == "GetOwned" {
+			if strings.HasPrefix(tc.name, "Usage") || strings.HasPrefix(tc.name, "Account") || tc.name == "GetOwned" || tc.name == "Events" {
 				tc.fn(t, s) // asserts the store's own capabilities
 				return
 			}
