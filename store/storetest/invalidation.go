@@ -12,8 +12,9 @@ import (
 
 // Invalidation checks a store's [cachestore.Invalidator] across instances:
 // two instances, each a store from newStore on one shared backend behind
-// its own cache (TTL an hour), and a key revoked, rotated or deleted
-// through one must be refused by the other within the given bound.
+// its own cache (TTL an hour), and a key revoked, rotated, deleted or
+// disabled through one must be refused by the other within the given
+// bound, and an enabled or updated key seen as it now is.
 // newStore must return a new store on the same, migrated backend each
 // time. It uses only the standard testing package.
 func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T) apikey.Store) {
@@ -74,6 +75,44 @@ func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T
 			t.Logf("%s reached the other instance in %v", op, time.Since(start))
 		})
 	}
+	t.Run("disable and enable", func(t *testing.T) {
+		owner := "acct_disable"
+		issued, err := a.Create(ctx, apikey.CreateParams{Owner: owner, Name: "before"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := issued.Secret.Reveal()
+		if _, err := b.Verify(ctx, key); err != nil {
+			t.Fatalf("the other instance could not verify the key: %v", err)
+		}
+		// seen waits until the other instance's answer satisfies ok.
+		seen := func(what string, ok func(apikey.Principal, error) bool) {
+			t.Helper()
+			start := time.Now()
+			for {
+				if ok(b.Verify(ctx, key)) {
+					break
+				}
+				if time.Since(start) > within {
+					t.Fatalf("the other instance did not see the %s within %v", what, within)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			t.Logf("the %s reached the other instance in %v", what, time.Since(start))
+		}
+		if _, err := a.Disable(ctx, owner, issued.Key.ID); err != nil {
+			t.Fatalf("Disable: %v", err)
+		}
+		seen("disable", func(_ apikey.Principal, err error) bool { return errors.Is(err, apikey.ErrInvalidKey) })
+		if _, err := a.Enable(ctx, owner, issued.Key.ID); err != nil {
+			t.Fatalf("Enable: %v", err)
+		}
+		seen("enable", func(_ apikey.Principal, err error) bool { return err == nil })
+		if _, err := a.Update(ctx, owner, issued.Key.ID, func(p *apikey.UpdateParams) { p.Name = "after" }); err != nil {
+			t.Fatalf("Update: %v", err)
+		}
+		seen("update", func(p apikey.Principal, err error) bool { return err == nil && p.Key().Name == "after" })
+	})
 	t.Run("account", func(t *testing.T) {
 		owner := "acct_plan"
 		issued, err := a.Create(ctx, apikey.CreateParams{Owner: owner})
