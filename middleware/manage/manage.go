@@ -18,6 +18,7 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,6 +66,11 @@ type Config struct {
 	// balance stand (a request that spends nothing); without it the
 	// account endpoint shows the limits and the granted balance alone.
 	Limiter ratelimit.Limiter
+	// Actor says who makes each change and from where, for the audit
+	// trail: the host's signed-in user, and the client's address (behind
+	// a proxy, [middleware.Middleware.ClientIP]). Default: no user, and
+	// the request's RemoteAddr.
+	Actor func(r *http.Request) apikey.Actor
 	// AccountUpdates serves PUT on AccountPath: the signed-in caller sets
 	// its own account's plan, custom limits and credits. Turn it on only
 	// when Authenticate vouches for that (an operator's login, a billing
@@ -81,18 +87,27 @@ const maxGrace = 30 * 24 * time.Hour
 // Handler serves the key-management endpoints:
 //
 //	POST   {prefix}                create (201, the key shown once)
-//	GET    {prefix}                list (never the key or its hash)
+//	GET    {prefix}                list, ?limit=&cursor= (never the key or its hash)
 //	GET    {prefix}/{id}           one key
+//	PATCH  {prefix}/{id}           update any field of create but environment
+//	POST   {prefix}/{id}/disable   pause the key (it answers 401 until enabled)
+//	POST   {prefix}/{id}/enable    resume it
 //	DELETE {prefix}/{id}           revoke
 //	POST   {prefix}/{id}/rotate    rotate, {"grace_period_seconds":N} (201)
 //	GET    {prefix}/{id}/usage     usage counters
+//	GET    {prefix}/{id}/events    the key's audit trail, ?limit=&cursor=
+//	GET    {prefix}/events         the account's audit trail, ?limit=&cursor=
 //	GET    {account}               the account's plan, limits and credits
 //	PUT    {account}               change them (with [Config].AccountUpdates)
 //
-// Errors are written by [Config].Errors with 400 (bad input, the key
-// limit), 401 (not logged in, or an API key presented), 404 (unknown key,
-// or another account's), 409 (a revoked, expired or rotated key), 501 (no
-// usage store) and 503; their text never contains internal errors.
+// Pages hold up to limit items (default 20, at most 100), newest event or
+// oldest key first, and next_cursor names the next page (null on the
+// last). Errors are written by [Config].Errors with 400 (bad input, the
+// key limit, a cursor that is not one), 401 (not logged in, or an API key
+// presented), 404 (unknown key, or another account's), 409 (a revoked,
+// expired, rotated or disabled key, or a concurrent change), 501 (no
+// usage store, or a store that keeps no events) and 503; their text never
+// contains internal errors.
 type Handler struct {
 	cfg Config
 	mux *http.ServeMux
@@ -128,9 +143,14 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET "+p, h.list)
 	h.mux.HandleFunc("GET "+p+"/{$}", h.list)
 	h.mux.HandleFunc("GET "+p+"/{id}", h.get)
+	h.mux.HandleFunc("PATCH "+p+"/{id}", h.update)
+	h.mux.HandleFunc("POST "+p+"/{id}/disable", h.disable)
+	h.mux.HandleFunc("POST "+p+"/{id}/enable", h.enable)
 	h.mux.HandleFunc("DELETE "+p+"/{id}", h.revoke)
 	h.mux.HandleFunc("POST "+p+"/{id}/rotate", h.rotate)
 	h.mux.HandleFunc("GET "+p+"/{id}/usage", h.usage)
+	h.mux.HandleFunc("GET "+p+"/{id}/events", h.events)
+	h.mux.HandleFunc("GET "+p+"/events", h.events)
 	h.mux.HandleFunc("GET "+cfg.AccountPath, h.getAccount)
 	h.mux.HandleFunc("PUT "+cfg.AccountPath, h.putAccount)
 	return h, nil
@@ -154,7 +174,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusUnauthorized, "unauthorized", "Could not validate credentials")
 		return
 	}
-	h.mux.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), accountKey{}, account)))
+	ctx := context.WithValue(r.Context(), accountKey{}, account)
+	h.mux.ServeHTTP(w, r.WithContext(apikey.WithActor(ctx, h.actor(r))))
+}
+
+// actor is who makes the request's changes.
+func (h *Handler) actor(r *http.Request) apikey.Actor {
+	if h.cfg.Actor != nil {
+		return h.cfg.Actor(r)
+	}
+	a := apikey.Actor{IP: r.RemoteAddr}
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		a.IP = ap.Addr().Unmap().String()
+	}
+	return a
 }
 
 // presentsAPIKey reports whether any key header of the request carries
@@ -204,6 +237,9 @@ type keyJSON struct {
 	AllowedIPs       []string            `json:"allowed_ips,omitempty"`
 	AllowedReferrers []string            `json:"allowed_referrers,omitempty"`
 	AllowedEndpoints []string            `json:"allowed_endpoints,omitempty"`
+	NotBefore        *time.Time          `json:"not_before,omitempty"`
+	DisabledAt       *time.Time          `json:"disabled_at,omitempty"`
+	Metadata         map[string]string   `json:"metadata,omitempty"`
 }
 
 func toJSON(k apikey.Key) keyJSON {
@@ -222,6 +258,13 @@ func toJSON(k apikey.Key) keyJSON {
 	if !k.ExpiresAt.IsZero() {
 		out.ExpiresAt = &k.ExpiresAt
 	}
+	if !k.NotBefore.IsZero() {
+		out.NotBefore = &k.NotBefore
+	}
+	if !k.DisabledAt.IsZero() {
+		out.DisabledAt = &k.DisabledAt
+	}
+	out.Metadata = k.Metadata
 	for _, p := range k.Restrictions.AllowedIPs {
 		out.AllowedIPs = append(out.AllowedIPs, p.String())
 	}
@@ -246,17 +289,19 @@ func decode(r *http.Request, v any) error {
 }
 
 type createRequest struct {
-	Name             string      `json:"name"`
-	Description      string      `json:"description"`
-	Permissions      []string    `json:"permissions"`
-	ProjectID        string      `json:"project_id"`
-	Environment      string      `json:"environment"`
-	ExpiresAt        string      `json:"expires_at"`
-	Plan             string      `json:"plan"`
-	Limits           []limitJSON `json:"limits"`
-	AllowedIPs       []string    `json:"allowed_ips"`
-	AllowedReferrers []string    `json:"allowed_referrers"`
-	AllowedEndpoints []string    `json:"allowed_endpoints"`
+	Name             string            `json:"name"`
+	Description      string            `json:"description"`
+	Permissions      []string          `json:"permissions"`
+	ProjectID        string            `json:"project_id"`
+	Environment      string            `json:"environment"`
+	ExpiresAt        string            `json:"expires_at"`
+	Plan             string            `json:"plan"`
+	Limits           []limitJSON       `json:"limits"`
+	AllowedIPs       []string          `json:"allowed_ips"`
+	AllowedReferrers []string          `json:"allowed_referrers"`
+	AllowedEndpoints []string          `json:"allowed_endpoints"`
+	NotBefore        string            `json:"not_before"`
+	Metadata         map[string]string `json:"metadata"`
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
@@ -267,7 +312,7 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	}
 	p := apikey.CreateParams{
 		Owner: accountFrom(r), Name: req.Name, Description: req.Description, ProjectID: req.ProjectID,
-		Environment: req.Environment, Plan: req.Plan, Permissions: h.cfg.Permissions,
+		Environment: req.Environment, Plan: req.Plan, Permissions: h.cfg.Permissions, Metadata: req.Metadata,
 		Restrictions: apikey.Restrictions{AllowedReferrers: req.AllowedReferrers, AllowedEndpoints: req.AllowedEndpoints},
 	}
 	var err error
@@ -281,18 +326,13 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 			p.Permissions[i] = apikey.Permission(perm)
 		}
 	}
-	if req.ExpiresAt != "" {
-		t, err := time.Parse(time.RFC3339, req.ExpiresAt)
-		if err == nil && t.IsZero() {
-			// The zero time means "never" to the service: refuse it here
-			// rather than issue a key that never expires.
-			err = errors.New("zero time")
-		}
-		if err != nil {
-			h.fail(w, r, http.StatusBadRequest, "invalid_input", "expires_at must be an RFC 3339 time, such as 2030-01-31T00:00:00Z")
-			return
-		}
-		p.ExpiresAt = t
+	if p.ExpiresAt, err = parseTime("expires_at", req.ExpiresAt); err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	if p.NotBefore, err = parseTime("not_before", req.NotBefore); err != nil {
+		h.lifecycleError(w, r, err)
+		return
 	}
 	ips, err := parseNetworks(req.AllowedIPs)
 	if err != nil {
@@ -306,6 +346,20 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.writeIssued(w, issued)
+}
+
+// parseTime parses an RFC 3339 time; "" is none.
+func parseTime(field, s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil || t.IsZero() {
+		// The zero time means "none" to the service: refused here rather
+		// than, say, issue a key that never expires.
+		return time.Time{}, &apikey.InputError{Field: field, Reason: "must be an RFC 3339 time, such as 2030-01-31T00:00:00Z"}
+	}
+	return t, nil
 }
 
 // parseNetworks parses allowed client networks: each entry a CIDR prefix
@@ -355,6 +409,12 @@ func (h *Handler) lifecycleError(w http.ResponseWriter, r *http.Request, err err
 		h.fail(w, r, http.StatusConflict, "revoked", "API key is revoked")
 	case errors.Is(err, apikey.ErrExpired):
 		h.fail(w, r, http.StatusConflict, "expired", "API key has expired")
+	case errors.Is(err, apikey.ErrDisabled):
+		h.fail(w, r, http.StatusConflict, "disabled", "API key is disabled; enable it first")
+	case errors.Is(err, apikey.ErrConflict):
+		h.fail(w, r, http.StatusConflict, "conflict", "API key was changed by another request; read it again and retry")
+	case errors.Is(err, errors.ErrUnsupported):
+		h.fail(w, r, http.StatusNotImplemented, "unsupported", "The audit trail is not kept by this service")
 	default:
 		h.fail(w, r, http.StatusServiceUnavailable, middleware.CodeUnavailable, "Service temporarily unavailable")
 	}
@@ -385,15 +445,19 @@ func (h *Handler) withStatus(r *http.Request, k apikey.Key, now time.Time) (keyJ
 }
 
 func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
+	limit, ok := h.pageLimit(w, r)
+	if !ok {
+		return
+	}
 	h.flush(r)
-	keys, err := h.cfg.Service.List(r.Context(), accountFrom(r))
+	page, err := h.cfg.Service.ListPage(r.Context(), accountFrom(r), r.URL.Query().Get("cursor"), limit)
 	if err != nil {
 		h.lifecycleError(w, r, err)
 		return
 	}
 	now := h.cfg.Clock()
-	data := make([]keyJSON, 0, len(keys))
-	for _, k := range keys {
+	data := make([]keyJSON, 0, len(page.Items))
+	for _, k := range page.Items {
 		out, err := h.withStatus(r, k, now)
 		if err != nil {
 			h.lifecycleError(w, r, err)
@@ -401,7 +465,69 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 		}
 		data = append(data, out)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": data})
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": cursorJSON(page.Next)})
+}
+
+// pageLimit reads the limit query parameter, 0 when absent.
+func (h *Handler) pageLimit(w http.ResponseWriter, r *http.Request) (int, bool) {
+	s := r.URL.Query().Get("limit")
+	if s == "" {
+		return 0, true
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > apikey.MaxPageSize {
+		h.fail(w, r, http.StatusBadRequest, "invalid_input", fmt.Sprintf("limit must be a number from 1 to %d", apikey.MaxPageSize))
+		return 0, false
+	}
+	return n, true
+}
+
+// cursorJSON is a next page's cursor, null on the last page.
+func cursorJSON(next string) any {
+	if next == "" {
+		return nil
+	}
+	return next
+}
+
+func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
+	limit, ok := h.pageLimit(w, r)
+	if !ok {
+		return
+	}
+	page, err := h.cfg.Service.Events(r.Context(), accountFrom(r), r.PathValue("id"), r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	data := page.Items
+	if data == nil {
+		data = []apikey.Event{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": cursorJSON(page.Next)})
+}
+
+func (h *Handler) disable(w http.ResponseWriter, r *http.Request) {
+	h.writeKey(w, r)(h.cfg.Service.Disable(r.Context(), accountFrom(r), r.PathValue("id")))
+}
+
+func (h *Handler) enable(w http.ResponseWriter, r *http.Request) {
+	h.writeKey(w, r)(h.cfg.Service.Enable(r.Context(), accountFrom(r), r.PathValue("id")))
+}
+
+// writeKey returns a function that answers with a changed key, or its
+// error.
+func (h *Handler) writeKey(w http.ResponseWriter, r *http.Request) func(apikey.Key, error) {
+	return func(k apikey.Key, err error) {
+		if err == nil {
+			var out keyJSON
+			if out, err = h.withStatus(r, k, h.cfg.Clock()); err == nil {
+				writeJSON(w, http.StatusOK, out)
+				return
+			}
+		}
+		h.lifecycleError(w, r, err)
+	}
 }
 
 func (h *Handler) get(w http.ResponseWriter, r *http.Request) {
