@@ -6,9 +6,12 @@
 // Keys are kept in SQLite in $DATA_DIR (default ./keygate-data) unless
 // DATABASE_URL (postgres://... or mysql://...) or REDIS_URL names another
 // store, or KEYGATE_STORE=memory keeps them in memory. Other environment:
-// ADDR (default :8080) and ADMIN_TOKEN, which is otherwise generated on
+// ADDR (default :8080); ADMIN_TOKEN, which is otherwise generated on
 // the first start, kept in the data directory (mode 0600) and printed
-// only then. Manage keys with "Authorization: Bearer $ADMIN_TOKEN" and
+// only then; KEY_MAX_LIFETIME, the longest a key may live (a Go
+// duration such as 2160h; default none); KEY_RETENTION, how long revoked
+// and expired keys are kept before an hourly purge (default 2160h, 90
+// days; 0 keeps them). Manage keys with "Authorization: Bearer $ADMIN_TOKEN" and
 // X-Account-ID; call the resources with a key in Authorization: Bearer or
 // X-API-Key.
 package main
@@ -73,6 +76,17 @@ func run() error {
 		RedisURL:    os.Getenv("REDIS_URL"),
 		DatabaseURL: os.Getenv("DATABASE_URL"),
 		DataDir:     getenv("DATA_DIR", "keygate-data"),
+	}
+	for _, d := range []struct {
+		name string
+		to   *time.Duration
+		def  string
+	}{{"KEY_MAX_LIFETIME", &cfg.MaxLifetime, "0"}, {"KEY_RETENTION", &cfg.Retention, "2160h"}} {
+		v, err := time.ParseDuration(getenv(d.name, d.def))
+		if err != nil || v < 0 {
+			return fmt.Errorf("%s=%q: want a duration such as 2160h (90 days), or 0 for none", d.name, os.Getenv(d.name))
+		}
+		*d.to = v
 	}
 	switch store := os.Getenv("KEYGATE_STORE"); store {
 	case "":

@@ -44,7 +44,13 @@ type serverConfig struct {
 	RedisURL    string // "" for the memory store and limiter
 	Namespace   string // Redis key namespace
 	AdminToken  string // bearer token of the management endpoints
-	Clock       func() time.Time
+	// MaxLifetime caps how long a key lives (KEY_MAX_LIFETIME); 0 is no
+	// cap.
+	MaxLifetime time.Duration
+	// Retention is how long revoked and expired keys are kept before an
+	// hourly purge deletes them (KEY_RETENTION); 0 keeps them.
+	Retention time.Duration
+	Clock     func() time.Time
 }
 
 // server is the reference service: the key-management endpoints and the
@@ -127,12 +133,16 @@ func newServer(cfg serverConfig) (*server, error) {
 	}
 	demo := newRecordings()
 	svc, err := apikey.New(keys, apikey.Config{
-		Clock:     cfg.Clock,
-		Plans:     []string{"free", "starter", "business"},
-		Endpoints: demo.patterns(),
+		Clock:       cfg.Clock,
+		Plans:       []string{"free", "starter", "business"},
+		Endpoints:   demo.patterns(),
+		MaxLifetime: cfg.MaxLifetime,
 	})
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Retention > 0 {
+		s.purgeEvery(svc, time.Hour, cfg.Retention)
 	}
 	recorder, err := usage.New(counts, usage.Config{FlushInterval: time.Second})
 	if err != nil {
@@ -163,6 +173,11 @@ func newServer(cfg serverConfig) (*server, error) {
 		// PUT /api/v1/account stands in for the host's billing: here the
 		// admin token sets any account's plan, limits and credits.
 		AccountUpdates: true,
+		// The audit trail's actor: whoever holds the admin token, from
+		// the client's address.
+		Actor: func(r *http.Request) apikey.Actor {
+			return apikey.Actor{ID: "admin", IP: mw.ClientIP(r).String()}
+		},
 		// Stands in for the host's own login: a static admin token, and
 		// X-Account-ID naming the account being managed.
 		Authenticate: func(r *http.Request) (string, bool) {
@@ -191,6 +206,28 @@ func newServer(cfg serverConfig) (*server, error) {
 	root.Handle("/", mw.Authenticate(resources))
 	s.handler = root
 	return s, nil
+}
+
+// purgeEvery deletes, every interval until the server closes, the keys
+// revoked or expired more than retention ago. Several instances may
+// purge at once.
+func (s *server) purgeEvery(svc *apikey.Service, interval, retention time.Duration) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s.closers = append(s.closers, func() error { cancel(); <-done; return nil })
+	go func() {
+		defer close(done)
+		for {
+			if n, err := svc.Purge(ctx, retention); err != nil && ctx.Err() == nil {
+				fmt.Fprintf(os.Stderr, "purging old keys: %v (%d purged)\n", err, n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(interval):
+			}
+		}
+	}()
 }
 
 // openSQL opens the SQL store cfg names, SQLite in cfg.DataDir by

@@ -39,7 +39,7 @@ type env struct {
 // Redis in a namespace of its own.
 func start(t *testing.T, store string) *env {
 	c := testclock.New(time.Now().Truncate(time.Second))
-	cfg := serverConfig{Namespace: "kgtest-srv", AdminToken: testToken, Clock: c.Now}
+	cfg := serverConfig{Namespace: "kgtest-srv", AdminToken: testToken, Clock: c.Now, Retention: 90 * 24 * time.Hour}
 	switch store {
 	case "memory":
 		cfg.Memory = true
@@ -339,6 +339,41 @@ func walkSeedFlows(t *testing.T, e *env) {
 		r := e.do("POST", "/api/v1/api-keys", admin("acct_max"), map[string]any{})
 		assert.Equal(t, http.StatusBadRequest, r.status)
 		assert.Equal(t, "Maximum number of API keys (10) reached. Please expire unused keys.", r.body["error"])
+	})
+
+	t.Run("update, disable, enable and the audit trail", func(t *testing.T) {
+		id, key := e.create("acct_life", map[string]any{"name": "ci", "permissions": []string{"read"}})
+		r := e.do("PATCH", "/api/v1/api-keys/"+id, admin("acct_life"), map[string]any{"name": "deploy", "permissions": []string{"read", "write"}})
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+		assert.Equal(t, "deploy", r.body["name"])
+		assert.Equal(t, http.StatusCreated, e.do("POST", "/api/v1/recordings", bearer(key), map[string]any{"title": "t"}).status,
+			"the new permission applies at once")
+		assert.Equal(t, http.StatusBadRequest, e.do("PATCH", "/api/v1/api-keys/"+id, admin("acct_life"), map[string]any{"environment": "test"}).status)
+
+		r = e.do("POST", "/api/v1/api-keys/"+id+"/disable", admin("acct_life"), nil)
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+		assert.Equal(t, "disabled", r.body["status"])
+		refused := e.do("GET", "/api/v1/health", bearer(key), nil)
+		assert.Equal(t, http.StatusUnauthorized, refused.status)
+		assert.Equal(t, "Invalid or expired API key", refused.body["error"], "a disabled key is refused as an unknown one")
+		require.Equal(t, http.StatusOK, e.do("POST", "/api/v1/api-keys/"+id+"/enable", admin("acct_life"), nil).status)
+		assert.Equal(t, http.StatusOK, e.do("GET", "/api/v1/health", bearer(key), nil).status)
+
+		events := e.do("GET", "/api/v1/api-keys/"+id+"/events", admin("acct_life"), nil)
+		require.Equal(t, http.StatusOK, events.status, events.raw)
+		assert.NotContains(t, events.raw, key[14:], "events never hold the key")
+		var types []any
+		for _, ev := range events.body["data"].([]any) {
+			ev := ev.(map[string]any)
+			types = append(types, ev["type"])
+			assert.Equal(t, "admin", ev["actor"])
+			assert.Equal(t, "127.0.0.1", ev["ip"])
+		}
+		assert.Equal(t, []any{"key.enabled", "key.disabled", "key.updated", "key.created"}, types)
+		all := e.do("GET", "/api/v1/api-keys/events?limit=2", admin("acct_life"), nil)
+		require.Equal(t, http.StatusOK, all.status)
+		assert.Len(t, all.body["data"], 2)
+		assert.NotNil(t, all.body["next_cursor"])
 	})
 }
 
