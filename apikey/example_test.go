@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,4 +104,40 @@ func ExampleService_Create_limit() {
 	fmt.Println(err, errors.Is(err, apikey.ErrTooManyKeys))
 	// Output:
 	// apikey: maximum number of active keys reached (10) true
+}
+
+// Change a key in place, pause it, and read who did what from the audit
+// trail.
+func ExampleService_Update() {
+	ctx := context.Background()
+	svc, _ := apikey.New(memstore.New(), apikey.Config{})
+	issued, _ := svc.Create(ctx, apikey.CreateParams{Owner: "acct_42", Name: "ci", Permissions: []apikey.Permission{apikey.Read}})
+	id := issued.Key.ID
+
+	// Record who makes the changes (in a handler: the signed-in user).
+	ctx = apikey.WithActor(ctx, apikey.Actor{ID: "alice@example.com", IP: "203.0.113.7"})
+	key, err := svc.Update(ctx, "acct_42", id, func(p *apikey.UpdateParams) {
+		p.Name = "deploy"
+		p.Permissions = append(p.Permissions, apikey.Write)
+	})
+	if err != nil {
+		panic(err) // ErrConflict when another change landed first
+	}
+	_, _ = svc.Disable(ctx, "acct_42", id) // refused as an unknown key until enabled
+	_, err = svc.Verify(ctx, issued.Secret.Reveal())
+	fmt.Println(key.Name, key.Permissions, errors.Is(err, apikey.ErrInvalidKey))
+	_, _ = svc.Enable(ctx, "acct_42", id)
+
+	page, _ := svc.Events(ctx, "acct_42", id, "", 10) // newest first; page.Next for more
+	for _, e := range page.Items {
+		fmt.Printf("%s by %q: %v\n", e.Type, e.Actor, slices.Sorted(maps.Keys(e.Changes)))
+	}
+	fmt.Printf("%s -> %s\n", page.Items[2].Changes["name"].Old, page.Items[2].Changes["name"].New)
+	// Output:
+	// deploy [read write] true
+	// key.enabled by "alice@example.com": [disabled_at]
+	// key.disabled by "alice@example.com": [disabled_at]
+	// key.updated by "alice@example.com": [name permissions]
+	// key.created by "": [created_at environment key_prefix name permissions]
+	// "ci" -> "deploy"
 }
