@@ -329,10 +329,16 @@ func testEvents(t *testing.T, s apikey.Store) {
 	secrets = append(secrets, repl.Secret.Reveal(), hashHex(repl.Secret))
 	must("Revoke", svc.Revoke(c, owner, repl.Key.ID))
 	must("Revoke (again)", svc.Revoke(c, owner, repl.Key.ID))
+	_, err = svc.Update(c, owner, repl.Key.ID, func(p *apikey.UpdateParams) { p.Name = "zombie" })
+	wantErr(t, "Update(revoked)", err, apikey.ErrRevoked)
 	other, err := svc.Create(c, apikey.CreateParams{Owner: owner, Name: "scratch"})
 	must("Create", err)
 	secrets = append(secrets, other.Secret.Reveal(), hashHex(other.Secret))
 	must("Delete", svc.Delete(c, owner, other.Key.ID))
+	_, err = svc.Update(c, owner, other.Key.ID, func(p *apikey.UpdateParams) { p.Name = "ghost" })
+	wantErr(t, "Update(deleted)", err, apikey.ErrNotFound)
+	_, err = svc.Disable(c, owner, other.Key.ID)
+	wantErr(t, "Disable(deleted)", err, apikey.ErrNotFound)
 	clock.Advance(48 * time.Hour)
 	n, err := svc.Purge(c, time.Hour)
 	must("Purge", err)
@@ -426,4 +432,38 @@ func testEvents(t *testing.T, s apikey.Store) {
 func hashHex(secret apikey.Secret) string {
 	h := apikey.HashKey(secret.Reveal())
 	return hex.EncodeToString(h[:])
+}
+
+// testServiceListPage pages through an owner's keys.
+func testServiceListPage(t *testing.T, s apikey.Store) {
+	svc, clock := newService(t, s)
+	var want []string
+	for range 7 {
+		want = append(want, mustIssue(t, svc, apikey.CreateParams{Owner: "acct_pages"}).Key.ID)
+		clock.Advance(time.Millisecond)
+	}
+	mustIssue(t, svc, apikey.CreateParams{Owner: "acct_other"})
+	var got []string
+	cursor := ""
+	for range 10 {
+		page, err := svc.ListPage(ctx(), "acct_pages", cursor, 3)
+		if err != nil {
+			t.Fatalf("ListPage: %v", err)
+		}
+		for _, k := range page.Items {
+			got = append(got, k.ID)
+		}
+		if cursor = page.Next; cursor == "" {
+			break
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pages of 3: %v, want every key once, oldest first: %v", got, want)
+	}
+	for _, bad := range []string{"x", "MTIz", "Li4v", "%%%"} {
+		_, err := svc.ListPage(ctx(), "acct_pages", bad, 3)
+		wantErr(t, "ListPage(cursor "+bad+")", err, apikey.ErrInvalidInput)
+	}
+	_, err := svc.ListPage(ctx(), "acct_pages", "", -1)
+	wantErr(t, "ListPage(limit -1)", err, apikey.ErrInvalidInput)
 }

@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 		{"ServiceUpdateDisableEnable", testServiceUpdate},
 		{"ServiceUpdateRacesRotation", testServiceUpdateRacesRotation},
 		{"ServiceMaxLifetime", testServiceMaxLifetime},
+		{"ServiceListPage", testServiceListPage},
 		{"Events", testEvents},
 		{"Accounts", testAccounts},
 		{"AccountCreateRace", testAccountCreateRace},
