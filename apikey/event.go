@@ -85,24 +85,24 @@ func WithActor(ctx context.Context, a Actor) context.Context {
 	return context.WithValue(ctx, actorKey{}, a)
 }
 
-// event returns the event of a change of key from old to new (a zero
-// Key for none) made under ctx at now.
-func event(ctx context.Context, typ EventType, old, new *Key, now time.Time) *Event {
-	k := new
+// event returns the event of a change of a key from before to after (a
+// zero Key for none) made under ctx at now.
+func event(ctx context.Context, typ EventType, before, after *Key, now time.Time) *Event {
+	k := after
 	if k.ID == "" {
-		k = old
+		k = before
 	}
 	a, _ := ctx.Value(actorKey{}).(Actor)
 	return &Event{
 		Type: typ, KeyID: k.ID, Account: k.Owner, Actor: a.ID, IP: a.IP, At: now,
-		Changes: diff(old, new),
+		Changes: diff(before, after),
 	}
 }
 
-// diff returns the fields of Key's JSON form that differ between old and
-// new, but the ID and owner, which the event names anyway.
-func diff(old, new *Key) map[string]Change {
-	o, n := fields(old), fields(new)
+// diff returns the fields of Key's JSON form that differ between before
+// and after, but the ID and owner, which the event names anyway.
+func diff(before, after *Key) map[string]Change {
+	o, n := fields(before), fields(after)
 	out := map[string]Change{}
 	for name := range o {
 		if _, ok := n[name]; !ok {
