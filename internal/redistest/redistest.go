@@ -1,7 +1,9 @@
 // Package redistest connects the module's tests to a real Redis, the same
 // way everywhere: $REDIS_URL (default the local server); without a
 // reachable server a test is skipped, unless KEYGATE_REQUIRE_REDIS=1 (as
-// in CI) makes it fail, so CI never silently skips the Redis tests.
+// in CI) makes it fail, so CI never silently skips the Redis tests. A
+// Redis Cluster is found at $KEYGATE_REDIS_CLUSTER (a comma list of
+// nodes), required by KEYGATE_REQUIRE_REDIS_CLUSTER=1.
 package redistest
 
 import (
@@ -12,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,6 +50,32 @@ func Client(t testing.TB) *redis.Client {
 	return client
 }
 
+// Cluster returns a client of the test Redis Cluster, closed after the
+// test, or skips (fails under KEYGATE_REQUIRE_REDIS_CLUSTER=1) when none
+// is configured or answers.
+func Cluster(t testing.TB) *redis.ClusterClient {
+	t.Helper()
+	nodes := os.Getenv("KEYGATE_REDIS_CLUSTER")
+	skip := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("KEYGATE_REQUIRE_REDIS_CLUSTER") == "1" {
+			t.Fatalf("KEYGATE_REQUIRE_REDIS_CLUSTER=1 but "+format, args...)
+		}
+		t.Skipf(format, args...)
+	}
+	if nodes == "" {
+		skip("KEYGATE_REDIS_CLUSTER names no Redis Cluster; set it (host:port,...) to run the Cluster tests")
+	}
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(nodes, ","), ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = client.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := client.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() }); err != nil {
+		skip("the Redis Cluster at %s is unreachable: %v", nodes, err)
+	}
+	return client
+}
+
 // Name returns a name no other test uses, "kgtest-<kind>-<random>", for a
 // namespace or key prefix, and deletes every key containing it after the
 // test.
@@ -57,10 +86,18 @@ func Name(t testing.TB, client redis.UniversalClient, kind string) string {
 	name := "kgtest-" + kind + "-" + hex.EncodeToString(b[:])
 	t.Cleanup(func() {
 		ctx := context.Background()
-		iter := client.Scan(ctx, 0, "*"+name+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			client.Del(ctx, iter.Val())
+		clean := func(ctx context.Context, c redis.UniversalClient) error {
+			iter := c.Scan(ctx, 0, "*"+name+"*", 1000).Iterator()
+			for iter.Next(ctx) {
+				c.Del(ctx, iter.Val())
+			}
+			return nil
 		}
+		if cc, ok := client.(*redis.ClusterClient); ok { // a SCAN reaches one node
+			_ = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return clean(ctx, c) })
+			return
+		}
+		_ = clean(ctx, client)
 	})
 	return name
 }

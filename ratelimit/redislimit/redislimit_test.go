@@ -41,6 +41,17 @@ func TestBehaviour(t *testing.T) {
 	})
 }
 
+// The suite on a 3-master Redis Cluster: an account's and its keys'
+// states share a slot, so each decision is still one script.
+func TestBehaviourOnCluster(t *testing.T) {
+	client := redistest.Cluster(t)
+	ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
+		l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":", Clock: now})
+		require.NoError(t, err)
+		return l
+	})
+}
+
 // The suite again, each request through the next of two instances on
 // their own connections: every behaviour holds across a fleet.
 func TestBehaviourAcrossInstances(t *testing.T) {

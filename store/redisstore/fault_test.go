@@ -297,3 +297,15 @@ func TestAnotherOwnersIDCostsWhatAnUnknownOneDoes(t *testing.T) {
 	_, err = rs.GetOwned(ctx, "acct_b", id)
 	require.ErrorIs(t, err, apikey.ErrNotFound)
 }
+
+// The same on a 3-master Redis Cluster, where a PUBLISH reaches the
+// subscribers of every node.
+func TestRevocationReachesOtherInstancesOnCluster(t *testing.T) {
+	base := redistest.Cluster(t)
+	ns := redistest.Name(t, base, "store")
+	storetest.Invalidation(t, time.Second, func(t *testing.T) apikey.Store {
+		rs, err := redisstore.New(context.Background(), redistest.Cluster(t), redisstore.Config{Namespace: ns})
+		require.NoError(t, err)
+		return rs
+	})
+}

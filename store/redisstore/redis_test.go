@@ -52,3 +52,10 @@ func TestConformanceWithCache(t *testing.T) {
 		return cs
 	})
 }
+
+// The same suite on a 3-master Redis Cluster: every script of a
+// namespace runs in one slot.
+func TestConformanceOnCluster(t *testing.T) {
+	client := redistest.Cluster(t)
+	storetest.Run(t, func(t *testing.T) apikey.Store { return newStore(t, client) })
+}
