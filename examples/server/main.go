@@ -4,8 +4,10 @@
 //	go run ./examples/server
 //
 // Keys are kept in SQLite in $DATA_DIR (default ./keygate-data) unless
-// DATABASE_URL (postgres://... or mysql://...) or REDIS_URL names another
-// store, or KEYGATE_STORE=memory keeps them in memory. Other environment:
+// DATABASE_URL (postgres://... or mysql://...) or REDIS_URL (one node's
+// URL, a comma list of a Redis Cluster's nodes, or a Sentinel's URL with
+// ?master_name=) names another store, or KEYGATE_STORE=memory keeps them
+// in memory. Other environment:
 // ADDR (default :8080); ADMIN_TOKEN, which is otherwise generated on
 // the first start, kept in the data directory (mode 0600) and printed
 // only then; KEY_MAX_LIFETIME, the longest a key may live (a Go
@@ -134,7 +136,7 @@ func describe(cfg serverConfig) string {
 	case cfg.Memory:
 		return "keys in memory: they are lost when it stops"
 	case cfg.RedisURL != "":
-		return "keys in Redis at " + cfg.RedisURL
+		return "keys in the Redis of REDIS_URL" // which may hold a password
 	case cfg.DatabaseURL != "":
 		return "keys in the database of DATABASE_URL"
 	}

@@ -87,14 +87,10 @@ func newServer(cfg serverConfig) (*server, error) {
 		mem := memstore.New()
 		keys, counts = mem, mem
 	case cfg.RedisURL != "":
-		opts, err := redis.ParseURL(cfg.RedisURL)
+		client, err := redisClient(cfg.RedisURL)
 		if err != nil {
 			return nil, fmt.Errorf("REDIS_URL: %w", err)
 		}
-		// Deadlines bound every call, so that a Redis that hangs costs a
-		// request the store's and limiter's Timeout, not go-redis's retries.
-		opts.ContextTimeoutEnabled = true
-		client := redis.NewClient(opts)
 		s.closers = append(s.closers, client.Close)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -228,6 +224,43 @@ func (s *server) purgeEvery(svc *apikey.Service, interval, retention time.Durati
 			}
 		}
 	}()
+}
+
+// redisClient returns the client of REDIS_URL: a Cluster's for a comma
+// list of node URLs, a Sentinel-watched master's for a URL with
+// master_name (redis://sentinel:26379?master_name=mymaster), one node's
+// otherwise. Deadlines bound every call, so that a Redis that hangs
+// costs a request the store's and limiter's Timeout, not go-redis's
+// retries.
+func redisClient(u string) (redis.UniversalClient, error) {
+	switch {
+	case strings.Contains(u, ","):
+		var opts *redis.ClusterOptions
+		for seed := range strings.SplitSeq(u, ",") {
+			o, err := redis.ParseURL(strings.TrimSpace(seed))
+			if err != nil {
+				return nil, err
+			}
+			if opts == nil {
+				opts = &redis.ClusterOptions{Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig, ContextTimeoutEnabled: true}
+			}
+			opts.Addrs = append(opts.Addrs, o.Addr)
+		}
+		return redis.NewClusterClient(opts), nil
+	case strings.Contains(u, "master_name="):
+		opts, err := redis.ParseFailoverURL(u)
+		if err != nil {
+			return nil, err
+		}
+		opts.ContextTimeoutEnabled = true
+		return redis.NewFailoverClient(opts), nil
+	}
+	opts, err := redis.ParseURL(u)
+	if err != nil {
+		return nil, err
+	}
+	opts.ContextTimeoutEnabled = true
+	return redis.NewClient(opts), nil
 }
 
 // openSQL opens the SQL store cfg names, SQLite in cfg.DataDir by

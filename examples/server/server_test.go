@@ -46,6 +46,14 @@ func start(t *testing.T, store string) *env {
 	case "redis":
 		cfg.RedisURL = redistest.URL()
 		cfg.Namespace = redistest.Name(t, redistest.Client(t), "srv")
+	case "cluster":
+		cluster := redistest.Cluster(t)
+		var seeds []string
+		for _, addr := range cluster.Options().Addrs {
+			seeds = append(seeds, "redis://"+addr)
+		}
+		cfg.RedisURL = strings.Join(seeds, ",")
+		cfg.Namespace = redistest.Name(t, cluster, "srv")
 	default:
 		cfg.DataDir = t.TempDir()
 	}
@@ -113,6 +121,9 @@ func TestEmptyAdminTokenIsRefused(t *testing.T) {
 }
 
 func TestReferenceServiceRedis(t *testing.T) { walkSeedFlows(t, start(t, "redis")) }
+
+// REDIS_URL as a comma list of a Cluster's nodes.
+func TestReferenceServiceRedisCluster(t *testing.T) { walkSeedFlows(t, start(t, "cluster")) }
 
 // walkSeedFlows exercises every promise of the seed documents end to end.
 func walkSeedFlows(t *testing.T, e *env) {
