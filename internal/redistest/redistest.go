@@ -142,3 +142,13 @@ func Server(t testing.TB, args ...string) (*redis.Client, *os.Process) {
 	}
 	return client, cmd.Process
 }
+
+// Deployments are the test Redis deployments a suite runs on, by name:
+// the single node ([Client]) and the Cluster ([Cluster]).
+var Deployments = []struct {
+	Name    string
+	Connect func(t testing.TB) redis.UniversalClient
+}{
+	{"node", func(t testing.TB) redis.UniversalClient { return Client(t) }},
+	{"cluster", func(t testing.TB) redis.UniversalClient { return Cluster(t) }},
+}

@@ -32,24 +32,20 @@ func newLimiter(t testing.TB) (*redislimit.Limiter, *redis.Client, string) {
 	return l, client, p
 }
 
+// The suite on a single node and on a 3-master Cluster, where an
+// account's and its keys' states share a slot, so that each decision is
+// still one script.
 func TestBehaviour(t *testing.T) {
-	client := redistest.Client(t)
-	ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
-		l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":", Clock: now})
-		require.NoError(t, err)
-		return l
-	})
-}
-
-// The suite on a 3-master Redis Cluster: an account's and its keys'
-// states share a slot, so each decision is still one script.
-func TestBehaviourOnCluster(t *testing.T) {
-	client := redistest.Cluster(t)
-	ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
-		l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":", Clock: now})
-		require.NoError(t, err)
-		return l
-	})
+	for _, d := range redistest.Deployments {
+		t.Run(d.Name, func(t *testing.T) {
+			client := d.Connect(t)
+			ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
+				l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":", Clock: now})
+				require.NoError(t, err)
+				return l
+			})
+		})
+	}
 }
 
 // The suite again, each request through the next of two instances on

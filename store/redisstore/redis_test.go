@@ -35,9 +35,15 @@ func newStore(t testing.TB, client redis.UniversalClient) *redisstore.Store {
 	return rs
 }
 
+// The suite on a single node and on a 3-master Cluster, where every
+// script of a namespace runs in one slot.
 func TestConformance(t *testing.T) {
-	client := redistest.Client(t)
-	storetest.Run(t, func(t *testing.T) apikey.Store { return newStore(t, client) })
+	for _, d := range redistest.Deployments {
+		t.Run(d.Name, func(t *testing.T) {
+			client := d.Connect(t)
+			storetest.Run(t, func(t *testing.T) apikey.Store { return newStore(t, client) })
+		})
+	}
 }
 
 // The cache in front of Redis passes the same suite.
@@ -51,11 +57,4 @@ func TestConformanceWithCache(t *testing.T) {
 		t.Cleanup(func() { _ = cs.Close() })
 		return cs
 	})
-}
-
-// The same suite on a 3-master Redis Cluster: every script of a
-// namespace runs in one slot.
-func TestConformanceOnCluster(t *testing.T) {
-	client := redistest.Cluster(t)
-	storetest.Run(t, func(t *testing.T) apikey.Store { return newStore(t, client) })
 }
