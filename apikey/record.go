@@ -144,17 +144,21 @@ type Record struct {
 }
 
 // Retire applies a rotation to r, the copy of a stored record that a
-// [Store] is about to write back: ReplacedBy becomes replacementID and
-// ExpiresAt becomes retireAt, unless r already expires sooner. It fails,
-// changing nothing, with [ErrRevoked] when r is revoked and with
-// [ErrRotated] when r is already replaced. Stores call it so that every
-// one keeps Rotate's contract alike.
-func (r *Record) Retire(replacementID string, retireAt time.Time) error {
+// [Store] is about to write back, of the record the caller read as old:
+// ReplacedBy becomes replacementID and ExpiresAt becomes retireAt,
+// unless r already expires sooner. It fails, changing nothing, with
+// [ErrRevoked] when r is revoked, with [ErrRotated] when r is already
+// replaced, and otherwise with [ErrConflict] when r is no longer old
+// ([Record.Same]). Stores call it so that every one keeps Rotate's
+// contract alike.
+func (r *Record) Retire(old *Record, replacementID string, retireAt time.Time) error {
 	switch {
 	case !r.RevokedAt.IsZero():
 		return ErrRevoked
 	case r.ReplacedBy != "":
 		return ErrRotated
+	case !r.Same(old):
+		return ErrConflict
 	}
 	r.ReplacedBy = replacementID
 	if r.ExpiresAt.IsZero() || retireAt.Before(r.ExpiresAt) {

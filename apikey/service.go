@@ -412,7 +412,7 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 		return Issued{}, err
 	}
 	retired := *old
-	if err := retired.Retire(rec.ID, now.Add(grace)); err != nil {
+	if err := retired.Retire(old, rec.ID, now.Add(grace)); err != nil {
 		return Issued{}, err
 	}
 	ev := event(ctx, EventRotated, &old.Key, &retired.Key, now)

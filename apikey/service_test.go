@@ -449,17 +449,23 @@ func TestRecordRetire(t *testing.T) {
 		rec         apikey.Record
 		wantErr     error
 		wantExpires time.Time
+		read        *apikey.Record // what the caller read; default rec itself
 	}{
-		{"never expiring", apikey.Record{}, nil, later},
-		{"expiring after the grace", apikey.Record{Key: apikey.Key{ExpiresAt: now.Add(2 * time.Hour)}}, nil, later},
-		{"expiring sooner keeps its expiry", apikey.Record{Key: apikey.Key{ExpiresAt: sooner}}, nil, sooner},
-		{"revoked", apikey.Record{Key: apikey.Key{RevokedAt: now}}, apikey.ErrRevoked, time.Time{}},
-		{"already replaced", apikey.Record{Key: apikey.Key{ReplacedBy: "other"}}, apikey.ErrRotated, time.Time{}},
+		{"never expiring", apikey.Record{}, nil, later, nil},
+		{"expiring after the grace", apikey.Record{Key: apikey.Key{ExpiresAt: now.Add(2 * time.Hour)}}, nil, later, nil},
+		{"expiring sooner keeps its expiry", apikey.Record{Key: apikey.Key{ExpiresAt: sooner}}, nil, sooner, nil},
+		{"revoked", apikey.Record{Key: apikey.Key{RevokedAt: now}}, apikey.ErrRevoked, time.Time{}, nil},
+		{"already replaced", apikey.Record{Key: apikey.Key{ReplacedBy: "other"}}, apikey.ErrRotated, time.Time{}, nil},
+		{"changed since it was read", apikey.Record{Key: apikey.Key{Name: "renamed"}}, apikey.ErrConflict, time.Time{}, &apikey.Record{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tc.rec
-			err := tc.rec.Retire("new", later)
+			read := tc.read
+			if read == nil {
+				read = &before
+			}
+			err := tc.rec.Retire(read, "new", later)
 			if tc.wantErr != nil {
 				require.ErrorIs(t, err, tc.wantErr)
 				assert.Equal(t, before, tc.rec, "a refused retirement changes nothing")

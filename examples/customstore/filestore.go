@@ -227,17 +227,7 @@ func (s *fileStore) Rotate(_ context.Context, old *apikey.Record, retireAt time.
 		maxActive = 0 // the old key stops counting at once
 	}
 	return s.write(func(d *data) error {
-		err := d.replace(old.ID, func(rec *apikey.Record) error {
-			same := rec.Same(old)
-			if err := rec.Retire(replacement.ID, retireAt); err != nil {
-				return err
-			}
-			if !same {
-				return apikey.ErrConflict
-			}
-			return nil
-		})
-		if err != nil {
+		if err := d.replace(old.ID, func(rec *apikey.Record) error { return rec.Retire(old, replacement.ID, retireAt) }); err != nil {
 			return err
 		}
 		// Counted with the old key still active: during a grace period
@@ -275,7 +265,6 @@ func (s *fileStore) Delete(_ context.Context, id string, _ *apikey.Event) error 
 func (s *fileStore) Purge(_ context.Context, cutoff time.Time, limit int, _ *apikey.Event) (int, error) {
 	n := 0
 	err := s.write(func(d *data) error {
-		n = 0
 		for id, rec := range d.byID {
 			if end := rec.EndedAt(); n < limit && !end.IsZero() && end.Before(cutoff) {
 				delete(d.byID, id)

@@ -183,11 +183,8 @@ func (s *Store) Rotate(_ context.Context, prev *apikey.Record, retireAt time.Tim
 		return apikey.ErrNotFound
 	}
 	retired := *old
-	if err := retired.Retire(replacement.ID, retireAt); err != nil {
+	if err := retired.Retire(prev, replacement.ID, retireAt); err != nil {
 		return err
-	}
-	if old != prev && !old.Same(prev) {
-		return apikey.ErrConflict
 	}
 	if err := s.checkNew(replacement); err != nil {
 		return err

@@ -462,12 +462,8 @@ func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Ti
 		maxActive = 0 // the old key stops counting at once: no check
 	}
 	return s.update(ctx, "rotate", old.ID, replacement, maxActive, now, ev, func(rec *apikey.Record) (bool, error) {
-		same := rec.Same(old)
-		if err := rec.Retire(replacement.ID, retireAt); err != nil {
+		if err := rec.Retire(old, replacement.ID, retireAt); err != nil {
 			return false, err
-		}
-		if !same {
-			return false, apikey.ErrConflict
 		}
 		return true, nil
 	})

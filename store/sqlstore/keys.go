@@ -276,12 +276,8 @@ func (s *Store) Rotate(ctx context.Context, prev *apikey.Record, retireAt time.T
 		if err != nil {
 			return err
 		}
-		same := old.Same(prev)
-		if err := old.Retire(replacement.ID, retireAt); err != nil {
+		if err := old.Retire(prev, replacement.ID, retireAt); err != nil {
 			return err
-		}
-		if !same {
-			return apikey.ErrConflict
 		}
 		// Counted with the old key still active: during a grace period
 		// both verify.
