@@ -3,8 +3,11 @@ package redisstore_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/internal/redistest"
@@ -57,4 +60,18 @@ func TestConformanceWithCache(t *testing.T) {
 		t.Cleanup(func() { _ = cs.Close() })
 		return cs
 	})
+}
+
+// A change made without an event (a direct Store call) writes no entry:
+// the account's trail stays readable.
+func TestChangesWithoutEventsWriteNone(t *testing.T) {
+	ctx := context.Background()
+	rs := newStore(t, redistest.Client(t))
+	rec := &apikey.Record{Key: apikey.Key{ID: "plain", Owner: "acct", CreatedAt: time.Now()}, Hash: apikey.HashKey("plain")}
+	require.NoError(t, rs.Create(ctx, rec, 0, time.Now(), nil))
+	require.NoError(t, rs.Revoke(ctx, rec.ID, time.Now(), nil))
+	require.NoError(t, rs.Delete(ctx, rec.ID, nil))
+	evs, err := rs.Events(ctx, "acct", "", "", 10)
+	require.NoError(t, err)
+	assert.Empty(t, evs)
 }

@@ -117,15 +117,17 @@ return 'ok'
 //
 // KEYS: record key, id key, owner set, expiry set, usage key, revoked
 // set, event stream.
-// ARGV: old JSON, ID, channel, hash hex, event JSON, the most events a
-// stream keeps.
+// ARGV: old JSON, ID, channel, hash hex, event JSON ("" = none), the
+// most events a stream keeps.
 var deleteScript = redis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'conflict' end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[5])
 redis.call('ZREM', KEYS[3], ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[2])
 redis.call('ZREM', KEYS[6], ARGV[2])
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[6], '*', 'k', ARGV[2], 'e', ARGV[5])
+if ARGV[5] ~= '' then
+  redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[6], '*', 'k', ARGV[2], 'e', ARGV[5])
+end
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 'ok'
 `)
