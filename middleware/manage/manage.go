@@ -414,7 +414,8 @@ func (h *Handler) lifecycleError(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, apikey.ErrConflict):
 		h.fail(w, r, http.StatusConflict, "conflict", "API key was changed by another request; read it again and retry")
 	case errors.Is(err, errors.ErrUnsupported):
-		h.fail(w, r, http.StatusNotImplemented, "unsupported", "The audit trail is not kept by this service")
+		// The store lacks a capability: the audit trail, or accounts.
+		h.fail(w, r, http.StatusNotImplemented, "unsupported", "Not supported by this service's key store")
 	default:
 		h.fail(w, r, http.StatusServiceUnavailable, middleware.CodeUnavailable, "Service temporarily unavailable")
 	}

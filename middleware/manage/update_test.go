@@ -12,6 +12,7 @@ import (
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/middleware/manage"
+	"github.com/keygate/keygate/store/memstore"
 )
 
 func TestUpdateDisableEnable(t *testing.T) {
@@ -177,4 +178,18 @@ func TestEvents(t *testing.T) {
 	status, page = call(h, "GET", "/keys/no-such-key/events", "alice", "")
 	assert.Equal(t, 200, status)
 	assert.Empty(t, page["data"])
+}
+
+// A store without the audit trail (or accounts) answers 501, not 503.
+func TestUnsupportedCapabilities(t *testing.T) {
+	svc, err := apikey.New(struct{ apikey.Store }{memstore.New()}, apikey.Config{})
+	require.NoError(t, err)
+	h, _ := handler(t, manage.Config{Service: svc, AccountUpdates: true})
+	for _, path := range []string{"/keys/events", "/keys/some-id/events"} {
+		status, body := call(h, "GET", path, "alice", "")
+		assert.Equal(t, 501, status, path)
+		assert.Equal(t, "Not supported by this service's key store", body["error"], path)
+	}
+	status, body := call(h, "PUT", "/api/v1/account", "alice", `{"plan":"free"}`)
+	assert.Equal(t, 501, status, body)
 }
