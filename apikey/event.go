@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"slices"
 	"time"
 )
 
@@ -133,7 +132,8 @@ func fields(k *Key) map[string]json.RawMessage {
 	}
 	_ = json.Unmarshal(data, &m)
 	for name, v := range m {
-		if slices.Contains([]string{`""`, `[]`, `{}`, `null`, `0`}, string(v)) {
+		switch string(v) {
+		case `""`, `[]`, `{}`, `null`, `0`:
 			delete(m, name)
 		}
 	}

@@ -57,9 +57,9 @@ type Config struct {
 
 // Service is the key lifecycle: create, verify, list, update, disable,
 // enable, revoke, rotate, delete, purge. Every change is an [Event] of
-// the audit trail, when the store keeps one ([EventStore]). It applies every policy (validation, expiry, per-owner limits,
-// ownership) and delegates persistence to a [Store]. It is safe for
-// concurrent use.
+// the audit trail, when the store keeps one ([EventStore]). It applies
+// every policy (validation, expiry, per-owner limits, ownership) and
+// delegates persistence to a [Store]. It is safe for concurrent use.
 type Service struct {
 	store  Store
 	format *Format

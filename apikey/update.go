@@ -28,8 +28,8 @@ type UpdateParams struct {
 
 // Update changes owner's key id in place: change receives the key's
 // fields as stored and edits them; the result is validated as
-// [Service.Create] validates its input (an expiry only when it changed,
-// and never past [Config].MaxLifetime from the key's creation). It
+// [Service.Create] validates its input, and a changed expiry must also
+// be within [Config].MaxLifetime of the key's creation. It
 // returns the updated key. The change is a compare-and-set: when another
 // change of the key lands between the read and the write, Update fails
 // with [ErrConflict] and changes nothing. Updating a revoked key fails
