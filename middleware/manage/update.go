@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -15,82 +16,46 @@ import (
 // setter applies one PATCH field to a key's fields.
 type setter func(*apikey.UpdateParams)
 
-// patchFields parse the fields PATCH accepts, each into the setter that
-// applies it; null clears a field.
-var patchFields = map[string]func(raw json.RawMessage) (setter, error){
-	"name": func(raw json.RawMessage) (setter, error) {
-		v, err := parse[string](raw)
-		return func(p *apikey.UpdateParams) { p.Name = v }, err
-	},
-	"description": func(raw json.RawMessage) (setter, error) {
-		v, err := parse[string](raw)
-		return func(p *apikey.UpdateParams) { p.Description = v }, err
-	},
-	"project_id": func(raw json.RawMessage) (setter, error) {
-		v, err := parse[string](raw)
-		return func(p *apikey.UpdateParams) { p.ProjectID = v }, err
-	},
-	"plan": func(raw json.RawMessage) (setter, error) {
-		v, err := parse[string](raw)
-		return func(p *apikey.UpdateParams) { p.Plan = v }, err
-	},
-	"metadata": func(raw json.RawMessage) (setter, error) {
-		v, err := parse[map[string]string](raw)
-		return func(p *apikey.UpdateParams) { p.Metadata = v }, err
-	},
-	"permissions": func(raw json.RawMessage) (setter, error) {
-		v, err := parse[[]apikey.Permission](raw)
-		return func(p *apikey.UpdateParams) { p.Permissions = v }, err
-	},
-	"allowed_referrers": func(raw json.RawMessage) (setter, error) {
-		v, err := parse[[]string](raw)
-		return func(p *apikey.UpdateParams) { p.Restrictions.AllowedReferrers = v }, err
-	},
-	"allowed_endpoints": func(raw json.RawMessage) (setter, error) {
-		v, err := parse[[]string](raw)
-		return func(p *apikey.UpdateParams) { p.Restrictions.AllowedEndpoints = v }, err
-	},
-	"allowed_ips": func(raw json.RawMessage) (setter, error) {
-		v, err := parse[[]string](raw)
-		if err != nil {
-			return nil, err
-		}
-		ips, err := parseNetworks(v)
-		return func(p *apikey.UpdateParams) { p.Restrictions.AllowedIPs = ips }, err
-	},
-	"limits": func(raw json.RawMessage) (setter, error) {
-		v, err := parse[[]limitJSON](raw)
-		if err != nil {
-			return nil, err
-		}
-		limits, err := decodeLimits(v)
-		return func(p *apikey.UpdateParams) { p.Limits = limits }, err
-	},
-	"expires_at": func(raw json.RawMessage) (setter, error) {
-		t, err := parseTimeJSON("expires_at", raw)
-		return func(p *apikey.UpdateParams) { p.ExpiresAt = t }, err
-	},
-	"not_before": func(raw json.RawMessage) (setter, error) {
-		t, err := parseTimeJSON("not_before", raw)
-		return func(p *apikey.UpdateParams) { p.NotBefore = t }, err
-	},
+// fieldParser parses one PATCH field's JSON into its setter.
+type fieldParser func(raw json.RawMessage) (setter, error)
+
+// patchFields are the fields PATCH accepts; null clears a field.
+var patchFields = map[string]fieldParser{
+	"name":              field(func(p *apikey.UpdateParams, v string) { p.Name = v }),
+	"description":       field(func(p *apikey.UpdateParams, v string) { p.Description = v }),
+	"project_id":        field(func(p *apikey.UpdateParams, v string) { p.ProjectID = v }),
+	"plan":              field(func(p *apikey.UpdateParams, v string) { p.Plan = v }),
+	"metadata":          field(func(p *apikey.UpdateParams, v map[string]string) { p.Metadata = v }),
+	"permissions":       field(func(p *apikey.UpdateParams, v []apikey.Permission) { p.Permissions = v }),
+	"allowed_referrers": field(func(p *apikey.UpdateParams, v []string) { p.Restrictions.AllowedReferrers = v }),
+	"allowed_endpoints": field(func(p *apikey.UpdateParams, v []string) { p.Restrictions.AllowedEndpoints = v }),
+	"allowed_ips": converted(parseNetworks,
+		func(p *apikey.UpdateParams, v []netip.Prefix) { p.Restrictions.AllowedIPs = v }),
+	"limits": converted(decodeLimits, func(p *apikey.UpdateParams, v []apikey.Limit) { p.Limits = v }),
+	"expires_at": converted(func(s string) (time.Time, error) { return parseTime("expires_at", s) },
+		func(p *apikey.UpdateParams, v time.Time) { p.ExpiresAt = v }),
+	"not_before": converted(func(s string) (time.Time, error) { return parseTime("not_before", s) },
+		func(p *apikey.UpdateParams, v time.Time) { p.NotBefore = v }),
 }
 
-// parse decodes raw strictly; null is the zero value.
-func parse[T any](raw json.RawMessage) (T, error) {
-	var v T
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&v)
-	return v, err
+// field parses a field's JSON as a T that set applies.
+func field[T any](set func(*apikey.UpdateParams, T)) fieldParser {
+	return converted(func(v T) (T, error) { return v, nil }, set)
 }
 
-func parseTimeJSON(field string, raw json.RawMessage) (time.Time, error) {
-	s, err := parse[string](raw)
-	if err != nil {
-		return time.Time{}, err
+// converted parses a field's JSON as a T, which conv turns into the U
+// that set applies.
+func converted[T, U any](conv func(T) (U, error), set func(*apikey.UpdateParams, U)) fieldParser {
+	return func(raw json.RawMessage) (setter, error) {
+		var v T
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&v); err != nil {
+			return nil, err
+		}
+		u, err := conv(v)
+		return func(p *apikey.UpdateParams) { set(p, u) }, err
 	}
-	return parseTime(field, s)
 }
 
 func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
