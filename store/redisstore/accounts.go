@@ -15,7 +15,7 @@ import (
 
 var _ apikey.AccountStore = (*Store)(nil)
 
-func (s *Store) accountKey(id string) string { return s.prefix + "a:" + id }
+func (s *Store) accountKey(id string) string { return s.account(id) + "a" }
 
 // Account implements [apikey.AccountStore]: one GET, bounded by
 // [Config].Timeout as Lookup is, since a Service reads the account of

@@ -3,30 +3,74 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/keygate/keygate/apikey"
 )
 
-// Purge implements [apikey.Store] with one script per call, which
-// finds the records in the expiry and revoked sets. Records revoked
-// before the revoked set existed are not in it: delete those with
-// [Store.Delete].
+// Purge implements [apikey.Store]: it takes candidates from the expiry
+// and revoked sets and deletes each record, as [Store.Delete] does, if it
+// still ended before cutoff; an entry that no longer matches its record
+// is corrected. Records revoked before the revoked set existed are not in
+// it: delete those with [Store.Delete].
 func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *apikey.Event) (int, error) {
-	e := *ev
-	e.KeyID, e.Account = "", ""
-	data, err := eventJSON(&e)
-	if err != nil {
-		return 0, err
+	ids := make([]string, 0, limit)
+	for _, set := range []string{s.expKey(), s.revKey()} {
+		found, err := s.client.ZRangeByScore(ctx, set, &redis.ZRangeBy{Min: "-inf", Max: "(" + micros(cutoff), Count: int64(limit - len(ids))}).Result()
+		if err != nil {
+			return 0, wrap("purge", err)
+		}
+		ids = append(ids, found...)
+		if len(ids) == limit {
+			break
+		}
 	}
-	n, err := purgeScript.Run(ctx, s.client, []string{s.expKey(), s.revKey()},
-		s.prefix, micros(cutoff), limit, s.channel, data, apikey.EventsKept).Int()
-	if err != nil {
-		return 0, wrap("purge", err)
+	n := 0
+	for _, id := range ids {
+		err := s.run(ctx, change{op: "purge", id: id, delete: true, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
+			end := rec.EndedAt()
+			return !end.IsZero() && end.Before(cutoff), nil
+		}})
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, errSkipped), errors.Is(err, apikey.ErrNotFound):
+			if err := s.reindex(ctx, id); err != nil {
+				return n, wrap("purge", err)
+			}
+		default:
+			return n, err
+		}
 	}
 	return n, nil
+}
+
+// reindex corrects the set entries of id from its record.
+func (s *Store) reindex(ctx context.Context, id string) error {
+	_, _, rec, _, err := s.read(ctx, id)
+	if errors.Is(err, apikey.ErrNotFound) {
+		_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.ZRem(ctx, s.expKey(), id)
+			p.ZRem(ctx, s.revKey(), id)
+			return nil
+		})
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	if rec.RevokedAt.IsZero() {
+		if err := s.client.ZRem(ctx, s.revKey(), id).Err(); err != nil {
+			return err
+		}
+	}
+	s.cleanup(ctx, nil, rec, false)
+	return s.index(ctx, nil, rec)
 }
 
 var _ apikey.EventStore = (*Store)(nil)

@@ -32,7 +32,7 @@ func TestRedisHoldsNoPlaintext(t *testing.T) {
 	require.NoError(t, rs.AddUsage(ctx, []usage.Delta{{KeyID: rotated.Key.ID, Requests: 1, ByEndpoint: map[string]int64{"GET /x": 1}}}))
 
 	var dump strings.Builder
-	iter := client.Scan(ctx, 0, "{"+ns+"}:*", 1000).Iterator()
+	iter := client.Scan(ctx, 0, ns+":*", 1000).Iterator()
 	n := 0
 	for iter.Next(ctx) {
 		key := iter.Val()

@@ -5,37 +5,59 @@
 //
 // # Key layout
 //
-// With namespace ns (default "keygate"), every key starts with the hash
-// tag {ns}, so all of a namespace lives in one Cluster slot and every
-// multi-key operation is one atomic Lua script:
+// With namespace ns (default "keygate"), an account's keys share the hash
+// tag {<account>} (the account ID, or "~" and its hex when it holds a
+// brace or starts with "~"), so that a Cluster keeps each account in one
+// slot, where one script creates, changes, rotates and counts its keys
+// atomically, and spreads different accounts over every master:
 //
-//	{ns}:h:<sha256 hex>   record JSON, the Lookup index (one GET)
-//	{ns}:id:<id>          hash hex of the record with that ID
-//	{ns}:o:<owner>        ZSET of the owner's IDs, scored by the instant
+//	ns:{acct}:r:<id>      record JSON, the record of truth
+//	ns:{acct}:o           ZSET of the owner's IDs, scored by the instant
 //	                      (µs) until which the key counts as active: its
 //	                      expiry, +inf, or 0 once revoked; the per-owner
 //	                      limit is a ZCOUNT inside the create script
-//	{ns}:exp              ZSET of unrevoked IDs with an expiry, by expiry
-//	{ns}:rev              ZSET of revoked IDs, by revocation time, for
-//	                      [Store.Purge] (with the expiry set)
-//	{ns}:ev:<account>     stream of the account's events, each with
+//	ns:{acct}:ev          stream of the account's events, each with
 //	                      fields k (key ID) and e (event JSON), trimmed to
 //	                      about [apikey.EventsKept] (see [Store.Events])
-//	{ns}:u:<id>           usage counters (see [Store.AddUsage])
-//	{ns}:a:<account>      account JSON (see [Store.Account])
-//	{ns}:invalidate       pub/sub channel: the hash hex of every key that
-//	                      is revoked, rotated or deleted, the
-//	                      cachestore.AccountChange hex of every account
-//	                      changed, and heartbeats
+//	ns:{acct}:a           account JSON (see [Store.Account])
+//
+// A verification knows only the key's hash, so each record has a lookup
+// copy in the hash's own slot, read by [Store.Lookup] in one round trip,
+// and each ID an index naming its account, in the ID's slot with the
+// key's usage counters:
+//
+//	ns:h:<sha256 hex>     HASH: the record JSON and its version (see below)
+//	ns:i:{<id>}           the account ID
+//	ns:u:{<id>}           usage counters (see [Store.AddUsage])
+//	ns:exp                ZSET of IDs with an expiry, by expiry
+//	ns:rev                ZSET of revoked IDs, by revocation time, for
+//	                      [Store.Purge] (with the expiry set)
+//	ns:layout             "2": the namespace holds this layout
+//	ns:invalidate         pub/sub channel: the hash hex of every key that
+//	                      changes, the cachestore.AccountChange hex of
+//	                      every account changed, and heartbeats
 //	                      (see [Store.WatchInvalidations])
 //
-// One slot per namespace trades Cluster sharding for atomicity; key records
-// are small (a million keys take a few hundred MB). Run several
-// namespaces to spread a very large population.
+// # Writes that span slots
 //
-// Updates read the record, change it in Go and write it back with a script
-// that checks the stored JSON is unchanged (compare-and-set), retrying on a
-// concurrent change, so Lua never re-encodes JSON.
+// A change writes the record in its account's slot, then its copy, in
+// this order: before changing the record it marks the copy held
+// (version it will write, deadline); after, it writes the record's JSON
+// into the copy unless the copy holds a later version, ends the hold
+// and announces the change. A Lookup serves the copy as it is while a
+// hold is young, so a key keeps verifying through an update; one held
+// past its deadline ([holdLease], the bound the invalidation feed has
+// too) belonged to a writer that failed between the two writes, and the
+// Lookup repairs it from the record before answering. So a crash
+// between the writes leaves a copy that converges to the record by
+// itself: a revoked key stops verifying within holdLease, and a created
+// key whose record was never written never verifies. The expiry and
+// revoked sets are written before the record and cleaned after it:
+// their readers check every entry against the record.
+//
+// The invalidation channel is Redis's classic pub/sub, which a Cluster
+// delivers to every node's subscribers: it carries one message per
+// lifecycle change (rare next to verifications) and heartbeats.
 //
 // Every failure to reach Redis is returned wrapped, never as
 // [apikey.ErrNotFound]; a record that does not decode is an error, never a
@@ -63,6 +85,10 @@ const DefaultNamespace = "keygate"
 // maxRetries bounds compare-and-set retries under concurrent updates of
 // one record.
 const maxRetries = 32
+
+// holdLease is how long a Lookup serves a copy whose change is in flight
+// before it repairs the copy from the record (see the package doc).
+const holdLease = time.Second
 
 // Config configures a [Store]. The zero value selects every default.
 type Config struct {
@@ -92,7 +118,7 @@ type Config struct {
 // Store keeps key records in Redis. It is safe for concurrent use.
 type Store struct {
 	client      redis.UniversalClient
-	prefix      string // "{ns}:"
+	ns          string // "ns:"
 	channel     string
 	timeout     time.Duration
 	feedTimeout time.Duration
@@ -113,6 +139,9 @@ var ErrEvicting = errors.New("redisstore: Redis may evict keys")
 // that refuses CONFIG GET, is an error too (see
 // [Config].SkipEvictionCheck). New checks nothing else: persistence
 // (appendonly or RDB snapshots) is the operator's to turn on.
+//
+// A namespace that still holds records in the layout of keygate before
+// Cluster sharding fails with [ErrOldLayout]: run [Migrate] first.
 func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil redis client", apikey.ErrInvalidConfig)
@@ -135,8 +164,11 @@ func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store,
 	if cfg.FeedTimeout <= 0 {
 		cfg.FeedTimeout = time.Second
 	}
-	prefix := "{" + ns + "}:"
-	return &Store{client: client, prefix: prefix, channel: prefix + "invalidate", timeout: cfg.Timeout, feedTimeout: cfg.FeedTimeout}, nil
+	s := &Store{client: client, ns: ns + ":", channel: ns + ":invalidate", timeout: cfg.Timeout, feedTimeout: cfg.FeedTimeout}
+	if err := s.checkLayout(ctx, ns); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // checkEviction reads maxmemory-policy from every master.
@@ -160,13 +192,26 @@ func checkEviction(ctx context.Context, client redis.UniversalClient) error {
 	return errors.New("redisstore: cannot check the eviction policy of this client type; set Config.SkipEvictionCheck")
 }
 
-func (s *Store) recKey(h string) string       { return s.prefix + "h:" + h }
-func (s *Store) idKey(id string) string       { return s.prefix + "id:" + id }
-func (s *Store) ownerKey(owner string) string { return s.prefix + "o:" + owner }
-func (s *Store) expKey() string               { return s.prefix + "exp" }
-func (s *Store) usageKey(id string) string    { return s.prefix + "u:" + id }
-func (s *Store) revKey() string               { return s.prefix + "rev" }
-func (s *Store) eventKey(acct string) string  { return s.prefix + "ev:" + acct }
+// tag returns name as a hash tag's content: the name itself, or "~" and
+// its hex when it holds a brace (which would end the tag early), is empty
+// or starts with "~", so that two names never share a tag's text.
+func tag(name string) string {
+	if name == "" || strings.ContainsAny(name, "{}") || strings.HasPrefix(name, "~") {
+		return "~" + hex.EncodeToString([]byte(name))
+	}
+	return name
+}
+
+func (s *Store) account(owner string) string { return s.ns + "{" + tag(owner) + "}:" }
+
+func (s *Store) recKey(owner, id string) string { return s.account(owner) + "r:" + id }
+func (s *Store) ownerKey(owner string) string   { return s.account(owner) + "o" }
+func (s *Store) eventKey(owner string) string   { return s.account(owner) + "ev" }
+func (s *Store) copyKey(h string) string        { return s.ns + "h:" + h }
+func (s *Store) idKey(id string) string         { return s.ns + "i:{" + tag(id) + "}" }
+func (s *Store) usageKey(id string) string      { return s.ns + "u:{" + tag(id) + "}" }
+func (s *Store) expKey() string                 { return s.ns + "exp" }
+func (s *Store) revKey() string                 { return s.ns + "rev" }
 
 // eventJSON encodes ev for a script, "" for none.
 func eventJSON(ev *apikey.Event) (string, error) {
@@ -180,32 +225,36 @@ func eventJSON(ev *apikey.Event) (string, error) {
 	return string(b), nil
 }
 
-// wire is the JSON form of a record.
+// wire is the JSON form of a record. Version counts the record's
+// changes, so that a copy never goes back to an older one.
 type wire struct {
 	apikey.Key
 	Hash        string `json:"hash"`
 	HashVersion int    `json:"hash_version"`
+	Version     int64  `json:"store_version"`
 }
 
-func encode(rec *apikey.Record) (string, error) {
-	b, err := json.Marshal(wire{Key: rec.Key, Hash: hex.EncodeToString(rec.Hash[:]), HashVersion: rec.HashVersion})
+func encode(rec *apikey.Record, version int64) (string, error) {
+	b, err := json.Marshal(wire{Key: rec.Key, Hash: hexOf(rec.Hash), HashVersion: rec.HashVersion, Version: version})
 	if err != nil {
 		return "", fmt.Errorf("redisstore: encode record %s: %w", rec.ID, err)
 	}
 	return string(b), nil
 }
 
-func decode(data string) (*apikey.Record, error) {
+func decode(data string) (*apikey.Record, int64, error) {
 	var w wire
 	if err := json.Unmarshal([]byte(data), &w); err != nil {
-		return nil, fmt.Errorf("redisstore: corrupt record: %w", err)
+		return nil, 0, fmt.Errorf("redisstore: corrupt record: %w", err)
 	}
 	rec := &apikey.Record{Key: w.Key, HashVersion: w.HashVersion}
 	if n, err := hex.Decode(rec.Hash[:], []byte(w.Hash)); err != nil || n != len(rec.Hash) || w.ID == "" || w.Owner == "" {
-		return nil, errors.New("redisstore: corrupt record: missing id, owner or hash")
+		return nil, 0, errors.New("redisstore: corrupt record: missing id, owner or hash")
 	}
-	return rec, nil
+	return rec, w.Version, nil
 }
+
+func hexOf(h apikey.Hash) string { return hex.EncodeToString(h[:]) }
 
 // micros renders t as integer microseconds, the scores of the sets.
 func micros(t time.Time) string { return strconv.FormatInt(t.UnixMicro(), 10) }
@@ -231,18 +280,29 @@ func expiryScore(rec *apikey.Record) string {
 
 func wrap(op string, err error) error { return fmt.Errorf("redisstore: %s: %w", op, err) }
 
-// Lookup implements [apikey.Store] with one GET.
+// Lookup implements [apikey.Store] with one HMGET of the key's copy (and,
+// only for a copy whose writer failed mid-change, the repair the package
+// doc describes).
 func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	data, err := s.client.Get(ctx, s.recKey(hex.EncodeToString(hash[:]))).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, apikey.ErrNotFound
-	}
+	h := hexOf(hash)
+	vals, err := s.client.HMGet(ctx, s.copyKey(h), "r", "wd", "o", "i").Result()
 	if err != nil {
 		return nil, wrap("lookup", err)
 	}
-	rec, err := decode(data)
+	data, _ := vals[0].(string)
+	if wd, _ := vals[1].(string); wd != "" && expired(wd) {
+		owner, _ := vals[2].(string)
+		id, _ := vals[3].(string)
+		if data, err = s.repair(ctx, h, owner, id); err != nil {
+			return nil, err
+		}
+	}
+	if data == "" {
+		return nil, apikey.ErrNotFound
+	}
+	rec, _, err := decode(data)
 	if err != nil {
 		return nil, err
 	}
@@ -252,98 +312,141 @@ func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, e
 	return rec, nil
 }
 
-// Create implements [apikey.Store].
-func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
-	data, err := encode(rec)
-	if err != nil {
-		return err
-	}
-	evData, err := eventJSON(ev)
-	if err != nil {
-		return err
-	}
-	h := hex.EncodeToString(rec.Hash[:])
-	res, err := createScript.Run(ctx, s.client,
-		[]string{s.idKey(rec.ID), s.recKey(h), s.ownerKey(rec.Owner), s.expKey(), s.eventKey(rec.Owner)},
-		data, h+rec.Owner, rec.ID, max(maxActive, 0), micros(now), activeScore(rec), expiryScore(rec), evData, apikey.EventsKept,
-	).Text()
-	if err != nil {
-		return wrap("create", err)
-	}
-	switch res {
-	case "dup":
-		return apikey.ErrDuplicate
-	case "limit":
-		return apikey.ErrTooManyKeys
-	}
-	return nil
+// expired reports whether a hold's deadline has passed.
+func expired(deadline string) bool {
+	d, err := strconv.ParseInt(deadline, 10, 64)
+	return err != nil || d < time.Now().UnixMicro()
 }
 
-// getRaw returns the hash hex and JSON of the record id, of owner unless
-// owner is "".
-func (s *Store) getRaw(ctx context.Context, owner, id string) (string, string, error) {
-	res, err := getScript.Run(ctx, s.client, []string{s.idKey(id)}, s.prefix+"h:", owner).StringSlice()
+// repair writes the record (owner's id) into the copy h and returns its
+// JSON, "" when the record does not exist (the copy is then deleted).
+func (s *Store) repair(ctx context.Context, h, owner, id string) (string, error) {
+	data, err := s.client.Get(ctx, s.recKey(owner, id)).Result()
+	var version int64
+	switch {
+	case errors.Is(err, redis.Nil):
+		data = ""
+	case err != nil:
+		return "", wrap("lookup", err)
+	default:
+		var rec *apikey.Record
+		if rec, version, err = decode(data); err != nil {
+			return "", err
+		}
+		if hexOf(rec.Hash) != h {
+			return "", errors.New("redisstore: corrupt record: stored under another hash")
+		}
+	}
+	if _, err := s.sync(ctx, h, version, data); err != nil {
+		return "", wrap("lookup", err)
+	}
+	return data, nil
+}
+
+// read returns the record id with its owner, JSON and version.
+func (s *Store) read(ctx context.Context, id string) (owner, data string, rec *apikey.Record, version int64, err error) {
+	owner, err = s.client.Get(ctx, s.idKey(id)).Result()
+	if err == nil {
+		data, err = s.client.Get(ctx, s.recKey(owner, id)).Result()
+	}
 	if errors.Is(err, redis.Nil) {
-		return "", "", apikey.ErrNotFound
+		return "", "", nil, 0, apikey.ErrNotFound
 	}
 	if err != nil {
-		return "", "", wrap("get", err)
+		return "", "", nil, 0, wrap("get", err)
 	}
-	if len(res) != 2 {
-		return "", "", errors.New("redisstore: get: unexpected reply")
-	}
-	return res[0], res[1], nil
+	rec, version, err = decode(data)
+	return owner, data, rec, version, err
 }
 
-// read returns the record id with the hash hex and JSON a compare-and-set
-// needs.
-func (s *Store) read(ctx context.Context, id string) (string, string, *apikey.Record, error) {
-	h, data, err := s.getRaw(ctx, "", id)
-	if err != nil {
-		return "", "", nil, err
-	}
-	rec, err := decode(data)
-	return h, data, rec, err
-}
-
-// Get implements [apikey.Store].
+// Get implements [apikey.Store]: the ID's index names the account, whose
+// slot holds the record.
 func (s *Store) Get(ctx context.Context, id string) (*apikey.Record, error) {
-	return s.GetOwned(ctx, "", id)
+	_, _, rec, _, err := s.read(ctx, id)
+	return rec, err
 }
 
 // GetOwned returns owner's record id, or [apikey.ErrNotFound] for an
-// unknown ID and for another owner's alike, after the same work in Redis,
-// so that the time of the answer tells nothing either. An owner of ""
-// matches any. [apikey.Service] uses it for its management calls.
+// unknown ID and for another owner's alike: one GET in owner's slot,
+// which holds only owner's records, so the time of the answer tells
+// nothing either. An owner of "" matches any. [apikey.Service] uses it
+// for its management calls.
 func (s *Store) GetOwned(ctx context.Context, owner, id string) (*apikey.Record, error) {
-	_, data, err := s.getRaw(ctx, owner, id)
-	if err != nil {
-		return nil, err
+	if owner == "" {
+		return s.Get(ctx, id)
 	}
-	rec, err := decode(data)
-	if err == nil && owner != "" && rec.Owner != owner {
-		return nil, apikey.ErrNotFound // written before the id key kept the owner
+	data, err := s.client.Get(ctx, s.recKey(owner, id)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, apikey.ErrNotFound
+	}
+	if err != nil {
+		return nil, wrap("get", err)
+	}
+	rec, _, err := decode(data)
+	if err == nil && (rec.ID != id || rec.Owner != owner) {
+		return nil, fmt.Errorf("redisstore: corrupt record: %s holds another record", s.recKey(owner, id))
 	}
 	return rec, err
 }
 
-// getMany returns the records of ids that still exist.
+// List implements [apikey.Store]: the owner's set, then one MGET in the
+// account's slot.
+func (s *Store) List(ctx context.Context, owner string) ([]*apikey.Record, error) {
+	ids, err := s.client.ZRange(ctx, s.ownerKey(owner), 0, -1).Result()
+	if err != nil {
+		return nil, wrap("list", err)
+	}
+	recs := make([]*apikey.Record, 0, len(ids))
+	if len(ids) == 0 {
+		return recs, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.recKey(owner, id)
+	}
+	datas, err := s.client.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, wrap("list", err)
+	}
+	for _, d := range datas {
+		if data, ok := d.(string); ok {
+			rec, _, err := decode(data)
+			if err != nil {
+				return nil, err
+			}
+			recs = append(recs, rec)
+		}
+	}
+	sortRecords(recs, func(r *apikey.Record) time.Time { return r.CreatedAt })
+	return recs, nil
+}
+
+// getMany returns the records of ids that still exist, in two pipelined
+// round trips: the ID indexes, then the records.
 func (s *Store) getMany(ctx context.Context, op string, ids []string) ([]*apikey.Record, error) {
 	recs := make([]*apikey.Record, 0, len(ids))
 	if len(ids) == 0 {
 		return recs, nil
 	}
-	args := make([]any, 0, len(ids)+1)
-	args = append(args, s.prefix)
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	datas, err := getManyScript.Run(ctx, s.client, []string{s.expKey()}, args...).StringSlice()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	owners, err := s.getAll(ctx, ids, s.idKey)
+	if err != nil {
 		return nil, wrap(op, err)
 	}
-	for _, data := range datas {
-		rec, err := decode(data)
+	datas, err := s.getAll(ctx, ids, func(id string) string {
+		if owners[id] == "" {
+			return "" // deleted meanwhile
+		}
+		return s.recKey(owners[id], id)
+	})
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	for _, id := range ids {
+		data, ok := datas[id]
+		if !ok {
+			continue
+		}
+		rec, _, err := decode(data)
 		if err != nil {
 			return nil, err
 		}
@@ -352,18 +455,28 @@ func (s *Store) getMany(ctx context.Context, op string, ids []string) ([]*apikey
 	return recs, nil
 }
 
-// List implements [apikey.Store].
-func (s *Store) List(ctx context.Context, owner string) ([]*apikey.Record, error) {
-	ids, err := s.client.ZRange(ctx, s.ownerKey(owner), 0, -1).Result()
-	if err != nil {
-		return nil, wrap("list", err)
+// getAll GETs the key of each name in one pipeline and returns the
+// values found, by name. A name whose key is "" is skipped.
+func (s *Store) getAll(ctx context.Context, names []string, key func(string) string) (map[string]string, error) {
+	cmds := make(map[string]*redis.StringCmd, len(names))
+	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, name := range names {
+			if k := key(name); k != "" {
+				cmds[name] = p.Get(ctx, k)
+			}
+		}
+		return nil
+	})
+	out := make(map[string]string, len(cmds))
+	for name, cmd := range cmds {
+		switch v, err := cmd.Result(); {
+		case err == nil:
+			out[name] = v
+		case !errors.Is(err, redis.Nil):
+			return nil, err
+		}
 	}
-	recs, err := s.getMany(ctx, "list", ids)
-	if err != nil {
-		return nil, err
-	}
-	sortRecords(recs, func(r *apikey.Record) time.Time { return r.CreatedAt })
-	return recs, nil
+	return out, nil
 }
 
 // Expiring implements [apikey.Store].
@@ -387,220 +500,4 @@ func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Rec
 	}
 	sortRecords(kept, func(r *apikey.Record) time.Time { return r.ExpiresAt })
 	return kept, nil
-}
-
-// update applies change to the record id and writes it back atomically,
-// retrying when another writer got there first. change returns false to
-// leave the record as it is. replacement, if not nil, is inserted in the
-// same step.
-// maxActive (when positive) is the owner's limit, checked against the
-// active records at now before the replacement is inserted.
-func (s *Store) update(ctx context.Context, op, id string, replacement *apikey.Record, maxActive int, now time.Time,
-	ev *apikey.Event, change func(*apikey.Record) (bool, error)) error {
-	evData, err := eventJSON(ev)
-	if err != nil {
-		return err
-	}
-	for range maxRetries {
-		h, old, rec, err := s.read(ctx, id)
-		if err != nil {
-			return err
-		}
-		if ok, err := change(rec); err != nil || !ok {
-			return err
-		}
-		data, err := encode(rec)
-		if err != nil {
-			return err
-		}
-		keys := []string{s.recKey(h), s.ownerKey(rec.Owner), s.expKey()}
-		revoked := ""
-		if !rec.RevokedAt.IsZero() {
-			revoked = micros(rec.RevokedAt)
-		}
-		args := []any{old, data, id, activeScore(rec), expiryScore(rec), s.channel, h, "", "", "", "", "", max(maxActive, 0), micros(now),
-			s.revKey(), revoked, s.eventKey(rec.Owner), evData, apikey.EventsKept}
-		if replacement != nil {
-			rdata, err := encode(replacement)
-			if err != nil {
-				return err
-			}
-			rh := hex.EncodeToString(replacement.Hash[:])
-			keys = append(keys, s.idKey(replacement.ID), s.recKey(rh))
-			args[7], args[8], args[9], args[10], args[11] = rdata, rh+replacement.Owner, replacement.ID, activeScore(replacement), expiryScore(replacement)
-		}
-		res, err := updateScript.Run(ctx, s.client, keys, args...).Text()
-		if err != nil {
-			return wrap(op, err)
-		}
-		switch res {
-		case "ok":
-			return nil
-		case "dup":
-			return apikey.ErrDuplicate
-		case "limit":
-			return apikey.ErrTooManyKeys
-		}
-	}
-	return fmt.Errorf("redisstore: %s %s: too many concurrent updates", op, id)
-}
-
-// Revoke implements [apikey.Store].
-func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.Event) error {
-	return s.update(ctx, "revoke", id, nil, 0, at, ev, func(rec *apikey.Record) (bool, error) {
-		if !rec.RevokedAt.IsZero() {
-			return false, nil
-		}
-		rec.RevokedAt = at
-		return true, nil
-	})
-}
-
-// Rotate implements [apikey.Store].
-func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
-	if !retireAt.After(now) {
-		maxActive = 0 // the old key stops counting at once: no check
-	}
-	return s.update(ctx, "rotate", old.ID, replacement, maxActive, now, ev, func(rec *apikey.Record) (bool, error) {
-		if err := rec.Retire(old, replacement.ID, retireAt); err != nil {
-			return false, err
-		}
-		return true, nil
-	})
-}
-
-// Update implements [apikey.Store].
-func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
-	return s.update(ctx, "update", next.ID, nil, 0, time.Time{}, ev, func(rec *apikey.Record) (bool, error) {
-		if !rec.Same(prev) {
-			return false, apikey.ErrConflict
-		}
-		*rec = *next
-		return true, nil
-	})
-}
-
-// Delete implements [apikey.Store].
-func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
-	evData, err := eventJSON(ev)
-	if err != nil {
-		return err
-	}
-	for range maxRetries {
-		h, old, rec, err := s.read(ctx, id)
-		if err != nil {
-			return err
-		}
-		res, err := deleteScript.Run(ctx, s.client,
-			[]string{s.recKey(h), s.idKey(id), s.ownerKey(rec.Owner), s.expKey(), s.usageKey(id), s.revKey(), s.eventKey(rec.Owner)},
-			old, id, s.channel, h, evData, apikey.EventsKept,
-		).Text()
-		if err != nil {
-			return wrap("delete", err)
-		}
-		if res == "ok" {
-			return nil
-		}
-	}
-	return fmt.Errorf("redisstore: delete %s: too many concurrent updates", id)
-}
-
-// heartbeat is what every Store watching invalidations publishes on the
-// channel, so that each subscriber can tell a live feed from a silent one.
-// It is not a hash, so subscribers ignore it.
-const heartbeat = "heartbeat"
-
-// WatchInvalidations subscribes to the namespace's invalidation channel
-// and calls invalidate with the hash of every key revoked, rotated or
-// deleted through any Store of the namespace, until ctx ends. healthy is
-// called with true each time the subscription is (re)established and with
-// false each time it breaks: messages sent while it was broken are lost,
-// so a cache must drop what it holds at both moments.
-//
-// A connection can die silently (a NAT or load balancer that drops it
-// without closing it), so the feed proves itself alive: while watching,
-// the Store publishes a heartbeat every quarter of [Config].FeedTimeout,
-// and a subscription that receives nothing for FeedTimeout is reported
-// broken and replaced by a new one. It returns nil when ctx ends.
-func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.Hash), healthy func(bool)) error {
-	go s.publishHeartbeats(ctx)
-	up := false
-	set := func(v bool) {
-		if up != v {
-			up = v
-			healthy(v)
-		}
-	}
-	for ctx.Err() == nil {
-		s.watch(ctx, invalidate, set)
-		set(false)
-		if !sleep(ctx, s.feedTimeout/10) {
-			break
-		}
-	}
-	set(false)
-	return nil
-}
-
-// watch runs one subscription until it breaks, falls silent for
-// FeedTimeout, or ctx ends.
-func (s *Store) watch(ctx context.Context, invalidate func(apikey.Hash), set func(bool)) {
-	ps := s.client.Subscribe(ctx, s.channel)
-	stopped := make(chan struct{})
-	defer close(stopped)
-	go func() {
-		// A blocked receive does not watch ctx; closing unblocks it.
-		select {
-		case <-ctx.Done():
-		case <-stopped:
-		}
-		_ = ps.Close()
-	}()
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, s.feedTimeout)
-		if err != nil {
-			return // broken, or silent for FeedTimeout: heartbeats stopped arriving
-		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind != "subscribe" {
-				return
-			}
-			set(true)
-		case *redis.Message:
-			var h apikey.Hash
-			if n, err := hex.Decode(h[:], []byte(m.Payload)); err == nil && n == len(h) {
-				invalidate(h)
-			}
-		}
-	}
-}
-
-// publishHeartbeats publishes a heartbeat every quarter of FeedTimeout
-// until ctx ends. A failed publish is not reported: the subscribers notice
-// the silence.
-func (s *Store) publishHeartbeats(ctx context.Context) {
-	t := time.NewTicker(s.feedTimeout / 4)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, s.feedTimeout/4)
-			_ = s.client.Publish(pctx, s.channel, heartbeat).Err()
-			cancel()
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

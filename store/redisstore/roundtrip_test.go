@@ -52,23 +52,24 @@ func TestRoundTripsPerOperation(t *testing.T) {
 		want int64
 		op   func()
 	}{
-		{"Create", 1, func() { issued, err = svc.Create(ctx, apikey.CreateParams{Owner: "acct"}); require.NoError(t, err) }},
+		{"Create (claim ID, claim copy, script, fill copy)", 4, func() { issued, err = svc.Create(ctx, apikey.CreateParams{Owner: "acct"}); require.NoError(t, err) }},
+		{"GetOwned", 1, func() { _, err := rs.GetOwned(ctx, "acct", issued.Key.ID); require.NoError(t, err) }},
 		{"Lookup (cold verify)", 1, func() { _, err := rs.Lookup(ctx, h(issued.Secret)); require.NoError(t, err) }},
-		{"Get", 1, func() { issuedRec, err = rs.Get(ctx, issued.Key.ID); require.NoError(t, err) }},
+		{"Get (ID index, record)", 2, func() { issuedRec, err = rs.Get(ctx, issued.Key.ID); require.NoError(t, err) }},
 		{"List", 2, func() { _, err := rs.List(ctx, "acct"); require.NoError(t, err) }},
-		{"Expiring", 2, func() { _, err := rs.Expiring(ctx, time.Now(), time.Now().Add(time.Hour)); require.NoError(t, err) }},
-		{"Update (events included)", 2, func() {
+		{"Expiring (set, ID indexes, records)", 3, func() { _, err := rs.Expiring(ctx, time.Now(), time.Now().Add(time.Hour)); require.NoError(t, err) }},
+		{"Update (events included)", 5, func() {
 			next := *issuedRec
 			next.Name = "renamed"
 			require.NoError(t, rs.Update(ctx, issuedRec, &next, ev))
 		}},
-		{"Revoke", 2, func() { require.NoError(t, rs.Revoke(ctx, issued.Key.ID, time.Now(), ev)) }},
-		{"Rotate", 2, func() {
+		{"Revoke", 6, func() { require.NoError(t, rs.Revoke(ctx, issued.Key.ID, time.Now(), ev)) }},
+		{"Rotate", 9, func() {
 			repl := &apikey.Record{Key: apikey.Key{ID: "repl", Owner: "acct2"}, Hash: apikey.HashKey("repl")}
 			require.NoError(t, rs.Rotate(ctx, rotatedRec, time.Now(), repl, 0, time.Now(), ev))
 		}},
-		{"Delete", 2, func() { require.NoError(t, rs.Delete(ctx, rotated.Key.ID, ev)) }},
-		{"Purge", 1, func() { _, err := rs.Purge(ctx, time.Now().Add(time.Hour), 100, ev); require.NoError(t, err) }},
+		{"Delete", 6, func() { require.NoError(t, rs.Delete(ctx, rotated.Key.ID, ev)) }},
+		{"Purge (two sets, then 6 per record: the warm key's replacement and the revoked key)", 14, func() { _, err := rs.Purge(ctx, time.Now().Add(time.Hour), 100, ev); require.NoError(t, err) }},
 		{"Events", 1, func() { _, err := rs.Events(ctx, "acct", "", "", 20); require.NoError(t, err) }},
 		{"AddUsage (a batch of any size)", 1, func() {
 			require.NoError(t, rs.AddUsage(ctx, []usage.Delta{

@@ -1,0 +1,310 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/keygate/keygate/apikey"
+)
+
+// The writes of every change, in the order the package doc gives: the
+// expiry and revoked sets, the hold on the lookup copy, the account's
+// script, then the copy and the cleanup of the sets.
+
+// deadline is the hold deadline of a change starting now.
+func deadline() string { return strconv.FormatInt(time.Now().Add(holdLease).UnixMicro(), 10) }
+
+// sync writes version (JSON data, "" for deleted) into the copy h; it
+// reports false when there was no copy.
+func (s *Store) sync(ctx context.Context, h string, version int64, data string) (bool, error) {
+	n, err := syncScript.Run(ctx, s.client, []string{s.copyKey(h)},
+		version, data, time.Now().UnixMicro(), s.channel, h).Int()
+	return n == 1, err
+}
+
+// claim creates rec's ID index and its held copy, or fails with
+// [apikey.ErrDuplicate] when either is taken, leaving nothing behind.
+func (s *Store) claim(ctx context.Context, rec *apikey.Record) error {
+	ok, err := s.client.SetNX(ctx, s.idKey(rec.ID), rec.Owner, 0).Result()
+	if err != nil {
+		return wrap("create", err)
+	}
+	if !ok {
+		return apikey.ErrDuplicate
+	}
+	n, err := claimScript.Run(ctx, s.client, []string{s.copyKey(hexOf(rec.Hash))}, rec.Owner, rec.ID, deadline()).Int()
+	if err != nil || n == 0 {
+		s.client.Del(ctx, s.idKey(rec.ID))
+		if err != nil {
+			return wrap("create", err)
+		}
+		return apikey.ErrDuplicate
+	}
+	if score := expiryScore(rec); score != "" {
+		if err := s.client.ZAdd(ctx, s.expKey(), redis.Z{Score: score2f(score), Member: rec.ID}).Err(); err != nil {
+			return wrap("create", err) // the held copy repairs itself away
+		}
+	}
+	return nil
+}
+
+// unclaim undoes claim for a record that was not created.
+func (s *Store) unclaim(ctx context.Context, rec *apikey.Record) {
+	s.client.Del(ctx, s.copyKey(hexOf(rec.Hash)))
+	s.client.Del(ctx, s.idKey(rec.ID))
+	s.client.ZRem(ctx, s.expKey(), rec.ID)
+}
+
+// score2f converts a score rendered by micros or activeScore.
+func score2f(score string) float64 {
+	f, _ := strconv.ParseFloat(score, 64)
+	return f
+}
+
+// Create implements [apikey.Store]: claim the ID and the hash, insert the
+// record in its account (limit check included), then fill the copy, with
+// which the key starts to verify.
+func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+	data, err := encode(rec, 1)
+	if err != nil {
+		return err
+	}
+	evData, err := eventJSON(ev)
+	if err != nil {
+		return err
+	}
+	if err := s.claim(ctx, rec); err != nil {
+		return err
+	}
+	res, err := createScript.Run(ctx, s.client,
+		[]string{s.recKey(rec.Owner, rec.ID), s.ownerKey(rec.Owner), s.eventKey(rec.Owner)},
+		data, rec.ID, max(maxActive, 0), micros(now), activeScore(rec), evData, apikey.EventsKept,
+	).Text()
+	if err != nil {
+		return wrap("create", err) // whether it ran or not, the held copy converges to the record
+	}
+	switch res {
+	case "dup":
+		s.unclaim(ctx, rec)
+		return apikey.ErrDuplicate
+	case "limit":
+		s.unclaim(ctx, rec)
+		return apikey.ErrTooManyKeys
+	}
+	switch ok, err := s.sync(ctx, hexOf(rec.Hash), 1, data); {
+	case err != nil:
+		return wrap("create", err)
+	case !ok:
+		// Slower than holdLease: a Lookup found the copy held too long and
+		// repaired it away before the record existed. Withdraw the record.
+		_ = s.Delete(ctx, rec.ID, nil)
+		return errors.New("redisstore: create: interrupted for longer than the hold lease; the key was not created")
+	}
+	return nil
+}
+
+// change describes one compare-and-set of a record.
+type change struct {
+	op          string
+	id          string
+	delete      bool           // delete the record instead of writing it
+	replacement *apikey.Record // inserted in the same script (rotation)
+	maxActive   int            // the owner's limit when inserting, at now
+	now         time.Time
+	ev          *apikey.Event
+	// apply changes the record read; false leaves it as it is.
+	apply func(*apikey.Record) (bool, error)
+}
+
+// errSkipped is what run returns when apply left the record as it is.
+var errSkipped = errors.New("redisstore: unchanged")
+
+// run reads the record, applies the change and writes it back, retrying
+// when another writer got there first.
+func (s *Store) run(ctx context.Context, c change) error {
+	evData, err := eventJSON(c.ev)
+	if err != nil {
+		return err
+	}
+	for range maxRetries {
+		owner, old, rec, version, err := s.read(ctx, c.id)
+		if err != nil {
+			return err
+		}
+		before := *rec
+		if c.apply != nil {
+			if ok, err := c.apply(rec); err != nil || !ok {
+				return cmpErr(err, errSkipped)
+			}
+		}
+		done, err := s.write(ctx, c, owner, old, &before, rec, version, evData)
+		if err != nil || done {
+			return err
+		}
+	}
+	return fmt.Errorf("redisstore: %s %s: too many concurrent updates", c.op, c.id)
+}
+
+// cmpErr returns err, or fallback when err is nil.
+func cmpErr(err, fallback error) error {
+	if err != nil {
+		return err
+	}
+	return fallback
+}
+
+// write performs one attempt of c, which made rec of before (read at
+// version from old); false without an error means another writer got
+// there first.
+func (s *Store) write(ctx context.Context, c change, owner, old string, before, rec *apikey.Record, version int64, evData string) (bool, error) {
+	next := version + 1
+	h := hexOf(rec.Hash)
+	data := ""
+	if !c.delete {
+		var err error
+		if data, err = encode(rec, next); err != nil {
+			return false, err
+		}
+		// The sets first: their readers check each entry against the record.
+		if err := s.index(ctx, before, rec); err != nil {
+			return false, wrap(c.op, err)
+		}
+	}
+	switch res, err := holdScript.Run(ctx, s.client, []string{s.copyKey(h)}, next, deadline()).Text(); {
+	case err != nil:
+		return false, wrap(c.op, err)
+	case res == "stale":
+		return false, nil
+	}
+	keys := []string{s.recKey(owner, c.id), s.ownerKey(owner), s.eventKey(owner)}
+	args := []any{old, data, c.id, activeScore(rec), evData, apikey.EventsKept, "", "", "", max(c.maxActive, 0), micros(c.now)}
+	r := c.replacement
+	var rdata string
+	if r != nil {
+		if r.Owner != owner {
+			return false, fmt.Errorf("redisstore: %s: the replacement belongs to another owner", c.op)
+		}
+		var err error
+		if rdata, err = encode(r, 1); err != nil {
+			return false, err
+		}
+		if err := s.claim(ctx, r); err != nil {
+			releaseScript.Run(ctx, s.client, []string{s.copyKey(h)}, next)
+			return false, err
+		}
+		keys = append(keys, s.recKey(owner, r.ID))
+		args[6], args[7], args[8] = rdata, r.ID, activeScore(r)
+	}
+	res, err := changeScript.Run(ctx, s.client, keys, args...).Text()
+	if err != nil {
+		return false, wrap(c.op, err) // whether it ran or not, the held copies converge
+	}
+	if res != "ok" {
+		releaseScript.Run(ctx, s.client, []string{s.copyKey(h)}, next)
+		if r != nil {
+			s.unclaim(ctx, r)
+		}
+		switch res {
+		case "conflict":
+			return false, nil
+		case "dup":
+			return false, apikey.ErrDuplicate
+		case "limit":
+			return false, apikey.ErrTooManyKeys
+		}
+		return false, fmt.Errorf("redisstore: %s: unexpected reply %q", c.op, res)
+	}
+	if _, err := s.sync(ctx, h, next, data); err != nil {
+		return false, wrap(c.op, err)
+	}
+	if r != nil {
+		if _, err := s.sync(ctx, hexOf(r.Hash), 1, rdata); err != nil {
+			return false, wrap(c.op, err)
+		}
+	}
+	s.cleanup(ctx, before, rec, c.delete)
+	return true, nil
+}
+
+// index puts rec in the expiry and revoked sets it belongs to, unless it
+// was there as before (nil: unknown).
+func (s *Store) index(ctx context.Context, before, rec *apikey.Record) error {
+	if score := expiryScore(rec); score != "" && (before == nil || score != expiryScore(before)) {
+		if err := s.client.ZAdd(ctx, s.expKey(), redis.Z{Score: score2f(score), Member: rec.ID}).Err(); err != nil {
+			return err
+		}
+	}
+	if !rec.RevokedAt.IsZero() && (before == nil || !rec.RevokedAt.Equal(before.RevokedAt)) {
+		return s.client.ZAdd(ctx, s.revKey(), redis.Z{Score: score2f(micros(rec.RevokedAt)), Member: rec.ID}).Err()
+	}
+	return nil
+}
+
+// cleanup removes from the sets what applied to before (nil: unknown)
+// and no longer applies to rec, and a deleted record's ID index and
+// usage. It reports no error: the change is made, and a leftover entry is
+// harmless (see the package doc).
+func (s *Store) cleanup(ctx context.Context, before, rec *apikey.Record, deleted bool) {
+	if !deleted && (expiryScore(rec) != "" || before != nil && expiryScore(before) == "") {
+		return
+	}
+	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if deleted {
+			p.Del(ctx, s.usageKey(rec.ID))
+			p.Del(ctx, s.idKey(rec.ID))
+			p.ZRem(ctx, s.revKey(), rec.ID)
+		}
+		p.ZRem(ctx, s.expKey(), rec.ID)
+		return nil
+	})
+}
+
+// Revoke implements [apikey.Store].
+func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.Event) error {
+	return skipped(s.run(ctx, change{op: "revoke", id: id, now: at, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
+		if !rec.RevokedAt.IsZero() {
+			return false, nil
+		}
+		rec.RevokedAt = at
+		return true, nil
+	}}))
+}
+
+// skipped turns errSkipped into success.
+func skipped(err error) error {
+	if errors.Is(err, errSkipped) {
+		return nil
+	}
+	return err
+}
+
+// Rotate implements [apikey.Store]: the old record and its replacement
+// change in one script in their account's slot.
+func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+	if !retireAt.After(now) {
+		maxActive = 0 // the old key stops counting at once: no check
+	}
+	return skipped(s.run(ctx, change{op: "rotate", id: old.ID, replacement: replacement, maxActive: maxActive, now: now, ev: ev,
+		apply: func(rec *apikey.Record) (bool, error) { return true, rec.Retire(old, replacement.ID, retireAt) }}))
+}
+
+// Update implements [apikey.Store].
+func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
+	return skipped(s.run(ctx, change{op: "update", id: next.ID, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
+		if !rec.Same(prev) {
+			return false, apikey.ErrConflict
+		}
+		*rec = *next
+		return true, nil
+	}}))
+}
+
+// Delete implements [apikey.Store].
+func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
+	return s.run(ctx, change{op: "delete", id: id, delete: true, ev: ev})
+}
