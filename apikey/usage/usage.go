@@ -51,8 +51,9 @@ type Delta struct {
 // Store keeps usage counters. Both methods must be safe for concurrent
 // use; errors are for system failures only.
 type Store interface {
-	// AddUsage adds a batch of deltas, in one round trip for a networked
-	// store, keeping LastUsedAt the latest it has seen and at most
+	// AddUsage adds a batch of deltas, in few round trips for a
+	// networked store (pipelined, in pieces small enough that no call
+	// holds the server for long), keeping LastUsedAt the latest it has seen and at most
 	// [MaxEndpoints] distinct endpoints per key besides [OtherEndpoint].
 	// Usage of keys the store does not know may be dropped.
 	AddUsage(ctx context.Context, deltas []Delta) error
