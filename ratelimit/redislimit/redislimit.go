@@ -60,12 +60,18 @@ type Config struct {
 	// Clock, for tests only, replaces Redis server time with the given
 	// clock's. Leave it nil in production.
 	Clock func() time.Time
+	// Local, when set, makes the limiter local-first: decisions in
+	// process from tokens leased from Redis, with the overshoot bound
+	// [Local] states. Default: exact, one round trip per request.
+	Local *Local
 }
 
 // Limiter is a [ratelimit.Limiter] on Redis. It is safe for concurrent use.
 type Limiter struct {
 	client  redis.UniversalClient
 	cfg     Config
+	local   *local
+	exactFn func(context.Context, ratelimit.Request) (ratelimit.Decision, error)
 	scripts sync.Map // *ratelimit.Policy -> *script
 	cached  atomic.Int64
 }
@@ -94,7 +100,13 @@ func New(client redis.UniversalClient, cfg Config) (*Limiter, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 500 * time.Millisecond
 	}
-	return &Limiter{client: client, cfg: cfg}, nil
+	loc, err := newLocal(cfg.Local)
+	if err != nil {
+		return nil, err
+	}
+	l := &Limiter{client: client, cfg: cfg, local: loc}
+	l.exactFn = l.exact
+	return l, nil
 }
 
 // allowScript decides a request against every window of a policy; the
@@ -172,13 +184,40 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 	return actual.(*script)
 }
 
-// Allow implements [ratelimit.Limiter] with one script call, one round
-// trip, for the account's windows, the key's and the credit balance
-// together.
+// Allow implements [ratelimit.Limiter]. Exact: one script call, one
+// round trip, for the account's windows, the key's and the credit balance
+// together. Local-first (see [Local]): a round trip per lease. In both
+// modes, a refusal is kept in process and repeated without a round trip
+// until shortly before the request would pass, for requests of the same
+// names, policies and credits that cost as much or more.
 func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, error) {
 	if err := r.Validate(); err != nil {
 		return ratelimit.Decision{}, err
 	}
+	smallest := int64(math.MaxInt64)
+	for _, sc := range [2]*script{l.scriptFor(r.AccountPolicy), l.scriptFor(r.KeyPolicy)} {
+		if sc == nil {
+			continue
+		}
+		if sc.err != nil {
+			return ratelimit.Decision{}, sc.err
+		}
+		for _, w := range sc.windows {
+			smallest = min(smallest, w.Limit)
+		}
+	}
+	return l.local.allow(ctx, r, smallest, l.now(), l.exactFn)
+}
+
+func (l *Limiter) now() time.Time {
+	if l.cfg.Clock != nil {
+		return l.cfg.Clock()
+	}
+	return time.Now()
+}
+
+// exact decides r with one script call.
+func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, error) {
 	acct, key := l.scriptFor(r.AccountPolicy), l.scriptFor(r.KeyPolicy)
 	var args [5]any
 	args[0] = ""
@@ -187,13 +226,9 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 	}
 	args[1], args[2], args[3], args[4] = costArg(r.Cost), "", "", ""
 	for i, sc := range []*script{acct, key} {
-		if sc == nil {
-			continue
+		if sc != nil {
+			args[2+i] = sc.spec
 		}
-		if sc.err != nil {
-			return ratelimit.Decision{}, sc.err
-		}
-		args[2+i] = sc.spec
 	}
 	var sched binding.Credits
 	if r.Credits != nil {

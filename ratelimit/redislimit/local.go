@@ -1,0 +1,205 @@
+package redislimit
+
+import (
+	"context"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/ratelimit"
+)
+
+// Local configures the local-first mode (see [Config].Local).
+//
+// An instance takes tokens from Redis in advance, a lease of Share of the
+// request's smallest window limit (rounded down), in the same all-or-
+// nothing script as an exact decision, and spends them in process: steady
+// traffic makes one Redis call per lease, not per request. The tokens an
+// instance holds already count as spent in Redis, so:
+//
+//   - overshoot: in any interval, N instances admit at most N × lease
+//     requests more than exact mode would (the tokens held when the
+//     interval starts); with the default Share, N percent of the limit;
+//   - under-admission: tokens held but unspent when a lease ends (after
+//     TTL, or when the instance stops) are lost to the window, at most N ×
+//     lease per TTL.
+//
+// A request is decided exactly when its lease would be under 2 tokens
+// (with the default Share, any window under 200 requests: a free plan's
+// 10 per minute stays exact), when it carries credits (they are money:
+// never taken ahead), costs 0, or asks for a Report.
+type Local struct {
+	// Share is the part of the smallest window limit one lease takes,
+	// in (0, 1]. Default 0.01.
+	Share float64
+	// TTL is how long a lease's tokens may be spent; the rest are then
+	// dropped. Default 1 second.
+	TTL time.Duration
+}
+
+// local holds, per account, key, policies and credits, the tokens leased
+// and the last refusal. Shards keep one lock from being global.
+type local struct {
+	share  float64
+	ttl    time.Duration
+	seed   maphash.Seed
+	shards [64]shard
+}
+
+type shard struct {
+	mu      sync.Mutex
+	entries map[entryKey]*entry
+	sweepAt int // sweep stale entries when the map reaches this size
+}
+
+// entryKey names the state a request decides on: new policies or credits
+// (a plan change, a top-up) start a new entry.
+type entryKey struct {
+	account, key string
+	ap, kp       *ratelimit.Policy
+	credits      *ratelimit.Credits
+}
+
+type entry struct {
+	mu sync.Mutex
+	// The lease: tokens left until expires, Redis's remaining count when
+	// it was taken, and that decision for the other fields.
+	tokens, base int64
+	expires      time.Time
+	grant        ratelimit.Decision
+	// The last refusal, decided at deniedAt and answered locally until
+	// deniedUntil for requests that cost at least deniedCost.
+	deniedAt, deniedUntil time.Time
+	deniedCost  int64
+	denial      ratelimit.Decision
+}
+
+func newLocal(cfg *Local) (*local, error) {
+	l := &local{share: 0, seed: maphash.MakeSeed()}
+	if cfg != nil {
+		l.share, l.ttl = cfg.Share, cfg.TTL
+		if l.share == 0 {
+			l.share = 0.01
+		}
+		if l.ttl == 0 {
+			l.ttl = time.Second
+		}
+		if !(l.share > 0 && l.share <= 1) || l.ttl < 0 {
+			return nil, fmt.Errorf("redislimit: Local.Share %v must be in (0, 1] and Local.TTL %v positive", cfg.Share, cfg.TTL)
+		}
+	}
+	for i := range l.shards {
+		l.shards[i].entries = make(map[entryKey]*entry)
+		l.shards[i].sweepAt = 1024
+	}
+	return l, nil
+}
+
+// entry returns the state of r's names, created on first use.
+func (l *local) entry(r *ratelimit.Request, now time.Time) *entry {
+	k := entryKey{r.Account, r.Key, r.AccountPolicy, r.KeyPolicy, r.Credits}
+	s := &l.shards[(maphash.String(l.seed, r.Account)^maphash.String(l.seed, r.Key))%uint64(len(l.shards))]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[k]
+	if e == nil {
+		if len(s.entries) >= s.sweepAt {
+			s.sweep(now)
+		}
+		e = &entry{}
+		s.entries[k] = e
+	}
+	return e
+}
+
+// sweep drops entries holding no live lease or refusal, so that memory
+// follows the keys in use. s.mu must be held.
+func (s *shard) sweep(now time.Time) {
+	for k, e := range s.entries {
+		e.mu.Lock()
+		stale := !now.Before(e.expires) && !now.Before(e.deniedUntil)
+		e.mu.Unlock()
+		if stale {
+			delete(s.entries, k)
+		}
+	}
+	s.sweepAt = max(2*len(s.entries), 1024)
+}
+
+// lease returns the tokens a lease for r takes, 0 when r is decided
+// exactly; smallest is the smallest limit of r's windows.
+func (l *local) lease(r *ratelimit.Request, smallest int64) int64 {
+	if l.share == 0 || r.Credits != nil || r.Cost == 0 || r.Report {
+		return 0
+	}
+	if n := int64(float64(smallest) * l.share); n >= 2 && n >= r.Cost {
+		return n
+	}
+	return 0
+}
+
+// allow decides r locally when it can: a refusal still in force, or
+// tokens of a live lease; otherwise it asks exact, for a lease or for r.
+func (l *local) allow(ctx context.Context, r ratelimit.Request, smallest int64, now time.Time,
+	exact func(context.Context, ratelimit.Request) (ratelimit.Decision, error)) (ratelimit.Decision, error) {
+	e := l.entry(&r, now)
+	e.mu.Lock()
+	if r.Cost > 0 && r.Cost >= e.deniedCost && now.Before(e.deniedUntil) {
+		d, at := e.denial, e.deniedAt
+		e.mu.Unlock()
+		if d.RetryAfter > 0 {
+			d.RetryAfter = max(d.RetryAfter-now.Sub(at), time.Microsecond)
+		}
+		d.ResetAfter = d.Reset.Sub(now)
+		return d, nil
+	}
+	n := l.lease(&r, smallest)
+	if n == 0 {
+		e.mu.Unlock()
+		d, err := exact(ctx, r)
+		if err == nil && !d.Allowed && !d.FailedOpen {
+			e.mu.Lock()
+			e.refused(r.Cost, d, now)
+			e.mu.Unlock()
+		}
+		return d, err
+	}
+	defer e.mu.Unlock() // one lease at a time per entry: the others wait for it
+	if e.tokens < r.Cost || !now.Before(e.expires) {
+		lr := r
+		lr.Cost = n
+		d, err := exact(ctx, lr)
+		if err != nil || d.FailedOpen {
+			return d, err
+		}
+		if !d.Allowed {
+			// Less than a lease is left: decide r alone.
+			if d, err = exact(ctx, r); err == nil && !d.Allowed && !d.FailedOpen {
+				e.refused(r.Cost, d, now)
+			}
+			return d, err
+		}
+		e.tokens, e.base, e.expires, e.grant = n, d.Remaining, now.Add(l.ttl), d
+	}
+	e.tokens -= r.Cost
+	d := e.grant
+	d.Remaining = e.base + e.tokens
+	d.ResetAfter = d.Reset.Sub(now)
+	return d, nil
+}
+
+// refused keeps a refusal to answer locally: until a millisecond before
+// Redis would admit the request (its clock and ours differ in rounding),
+// or a second when waiting will not do (a spent balance that a top-up,
+// a new Credits, would end anyway). e.mu must be held.
+func (e *entry) refused(cost int64, d ratelimit.Decision, now time.Time) {
+	wait := d.RetryAfter - time.Millisecond
+	if d.RetryAfter < 0 {
+		wait = time.Second
+	}
+	if wait <= 0 {
+		return
+	}
+	e.denial, e.deniedCost, e.deniedAt, e.deniedUntil = d, cost, now, now.Add(wait)
+}
