@@ -71,8 +71,8 @@ type entry struct {
 	// The last refusal, decided at deniedAt and answered locally until
 	// deniedUntil for requests that cost at least deniedCost.
 	deniedAt, deniedUntil time.Time
-	deniedCost  int64
-	denial      ratelimit.Decision
+	deniedCost            int64
+	denial                ratelimit.Decision
 }
 
 func newLocal(cfg *Local) (*local, error) {
