@@ -90,6 +90,13 @@ func run() error {
 		}
 		*d.to = v
 	}
+	switch mode := os.Getenv("LIMITER"); mode {
+	case "", "exact":
+	case "local":
+		cfg.LocalLimiter = true
+	default:
+		return fmt.Errorf("LIMITER=%q: want exact (the default) or local", mode)
+	}
 	switch store := os.Getenv("KEYGATE_STORE"); store {
 	case "":
 	case "memory":
@@ -136,6 +143,9 @@ func describe(cfg serverConfig) string {
 	case cfg.Memory:
 		return "keys in memory: they are lost when it stops"
 	case cfg.RedisURL != "":
+		if cfg.LocalLimiter {
+			return "keys in the Redis of REDIS_URL, limits local-first" // the URL may hold a password
+		}
 		return "keys in the Redis of REDIS_URL" // which may hold a password
 	case cfg.DatabaseURL != "":
 		return "keys in the database of DATABASE_URL"

@@ -43,6 +43,9 @@ type serverConfig struct {
 	DataDir     string // SQLite's directory, when nothing else is chosen
 	RedisURL    string // "" for the memory store and limiter
 	Namespace   string // Redis key namespace
+	// LocalLimiter makes the Redis limiter local-first (LIMITER=local):
+	// large windows decided in process from leased tokens.
+	LocalLimiter bool
 	AdminToken  string // bearer token of the management endpoints
 	// MaxLifetime caps how long a key lives (KEY_MAX_LIFETIME); 0 is no
 	// cap.
@@ -104,7 +107,11 @@ func newServer(cfg serverConfig) (*server, error) {
 		}
 		s.closers = append(s.closers, cache.Close)
 		keys, counts = cache, rs
-		limiter, err = redislimit.New(client, redislimit.Config{Prefix: cfg.Namespace + ":rl:"})
+		lcfg := redislimit.Config{Prefix: cfg.Namespace + ":rl:"}
+		if cfg.LocalLimiter {
+			lcfg.Local = &redislimit.Local{}
+		}
+		limiter, err = redislimit.New(client, lcfg)
 		if err != nil {
 			return nil, err
 		}

@@ -46,7 +46,8 @@ func start(t *testing.T, store string) *env {
 	case "redis":
 		cfg.RedisURL = redistest.URL()
 		cfg.Namespace = redistest.Name(t, redistest.Client(t), "srv")
-	case "cluster":
+	case "cluster", "cluster+local":
+		cfg.LocalLimiter = store == "cluster+local"
 		cluster := redistest.Cluster(t)
 		var seeds []string
 		for _, addr := range cluster.Options().Addrs {
@@ -124,6 +125,10 @@ func TestReferenceServiceRedis(t *testing.T) { walkSeedFlows(t, start(t, "redis"
 
 // REDIS_URL as a comma list of a Cluster's nodes.
 func TestReferenceServiceRedisCluster(t *testing.T) { walkSeedFlows(t, start(t, "cluster")) }
+
+// LIMITER=local keeps every promise: the seed plans' windows are small
+// enough to stay exact, and the rest is the same service.
+func TestReferenceServiceLocalLimiter(t *testing.T) { walkSeedFlows(t, start(t, "cluster+local")) }
 
 // walkSeedFlows exercises every promise of the seed documents end to end.
 func walkSeedFlows(t *testing.T, e *env) {

@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keygate/keygate/ratelimit"
+	"github.com/keygate/keygate/ratelimit/redislimit"
 )
 
 // noop is the floor: a script that takes one key and does nothing, called
@@ -36,6 +37,10 @@ func BenchmarkRedis(b *testing.B) {
 	client.AddHook(h)
 	policy := ratelimit.MustPolicy("bench", ratelimit.Window{Name: "min", Limit: 10_000_000, Period: 60e9}, ratelimit.PerDay(1<<50))
 	credits := &ratelimit.Credits{Balance: 1 << 50, Granted: time.Now(), Refill: 1 << 50, Every: ratelimit.Monthly, RefillAt: time.Now().AddDate(0, 1, 0)}
+	local, err := redislimit.New(client, redislimit.Config{Prefix: p, Local: &redislimit.Local{}})
+	if err != nil {
+		b.Fatal(err)
+	}
 	run := map[string]func(key string) error{
 		"floor=noop-script": func(key string) error { return noop.Run(ctx, client, []string{key}).Err() },
 		"time-get-set-script": func(key string) error {
@@ -43,6 +48,12 @@ func BenchmarkRedis(b *testing.B) {
 		},
 		"allow": func(key string) error {
 			_, err := l.Allow(ctx, ratelimit.Request{Key: key, KeyPolicy: policy, Cost: 1})
+			return err
+		},
+		// Local-first: a lease of 1% of the smallest window (here
+		// 100,000 tokens) per round trip.
+		"allow-local-first": func(key string) error {
+			_, err := local.Allow(ctx, ratelimit.Request{Key: key, KeyPolicy: policy, Cost: 1})
 			return err
 		},
 		// The account's windows and the key's, in one script.
@@ -56,7 +67,7 @@ func BenchmarkRedis(b *testing.B) {
 			return err
 		},
 	}
-	for _, name := range []string{"floor=noop-script", "time-get-set-script", "allow", "allow-account+key", "allow-account+credits"} {
+	for _, name := range []string{"floor=noop-script", "time-get-set-script", "allow", "allow-local-first", "allow-account+key", "allow-account+credits"} {
 		fn := run[name]
 		_ = fn("warm")
 		b.Run(name+"/goroutines=1", func(b *testing.B) {

@@ -76,7 +76,7 @@ type entry struct {
 }
 
 func newLocal(cfg *Local) (*local, error) {
-	l := &local{share: 0, seed: maphash.MakeSeed()}
+	l := &local{seed: maphash.MakeSeed()}
 	if cfg != nil {
 		l.share, l.ttl = cfg.Share, cfg.TTL
 		if l.share == 0 {
