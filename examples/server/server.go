@@ -46,7 +46,7 @@ type serverConfig struct {
 	// LocalLimiter makes the Redis limiter local-first (LIMITER=local):
 	// large windows decided in process from leased tokens.
 	LocalLimiter bool
-	AdminToken  string // bearer token of the management endpoints
+	AdminToken   string // bearer token of the management endpoints
 	// MaxLifetime caps how long a key lives (KEY_MAX_LIFETIME); 0 is no
 	// cap.
 	MaxLifetime time.Duration
