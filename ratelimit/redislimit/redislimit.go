@@ -12,6 +12,12 @@
 // state, so idle accounts and keys cost nothing. A request with no
 // account tags its key's state with the key.
 //
+// With [Config].Local the limiter is local-first: it leases tokens from
+// Redis through the same script and spends them in process, trading a
+// bounded overshoot (see [Local]) for a Redis call per lease instead of
+// one per request. In both modes a refusal is repeated in process,
+// without a round trip, until shortly before the request would pass.
+//
 // When Redis fails, Allow fails closed by default (an error: answer 503);
 // with [Config].FailOpen it allows the request and marks the decision
 // FailedOpen, reporting the error to [Config].OnError.
