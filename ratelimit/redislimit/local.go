@@ -96,10 +96,15 @@ func newLocal(cfg *Local) (*local, error) {
 	return l, nil
 }
 
-// entry returns the state of r's names, created on first use.
+// entry returns the state of r's names, created on first use: one per
+// account when only the account has windows, so that all its keys spend
+// one lease.
 func (l *local) entry(r *ratelimit.Request, now time.Time) *entry {
 	k := entryKey{r.Account, r.Key, r.AccountPolicy, r.KeyPolicy, r.Credits}
-	s := &l.shards[(maphash.String(l.seed, r.Account)^maphash.String(l.seed, r.Key))%uint64(len(l.shards))]
+	if r.KeyPolicy == nil && r.Account != "" {
+		k.key = ""
+	}
+	s := &l.shards[(maphash.String(l.seed, k.account)^maphash.String(l.seed, k.key))%uint64(len(l.shards))]
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entries[k]
