@@ -73,7 +73,16 @@ type entry struct {
 	deniedAt, deniedUntil time.Time
 	deniedCost            int64
 	denial                ratelimit.Decision
+	// A lease that failed (Redis down): its answer is repeated until
+	// failedUntil to the requests that waited for it, so that they do not
+	// each wait for a lease of their own in turn.
+	failedUntil time.Time
+	failed      ratelimit.Decision
+	failedErr   error
 }
+
+// failWait is how long a failed lease's answer is repeated.
+const failWait = 100 * time.Millisecond
 
 func newLocal(cfg *Local) (*local, error) {
 	l := &local{seed: maphash.MakeSeed()}
@@ -122,8 +131,10 @@ func (l *local) entry(r *ratelimit.Request, now time.Time) *entry {
 // follows the keys in use. s.mu must be held.
 func (s *shard) sweep(now time.Time) {
 	for k, e := range s.entries {
-		e.mu.Lock()
-		stale := !now.Before(e.expires) && !now.Before(e.deniedUntil)
+		if !e.mu.TryLock() {
+			continue // busy with a lease: not stale
+		}
+		stale := !now.Before(e.expires) && !now.Before(e.deniedUntil) && !now.Before(e.failedUntil)
 		e.mu.Unlock()
 		if stale {
 			delete(s.entries, k)
@@ -171,11 +182,15 @@ func (l *local) allow(ctx context.Context, r ratelimit.Request, smallest int64, 
 		return d, err
 	}
 	defer e.mu.Unlock() // one lease at a time per entry: the others wait for it
+	if now.Before(e.failedUntil) {
+		return e.failed, e.failedErr
+	}
 	if e.tokens < r.Cost || !now.Before(e.expires) {
 		lr := r
 		lr.Cost = n
 		d, err := exact(ctx, lr)
 		if err != nil || d.FailedOpen {
+			e.failed, e.failedErr, e.failedUntil = d, err, now.Add(failWait)
 			return d, err
 		}
 		if !d.Allowed {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,4 +161,43 @@ func TestLocalRejects(t *testing.T) {
 		_, err := redislimit.New(client, redislimit.Config{Local: &bad})
 		assert.Error(t, err, "%+v", bad)
 	}
+}
+
+// With Redis paused, 32 concurrent requests of one account in
+// local-first mode wait for one failed lease, not each for its own in
+// turn: every one is answered (an error, failing closed) within about
+// one Timeout; and Redis back, leases resume by themselves.
+func TestLocalFirstPausedRedisCostsOneTimeout(t *testing.T) {
+	client, server := redistest.Server(t)
+	l, err := redislimit.New(client, redislimit.Config{Timeout: 200 * time.Millisecond, Local: &redislimit.Local{}})
+	require.NoError(t, err)
+	policy := ratelimit.MustPolicy("big", ratelimit.PerMinute(60_000))
+	r := ratelimit.Request{Account: "acct", AccountPolicy: policy, Key: "k", Cost: 1}
+	_, err = l.Allow(context.Background(), r)
+	require.NoError(t, err)
+	time.Sleep(1100 * time.Millisecond) // the lease's TTL: the next request needs Redis
+
+	require.NoError(t, server.Signal(syscall.SIGSTOP))
+	t.Cleanup(func() { _ = server.Signal(syscall.SIGCONT) })
+	var worst atomic.Int64
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			start := time.Now()
+			_, err := l.Allow(context.Background(), r)
+			assert.Error(t, err)
+			took := time.Since(start)
+			for w := worst.Load(); int64(took) > w && !worst.CompareAndSwap(w, int64(took)); w = worst.Load() {
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("32 requests with Redis paused: the slowest answered after %v (Timeout 200ms)", time.Duration(worst.Load()))
+	assert.Less(t, time.Duration(worst.Load()), 400*time.Millisecond)
+
+	require.NoError(t, server.Signal(syscall.SIGCONT))
+	require.Eventually(t, func() bool {
+		d, err := l.Allow(context.Background(), r)
+		return err == nil && d.Allowed
+	}, 5*time.Second, 20*time.Millisecond, "leases resume")
 }

@@ -102,8 +102,8 @@ func Migrate(ctx context.Context, client redis.UniversalClient, cfg Config) (int
 		case strings.HasPrefix(rest, "ev:"):
 			err = s.migrateEvents(ctx, k, strings.TrimPrefix(rest, "ev:"))
 		case strings.HasPrefix(rest, "id:"):
-			err = s.migrateRecord(ctx, old, strings.TrimPrefix(rest, "id:"))
-			if err == nil {
+			var ok bool
+			if ok, err = s.migrateRecord(ctx, old, strings.TrimPrefix(rest, "id:")); ok {
 				moved++
 			}
 		}
@@ -145,29 +145,31 @@ func (s *Store) migrateEvents(ctx context.Context, from, account string) error {
 }
 
 // migrateRecord writes the record id of the old layout (prefix old) in
-// the new one, its lookup copy last, so that it verifies only once whole.
-func (s *Store) migrateRecord(ctx context.Context, old, id string) error {
+// the new one, its lookup copy last, so that it verifies only once whole;
+// false when the old layout held only its ID index (a record deleted
+// half-way, or moved by an interrupted run).
+func (s *Store) migrateRecord(ctx context.Context, old, id string) (bool, error) {
 	v, err := s.client.Get(ctx, old+"id:"+id).Result()
 	if err != nil || len(v) < 64 {
-		return fmt.Errorf("redisstore: corrupt ID index %q: %v", v, err)
+		return false, fmt.Errorf("redisstore: corrupt ID index %q: %v", v, err)
 	}
 	data, err := s.client.Get(ctx, old+"h:"+v[:64]).Result()
 	if errors.Is(err, redis.Nil) {
-		return nil // a record deleted half-way in the old layout
+		return false, nil
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	rec, _, err := decode(data)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if data, err = encode(rec, 1); err != nil {
-		return err
+		return false, err
 	}
 	counters, err := s.client.HGetAll(ctx, old+"u:"+id).Result()
 	if err != nil {
-		return err
+		return false, err
 	}
 	steps := []func() error{
 		func() error { return s.client.Set(ctx, s.idKey(id), rec.Owner, 0).Err() },
@@ -191,8 +193,8 @@ func (s *Store) migrateRecord(ctx context.Context, old, id string) error {
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return nil
+	return true, nil
 }
