@@ -46,11 +46,11 @@
 // into the copy unless the copy holds a later version, ends the hold
 // and announces the change. A Lookup serves the copy as it is while a
 // hold is young, so a key keeps verifying through an update; one held
-// past its deadline ([holdLease], the bound the invalidation feed has
+// past its deadline (one second, the bound the invalidation feed has
 // too) belonged to a writer that failed between the two writes, and the
 // Lookup repairs it from the record before answering. So a crash
 // between the writes leaves a copy that converges to the record by
-// itself: a revoked key stops verifying within holdLease, and a created
+// itself: a revoked key stops verifying within that second, and a created
 // key whose record was never written never verifies. The expiry and
 // revoked sets are written before the record and cleaned after it:
 // their readers check every entry against the record.
