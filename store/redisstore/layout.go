@@ -80,14 +80,14 @@ func Migrate(ctx context.Context, client redis.UniversalClient, cfg Config) (int
 	if ns == "" {
 		ns = DefaultNamespace
 	}
-	s, err := New(ctx, client, Config{Namespace: ns, SkipEvictionCheck: true})
+	_, err := New(ctx, client, Config{Namespace: ns, SkipEvictionCheck: true})
 	switch {
 	case err == nil:
 		return 0, nil // nothing left in the old layout
 	case !errors.Is(err, ErrOldLayout):
 		return 0, err
 	}
-	s = &Store{client: client, ns: ns + ":", channel: ns + ":invalidate"}
+	s := &Store{client: client, ns: ns + ":", channel: ns + ":invalidate"}
 	keys, err := oldKeys(ctx, client, ns, 0)
 	if err != nil {
 		return 0, wrap("migrate", err)
