@@ -121,41 +121,31 @@ type change struct {
 	apply func(*apikey.Record) (bool, error)
 }
 
-// errSkipped is what run returns when apply left the record as it is.
-var errSkipped = errors.New("redisstore: unchanged")
-
 // run reads the record, applies the change and writes it back, retrying
-// when another writer got there first.
-func (s *Store) run(ctx context.Context, c change) error {
+// when another writer got there first. It reports whether the record
+// changed (apply may leave it as it is).
+func (s *Store) run(ctx context.Context, c change) (bool, error) {
 	evData, err := eventJSON(c.ev)
 	if err != nil {
-		return err
+		return false, err
 	}
 	for range maxRetries {
 		owner, old, rec, version, err := s.read(ctx, c.id)
 		if err != nil {
-			return err
+			return false, err
 		}
 		before := *rec
 		if c.apply != nil {
 			if ok, err := c.apply(rec); err != nil || !ok {
-				return cmpErr(err, errSkipped)
+				return false, err
 			}
 		}
 		done, err := s.write(ctx, c, owner, old, &before, rec, version, evData)
 		if err != nil || done {
-			return err
+			return done, err
 		}
 	}
-	return fmt.Errorf("redisstore: %s %s: too many concurrent updates", c.op, c.id)
-}
-
-// cmpErr returns err, or fallback when err is nil.
-func cmpErr(err, fallback error) error {
-	if err != nil {
-		return err
-	}
-	return fallback
+	return false, fmt.Errorf("redisstore: %s %s: too many concurrent updates", c.op, c.id)
 }
 
 // write performs one attempt of c, which made rec of before (read at
@@ -266,20 +256,13 @@ func (s *Store) cleanup(ctx context.Context, before, rec *apikey.Record, deleted
 
 // Revoke implements [apikey.Store].
 func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.Event) error {
-	return skipped(s.run(ctx, change{op: "revoke", id: id, now: at, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
+	_, err := s.run(ctx, change{op: "revoke", id: id, now: at, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
 		if !rec.RevokedAt.IsZero() {
 			return false, nil
 		}
 		rec.RevokedAt = at
 		return true, nil
-	}}))
-}
-
-// skipped turns errSkipped into success.
-func skipped(err error) error {
-	if errors.Is(err, errSkipped) {
-		return nil
-	}
+	}})
 	return err
 }
 
@@ -289,22 +272,25 @@ func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Ti
 	if !retireAt.After(now) {
 		maxActive = 0 // the old key stops counting at once: no check
 	}
-	return skipped(s.run(ctx, change{op: "rotate", id: old.ID, replacement: replacement, maxActive: maxActive, now: now, ev: ev,
-		apply: func(rec *apikey.Record) (bool, error) { return true, rec.Retire(old, replacement.ID, retireAt) }}))
+	_, err := s.run(ctx, change{op: "rotate", id: old.ID, replacement: replacement, maxActive: maxActive, now: now, ev: ev,
+		apply: func(rec *apikey.Record) (bool, error) { return true, rec.Retire(old, replacement.ID, retireAt) }})
+	return err
 }
 
 // Update implements [apikey.Store].
 func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
-	return skipped(s.run(ctx, change{op: "update", id: next.ID, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
+	_, err := s.run(ctx, change{op: "update", id: next.ID, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
 		if !rec.Same(prev) {
 			return false, apikey.ErrConflict
 		}
 		*rec = *next
 		return true, nil
-	}}))
+	}})
+	return err
 }
 
 // Delete implements [apikey.Store].
 func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
-	return s.run(ctx, change{op: "delete", id: id, delete: true, ev: ev})
+	_, err := s.run(ctx, change{op: "delete", id: id, delete: true, ev: ev})
+	return err
 }

@@ -32,15 +32,22 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *apik
 	}
 	n := 0
 	for _, id := range ids {
-		err := s.run(ctx, change{op: "purge", id: id, delete: true, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
-			end := rec.EndedAt()
-			return !end.IsZero() && end.Before(cutoff), nil
+		var kept *apikey.Record // read, and not to be purged: its set entries are stale
+		purged, err := s.run(ctx, change{op: "purge", id: id, delete: true, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
+			if end := rec.EndedAt(); !end.IsZero() && end.Before(cutoff) {
+				return true, nil
+			}
+			kept = rec
+			return false, nil
 		}})
 		switch {
-		case err == nil:
+		case purged:
 			n++
-		case errors.Is(err, errSkipped), errors.Is(err, apikey.ErrNotFound):
-			if err := s.reindex(ctx, id); err != nil {
+		case errors.Is(err, apikey.ErrNotFound):
+			kept, err = nil, nil
+			fallthrough
+		case err == nil:
+			if err := s.reindex(ctx, id, kept); err != nil {
 				return n, wrap("purge", err)
 			}
 		default:
@@ -50,24 +57,16 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *apik
 	return n, nil
 }
 
-// reindex corrects the set entries of id from its record.
-func (s *Store) reindex(ctx context.Context, id string) error {
-	_, _, rec, _, err := s.read(ctx, id)
-	if errors.Is(err, apikey.ErrNotFound) {
-		_, err = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			p.ZRem(ctx, s.expKey(), id)
-			p.ZRem(ctx, s.revKey(), id)
-			return nil
-		})
-		return err
-	}
-	if err != nil {
-		return err
-	}
-	if rec.RevokedAt.IsZero() {
+// reindex corrects the set entries of id from its record rec, nil when
+// it no longer exists.
+func (s *Store) reindex(ctx context.Context, id string, rec *apikey.Record) error {
+	if rec == nil || rec.RevokedAt.IsZero() {
 		if err := s.client.ZRem(ctx, s.revKey(), id).Err(); err != nil {
 			return err
 		}
+	}
+	if rec == nil {
+		return s.client.ZRem(ctx, s.expKey(), id).Err()
 	}
 	s.cleanup(ctx, nil, rec, false)
 	return s.index(ctx, nil, rec)

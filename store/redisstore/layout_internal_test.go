@@ -107,7 +107,7 @@ func TestRacingChangesLeaveTheCopyEqualToTheRecord(t *testing.T) {
 			for i := range 8 {
 				wg.Go(func() {
 					for j := range 5 {
-						err := s.run(ctx, change{op: "update", id: "k", apply: func(r *apikey.Record) (bool, error) {
+						_, err := s.run(ctx, change{op: "update", id: "k", apply: func(r *apikey.Record) (bool, error) {
 							r.Name = fmt.Sprintf("writer %d, change %d", i, j)
 							return true, nil
 						}})
