@@ -45,10 +45,8 @@ func (s *Store) claim(ctx context.Context, rec *apikey.Record) error {
 		}
 		return apikey.ErrDuplicate
 	}
-	if score := expiryScore(rec); score != "" {
-		if err := s.client.ZAdd(ctx, s.expKey(), redis.Z{Score: score2f(score), Member: rec.ID}).Err(); err != nil {
-			return wrap("create", err) // the held copy repairs itself away
-		}
+	if err := s.index(ctx, nil, rec); err != nil {
+		return wrap("create", err) // the held copy repairs itself away
 	}
 	return nil
 }
@@ -58,12 +56,6 @@ func (s *Store) unclaim(ctx context.Context, rec *apikey.Record) {
 	s.client.Del(ctx, s.copyKey(hexOf(rec.Hash)))
 	s.client.Del(ctx, s.idKey(rec.ID))
 	s.client.ZRem(ctx, s.expKey(), rec.ID)
-}
-
-// score2f converts a score rendered by micros or activeScore.
-func score2f(score string) float64 {
-	f, _ := strconv.ParseFloat(score, 64)
-	return f
 }
 
 // Create implements [apikey.Store]: claim the ID and the hash, insert the
@@ -224,13 +216,13 @@ func (s *Store) write(ctx context.Context, c change, owner, old string, before, 
 // index puts rec in the expiry and revoked sets it belongs to, unless it
 // was there as before (nil: unknown).
 func (s *Store) index(ctx context.Context, before, rec *apikey.Record) error {
-	if score := expiryScore(rec); score != "" && (before == nil || score != expiryScore(before)) {
-		if err := s.client.ZAdd(ctx, s.expKey(), redis.Z{Score: score2f(score), Member: rec.ID}).Err(); err != nil {
+	if at := expiry(rec); !at.IsZero() && (before == nil || !at.Equal(expiry(before))) {
+		if err := s.client.ZAdd(ctx, s.expKey(), redis.Z{Score: score(at), Member: rec.ID}).Err(); err != nil {
 			return err
 		}
 	}
 	if !rec.RevokedAt.IsZero() && (before == nil || !rec.RevokedAt.Equal(before.RevokedAt)) {
-		return s.client.ZAdd(ctx, s.revKey(), redis.Z{Score: score2f(micros(rec.RevokedAt)), Member: rec.ID}).Err()
+		return s.client.ZAdd(ctx, s.revKey(), redis.Z{Score: score(rec.RevokedAt), Member: rec.ID}).Err()
 	}
 	return nil
 }
@@ -240,7 +232,7 @@ func (s *Store) index(ctx context.Context, before, rec *apikey.Record) error {
 // usage. It reports no error: the change is made, and a leftover entry is
 // harmless (see the package doc).
 func (s *Store) cleanup(ctx context.Context, before, rec *apikey.Record, deleted bool) {
-	if !deleted && (expiryScore(rec) != "" || before != nil && expiryScore(before) == "") {
+	if !deleted && (!expiry(rec).IsZero() || before != nil && expiry(before).IsZero()) {
 		return
 	}
 	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {

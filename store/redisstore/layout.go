@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/keygate/keygate/apikey"
 )
 
 // ErrOldLayout reports a namespace that holds records in the layout of
@@ -173,9 +175,9 @@ func (s *Store) migrateRecord(ctx context.Context, old, id string) (bool, error)
 	}
 	steps := []func() error{
 		func() error { return s.client.Set(ctx, s.idKey(id), rec.Owner, 0).Err() },
-		func() error { return s.client.SetNX(ctx, s.recKey(rec.Owner, id), data, 0).Err() },
-		func() error {
-			return s.client.ZAdd(ctx, s.ownerKey(rec.Owner), redis.Z{Score: score2f(activeScore(rec)), Member: id}).Err()
+		func() error { // as Create writes them; "dup" when an interrupted run did
+			return createScript.Run(ctx, s.client, []string{s.recKey(rec.Owner, id), s.ownerKey(rec.Owner), s.eventKey(rec.Owner)},
+				data, id, 0, 0, activeScore(rec), "", apikey.EventsKept).Err()
 		},
 		func() error { return s.index(ctx, nil, rec) },
 		func() error {
@@ -185,10 +187,7 @@ func (s *Store) migrateRecord(ctx context.Context, old, id string) (bool, error)
 			return s.client.HSet(ctx, s.usageKey(id), counters).Err()
 		},
 		func() error {
-			return s.client.HSetNX(ctx, s.copyKey(hexOf(rec.Hash)), "r", data).Err()
-		},
-		func() error {
-			return s.client.HSet(ctx, s.copyKey(hexOf(rec.Hash)), "v", 1, "o", rec.Owner, "i", id).Err()
+			return s.client.HSet(ctx, s.copyKey(hexOf(rec.Hash)), "r", data, "v", 1, "o", rec.Owner, "i", id).Err()
 		},
 	}
 	for _, step := range steps {

@@ -270,13 +270,17 @@ func activeScore(rec *apikey.Record) string {
 	return micros(rec.ExpiresAt)
 }
 
-// expiryScore is rec's score in the expiry set, "" when it has none.
-func expiryScore(rec *apikey.Record) string {
-	if !rec.RevokedAt.IsZero() || rec.ExpiresAt.IsZero() {
-		return ""
+// expiry is when rec expires if it is to be in the expiry set (an
+// unrevoked key with an expiry), zero otherwise.
+func expiry(rec *apikey.Record) time.Time {
+	if !rec.RevokedAt.IsZero() {
+		return time.Time{}
 	}
-	return micros(rec.ExpiresAt)
+	return rec.ExpiresAt
 }
+
+// score is t as a set's score, in microseconds.
+func score(t time.Time) float64 { return float64(t.UnixMicro()) }
 
 func wrap(op string, err error) error { return fmt.Errorf("redisstore: %s: %w", op, err) }
 
