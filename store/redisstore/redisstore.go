@@ -291,15 +291,13 @@ func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, e
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	h := hexOf(hash)
-	vals, err := s.client.HMGet(ctx, s.copyKey(h), "r", "wd", "o", "i").Result()
+	vals, err := s.client.HMGet(ctx, s.copyKey(h), "r", "wd").Result()
 	if err != nil {
 		return nil, wrap("lookup", err)
 	}
 	data, _ := vals[0].(string)
 	if wd, _ := vals[1].(string); wd != "" && expired(wd) {
-		owner, _ := vals[2].(string)
-		id, _ := vals[3].(string)
-		if data, err = s.repair(ctx, h, owner, id); err != nil {
+		if data, err = s.repair(ctx, h); err != nil {
 			return nil, err
 		}
 	}
@@ -322,9 +320,15 @@ func expired(deadline string) bool {
 	return err != nil || d < time.Now().UnixMicro()
 }
 
-// repair writes the record (owner's id) into the copy h and returns its
-// JSON, "" when the record does not exist (the copy is then deleted).
-func (s *Store) repair(ctx context.Context, h, owner, id string) (string, error) {
+// repair writes the record of the copy h into it and returns its JSON,
+// "" when the record does not exist (the copy is then deleted).
+func (s *Store) repair(ctx context.Context, h string) (string, error) {
+	names, err := s.client.HMGet(ctx, s.copyKey(h), "o", "i").Result()
+	if err != nil {
+		return "", wrap("lookup", err)
+	}
+	owner, _ := names[0].(string)
+	id, _ := names[1].(string)
 	data, err := s.client.Get(ctx, s.recKey(owner, id)).Result()
 	var version int64
 	switch {
