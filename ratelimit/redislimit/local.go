@@ -28,7 +28,8 @@ import (
 // A request is decided exactly when its lease would be under 2 tokens
 // (with the default Share, any window under 200 requests: a free plan's
 // 10 per minute stays exact), when it carries credits (they are money:
-// never taken ahead), costs 0, or asks for a Report.
+// never taken ahead), costs 0, or asks for a Report; and, near the limit,
+// when less than a lease is left.
 type Local struct {
 	// Share is the part of the smallest window limit one lease takes,
 	// in (0, 1]. Default 0.01.
@@ -155,11 +156,11 @@ func (l *local) lease(r *ratelimit.Request, smallest int64) int64 {
 	return 0
 }
 
-// allow decides r locally when it can: a refusal still in force, or
-// tokens of a live lease; otherwise it asks exact, for a lease or for r.
-func (l *local) allow(ctx context.Context, r ratelimit.Request, smallest int64, now time.Time,
-	exact func(context.Context, ratelimit.Request) (ratelimit.Decision, error)) (ratelimit.Decision, error) {
-	e := l.entry(&r, now)
+// decide decides r in process when it can: a refusal still in force, or
+// tokens of a live lease; otherwise with Redis, for a lease or for r.
+// smallest is the smallest limit of r's windows.
+func (l *Limiter) decide(ctx context.Context, r ratelimit.Request, smallest int64, now time.Time) (ratelimit.Decision, error) {
+	e := l.local.entry(&r, now)
 	e.mu.Lock()
 	if r.Cost > 0 && r.Cost >= e.deniedCost && now.Before(e.deniedUntil) {
 		d, at := e.denial, e.deniedAt
@@ -170,15 +171,13 @@ func (l *local) allow(ctx context.Context, r ratelimit.Request, smallest int64, 
 		d.ResetAfter = d.Reset.Sub(now)
 		return d, nil
 	}
-	n := l.lease(&r, smallest)
+	n := l.local.lease(&r, smallest)
 	if n == 0 {
 		e.mu.Unlock()
-		d, err := exact(ctx, r)
-		if err == nil && !d.Allowed && !d.FailedOpen {
-			e.mu.Lock()
-			e.refused(r.Cost, d, now)
-			e.mu.Unlock()
-		}
+		d, err := l.exact(ctx, r)
+		e.mu.Lock()
+		e.refused(r.Cost, d, err, now)
+		e.mu.Unlock()
 		return d, err
 	}
 	defer e.mu.Unlock() // one lease at a time per entry: the others wait for it
@@ -188,19 +187,18 @@ func (l *local) allow(ctx context.Context, r ratelimit.Request, smallest int64, 
 	if e.tokens < r.Cost || !now.Before(e.expires) {
 		lr := r
 		lr.Cost = n
-		d, err := exact(ctx, lr)
+		d, err := l.exact(ctx, lr)
 		if err != nil || d.FailedOpen {
 			e.failed, e.failedErr, e.failedUntil = d, err, now.Add(failWait)
 			return d, err
 		}
 		if !d.Allowed {
 			// Less than a lease is left: decide r alone.
-			if d, err = exact(ctx, r); err == nil && !d.Allowed && !d.FailedOpen {
-				e.refused(r.Cost, d, now)
-			}
+			d, err = l.exact(ctx, r)
+			e.refused(r.Cost, d, err, now)
 			return d, err
 		}
-		e.tokens, e.base, e.expires, e.grant = n, d.Remaining, now.Add(l.ttl), d
+		e.tokens, e.base, e.expires, e.grant = n, d.Remaining, now.Add(l.local.ttl), d
 	}
 	e.tokens -= r.Cost
 	d := e.grant
@@ -209,11 +207,15 @@ func (l *local) allow(ctx context.Context, r ratelimit.Request, smallest int64, 
 	return d, nil
 }
 
-// refused keeps a refusal to answer locally: until a millisecond before
-// Redis would admit the request (its clock and ours differ in rounding),
-// or a second when waiting will not do (a spent balance that a top-up,
-// a new Credits, would end anyway). e.mu must be held.
-func (e *entry) refused(cost int64, d ratelimit.Decision, now time.Time) {
+// refused keeps Redis's answer d (or err) when it is a refusal, to
+// answer locally: until a millisecond before Redis would admit the
+// request (its clock and ours differ in rounding), or a second when
+// waiting will not do (a spent balance that a top-up, a new Credits,
+// would end anyway). e.mu must be held.
+func (e *entry) refused(cost int64, d ratelimit.Decision, err error, now time.Time) {
+	if err != nil || d.Allowed || d.FailedOpen {
+		return
+	}
 	wait := d.RetryAfter - time.Millisecond
 	if d.RetryAfter < 0 {
 		wait = time.Second

@@ -77,7 +77,6 @@ type Limiter struct {
 	client  redis.UniversalClient
 	cfg     Config
 	local   *local
-	exactFn func(context.Context, ratelimit.Request) (ratelimit.Decision, error)
 	scripts sync.Map // *ratelimit.Policy -> *script
 	cached  atomic.Int64
 }
@@ -110,9 +109,7 @@ func New(client redis.UniversalClient, cfg Config) (*Limiter, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Limiter{client: client, cfg: cfg, local: loc}
-	l.exactFn = l.exact
-	return l, nil
+	return &Limiter{client: client, cfg: cfg, local: loc}, nil
 }
 
 // allowScript decides a request against every window of a policy; the
@@ -212,7 +209,7 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 			smallest = min(smallest, w.Limit)
 		}
 	}
-	return l.local.allow(ctx, r, smallest, l.now(), l.exactFn)
+	return l.decide(ctx, r, smallest, l.now())
 }
 
 func (l *Limiter) now() time.Time {
