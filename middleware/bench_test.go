@@ -14,8 +14,10 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/middleware"
 	"github.com/keygate/keygate/ratelimit"
+	"github.com/keygate/keygate/ratelimit/redislimit"
 	"github.com/keygate/keygate/store/memstore"
 )
 
@@ -30,24 +32,26 @@ func (d *discard) WriteHeader(int)             {}
 
 var noop = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 
-// unlimited lets every benchmark request through the limiter's full path.
+// unlimited lets every benchmark request through the limiter's full path
+// (50 million a minute: the most a Redis token bucket can refill, one
+// token per microsecond, with room to spare).
 var unlimited = ratelimit.MustPolicy("bench",
-	ratelimit.Window{Name: "min", Limit: 1_000_000_000, Period: time.Minute},
+	ratelimit.Window{Name: "min", Limit: 50_000_000, Period: time.Minute},
 	ratelimit.Window{Name: "day", Limit: 1 << 50, Period: 24 * time.Hour, Fixed: true})
 
 // capped is a per-key cap that never binds either.
 var capped = ratelimit.MustPolicy("cap",
-	ratelimit.Window{Name: "min", Limit: 1_000_000_000, Period: time.Minute},
+	ratelimit.Window{Name: "min", Limit: 50_000_000, Period: time.Minute},
 	ratelimit.Window{Name: "day", Limit: 1 << 50, Period: 24 * time.Hour, Fixed: true})
 
 var plans, _ = ratelimit.NewPlans(unlimited, capped)
 
-// stack returns auth + method permission + memory limiter + headers around
-// noop, and requests carrying n distinct keys, ten to an account; with
-// keyCap each key also has a plan of its own, so that every request is
-// decided under the account's windows and the key's; with credits each
-// account has a balance that every request spends.
-func stack(b *testing.B, n int, keyCap, credits bool) (http.Handler, []*http.Request) {
+// stack returns auth + method permission + limiter (nil: memory) +
+// headers around noop, and requests carrying n distinct keys, ten to an
+// account; with keyCap each key also has a plan of its own, so that every
+// request is decided under the account's windows and the key's; with
+// credits each account has a balance that every request spends.
+func stack(b *testing.B, n int, keyCap, credits bool, limiter ratelimit.Limiter) (http.Handler, []*http.Request) {
 	b.Helper()
 	svc, err := apikey.New(memstore.New(), apikey.Config{MaxActiveKeys: -1, Plans: plans.Names()})
 	if err != nil {
@@ -73,11 +77,10 @@ func stack(b *testing.B, n int, keyCap, credits bool) (http.Handler, []*http.Req
 			}
 		}
 	}
-	mw, err := middleware.New(middleware.Config{
-		Verifier: svc,
-		Limiter:  ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1}),
-		Plans:    plans,
-	})
+	if limiter == nil {
+		limiter = ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1})
+	}
+	mw, err := middleware.New(middleware.Config{Verifier: svc, Limiter: limiter, Plans: plans})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -112,17 +115,32 @@ func handRolled(next http.Handler) http.Handler {
 }
 
 // BenchmarkStack measures each stack with only its own keys and state
-// alive, so that no case pays for another's heap in garbage collection.
+// alive, so that no case pays for another's heap in garbage collection,
+// at steady state: every key has made a request before the timer starts
+// (for the local-first Redis limiter, its account has its first lease).
 func BenchmarkStack(b *testing.B) {
+	redisLimiter := func(local *redislimit.Local) func(b *testing.B) ratelimit.Limiter {
+		return func(b *testing.B) ratelimit.Limiter {
+			client := redistest.Client(b)
+			l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(b, client, "stack") + ":", Local: local})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return l
+		}
+	}
 	cases := []struct {
 		name            string
 		keyCap, credits bool
+		limiter         func(b *testing.B) ratelimit.Limiter // nil: memory
 		wrap            func(stack http.Handler) http.Handler
 	}{
 		{name: "floor=bare-handler", wrap: func(http.Handler) http.Handler { return noop }},
 		{name: "full-stack"},
 		{name: "full-stack-key-cap", keyCap: true},
 		{name: "full-stack-credits", credits: true},
+		{name: "full-stack-redis-exact", limiter: redisLimiter(nil)},
+		{name: "full-stack-redis-local-first", limiter: redisLimiter(&redislimit.Local{})},
 		{name: "peer=hand-rolled-x-time-rate", wrap: func(http.Handler) http.Handler { return handRolled(noop) }},
 	}
 	for _, n := range []int{1, 10_000} {
@@ -132,9 +150,16 @@ func BenchmarkStack(b *testing.B) {
 		}
 		for _, c := range cases {
 			b.Run(c.name+"/"+name, func(b *testing.B) {
-				h, reqs := stack(b, n, c.keyCap, c.credits)
+				var limiter ratelimit.Limiter
+				if c.limiter != nil {
+					limiter = c.limiter(b)
+				}
+				h, reqs := stack(b, n, c.keyCap, c.credits, limiter)
 				if c.wrap != nil {
 					h = c.wrap(h)
+				}
+				for _, r := range reqs {
+					h.ServeHTTP(&discard{h: http.Header{}}, r)
 				}
 				runtime.GC()
 				b.ResetTimer()
