@@ -53,8 +53,9 @@ type Delta struct {
 type Store interface {
 	// AddUsage adds a batch of deltas, in few round trips for a
 	// networked store (pipelined, in pieces small enough that no call
-	// holds the server for long), keeping LastUsedAt the latest it has seen and at most
-	// [MaxEndpoints] distinct endpoints per key besides [OtherEndpoint].
+	// holds the server for long), keeping LastUsedAt the latest it has
+	// seen and at most [MaxEndpoints] distinct endpoints per key besides
+	// [OtherEndpoint].
 	// Usage of keys the store does not know may be dropped.
 	AddUsage(ctx context.Context, deltas []Delta) error
 	// Usage returns the totals of one key: a zero Usage with an empty

@@ -142,11 +142,10 @@ func describe(cfg serverConfig) string {
 	switch {
 	case cfg.Memory:
 		return "keys in memory: they are lost when it stops"
+	case cfg.RedisURL != "" && cfg.LocalLimiter:
+		return "keys in the Redis of REDIS_URL, limits local-first" // the URL may hold a password
 	case cfg.RedisURL != "":
-		if cfg.LocalLimiter {
-			return "keys in the Redis of REDIS_URL, limits local-first" // the URL may hold a password
-		}
-		return "keys in the Redis of REDIS_URL" // which may hold a password
+		return "keys in the Redis of REDIS_URL"
 	case cfg.DatabaseURL != "":
 		return "keys in the database of DATABASE_URL"
 	}
