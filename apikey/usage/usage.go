@@ -11,6 +11,7 @@ package usage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -56,12 +57,29 @@ type Store interface {
 	// holds the server for long), keeping LastUsedAt the latest it has
 	// seen and at most [MaxEndpoints] distinct endpoints per key besides
 	// [OtherEndpoint].
-	// Usage of keys the store does not know may be dropped.
+	// Usage of keys the store does not know may be dropped. An error
+	// means that no delta was added, unless it wraps a [*PartialError]
+	// naming those that were not (a store spread over several servers,
+	// one of them down).
 	AddUsage(ctx context.Context, deltas []Delta) error
 	// Usage returns the totals of one key: a zero Usage with an empty
 	// ByEndpoint for a key never used.
 	Usage(ctx context.Context, keyID string) (Usage, error)
 }
+
+// PartialError is the error of a [Store]'s AddUsage that added some of
+// the deltas: Failed are the others, which a [Recorder] keeps for its
+// next flush, so that none is lost and none counted twice.
+type PartialError struct {
+	Failed []Delta
+	Err    error // why, for the first that failed
+}
+
+func (e *PartialError) Error() string {
+	return fmt.Sprintf("%d keys' usage not added: %v", len(e.Failed), e.Err)
+}
+
+func (e *PartialError) Unwrap() error { return e.Err }
 
 // OtherEndpoint collects a key's requests past [MaxEndpoints] distinct
 // endpoints, in a store or in one batch.
@@ -212,7 +230,8 @@ func shardOf(id string) int {
 }
 
 // Flush writes the counts gathered so far in one call to the store. On
-// failure the batch is kept for the next flush.
+// failure the batch is kept for the next flush: of a [PartialError],
+// only the deltas it names.
 func (r *Recorder) Flush(ctx context.Context) error {
 	r.flushMu.Lock()
 	defer r.flushMu.Unlock()
@@ -254,6 +273,9 @@ func (r *Recorder) Flush(ctx context.Context) error {
 	}
 	if err := r.store.AddUsage(ctx, batch); err != nil {
 		r.carry = batch
+		if partial, ok := errors.AsType[*PartialError](err); ok {
+			r.carry = partial.Failed
+		}
 		return fmt.Errorf("usage: flush %d keys: %w", len(batch), err)
 	}
 	return nil

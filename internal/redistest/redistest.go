@@ -152,3 +152,141 @@ var Deployments = []struct {
 	{"node", func(t testing.TB) redis.UniversalClient { return Client(t) }},
 	{"cluster", func(t testing.TB) redis.UniversalClient { return Cluster(t) }},
 }
+
+// PrivateCluster is a Redis Cluster of three masters, no replicas, on
+// loopback ports of its own, started by [StartCluster] for a test that
+// stops and restarts its nodes. Nodes keep their data on disk (append
+// only, fsync always), so a restarted master comes back with its slots
+// and keys.
+type PrivateCluster struct {
+	// Addrs are the masters' host:port.
+	Addrs []string
+	t     testing.TB
+	bin   string
+	args  [][]string
+	cmds  []*exec.Cmd
+}
+
+// StartCluster starts a [PrivateCluster] with the given extra
+// redis-server arguments on every node, stopped after the test. It skips
+// without a redis-server binary, unless KEYGATE_REQUIRE_REDIS=1.
+func StartCluster(t testing.TB, args ...string) *PrivateCluster {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("KEYGATE_REQUIRE_REDIS") == "1" {
+			t.Fatalf("KEYGATE_REQUIRE_REDIS=1 but redis-server is not installed: %v", err)
+		}
+		t.Skipf("redis-server is not installed: %v", err)
+	}
+	c := &PrivateCluster{t: t, bin: bin}
+	t.Cleanup(func() {
+		for _, cmd := range c.cmds {
+			if cmd != nil {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}
+		}
+	})
+	for i := range 3 {
+		port := clusterPort(t)
+		c.Addrs = append(c.Addrs, "127.0.0.1:"+strconv.Itoa(port))
+		c.args = append(c.args, append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
+			"--dir", t.TempDir(), "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"}, args...))
+		c.cmds = append(c.cmds, nil)
+		c.Start(i)
+	}
+	ctx := context.Background()
+	first := c.Node(0)
+	for i, addr := range c.Addrs {
+		node := c.Node(i)
+		lo, hi := i*16384/3, (i+1)*16384/3-1
+		if err := node.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
+			t.Fatalf("assigning slots to %s: %v", addr, err)
+		}
+		if i > 0 {
+			host, port, _ := net.SplitHostPort(addr)
+			if err := first.ClusterMeet(ctx, host, port).Err(); err != nil {
+				t.Fatalf("joining %s: %v", addr, err)
+			}
+		}
+	}
+	for i := range c.Addrs {
+		c.WaitHealthy(i)
+	}
+	return c
+}
+
+// clusterPort returns a free loopback port whose cluster bus port
+// (+10000) is free too.
+func clusterPort(t testing.TB) int {
+	t.Helper()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		_ = l.Close()
+		if port+10000 > 65535 {
+			continue
+		}
+		if bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port+10000)); err == nil {
+			_ = bus.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port pair for a cluster node")
+	return 0
+}
+
+// Node returns a client of node i alone, closed after the test.
+func (c *PrivateCluster) Node(i int) *redis.Client {
+	client := redis.NewClient(&redis.Options{Addr: c.Addrs[i], ContextTimeoutEnabled: true})
+	c.t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
+// Start starts node i, which must be stopped, and waits until it answers.
+func (c *PrivateCluster) Start(i int) {
+	c.t.Helper()
+	cmd := exec.Command(c.bin, c.args[i]...)
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.cmds[i] = cmd
+	node := c.Node(i)
+	deadline := time.Now().Add(10 * time.Second)
+	for node.Ping(context.Background()).Err() != nil {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("redis-server at %s did not start", c.Addrs[i])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Kill kills node i with SIGKILL, as a crash would.
+func (c *PrivateCluster) Kill(i int) {
+	c.t.Helper()
+	_ = c.cmds[i].Process.Kill()
+	_ = c.cmds[i].Wait()
+	c.cmds[i] = nil
+}
+
+// WaitHealthy waits until node i reports the cluster state ok.
+func (c *PrivateCluster) WaitHealthy(i int) {
+	c.t.Helper()
+	node := c.Node(i)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, _ := node.ClusterInfo(context.Background()).Result()
+		if strings.Contains(info, "cluster_state:ok") {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("node %s: the cluster did not become healthy: %s", c.Addrs[i], info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -39,6 +39,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keygate/keygate/internal/binding"
+	"github.com/keygate/keygate/internal/breaker"
 	"github.com/keygate/keygate/ratelimit"
 )
 
@@ -79,6 +80,9 @@ type Limiter struct {
 	local   *local
 	scripts sync.Map // *ratelimit.Policy -> *script
 	cached  atomic.Int64
+	// breakers answer at once (an error, or a pass with FailOpen) while
+	// the node of a request's state is down, instead of after Timeout.
+	breakers breaker.Set
 }
 
 // maxScripts bounds the policies whose script arguments are kept. Plans
@@ -110,6 +114,16 @@ func New(client redis.UniversalClient, cfg Config) (*Limiter, error) {
 		return nil, err
 	}
 	return &Limiter{client: client, cfg: cfg, local: loc}, nil
+}
+
+// nodeOf names the master serving key on a Cluster, "" on one node.
+func nodeOf(ctx context.Context, client redis.UniversalClient, key string) string {
+	if c, ok := client.(*redis.ClusterClient); ok {
+		if node, err := c.MasterForKey(ctx, key); err == nil {
+			return node.Options().Addr
+		}
+	}
+	return ""
 }
 
 // allowScript decides a request against every window of a policy; the
@@ -244,9 +258,13 @@ func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 	}
 	base := l.cfg.Prefix + "{" + tag + "}:"
 	keys := []string{base + "a", base + "k:" + r.Key, base + "c"}
-	ctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
+	tctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
-	reply, err := allowScript.Run(ctx, l.client, keys, args[:]...).Text()
+	var reply string
+	err := l.breakers.Do(ctx, nodeOf(tctx, l.client, keys[0]), func() (err error) {
+		reply, err = allowScript.Run(tctx, l.client, keys, args[:]...).Text()
+		return err
+	})
 	na, nk, nc := windows(acct), windows(key), 0
 	if r.Credits != nil {
 		nc = 1

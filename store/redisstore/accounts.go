@@ -20,10 +20,15 @@ func (s *Store) accountKey(id string) string { return s.account(id) + "a" }
 // Account implements [apikey.AccountStore]: one GET, bounded by
 // [Config].Timeout as Lookup is, since a Service reads the account of
 // every key it verifies.
-func (s *Store) Account(ctx context.Context, id string) (*apikey.Account, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+func (s *Store) Account(caller context.Context, id string) (*apikey.Account, error) {
+	ctx, cancel := context.WithTimeout(caller, s.timeout)
 	defer cancel()
-	data, err := s.client.Get(ctx, s.accountKey(id)).Result()
+	key := s.accountKey(id)
+	var data string
+	err := s.breakers.Do(caller, nodeOf(ctx, s.client, key), func() (err error) {
+		data, err = s.client.Get(ctx, key).Result()
+		return err
+	})
 	if errors.Is(err, redis.Nil) {
 		return nil, apikey.ErrNotFound
 	}

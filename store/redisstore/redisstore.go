@@ -34,8 +34,9 @@
 //	                      [Store.Purge] (with the expiry set)
 //	ns:layout             "2": the namespace holds this layout
 //	ns:invalidate         pub/sub channel: the hash hex of every key that
-//	                      changes, the cachestore.AccountChange hex of
-//	                      every account changed, and heartbeats
+//	                      changes and the cachestore.AccountChange hex of
+//	                      every account changed
+//	ns:invalidate:hb:<r>  pub/sub channel of one subscription's heartbeats
 //	                      (see [Store.WatchInvalidations])
 //
 // # Writes that span slots
@@ -57,7 +58,8 @@
 //
 // The invalidation channel is Redis's classic pub/sub, which a Cluster
 // delivers to every node's subscribers: it carries one message per
-// lifecycle change (rare next to verifications) and heartbeats.
+// lifecycle change (rare next to verifications). Heartbeats go on a
+// channel per subscription, so that each instance receives its own only.
 //
 // Every failure to reach Redis is returned wrapped, never as
 // [apikey.ErrNotFound]; a record that does not decode is an error, never a
@@ -77,6 +79,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/breaker"
 )
 
 // DefaultNamespace is the namespace when [Config].Namespace is "".
@@ -122,6 +125,9 @@ type Store struct {
 	channel     string
 	timeout     time.Duration
 	feedTimeout time.Duration
+	// breakers fail the reads on the request path (Lookup, Account) at
+	// once while their node is down, instead of each waiting for Timeout.
+	breakers breaker.Set
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -287,11 +293,16 @@ func wrap(op string, err error) error { return fmt.Errorf("redisstore: %s: %w", 
 // Lookup implements [apikey.Store] with one HMGET of the key's copy (and,
 // only for a copy whose writer failed mid-change, the repair the package
 // doc describes).
-func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+func (s *Store) Lookup(caller context.Context, hash apikey.Hash) (*apikey.Record, error) {
+	ctx, cancel := context.WithTimeout(caller, s.timeout)
 	defer cancel()
 	h := hexOf(hash)
-	vals, err := s.client.HMGet(ctx, s.copyKey(h), "r", "wd").Result()
+	key := s.copyKey(h)
+	var vals []any
+	err := s.breakers.Do(caller, nodeOf(ctx, s.client, key), func() (err error) {
+		vals, err = s.client.HMGet(ctx, key, "r", "wd").Result()
+		return err
+	})
 	if err != nil {
 		return nil, wrap("lookup", err)
 	}
@@ -312,6 +323,16 @@ func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, e
 		return nil, errors.New("redisstore: corrupt record: stored under another hash")
 	}
 	return rec, nil
+}
+
+// nodeOf names the master serving key on a Cluster, "" on one node.
+func nodeOf(ctx context.Context, client redis.UniversalClient, key string) string {
+	if c, ok := client.(*redis.ClusterClient); ok {
+		if node, err := c.MasterForKey(ctx, key); err == nil {
+			return node.Options().Addr
+		}
+	}
+	return ""
 }
 
 // expired reports whether a hold's deadline has passed.

@@ -20,23 +20,35 @@ var _ usage.Store = (*Store)(nil)
 const usageBatch = 500
 
 // AddUsage implements [usage.Store]: one script call per key, pipelined
-// by [usageBatch]. Usage of keys that no longer exist is dropped. On an
-// error, the deltas of the batches before it were added.
+// by [usageBatch]. Usage of keys that no longer exist is dropped. When
+// some calls fail (a master down), the others are kept and the error
+// wraps a [usage.PartialError] naming the deltas not added. A call whose
+// reply was lost (a timeout) counts as not added: its delta may then be
+// added twice.
 func (s *Store) AddUsage(ctx context.Context, deltas []usage.Delta) error {
+	var partial usage.PartialError
 	for len(deltas) > 0 {
 		batch := deltas[:min(len(deltas), usageBatch)]
 		deltas = deltas[len(batch):]
-		if err := s.addUsage(ctx, batch); err != nil {
-			return wrap("add usage", err)
+		for i, err := range s.addUsage(ctx, batch) {
+			if err != nil {
+				partial.Failed = append(partial.Failed, batch[i])
+				if partial.Err == nil {
+					partial.Err = err
+				}
+			}
 		}
+	}
+	if partial.Err != nil {
+		return wrap("add usage", &partial)
 	}
 	return nil
 }
 
 // addUsage runs one pipeline of script calls by SHA, loading the script
 // and repeating the calls Redis did not know it for (a restarted or new
-// node), never one that ran.
-func (s *Store) addUsage(ctx context.Context, deltas []usage.Delta) error {
+// node), never one that ran. It returns each call's error.
+func (s *Store) addUsage(ctx context.Context, deltas []usage.Delta) []error {
 	cmds := make([]*redis.Cmd, len(deltas))
 	run := func(p redis.Pipeliner, i int, sha bool) {
 		d := deltas[i]
@@ -60,29 +72,23 @@ func (s *Store) addUsage(ctx context.Context, deltas []usage.Delta) error {
 	})
 	var missing []int
 	for i, cmd := range cmds {
-		switch err := cmd.Err(); {
-		case err == nil:
-		case redis.HasErrorPrefix(err, "NOSCRIPT"):
+		if redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
 			missing = append(missing, i)
-		default:
-			return err
 		}
 	}
-	if len(missing) == 0 {
-		return nil
+	if len(missing) > 0 {
+		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range missing {
+				run(p, i, false)
+			}
+			return nil
+		})
 	}
-	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for _, i := range missing {
-			run(p, i, false)
-		}
-		return nil
-	})
-	for _, i := range missing {
-		if err := cmds[i].Err(); err != nil {
-			return err
-		}
+	errs := make([]error, len(cmds))
+	for i, cmd := range cmds {
+		errs[i] = cmd.Err()
 	}
-	return nil
+	return errs
 }
 
 // Usage implements [usage.Store].

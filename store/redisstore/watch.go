@@ -2,7 +2,10 @@ package redisstore
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/hex"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -10,47 +13,137 @@ import (
 	"github.com/keygate/keygate/apikey"
 )
 
-// heartbeat is what every Store watching invalidations publishes on the
-// channel, so that each subscriber can tell a live feed from a silent one.
-// It is not a hash, so subscribers ignore it.
-const heartbeat = "heartbeat"
-
 // WatchInvalidations subscribes to the namespace's invalidation channel
 // and calls invalidate with the hash of every key revoked, rotated or
 // deleted through any Store of the namespace, until ctx ends. healthy is
-// called with true each time the subscription is (re)established and with
-// false each time it breaks: messages sent while it was broken are lost,
-// so a cache must drop what it holds at both moments.
+// called with true each time the feed is (re)established and with false
+// each time it breaks: messages sent while it was broken are lost, so a
+// cache must drop what it holds at both moments. invalidate may be
+// called from two goroutines at once.
 //
 // A connection can die silently (a NAT or load balancer that drops it
-// without closing it), so the feed proves itself alive: while watching,
-// the Store publishes a heartbeat every quarter of [Config].FeedTimeout,
-// and a subscription that receives nothing for FeedTimeout is reported
-// broken and replaced by a new one. It returns nil when ctx ends.
+// without closing it), so a subscription proves itself alive: every
+// quarter of [Config].FeedTimeout it publishes a heartbeat, on a channel
+// of its own, through the node it listens on, and one that receives
+// nothing for FeedTimeout is reported broken and replaced by a new one.
+//
+// On a Cluster, which delivers every message to every node's
+// subscribers, the feed is two subscriptions on different masters, and
+// it is broken only while both are: losing one master neither breaks it
+// nor empties any cache. A subscription that breaks moves to another
+// master. It returns nil when ctx ends.
 func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.Hash), healthy func(bool)) error {
-	go s.publishHeartbeats(ctx)
-	up := false
-	set := func(v bool) {
-		if up != v {
-			up = v
-			healthy(v)
-		}
+	f := &feed{store: s, invalidate: invalidate, healthy: healthy}
+	n := 1
+	if _, ok := s.client.(*redis.ClusterClient); ok {
+		n = 2
 	}
-	for ctx.Err() == nil {
-		s.watch(ctx, invalidate, set)
-		set(false)
-		if !sleep(ctx, s.feedTimeout/10) {
-			break
-		}
+	f.nodes = make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.run(ctx, i)
+		}()
 	}
-	set(false)
+	wg.Wait()
 	return nil
 }
 
-// watch runs one subscription until it breaks, falls silent for
-// FeedTimeout, or ctx ends.
-func (s *Store) watch(ctx context.Context, invalidate func(apikey.Hash), set func(bool)) {
-	ps := s.client.Subscribe(ctx, s.channel)
+// feed is the subscriptions of one WatchInvalidations.
+type feed struct {
+	store      *Store
+	invalidate func(apikey.Hash)
+	healthy    func(bool)
+
+	mu    sync.Mutex
+	up    int      // subscriptions established
+	nodes []string // the master each subscription uses, "" for none
+}
+
+// set records subscription i's state, reporting the feed's on a change.
+func (f *feed) set(i int, up *bool, v bool) {
+	if *up == v {
+		return
+	}
+	*up = v
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if v {
+		f.up++
+		if f.up == 1 {
+			f.healthy(true)
+		}
+		return
+	}
+	f.up--
+	if f.up == 0 {
+		f.healthy(false)
+	}
+}
+
+// run keeps subscription i going until ctx ends.
+func (f *feed) run(ctx context.Context, i int) {
+	up := false
+	for attempt := 0; ctx.Err() == nil; attempt++ {
+		if client := f.pick(ctx, i, attempt); client != nil {
+			f.watch(ctx, client, func(v bool) { f.set(i, &up, v) })
+		}
+		f.set(i, &up, false)
+		if !sleep(ctx, f.store.feedTimeout/10) {
+			break
+		}
+	}
+	f.set(i, &up, false)
+}
+
+// pick returns the client subscription i listens and publishes through:
+// the Store's own on one node; on a Cluster a master no other
+// subscription uses, a different one on each attempt.
+func (f *feed) pick(ctx context.Context, i, attempt int) redis.UniversalClient {
+	cluster, ok := f.store.client.(*redis.ClusterClient)
+	if !ok {
+		return f.store.client
+	}
+	var (
+		mu      sync.Mutex
+		masters = map[string]*redis.Client{}
+	)
+	lctx, cancel := context.WithTimeout(ctx, f.store.feedTimeout)
+	defer cancel()
+	_ = cluster.ForEachMaster(lctx, func(_ context.Context, c *redis.Client) error {
+		mu.Lock()
+		masters[c.Options().Addr] = c
+		mu.Unlock()
+		return nil
+	})
+	addrs := make([]string, 0, len(masters))
+	for a := range masters {
+		addrs = append(addrs, a)
+	}
+	slices.Sort(addrs)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nodes[i] = ""
+	for k := range addrs {
+		a := addrs[(i+attempt+k)%len(addrs)]
+		if !slices.Contains(f.nodes, a) {
+			f.nodes[i] = a
+			return masters[a]
+		}
+	}
+	return nil
+}
+
+// watch runs one subscription through client until it breaks, falls
+// silent for FeedTimeout, or ctx ends.
+func (f *feed) watch(ctx context.Context, client redis.UniversalClient, set func(bool)) {
+	s := f.store
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	beat := s.channel + ":hb:" + hex.EncodeToString(b[:])
+	ps := client.Subscribe(ctx, s.channel, beat)
 	stopped := make(chan struct{})
 	defer close(stopped)
 	go func() {
@@ -61,6 +154,7 @@ func (s *Store) watch(ctx context.Context, invalidate func(apikey.Hash), set fun
 		}
 		_ = ps.Close()
 	}()
+	go heartbeats(ctx, stopped, client, beat, s.feedTimeout)
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, s.feedTimeout)
 		if err != nil {
@@ -71,29 +165,33 @@ func (s *Store) watch(ctx context.Context, invalidate func(apikey.Hash), set fun
 			if m.Kind != "subscribe" {
 				return
 			}
-			set(true)
+			if m.Channel == s.channel {
+				set(true)
+			}
 		case *redis.Message:
 			var h apikey.Hash
 			if n, err := hex.Decode(h[:], []byte(m.Payload)); err == nil && n == len(h) {
-				invalidate(h)
+				f.invalidate(h)
 			}
 		}
 	}
 }
 
-// publishHeartbeats publishes a heartbeat every quarter of FeedTimeout
-// until ctx ends. A failed publish is not reported: the subscribers notice
-// the silence.
-func (s *Store) publishHeartbeats(ctx context.Context) {
-	t := time.NewTicker(s.feedTimeout / 4)
+// heartbeats publishes on channel through client every quarter of
+// timeout until ctx ends or stopped closes. A failed publish is not
+// reported: the subscription notices the silence.
+func heartbeats(ctx context.Context, stopped <-chan struct{}, client redis.UniversalClient, channel string, timeout time.Duration) {
+	t := time.NewTicker(timeout / 4)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-stopped:
+			return
 		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, s.feedTimeout/4)
-			_ = s.client.Publish(pctx, s.channel, heartbeat).Err()
+			pctx, cancel := context.WithTimeout(ctx, timeout/4)
+			_ = client.Publish(pctx, channel, "").Err()
 			cancel()
 		}
 	}
