@@ -26,6 +26,9 @@ type flakyStore struct {
 	down    atomic.Bool
 	hang    atomic.Bool
 	flushes atomic.Int32
+	// lost names a key whose deltas fail alone, as a key on a Cluster
+	// master that is down would.
+	lost atomic.Pointer[string]
 }
 
 // newFlakyStore returns a flakyStore holding a key for each id, since a
@@ -49,7 +52,52 @@ func (f *flakyStore) AddUsage(ctx context.Context, deltas []usage.Delta) error {
 	if f.down.Load() {
 		return errors.New("store down")
 	}
+	if lost := f.lost.Load(); lost != nil {
+		var added []usage.Delta
+		partial := &usage.PartialError{Err: errors.New("master down")}
+		for _, d := range deltas {
+			if d.KeyID == *lost {
+				partial.Failed = append(partial.Failed, d)
+			} else {
+				added = append(added, d)
+			}
+		}
+		if err := f.Store.AddUsage(ctx, added); err != nil {
+			return err
+		}
+		if len(partial.Failed) > 0 {
+			return fmt.Errorf("flaky: %w", partial)
+		}
+		return nil
+	}
 	return f.Store.AddUsage(ctx, deltas)
+}
+
+// A flush that adds some keys' usage but not others' keeps only the
+// others for the next flush: none is lost, none counted twice.
+func TestRecorderRetriesOnlyWhatWasNotAdded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := newFlakyStore(t, "key-a", "key-b")
+	rec, err := usage.New(store, usage.Config{FlushInterval: time.Hour})
+	require.NoError(t, err)
+	lost := "key-b"
+	store.lost.Store(&lost)
+	for range 3 {
+		rec.Record("key-a", "GET /a", 200, now)
+		rec.Record("key-b", "GET /a", 200, now)
+		err := rec.Flush(ctx)
+		require.Error(t, err)
+		_, partial := errors.AsType[*usage.PartialError](err)
+		assert.True(t, partial, "the error says what was not added: %v", err)
+	}
+	store.lost.Store(nil)
+	require.NoError(t, rec.Close(ctx))
+	for _, id := range []string{"key-a", "key-b"} {
+		u, err := store.Usage(ctx, id)
+		require.NoError(t, err)
+		assert.EqualValues(t, 3, u.TotalRequests, id)
+	}
 }
 
 func TestRecorderBatchesAndFlushesOnClose(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/logging"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -54,6 +55,8 @@ type outcome struct {
 }
 
 func loseAMaster(t *testing.T, local bool) {
+	// go-redis logs each failed dial of the dead master.
+	redis.SetLogger(&logging.VoidLogger{})
 	// Without full coverage, the masters left serve their own slots; with
 	// it (Redis's default), a Cluster refuses everything once a master is
 	// marked failed.
@@ -166,10 +169,12 @@ func loseAMaster(t *testing.T, local bool) {
 		}
 	}
 	other := table[down][0]
-	assert.GreaterOrEqual(t, float64(other.ok)/float64(other.n), 0.99, "accounts on the other masters keep succeeding")
+	assert.Equal(t, other.n, other.ok, "accounts on the other masters keep succeeding")
 	for p := range phases {
 		for side := range 2 {
-			assert.Less(t, table[p][side].worst, time.Second, "no request waits past the timeouts (500 ms)")
+			// The timeouts are 500 ms; the slack is the handler's and the
+			// scheduler's on a loaded machine.
+			assert.Less(t, table[p][side].worst, 750*time.Millisecond, "no request waits past the timeouts")
 		}
 	}
 	// Recovery: from the last failure on, every request succeeds.

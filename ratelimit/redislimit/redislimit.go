@@ -20,7 +20,10 @@
 //
 // When Redis fails, Allow fails closed by default (an error: answer 503);
 // with [Config].FailOpen it allows the request and marks the decision
-// FailedOpen, reporting the error to [Config].OnError.
+// FailedOpen, reporting the error to [Config].OnError. After three faults in
+// a row (timeouts, refused or broken connections) on one node, requests
+// whose state lives there get that answer at once, without a call, and
+// one request every half second probes whether the node is back.
 package redislimit
 
 import (

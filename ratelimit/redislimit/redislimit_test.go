@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keygate/keygate/internal/breaker"
 	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/internal/testclock"
 	"github.com/keygate/keygate/ratelimit"
@@ -262,31 +263,47 @@ func TestEveryWindowCount(t *testing.T) {
 }
 
 // A Redis that hangs (paused with SIGSTOP) costs a request the Timeout,
-// then an error, or a pass when failing open.
+// then an error, or a pass when failing open; after breaker.Threshold
+// such requests, the answer comes at once until a probe finds Redis back.
 func TestPausedRedisCostsABoundedTime(t *testing.T) {
 	client, server := redistest.Server(t)
 	closed, err := redislimit.New(client, redislimit.Config{Timeout: 200 * time.Millisecond})
 	require.NoError(t, err)
 	open, err := redislimit.New(client, redislimit.Config{Timeout: 200 * time.Millisecond, FailOpen: true})
 	require.NoError(t, err)
-	_, err = closed.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: ratelimit.Free, Cost: 1})
+	r := ratelimit.Request{Key: "k", KeyPolicy: ratelimit.Free, Cost: 1}
+	_, err = closed.Allow(context.Background(), r)
 	require.NoError(t, err)
 
 	require.NoError(t, server.Signal(syscall.SIGSTOP))
 	t.Cleanup(func() { _ = server.Signal(syscall.SIGCONT) })
-	for name, l := range map[string]*redislimit.Limiter{"fail closed": closed, "fail open": open} {
-		start := time.Now()
-		d, err := l.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: ratelimit.Free, Cost: 1})
-		took := time.Since(start)
-		if name == "fail closed" {
-			require.Error(t, err)
-		} else {
-			require.NoError(t, err)
-			assert.True(t, d.Allowed && d.FailedOpen)
+	limiters := map[string]*redislimit.Limiter{"fail closed": closed, "fail open": open}
+	for name, l := range limiters {
+		var worst, broken time.Duration
+		for i := range breaker.Threshold + 3 {
+			start := time.Now()
+			d, err := l.Allow(context.Background(), r)
+			took := time.Since(start)
+			if name == "fail closed" {
+				require.Error(t, err)
+			} else {
+				require.NoError(t, err)
+				assert.True(t, d.Allowed && d.FailedOpen)
+			}
+			if i < breaker.Threshold {
+				worst = max(worst, took)
+			} else {
+				broken = max(broken, took)
+			}
 		}
-		t.Logf("%s: answered after %v with Redis paused (Timeout 200ms)", name, took)
-		assert.Less(t, took, 400*time.Millisecond, name)
+		t.Logf("%s: answered after %v with Redis paused (Timeout 200ms), then after %v with the breaker open", name, worst, broken)
+		assert.Less(t, worst, 400*time.Millisecond, name)
+		assert.Less(t, broken, 10*time.Millisecond, name)
 	}
+	require.NoError(t, server.Signal(syscall.SIGCONT))
+	start := time.Now()
+	require.Eventually(t, func() bool { d, err := closed.Allow(context.Background(), r); return err == nil && d.Allowed }, 5*time.Second, time.Millisecond)
+	assert.Less(t, time.Since(start), breaker.Cooldown+300*time.Millisecond, "the breaker's next probe finds Redis back")
 }
 
 // A credit balance is kept only while it differs from what its grant and

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/breaker"
 	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/internal/testproxy"
 	"github.com/keygate/keygate/store/cachestore"
@@ -221,7 +224,9 @@ func TestSilentlyDeadFeed(t *testing.T) {
 }
 
 // A Redis that hangs (paused with SIGSTOP) costs a verification its
-// Timeout, then a store error: never a request that waits on.
+// Timeout, then a store error: never a request that waits on. After
+// breaker.Threshold such faults, verifications fail at once until a probe
+// finds Redis back.
 func TestPausedRedisCostsABoundedTime(t *testing.T) {
 	ctx := context.Background()
 	client, server := redistest.Server(t)
@@ -234,18 +239,27 @@ func TestPausedRedisCostsABoundedTime(t *testing.T) {
 
 	require.NoError(t, server.Signal(syscall.SIGSTOP))
 	t.Cleanup(func() { _ = server.Signal(syscall.SIGCONT) })
-	var worst time.Duration
-	for range 5 {
+	var worst, open time.Duration
+	for i := range breaker.Threshold + 5 {
 		start := time.Now()
 		_, err = svc.Verify(ctx, issued.Secret.Reveal())
-		worst = max(worst, time.Since(start))
+		took := time.Since(start)
 		storeFailure(t, err)
+		if i < breaker.Threshold {
+			worst = max(worst, took)
+			continue
+		}
+		// Then the node's breaker is open: no call, no wait.
+		require.ErrorIs(t, err, breaker.ErrOpen)
+		open = max(open, took)
 	}
-	t.Logf("with Redis paused, a verification failed after at most %v (Timeout 200ms)", worst)
+	t.Logf("with Redis paused, a verification failed after at most %v (Timeout 200ms), then after %v with the breaker open", worst, open)
 	assert.Less(t, worst, 400*time.Millisecond)
+	assert.Less(t, open, 10*time.Millisecond)
 
 	require.NoError(t, server.Signal(syscall.SIGCONT))
-	eventually(t, 5*time.Second, func() bool { _, err := svc.Verify(ctx, issued.Secret.Reveal()); return err == nil }, "verification recovers")
+	took := eventually(t, 5*time.Second, func() bool { _, err := svc.Verify(ctx, issued.Secret.Reveal()); return err == nil }, "verification recovers")
+	assert.Less(t, took, breaker.Cooldown+300*time.Millisecond, "the breaker's next probe finds Redis back")
 }
 
 // replies records whether each GET found nothing (redis.Nil).
@@ -285,4 +299,87 @@ func TestAnotherOwnersIDCostsWhatAnUnknownOneDoes(t *testing.T) {
 	require.ErrorIs(t, err, apikey.ErrNotFound)
 	assert.Equal(t, []bool{true, true}, hook.nils, "Redis answered both with nothing")
 
+}
+
+// On a Cluster the invalidation feed listens on two masters: killing one
+// of them neither breaks the feed (no cache is emptied) nor loses a
+// revocation made afterwards, and the broken subscription moves to the
+// master left over.
+func TestClusterFeedSurvivesLosingAMaster(t *testing.T) {
+	ctx := context.Background()
+	cluster := redistest.StartCluster(t, "--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no")
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = client.Close() })
+	rs, err := redisstore.New(ctx, client, redisstore.Config{Namespace: "kg"})
+	require.NoError(t, err)
+	cache, err := cachestore.New(rs, cachestore.Config{TTL: time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cache.Close() })
+	svc, err := apikey.New(cache, apikey.Config{})
+	require.NoError(t, err)
+	eventually(t, 5*time.Second, cache.Healthy, "the feed connects")
+
+	listening := func() (nodes []int) {
+		for i := range cluster.Addrs {
+			n, err := cluster.Node(i).PubSubNumSub(ctx, "kg:invalidate").Result()
+			if err == nil && n["kg:invalidate"] == 1 {
+				nodes = append(nodes, i)
+			}
+		}
+		return nodes
+	}
+	eventually(t, 5*time.Second, func() bool { return len(listening()) == 2 }, "two masters carry a subscription")
+	victim := listening()[0]
+
+	// A key whose account and copy both live on masters that stay up.
+	others := func(key string) bool {
+		node, err := client.MasterForKey(ctx, key)
+		require.NoError(t, err)
+		return node.Options().Addr != cluster.Addrs[victim]
+	}
+	var issued apikey.Issued
+	for i := 0; ; i++ {
+		owner := fmt.Sprintf("acct%d", i)
+		issued, err = svc.Create(ctx, apikey.CreateParams{Owner: owner})
+		require.NoError(t, err)
+		hash := apikey.HashKey(issued.Secret.Reveal())
+		if others("{"+owner+"}") && others("kg:h:"+hex.EncodeToString(hash[:])) {
+			break
+		}
+	}
+	_, err = svc.Verify(ctx, issued.Secret.Reveal())
+	require.NoError(t, err, "cached")
+
+	other, err := redisstore.New(ctx, client, redisstore.Config{Namespace: "kg"})
+	require.NoError(t, err)
+	admin, err := apikey.New(other, apikey.Config{})
+	require.NoError(t, err)
+
+	var broke atomic.Bool
+	stop := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+				if !cache.Healthy() {
+					broke.Store(true)
+				}
+			}
+		}
+	}()
+	cluster.Kill(victim)
+	time.Sleep(2 * time.Second) // past the node timeout and FeedTimeout
+	require.NoError(t, admin.Revoke(ctx, issued.Key.Owner, issued.Key.ID))
+	eventually(t, time.Second, func() bool {
+		_, err := svc.Verify(ctx, issued.Secret.Reveal())
+		return errors.Is(err, apikey.ErrInvalidKey)
+	}, "the revocation reaches the cache")
+	close(stop)
+	<-watched
+	assert.False(t, broke.Load(), "the feed never broke")
+	eventually(t, 5*time.Second, func() bool { return len(listening()) == 2 }, "the subscription moved to the master left over")
 }

@@ -99,9 +99,12 @@ type Config struct {
 	// several services or tests can share one Redis. It must not contain
 	// braces. Default [DefaultNamespace].
 	Namespace string
-	// Timeout bounds each Lookup, the call on the request path, within
-	// any deadline of the caller's, so that a Redis that hangs costs a
-	// request a bounded time (then an error: answer 503). go-redis
+	// Timeout bounds each Lookup and Account, the calls on the request
+	// path, within any deadline of the caller's, so that a Redis that
+	// hangs costs a request a bounded time (then an error: answer 503).
+	// After three faults in a row (timeouts, refused or broken
+	// connections) on one node, these calls to it fail at once, and one
+	// every half second probes whether it is back. go-redis
 	// honours a context's deadline only when the client's options set
 	// ContextTimeoutEnabled; without it, its own ReadTimeout and retries
 	// apply (3 seconds a try by default). Default 500 milliseconds.
