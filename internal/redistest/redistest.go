@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -272,6 +273,24 @@ func (c *PrivateCluster) Kill(i int) {
 	_ = c.cmds[i].Process.Kill()
 	_ = c.cmds[i].Wait()
 	c.cmds[i] = nil
+}
+
+// Pause stops node i with SIGSTOP, as a hung host would: connections
+// stay open and nothing answers. Resume undoes it.
+func (c *PrivateCluster) Pause(i int) {
+	c.t.Helper()
+	if err := c.cmds[i].Process.Signal(syscall.SIGSTOP); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { _ = c.cmds[i].Process.Signal(syscall.SIGCONT) })
+}
+
+// Resume continues node i after Pause.
+func (c *PrivateCluster) Resume(i int) {
+	c.t.Helper()
+	if err := c.cmds[i].Process.Signal(syscall.SIGCONT); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // WaitHealthy waits until node i reports the cluster state ok.
