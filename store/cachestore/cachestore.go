@@ -13,7 +13,9 @@
 // emptied whenever the feed goes down or comes back, because messages may
 // have been lost in between. How soon a feed that dies without closing is
 // known to be down is the Invalidator's to bound (store/redisstore: its
-// FeedTimeout, 1 second by default, measured at 1.0 s).
+// FeedTimeout, 1 second by default, measured at 1.0 s). While the feed is up,
+// a cached record whose store fails to answer keeps being served past its
+// TTL until the store answers again (see [Store.Lookup]).
 package cachestore
 
 import (
@@ -90,6 +92,8 @@ type Store struct {
 	gen atomic.Uint64
 	// trusted is false while an Invalidator's feed is down.
 	trusted atomic.Bool
+	// watched is set when the store behind has an Invalidator.
+	watched bool
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -151,6 +155,7 @@ func New(inner apikey.Store, cfg Config) (*Store, error) {
 		s.stop = func() {}
 		return s, nil
 	}
+	s.watched = true
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	go func() {
@@ -174,6 +179,14 @@ func (s *Store) shard(h apikey.Hash) *shard { return &s.shards[h[0]%shardCount] 
 // Lookup implements [apikey.Store]. A fresh entry is answered from
 // memory; otherwise the store behind is asked and its answer (found or
 // not found, never an error) is cached.
+//
+// When the store behind fails (not "not found": an error) and its
+// invalidation feed is up, a found record past its TTL keeps being
+// served until the store answers again: every change that succeeded
+// while the entry lived has dropped it, so it is what the store holds.
+// That keeps the keys in use verifying while, say, one Redis Cluster
+// master is down. Without a feed, or while it is down, the error is
+// returned.
 func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, error) {
 	sh := s.shard(hash)
 	sh.mu.RLock()
@@ -189,6 +202,15 @@ func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, e
 	gen := s.gen.Load()
 	rec, err := s.inner.Lookup(ctx, hash)
 	if err != nil && !errors.Is(err, apikey.ErrNotFound) {
+		if ok && e.rec != nil && s.watched && s.trusted.Load() {
+			// Still cached: no invalidation dropped it meanwhile.
+			sh.mu.RLock()
+			cur, still := sh.entries[hash]
+			sh.mu.RUnlock()
+			if still && cur.rec == e.rec {
+				return e.rec, nil
+			}
+		}
 		return nil, err
 	}
 	sh.mu.Lock()

@@ -2,6 +2,7 @@ package cachestore_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -183,4 +184,64 @@ func TestUnhealthyFeedBoundsStaleness(t *testing.T) {
 	c.Advance(time.Second)
 	lookup()
 	assert.EqualValues(t, 5, inner.lookups.Load())
+}
+
+// failing is a store behind that fails its lookups while down is set.
+type failing struct {
+	apikey.Store
+	down atomic.Bool
+}
+
+func (f *failing) Lookup(ctx context.Context, h apikey.Hash) (*apikey.Record, error) {
+	if f.down.Load() {
+		return nil, errors.New("store down")
+	}
+	return f.Store.Lookup(ctx, h)
+}
+
+// While the feed is up, a record the store cannot answer for is served
+// past its TTL: no change to it has happened, or its invalidation would
+// have dropped it. Without the feed, errors are errors.
+func TestServedPastTTLWhileTheStoreFailsAndTheFeedIsUp(t *testing.T) {
+	ctx := context.Background()
+	c := &testclock.Clock{}
+	inner := &failing{Store: memstore.New()}
+	f := &feed{counting: &counting{Store: inner}, ready: make(chan struct{})}
+	s, err := cachestore.New(f, cachestore.Config{TTL: time.Minute, StaleTTL: time.Second, Clock: c.Now})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = s.Close() })
+	<-f.ready
+	f.healthy(true)
+	cached := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.HashKey("k1")}
+	other := apikey.Record{Key: apikey.Key{ID: "k2", Owner: "acct"}, Hash: apikey.HashKey("k2")}
+	for _, rec := range []*apikey.Record{&cached, &other} {
+		require.NoError(t, s.Create(ctx, rec, 0, c.Now(), nil))
+		_, err = s.Lookup(ctx, rec.Hash)
+		require.NoError(t, err)
+	}
+	unknown := apikey.HashKey("nope")
+	_, err = s.Lookup(ctx, unknown)
+	require.ErrorIs(t, err, apikey.ErrNotFound)
+
+	inner.down.Store(true)
+	c.Advance(time.Hour)
+	got, err := s.Lookup(ctx, cached.Hash)
+	require.NoError(t, err, "served past its TTL while the store fails")
+	assert.Equal(t, "k1", got.ID)
+	_, err = s.Lookup(ctx, unknown)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, apikey.ErrNotFound, "a remembered miss is not repeated as an answer")
+
+	f.invalidate(other.Hash)
+	_, err = s.Lookup(ctx, other.Hash)
+	require.Error(t, err, "an invalidated entry is gone")
+
+	f.healthy(false)
+	f.healthy(true)
+	_, err = s.Lookup(ctx, cached.Hash)
+	require.Error(t, err, "a feed that broke may have lost invalidations")
+
+	inner.down.Store(false)
+	_, err = s.Lookup(ctx, cached.Hash)
+	require.NoError(t, err)
 }
