@@ -69,8 +69,9 @@ func loseAMaster(t *testing.T, local, pause bool) {
 	redis.SetLogger(&logging.VoidLogger{})
 	// Without full coverage, the masters left serve their own slots; with
 	// it (Redis's default), a Cluster refuses everything once a master is
-	// marked failed.
-	cluster := redistest.StartCluster(t, "--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no")
+	// marked failed, after the node timeout (5 s: a loaded 2-core VM can
+	// make a shorter one doubt a live master).
+	cluster := redistest.StartCluster(t, "--cluster-node-timeout", "5000", "--cluster-require-full-coverage", "no")
 	seeds := make([]string, len(cluster.Addrs))
 	for i, a := range cluster.Addrs {
 		seeds[i] = "redis://" + a

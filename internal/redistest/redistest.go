@@ -206,6 +206,11 @@ func StartCluster(t testing.TB, args ...string) *PrivateCluster {
 		if err := node.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
 			t.Fatalf("assigning slots to %s: %v", addr, err)
 		}
+		// Distinct epochs, as redis-cli gives them, so that no node has
+		// to settle a collision after joining.
+		if err := node.Do(ctx, "CLUSTER", "SET-CONFIG-EPOCH", i+1).Err(); err != nil {
+			t.Fatalf("setting the epoch of %s: %v", addr, err)
+		}
 		if i > 0 {
 			host, port, _ := net.SplitHostPort(addr)
 			if err := first.ClusterMeet(ctx, host, port).Err(); err != nil {
@@ -215,6 +220,20 @@ func StartCluster(t testing.TB, args ...string) *PrivateCluster {
 	}
 	for i := range c.Addrs {
 		c.WaitHealthy(i)
+	}
+	// Every node must know every master's slots before a client loads
+	// its map from any of them.
+	deadline := time.Now().Add(20 * time.Second)
+	nodes := []*redis.Client{first, c.Node(1), c.Node(2)}
+	for i := 0; i < len(c.Addrs); {
+		if slots, err := nodes[i].ClusterSlots(ctx).Result(); err == nil && len(slots) == len(c.Addrs) {
+			i++
+			continue
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s does not know every master's slots", c.Addrs[i])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	return c
 }

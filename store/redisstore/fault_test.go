@@ -307,7 +307,9 @@ func TestAnotherOwnersIDCostsWhatAnUnknownOneDoes(t *testing.T) {
 // master left over.
 func TestClusterFeedSurvivesLosingAMaster(t *testing.T) {
 	ctx := context.Background()
-	cluster := redistest.StartCluster(t, "--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no")
+	// A node timeout long enough that a loaded VM never makes the masters
+	// left doubt each other.
+	cluster := redistest.StartCluster(t, "--cluster-node-timeout", "5000", "--cluster-require-full-coverage", "no")
 	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = client.Close() })
 	rs, err := redisstore.New(ctx, client, redisstore.Config{Namespace: "kg"})
@@ -331,7 +333,8 @@ func TestClusterFeedSurvivesLosingAMaster(t *testing.T) {
 	eventually(t, 5*time.Second, func() bool { return len(listening()) == 2 }, "two masters carry a subscription")
 	victim := listening()[0]
 
-	// A key whose account and copy both live on masters that stay up.
+	// A key whose account, copy and ID index live on masters that stay
+	// up: a revocation needs all three.
 	others := func(key string) bool {
 		node, err := client.MasterForKey(ctx, key)
 		require.NoError(t, err)
@@ -343,7 +346,7 @@ func TestClusterFeedSurvivesLosingAMaster(t *testing.T) {
 		issued, err = svc.Create(ctx, apikey.CreateParams{Owner: owner})
 		require.NoError(t, err)
 		hash := apikey.HashKey(issued.Secret.Reveal())
-		if others("{"+owner+"}") && others("kg:h:"+hex.EncodeToString(hash[:])) {
+		if others("{"+owner+"}") && others("kg:h:"+hex.EncodeToString(hash[:])) && others("{"+issued.Key.ID+"}") {
 			break
 		}
 	}
@@ -372,7 +375,7 @@ func TestClusterFeedSurvivesLosingAMaster(t *testing.T) {
 		}
 	}()
 	cluster.Kill(victim)
-	time.Sleep(2 * time.Second) // past the node timeout and FeedTimeout
+	time.Sleep(1500 * time.Millisecond) // past FeedTimeout
 	require.NoError(t, admin.Revoke(ctx, issued.Key.Owner, issued.Key.ID))
 	eventually(t, time.Second, func() bool {
 		_, err := svc.Verify(ctx, issued.Secret.Reveal())

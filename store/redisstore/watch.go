@@ -62,8 +62,9 @@ type feed struct {
 	nodes []string // the master each subscription uses, "" for none
 }
 
-// set records subscription i's state, reporting the feed's on a change.
-func (f *feed) set(i int, up *bool, v bool) {
+// set records a subscription's state in up, reporting the feed's on a
+// change.
+func (f *feed) set(up *bool, v bool) {
 	if *up == v {
 		return
 	}
@@ -88,14 +89,14 @@ func (f *feed) run(ctx context.Context, i int) {
 	up := false
 	for attempt := 0; ctx.Err() == nil; attempt++ {
 		if client := f.pick(ctx, i, attempt); client != nil {
-			f.watch(ctx, client, func(v bool) { f.set(i, &up, v) })
+			f.watch(ctx, client, func(v bool) { f.set(&up, v) })
 		}
-		f.set(i, &up, false)
+		f.set(&up, false)
 		if !sleep(ctx, f.store.feedTimeout/10) {
 			break
 		}
 	}
-	f.set(i, &up, false)
+	f.set(&up, false)
 }
 
 // pick returns the client subscription i listens and publishes through:
