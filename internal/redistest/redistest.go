@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -226,7 +227,8 @@ func StartCluster(t testing.TB, args ...string) *PrivateCluster {
 	deadline := time.Now().Add(20 * time.Second)
 	nodes := []*redis.Client{first, c.Node(1), c.Node(2)}
 	for i := 0; i < len(c.Addrs); {
-		if slots, err := nodes[i].ClusterSlots(ctx).Result(); err == nil && len(slots) == len(c.Addrs) {
+		if shards, err := nodes[i].ClusterShards(ctx).Result(); err == nil && len(shards) == len(c.Addrs) &&
+			!slices.ContainsFunc(shards, func(s redis.ClusterShard) bool { return len(s.Slots) == 0 }) {
 			i++
 			continue
 		}
