@@ -111,13 +111,7 @@ func Name(t testing.TB, client redis.UniversalClient, kind string) string {
 // without a redis-server binary, unless KEYGATE_REQUIRE_REDIS=1.
 func Server(t testing.TB, args ...string) (*redis.Client, *os.Process) {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("KEYGATE_REQUIRE_REDIS") == "1" {
-			t.Fatalf("KEYGATE_REQUIRE_REDIS=1 but redis-server is not installed: %v", err)
-		}
-		t.Skipf("redis-server is not installed: %v", err)
-	}
+	bin := serverBinary(t)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -143,6 +137,20 @@ func Server(t testing.TB, args ...string) (*redis.Client, *os.Process) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return client, cmd.Process
+}
+
+// serverBinary finds redis-server, or skips (fails under
+// KEYGATE_REQUIRE_REDIS=1).
+func serverBinary(t testing.TB) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("KEYGATE_REQUIRE_REDIS") == "1" {
+			t.Fatalf("KEYGATE_REQUIRE_REDIS=1 but redis-server is not installed: %v", err)
+		}
+		t.Skipf("redis-server is not installed: %v", err)
+	}
+	return bin
 }
 
 // Deployments are the test Redis deployments a suite runs on, by name:
@@ -174,14 +182,7 @@ type PrivateCluster struct {
 // without a redis-server binary, unless KEYGATE_REQUIRE_REDIS=1.
 func StartCluster(t testing.TB, args ...string) *PrivateCluster {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if os.Getenv("KEYGATE_REQUIRE_REDIS") == "1" {
-			t.Fatalf("KEYGATE_REQUIRE_REDIS=1 but redis-server is not installed: %v", err)
-		}
-		t.Skipf("redis-server is not installed: %v", err)
-	}
-	c := &PrivateCluster{t: t, bin: bin}
+	c := &PrivateCluster{t: t, bin: serverBinary(t)}
 	t.Cleanup(func() {
 		for _, cmd := range c.cmds {
 			if cmd != nil {
