@@ -71,7 +71,10 @@ func (n *node) allow() bool {
 }
 
 func (n *node) done(ctx context.Context, err error) {
-	if !Fault(ctx, err) {
+	if err != nil && ctx.Err() != nil {
+		return // the caller gave up: that says nothing of the node
+	}
+	if !fault(err) {
 		if n.faults.Load() != 0 {
 			n.faults.Store(0)
 		}
@@ -93,14 +96,14 @@ func (s *Set) node(addr string) *node {
 	return n.(*node)
 }
 
-// Fault reports whether err, from a call made under ctx, says the node
-// or the way to it failed.
-func Fault(ctx context.Context, err error) bool {
+// fault reports whether err, from a call whose caller is still waiting,
+// says the node or the way to it failed.
+func fault(err error) bool {
 	switch {
-	case err == nil, ctx.Err() != nil:
+	case err == nil:
 		return false
 	case errors.Is(err, context.DeadlineExceeded):
-		return true // the call's own timeout, since ctx is live
+		return true // the call's own timeout: the caller is still waiting
 	case errors.Is(err, context.Canceled):
 		return false
 	}

@@ -23,29 +23,24 @@ func (r reply) Error() string { return string(r) }
 func (reply) RedisError()     {}
 
 func TestFault(t *testing.T) {
-	live := context.Background()
-	gone, cancel := context.WithCancel(live)
-	cancel()
 	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
 	for _, tc := range []struct {
 		name  string
-		ctx   context.Context
 		err   error
 		fault bool
 	}{
-		{"no error", live, nil, false},
-		{"the call's timeout", live, fmt.Errorf("x: %w", context.DeadlineExceeded), true},
-		{"the caller's deadline", gone, context.DeadlineExceeded, false},
-		{"the caller gave up", live, context.Canceled, false},
-		{"connection refused", live, refused, true},
-		{"connection closed", live, io.EOF, true},
-		{"a slot no master serves", live, reply("CLUSTERDOWN Hash slot not served"), true},
-		{"a node loading its data", live, reply("LOADING Redis is loading the dataset in memory"), true},
-		{"a missing key", live, reply("redis: nil"), false},
-		{"a script's error", live, reply("ERR user_script:1: bad"), false},
+		{"no error", nil, false},
+		{"the call's timeout", fmt.Errorf("x: %w", context.DeadlineExceeded), true},
+		{"canceled", context.Canceled, false},
+		{"connection refused", refused, true},
+		{"connection closed", io.EOF, true},
+		{"a slot no master serves", reply("CLUSTERDOWN Hash slot not served"), true},
+		{"a node loading its data", reply("LOADING Redis is loading the dataset in memory"), true},
+		{"a missing key", reply("redis: nil"), false},
+		{"a script's error", reply("ERR user_script:1: bad"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.fault, Fault(tc.ctx, tc.err))
+			assert.Equal(t, tc.fault, fault(tc.err))
 		})
 	}
 }
@@ -84,6 +79,13 @@ func TestBreaker(t *testing.T) {
 		require.ErrorIs(t, s.Do(ctx, "a", call(down)), down)
 		require.ErrorIs(t, s.Do(ctx, "a", call(nil)), ErrOpen)
 		assert.Equal(t, 1, calls)
+	})
+	t.Run("a probe whose caller gave up leaves it open", func(t *testing.T) {
+		time.Sleep(Cooldown)
+		gone, cancel := context.WithCancel(ctx)
+		cancel()
+		require.ErrorIs(t, s.Do(gone, "a", call(context.Canceled)), context.Canceled)
+		require.ErrorIs(t, s.Do(ctx, "a", call(nil)), ErrOpen, "not closed by a caller's giving up")
 	})
 	t.Run("one probe at a time; its success closes it", func(t *testing.T) {
 		time.Sleep(Cooldown)
