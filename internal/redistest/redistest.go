@@ -175,6 +175,7 @@ type PrivateCluster struct {
 	bin   string
 	args  [][]string
 	cmds  []*exec.Cmd
+	nodes []*redis.Client // one per node, reconnecting after a restart
 }
 
 // StartCluster starts a [PrivateCluster] with the given extra
@@ -193,17 +194,21 @@ func StartCluster(t testing.TB, args ...string) *PrivateCluster {
 	})
 	for i := range 3 {
 		port := clusterPort(t)
-		c.Addrs = append(c.Addrs, "127.0.0.1:"+strconv.Itoa(port))
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		c.Addrs = append(c.Addrs, addr)
 		c.args = append(c.args, append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 			"--dir", t.TempDir(), "--save", "", "--appendonly", "yes", "--appendfsync", "always",
 			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"}, args...))
 		c.cmds = append(c.cmds, nil)
+		node := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
+		t.Cleanup(func() { _ = node.Close() })
+		c.nodes = append(c.nodes, node)
 		c.Start(i)
 	}
 	ctx := context.Background()
-	first := c.Node(0)
+	first := c.nodes[0]
 	for i, addr := range c.Addrs {
-		node := c.Node(i)
+		node := c.nodes[i]
 		lo, hi := i*16384/3, (i+1)*16384/3-1
 		if err := node.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", lo, hi).Err(); err != nil {
 			t.Fatalf("assigning slots to %s: %v", addr, err)
@@ -220,23 +225,22 @@ func StartCluster(t testing.TB, args ...string) *PrivateCluster {
 			}
 		}
 	}
-	for i := range c.Addrs {
-		c.WaitHealthy(i)
-	}
-	// Every node must know every master's slots before a client loads
-	// its map from any of them.
+	// Every node must say the cluster is ok and know every master's
+	// slots before a client loads its map from any of them.
 	deadline := time.Now().Add(20 * time.Second)
-	nodes := []*redis.Client{first, c.Node(1), c.Node(2)}
-	for i := 0; i < len(c.Addrs); {
-		if shards, err := nodes[i].ClusterShards(ctx).Result(); err == nil && len(shards) == len(c.Addrs) &&
-			!slices.ContainsFunc(shards, func(s redis.ClusterShard) bool { return len(s.Slots) == 0 }) {
-			i++
-			continue
+	for i, node := range c.nodes {
+		for {
+			info, _ := node.ClusterInfo(ctx).Result()
+			shards, err := node.ClusterShards(ctx).Result()
+			if strings.Contains(info, "cluster_state:ok") && err == nil && len(shards) == len(c.Addrs) &&
+				!slices.ContainsFunc(shards, func(s redis.ClusterShard) bool { return len(s.Slots) == 0 }) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %s: the cluster did not form: %s", c.Addrs[i], info)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %s does not know every master's slots", c.Addrs[i])
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	return c
 }
@@ -264,11 +268,17 @@ func clusterPort(t testing.TB) int {
 	return 0
 }
 
-// Node returns a client of node i alone, closed after the test.
-func (c *PrivateCluster) Node(i int) *redis.Client {
-	client := redis.NewClient(&redis.Options{Addr: c.Addrs[i], ContextTimeoutEnabled: true})
-	c.t.Cleanup(func() { _ = client.Close() })
-	return client
+// Listening returns the nodes on which channel has a subscriber.
+func (c *PrivateCluster) Listening(channel string) []int {
+	c.t.Helper()
+	var nodes []int
+	for i, node := range c.nodes {
+		subs, err := node.PubSubNumSub(context.Background(), channel).Result()
+		if err == nil && subs[channel] > 0 {
+			nodes = append(nodes, i)
+		}
+	}
+	return nodes
 }
 
 // Start starts node i, which must be stopped, and waits until it answers.
@@ -279,9 +289,8 @@ func (c *PrivateCluster) Start(i int) {
 		c.t.Fatal(err)
 	}
 	c.cmds[i] = cmd
-	node := c.Node(i)
 	deadline := time.Now().Add(10 * time.Second)
-	for node.Ping(context.Background()).Err() != nil {
+	for c.nodes[i].Ping(context.Background()).Err() != nil {
 		if time.Now().After(deadline) {
 			c.t.Fatalf("redis-server at %s did not start", c.Addrs[i])
 		}
@@ -312,22 +321,5 @@ func (c *PrivateCluster) Resume(i int) {
 	c.t.Helper()
 	if err := c.cmds[i].Process.Signal(syscall.SIGCONT); err != nil {
 		c.t.Fatal(err)
-	}
-}
-
-// WaitHealthy waits until node i reports the cluster state ok.
-func (c *PrivateCluster) WaitHealthy(i int) {
-	c.t.Helper()
-	node := c.Node(i)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		info, _ := node.ClusterInfo(context.Background()).Result()
-		if strings.Contains(info, "cluster_state:ok") {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("node %s: the cluster did not become healthy: %s", c.Addrs[i], info)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }

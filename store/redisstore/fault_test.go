@@ -321,15 +321,7 @@ func TestClusterFeedSurvivesLosingAMaster(t *testing.T) {
 	require.NoError(t, err)
 	eventually(t, 5*time.Second, cache.Healthy, "the feed connects")
 
-	listening := func() (nodes []int) {
-		for i := range cluster.Addrs {
-			n, err := cluster.Node(i).PubSubNumSub(ctx, "kg:invalidate").Result()
-			if err == nil && n["kg:invalidate"] == 1 {
-				nodes = append(nodes, i)
-			}
-		}
-		return nodes
-	}
+	listening := func() []int { return cluster.Listening("kg:invalidate") }
 	eventually(t, 5*time.Second, func() bool { return len(listening()) == 2 }, "two masters carry a subscription")
 	victim := listening()[0]
 
