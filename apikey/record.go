@@ -14,6 +14,10 @@ import (
 type Key struct {
 	// ID identifies the key in management calls; it is not secret.
 	ID string `json:"id"`
+	// Lineage is the ID of the first key of this key's rotation chain;
+	// "" for a key never rotated from another. Rate limits of the key
+	// follow it, so a rotated key continues its predecessor's windows.
+	Lineage string `json:"lineage,omitempty"`
 	// Permissions the key grants, sorted.
 	Permissions Permissions `json:"permissions"`
 	// Plan names a rate-limit plan that caps this key on its own, within
@@ -51,10 +55,6 @@ type Key struct {
 	CreatedAt time.Time `json:"created_at"`
 	// ReplacedBy is the ID of the key that replaced this one in a rotation.
 	ReplacedBy string `json:"replaced_by,omitempty"`
-	// Lineage is the ID of the first key of this key's rotation chain;
-	// "" for a key never rotated from another. Rate limits of the key
-	// follow it, so a rotated key continues its predecessor's windows.
-	Lineage string `json:"lineage,omitempty"`
 	// Metadata is free-form, for the host service.
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
