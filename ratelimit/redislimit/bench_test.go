@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,10 +27,22 @@ local s = redis.call('GET', KEYS[1])
 redis.call('SET', KEYS[1], '0123456789012345678901234567890123456789', 'KEEPTTL')
 return s`)
 
+// readWriteTwo is readWrite for an account's state and a key's, called with
+// the keys and arguments of an account + key Allow and answering as many
+// bytes: what any script deciding that request must at least do.
+var readWriteTwo = redis.NewScript(`
+redis.call('TIME')
+redis.call('GET', KEYS[1])
+redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[3], 'KEEPTTL')
+redis.call('SET', KEYS[2], ARGV[4], 'KEEPTTL')
+return ARGV[3] .. ARGV[4] .. ARGV[3] .. ARGV[4]`)
+
 // BenchmarkRedis compares Allow for a two-window policy with the
-// do-nothing script (the floor) and with a script that only reads the time
-// and reads and writes a state (what any limiter on server time must do),
-// from one goroutine and from 64.
+// do-nothing script (the floor), called as the floor and with Allow's
+// inputs, and with scripts that only read the time and read and write one
+// state, or two with Allow's inputs (what any limiter on server time must
+// do), from one goroutine and from 64.
 func BenchmarkRedis(b *testing.B) {
 	ctx := context.Background()
 	l, client, p := newLimiter(b)
@@ -42,8 +55,23 @@ func BenchmarkRedis(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	// allowInputs are the keys and arguments of an account + key Allow
+	// for a two-window policy (56 bytes each).
+	spec := strings.Repeat("p", 56)
+	allowInputs := func(key string) ([]string, []any) {
+		base := p + "{acct_" + key + "}:"
+		return []string{base + "a", base + "k:" + key, base + "c"}, []any{"", "1", spec, spec, ""}
+	}
 	run := map[string]func(key string) error{
 		"floor=noop-script": func(key string) error { return noop.Run(ctx, client, []string{key}).Err() },
+		"noop-script-allow-inputs": func(key string) error {
+			keys, args := allowInputs(key)
+			return noop.Run(ctx, client, keys, args...).Err()
+		},
+		"time-get-set-twice-allow-inputs": func(key string) error {
+			keys, args := allowInputs(key)
+			return readWriteTwo.Run(ctx, client, keys, args...).Err()
+		},
 		"time-get-set-script": func(key string) error {
 			return ignoreNil(readWrite.Run(ctx, client, []string{p + key}).Err())
 		},
@@ -69,7 +97,7 @@ func BenchmarkRedis(b *testing.B) {
 			return err
 		},
 	}
-	for _, name := range []string{"floor=noop-script", "time-get-set-script", "allow", "allow-local-first", "allow-account+key", "allow-account+credits"} {
+	for _, name := range []string{"floor=noop-script", "noop-script-allow-inputs", "time-get-set-script", "time-get-set-twice-allow-inputs", "allow", "allow-local-first", "allow-account+key", "allow-account+credits"} {
 		fn := run[name]
 		_ = fn("warm")
 		b.Run(name+"/goroutines=1", func(b *testing.B) {
