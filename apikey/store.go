@@ -25,7 +25,7 @@ import (
 //
 // Every call that changes a record takes the [Event] that describes the
 // change, for a store that keeps the audit trail ([EventStore]); a store
-// that does not ignores it.
+// that does not ignores it. A nil event records none.
 //
 // Records cross the interface as pointers and are immutable once they have:
 // an adapter owns a record passed to Create or Rotate and may keep it; a

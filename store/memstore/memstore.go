@@ -240,9 +240,11 @@ func (s *Store) Purge(_ context.Context, cutoff time.Time, limit int, ev *apikey
 	old = old[:min(limit, len(old))]
 	for _, rec := range old {
 		s.remove(rec)
-		e := *ev
-		e.KeyID, e.Account = rec.ID, rec.Owner
-		s.record(&e)
+		if ev != nil {
+			e := *ev
+			e.KeyID, e.Account = rec.ID, rec.Owner
+			s.record(&e)
+		}
 	}
 	return len(old), nil
 }

@@ -358,9 +358,12 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *apik
 			if end := rec.EndedAt(); end.IsZero() || !end.Before(cutoff) {
 				return apikey.ErrNotFound // changed since: not purged
 			}
-			e := *ev
-			e.KeyID, e.Account = rec.ID, rec.Owner
-			return s.remove(ctx, tx, rec, &e)
+			var e *apikey.Event
+			if ev != nil {
+				e = new(*ev)
+				e.KeyID, e.Account = rec.ID, rec.Owner
+			}
+			return s.remove(ctx, tx, rec, e)
 		})
 		switch {
 		case err == nil:

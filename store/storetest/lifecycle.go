@@ -104,11 +104,12 @@ func testPurge(t *testing.T, s apikey.Store) {
 	}
 	kept = append(kept, active, later, recent)
 
-	ev := &apikey.Event{Type: apikey.EventPurged, At: cutoff}
-	n, err := s.Purge(ctx(), cutoff, 1, ev)
+	// The first with no event, as every change may be made.
+	n, err := s.Purge(ctx(), cutoff, 1, nil)
 	if err != nil || n != 1 {
-		t.Fatalf("Purge(limit 1) = %d, %v; want 1", n, err)
+		t.Fatalf("Purge(limit 1, no event) = %d, %v; want 1", n, err)
 	}
+	ev := &apikey.Event{Type: apikey.EventPurged, At: cutoff}
 	// The rest, by concurrent purges: each record deleted once.
 	var total int
 	var mu sync.Mutex
