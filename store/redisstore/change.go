@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,7 +16,7 @@ import (
 // script, then the copy and the cleanup of the sets.
 
 // deadline is the hold deadline of a change starting now.
-func deadline() string { return strconv.FormatInt(time.Now().Add(holdLease).UnixMicro(), 10) }
+func deadline() string { return micros(time.Now().Add(holdLease)) }
 
 // sync writes version (JSON data, "" for deleted) into the copy h; it
 // reports false when there was no copy.

@@ -41,11 +41,7 @@ func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.H
 	f.nodes = make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f.run(ctx, i)
-		}()
+		wg.Go(func() { f.run(ctx, i) })
 	}
 	wg.Wait()
 	return nil
