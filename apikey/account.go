@@ -25,6 +25,10 @@ type Account struct {
 	Credits *Credits `json:"credits,omitempty"`
 	// UpdatedAt is when the account was last changed.
 	UpdatedAt time.Time `json:"updated_at"`
+	// Version counts the account's changes: 1 when it is created, one
+	// more at each change. A store compares it to refuse a change made
+	// to a copy that is no longer the stored one ([AccountStore]).
+	Version int64 `json:"version"`
 }
 
 // Limit is one window of a custom plan: Limit requests per Period.
@@ -93,6 +97,10 @@ const (
 	maxCredits    = 1 << 50
 )
 
+// latestRefill bounds a first refill: limiters count time in nanoseconds
+// since 1970, which end in 2262.
+var latestRefill = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // clone returns a copy of a sharing no memory with it.
 func (a Account) clone() Account {
 	a.Limits = append([]Limit(nil), a.Limits...)
@@ -114,12 +122,18 @@ func (a Account) clone() Account {
 type AccountStore interface {
 	// Account returns the account id, or [ErrNotFound].
 	Account(ctx context.Context, id string) (*Account, error)
-	// PutAccount stores a, replacing the account of its ID. With create
-	// set it fails with [ErrDuplicate] when the account exists; without,
-	// with [ErrNotFound] when it does not. The check and the write are
-	// one atomic step. A cache in front of the store drops its copy of
-	// the account, on every instance, as it drops a revoked key.
-	PutAccount(ctx context.Context, a *Account, create bool) error
+	// PutAccount stores next, a compare-and-set on [Account].Version:
+	// with prev nil it creates next, and fails with [ErrDuplicate] when
+	// an account of next.ID exists; otherwise it replaces the stored
+	// account with next only if the stored Version is still
+	// prev.Version, and fails with [ErrNotFound] when there is none and
+	// with [ErrConflict] when another change landed first. The check and
+	// the write are one atomic step, so that of concurrent changes made
+	// to one stored account exactly one wins. The caller sets
+	// next.Version (one more than prev's); the store compares, it never
+	// counts. A cache in front of the store drops its copy of the
+	// account, on every instance, as it drops a revoked key.
+	PutAccount(ctx context.Context, prev, next *Account) error
 }
 
 // checkPlan reports whether plan is one of the service's plans.
@@ -142,9 +156,15 @@ func (s *Service) defaultPlan() string {
 }
 
 // Account returns account id: as stored, or on the default plan when it
-// has never been stored (or the store keeps no accounts). Errors are
+// has never been stored (or the store keeps no accounts). It fails with
+// an [*InputError] for an ID that no account can have; other errors are
 // store failures.
 func (s *Service) Account(ctx context.Context, id string) (Account, error) {
+	if id != "" {
+		if err := checkAccountID(id); err != nil {
+			return Account{}, err
+		}
+	}
 	if as, ok := s.store.(AccountStore); ok && id != "" {
 		a, err := as.Account(ctx, id)
 		switch {
@@ -163,7 +183,12 @@ func (s *Service) Account(ctx context.Context, id string) (Account, error) {
 // unknown plan or a bad limit, and with [errors.ErrUnsupported] when the
 // store keeps no accounts.
 func (s *Service) CreateAccount(ctx context.Context, a Account) error {
-	return s.putAccount(ctx, a, true)
+	as, ok := s.store.(AccountStore)
+	if !ok {
+		return errNoAccounts
+	}
+	a = a.clone()
+	return s.putAccount(ctx, as, nil, &a)
 }
 
 // SetAccount replaces an account's plan, limits and credits; every
@@ -171,69 +196,127 @@ func (s *Service) CreateAccount(ctx context.Context, a Account) error {
 // rate limits already spent carry over. Credits whose terms differ from
 // the stored ones are a new grant: the balance starts again. Plan "" is
 // the default plan. It fails with [ErrNotFound] for an account that was
-// never created (neither by [Service.CreateAccount] nor by a key), with
-// an [*InputError] for an unknown plan, a bad limit or bad credits, and
-// with [errors.ErrUnsupported] when the store keeps no accounts.
+// never created (neither by [Service.CreateAccount] nor by a key), and
+// otherwise as [Service.UpdateAccount] does.
 func (s *Service) SetAccount(ctx context.Context, a Account) error {
-	err := s.putAccount(ctx, a, false)
-	if !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	// Keys issued before accounts were stored imply their account.
-	keys, lerr := s.store.List(ctx, a.ID)
-	if lerr != nil {
-		return fmt.Errorf("apikey: set account: %w", lerr)
-	}
-	if len(keys) == 0 {
-		return ErrNotFound
-	}
-	err = s.putAccount(ctx, a, true)
-	if errors.Is(err, ErrDuplicate) { // created meanwhile
-		err = s.putAccount(ctx, a, false)
-	}
+	_, err := s.updateAccount(ctx, a.ID, false, func(cur *Account) error {
+		cur.Plan, cur.Limits, cur.Credits = a.Plan, a.Limits, a.Credits
+		return nil
+	})
 	return err
 }
 
-func (s *Service) putAccount(ctx context.Context, a Account, create bool) error {
+// accountAttempts bounds how often [Service.UpdateAccount] reads an
+// account again after losing a race to another change.
+const accountAttempts = 4
+
+// UpdateAccount applies change to account id as stored (on the default
+// plan when it is not: the caller vouches for the ID, and the account is
+// created) and stores the result, if no other change landed in between;
+// when one did, it reads the account again and applies change again, so
+// that concurrent changes of different fields all land and none is
+// written back over another. It returns the account as stored.
+//
+// change may modify Plan, Limits and Credits; the ID, version and times
+// are the Service's. Credits whose terms differ from the stored ones are
+// a new grant. It fails with change's own error, with an [*InputError]
+// for an unknown plan, a bad limit or bad credits, with [ErrConflict]
+// when other changes won every one of its attempts, and with
+// [errors.ErrUnsupported] when the store keeps no accounts.
+func (s *Service) UpdateAccount(ctx context.Context, id string, change func(*Account) error) (Account, error) {
+	return s.updateAccount(ctx, id, true, change)
+}
+
+var errNoAccounts = fmt.Errorf("apikey: the store keeps no accounts: %w", errors.ErrUnsupported)
+
+func (s *Service) updateAccount(ctx context.Context, id string, create bool, change func(*Account) error) (Account, error) {
 	as, ok := s.store.(AccountStore)
 	if !ok {
-		return fmt.Errorf("apikey: the store keeps no accounts: %w", errors.ErrUnsupported)
+		return Account{}, errNoAccounts
 	}
-	a = a.clone()
-	if err := s.validateAccount(&a); err != nil {
+	if err := checkAccountID(id); err != nil {
+		return Account{}, err
+	}
+	for attempt := 1; ; attempt++ {
+		prev, err := as.Account(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			prev = nil
+		case err != nil:
+			return Account{}, fmt.Errorf("apikey: account: %w", err)
+		}
+		next := Account{ID: id, Plan: s.defaultPlan()}
+		if prev != nil {
+			next = prev.clone()
+		} else if !create {
+			// Keys issued before accounts were stored imply their account.
+			keys, err := s.store.List(ctx, id)
+			if err != nil {
+				return Account{}, fmt.Errorf("apikey: account: %w", err)
+			}
+			if len(keys) == 0 {
+				return Account{}, ErrNotFound
+			}
+		}
+		if err := change(&next); err != nil {
+			return Account{}, err
+		}
+		err = s.putAccount(ctx, as, prev, &next)
+		// A store behind a cache may have answered from a stale copy:
+		// the cache dropped it when the write was refused, so the next
+		// attempt reads the stored account.
+		lost := errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound) && prev != nil ||
+			errors.Is(err, ErrDuplicate) && prev == nil
+		switch {
+		case !lost:
+			if err != nil {
+				return Account{}, err
+			}
+			return next.clone(), nil
+		case attempt == accountAttempts:
+			return Account{}, ErrConflict
+		}
+	}
+}
+
+// putAccount validates next, stamps it as the change of prev (nil: a new
+// account) and stores it. The store keeps next: the caller must not
+// change it afterwards.
+func (s *Service) putAccount(ctx context.Context, as AccountStore, prev, next *Account) error {
+	if err := s.validateAccount(next); err != nil {
 		return err
 	}
 	now := s.now()
-	if a.Credits != nil {
-		var old *Credits
-		if !create {
-			if stored, err := as.Account(ctx, a.ID); err == nil {
-				old = stored.Credits
-			} else if !errors.Is(err, ErrNotFound) {
-				return fmt.Errorf("apikey: account: %w", err)
-			}
-		}
-		if err := grant(a.Credits, old, now); err != nil {
+	next.Version = 1
+	var old *Credits
+	if prev != nil {
+		next.Version, old = prev.Version+1, prev.Credits
+	}
+	if next.Credits != nil {
+		if err := grant(next.Credits, old, now); err != nil {
 			return err
 		}
 	}
-	a.UpdatedAt = now
-	err := as.PutAccount(ctx, &a, create)
-	switch {
-	case err == nil:
-		return nil
-	case errors.Is(err, ErrNotFound):
-		return ErrNotFound
-	case errors.Is(err, ErrDuplicate):
-		return ErrDuplicate
+	next.UpdatedAt = now
+	err := as.PutAccount(ctx, prev, next)
+	for _, sentinel := range []error{ErrNotFound, ErrDuplicate, ErrConflict} {
+		if errors.Is(err, sentinel) {
+			return sentinel
+		}
 	}
-	return fmt.Errorf("apikey: account: %w", err)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return errNoAccounts
+	}
+	if err != nil {
+		return fmt.Errorf("apikey: account: %w", err)
+	}
+	return nil
 }
 
 // validateAccount checks a, filling in the default plan.
 func (s *Service) validateAccount(a *Account) error {
-	if !validText(a.ID, maxOwnerLength, false) || a.ID == "" {
-		return invalid("id", "must be 1 to %d printable characters", maxOwnerLength)
+	if err := checkAccountID(a.ID); err != nil {
+		return err
 	}
 	if a.Plan == "" {
 		a.Plan = s.defaultPlan()
@@ -256,10 +339,22 @@ func (s *Service) validateAccount(a *Account) error {
 			return invalid("credits", "a refill needs both an amount and a period")
 		case c.RefillMode != "" && c.RefillMode != RefillReplace && c.RefillMode != RefillAdd:
 			return invalid("credits", "refill mode %q must be %q or %q", c.RefillMode, RefillReplace, RefillAdd)
+		case c.RefillAt.After(latestRefill):
+			return invalid("credits", "the first refill must be before %d", latestRefill.Year())
 		}
 		if c.RefillMode == "" && c.RefillPeriod != "" {
 			c.RefillMode = RefillReplace
 		}
+	}
+	return nil
+}
+
+// checkAccountID refuses an account ID that no key can have (bytes
+// that are not UTF-8, control characters), before it reaches a store
+// whose encoding might refuse it in a way of its own.
+func checkAccountID(id string) error {
+	if !validText(id, maxOwnerLength, false) || id == "" {
+		return invalid("account", "must be 1 to %d printable characters", maxOwnerLength)
 	}
 	return nil
 }

@@ -31,8 +31,8 @@ var (
 	// enabled (rotation).
 	ErrDisabled = errors.New("apikey: key disabled")
 
-	// ErrConflict reports a change of a key that another change
-	// overtook between reading the key and writing it: read it again
+	// ErrConflict reports a change of a key or an account that another
+	// change overtook between reading the key and writing it: read it again
 	// and retry, if the change still makes sense.
 	ErrConflict = errors.New("apikey: concurrent change")
 

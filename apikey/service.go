@@ -300,6 +300,9 @@ func (s *Service) owned(ctx context.Context, owner, id string) (*Record, error) 
 	if owner == "" || id == "" {
 		return nil, ErrNotFound
 	}
+	if err := checkAccountID(owner); err != nil {
+		return nil, err
+	}
 	var rec *Record
 	var err error
 	if og, ok := s.store.(ownedGetter); ok {
@@ -332,6 +335,9 @@ func (s *Service) Get(ctx context.Context, owner, id string) (Key, error) {
 // List returns every key of owner, in every state, oldest first. Use
 // [Key.Status] to tell them apart.
 func (s *Service) List(ctx context.Context, owner string) ([]Key, error) {
+	if err := checkAccountID(owner); err != nil {
+		return nil, err
+	}
 	recs, err := s.store.List(ctx, owner)
 	if err != nil {
 		return nil, fmt.Errorf("apikey: list: %w", err)

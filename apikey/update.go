@@ -217,6 +217,9 @@ func (s *Service) ListPage(ctx context.Context, owner, cursor string, limit int)
 	if err != nil {
 		return Page[Key]{}, err
 	}
+	if err := checkAccountID(owner); err != nil {
+		return Page[Key]{}, err
+	}
 	recs, err := s.store.List(ctx, owner)
 	if err != nil {
 		return Page[Key]{}, fmt.Errorf("apikey: list: %w", err)
@@ -277,6 +280,9 @@ func (s *Service) Events(ctx context.Context, owner, keyID, cursor string, limit
 	}
 	if owner == "" {
 		return Page[Event]{}, nil
+	}
+	if err := checkAccountID(owner); err != nil {
+		return Page[Event]{}, err
 	}
 	// One more than asked tells whether there is a next page.
 	evs, err := es.Events(ctx, owner, keyID, cursor, n+1)

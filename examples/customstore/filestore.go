@@ -287,15 +287,17 @@ func (s *fileStore) Account(_ context.Context, id string) (*apikey.Account, erro
 	return nil, apikey.ErrNotFound
 }
 
-func (s *fileStore) PutAccount(_ context.Context, a *apikey.Account, create bool) error {
+func (s *fileStore) PutAccount(_ context.Context, prev, next *apikey.Account) error {
 	return s.write(func(d *data) error {
-		switch exists := d.accounts[a.ID] != nil; {
-		case create && exists:
+		switch cur := d.accounts[next.ID]; {
+		case prev == nil && cur != nil:
 			return apikey.ErrDuplicate
-		case !create && !exists:
+		case prev != nil && cur == nil:
 			return apikey.ErrNotFound
+		case prev != nil && cur.Version != prev.Version:
+			return apikey.ErrConflict
 		}
-		d.accounts[a.ID] = a
+		d.accounts[next.ID] = next
 		return nil
 	})
 }

@@ -1,8 +1,8 @@
 package manage
 
 import (
+	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -105,39 +105,45 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, http.StatusBadRequest, "invalid_input", err.Error())
 		return
 	}
-	a, err := h.cfg.Service.Account(r.Context(), accountFrom(r))
-	if err != nil {
-		h.lifecycleError(w, r, err)
-		return
-	}
-	if req.Plan != nil {
-		a.Plan = *req.Plan
-	}
+	var change accountChange
+	var err error
 	if req.Limits != nil {
-		if a.Limits, err = decodeLimits(*req.Limits); err != nil {
+		if change.limits, err = decodeLimits(*req.Limits); err != nil {
 			h.lifecycleError(w, r, err)
 			return
 		}
 	}
 	if req.Credits != nil {
-		if a.Credits, err = decodeCredits(req.Credits); err != nil {
+		if change.credits, err = decodeCredits(req.Credits); err != nil {
 			h.fail(w, r, http.StatusBadRequest, "invalid_input", err.Error())
 			return
 		}
 	}
-	err = h.cfg.Service.SetAccount(r.Context(), a)
-	if errors.Is(err, apikey.ErrNotFound) {
-		err = h.cfg.Service.CreateAccount(r.Context(), a)
-	}
+	// Read, change and write as one compare-and-set, so that a change
+	// made meanwhile on another instance is kept, never written over.
+	a, err := h.cfg.Service.UpdateAccount(r.Context(), accountFrom(r), func(a *apikey.Account) error {
+		if req.Plan != nil {
+			a.Plan = *req.Plan
+		}
+		if req.Limits != nil {
+			a.Limits = change.limits
+		}
+		if req.Credits != nil {
+			a.Credits = change.credits
+		}
+		return nil
+	})
 	if err != nil {
 		h.lifecycleError(w, r, err)
 		return
 	}
-	if a, err = h.cfg.Service.Account(r.Context(), a.ID); err != nil {
-		h.lifecycleError(w, r, err)
-		return
-	}
 	h.writeAccount(w, r, a)
+}
+
+// accountChange is a PUT's decoded limits and credits.
+type accountChange struct {
+	limits  []apikey.Limit
+	credits *apikey.Credits
 }
 
 // decodeCredits reads the credits of a PUT: null for none.
@@ -149,7 +155,9 @@ func decodeCredits(raw json.RawMessage) (*apikey.Credits, error) {
 		RefillMode   string    `json:"refill_mode"`
 		RefillAt     time.Time `json:"refill_at"`
 	}
-	if err := json.Unmarshal(raw, &c); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("invalid credits: %v", err)
 	}
 	if c == nil {
@@ -158,12 +166,20 @@ func decodeCredits(raw json.RawMessage) (*apikey.Credits, error) {
 	return &apikey.Credits{Balance: c.Balance, RefillAmount: c.RefillAmount, RefillPeriod: c.RefillPeriod, RefillMode: c.RefillMode, RefillAt: c.RefillAt}, nil
 }
 
+// maxPeriodSeconds is a year and a day: apikey refuses longer windows.
+const maxPeriodSeconds = 366 * 24 * 60 * 60
+
 // decodeLimits returns custom windows as a request states them.
 func decodeLimits(in []limitJSON) ([]apikey.Limit, error) {
 	var out []apikey.Limit
 	for _, l := range in {
 		if l.Remaining != nil || l.Reset != nil {
 			return nil, &apikey.InputError{Field: "limits", Reason: "remaining and reset are read-only"}
+		}
+		// Bound the seconds before they become a Duration, which would
+		// wrap past 292 years.
+		if l.PeriodSeconds < 0 || l.PeriodSeconds > maxPeriodSeconds {
+			return nil, &apikey.InputError{Field: "limits", Reason: fmt.Sprintf("period_seconds %d is not between 1 and %d", l.PeriodSeconds, maxPeriodSeconds)}
 		}
 		out = append(out, apikey.Limit{Limit: l.Limit, Period: time.Duration(l.PeriodSeconds) * time.Second, Monthly: l.Monthly})
 	}

@@ -74,6 +74,14 @@ func TestAccountEndpoint(t *testing.T) {
 		`{"credits":{"balance":10,"refill_amount":5,"refill_period":"day","refill_at":"2029-01-01T00:00:00Z"}}`: "Invalid credits",
 		`{"limits":[{"limit":5,"period_seconds":60,"remaining":3}]}`:                                            "read-only",
 		`{"owner":"bob"}`: "unknown field",
+		// Misspelled fields of the nested objects are refused as those
+		// of the top level are, never read as absent.
+		`{"credits":{"balanse":1000}}`: "unknown field",
+		`{"credits":{"balance":10,"refill_amount":5,"refill_period":"day","refil_mode":"add"}}`: "unknown field",
+		`{"limits":[{"limit":5,"period_secs":60}]}`:                                             "unknown field",
+		// Values past what a window or a refill instant can hold.
+		`{"limits":[{"limit":5,"period_seconds":36028797018963028}]}`:                                           "Invalid limits",
+		`{"credits":{"balance":10,"refill_amount":5,"refill_period":"day","refill_at":"2300-01-01T00:00:00Z"}}`: "Invalid credits",
 	} {
 		status, out := call(h, "PUT", "/api/v1/account", "alice", body)
 		assert.Equal(t, 400, status, body)

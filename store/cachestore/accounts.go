@@ -105,15 +105,14 @@ func (as *accountShard) evict(now int64, s *Store) {
 }
 
 // PutAccount implements [apikey.AccountStore] for a store behind that
-// does, and drops the account from this cache.
-func (s *Store) PutAccount(ctx context.Context, a *apikey.Account, create bool) error {
+// does, and drops the account from this cache whatever the outcome: a
+// refused change most likely started from a stale copy.
+func (s *Store) PutAccount(ctx context.Context, prev, next *apikey.Account) error {
 	inner, ok := s.inner.(apikey.AccountStore)
 	if !ok {
 		return errNoAccounts
 	}
-	err := inner.PutAccount(ctx, a, create)
-	if err == nil {
-		s.invalidate(AccountChange(a.ID))
-	}
+	err := inner.PutAccount(ctx, prev, next)
+	s.invalidate(AccountChange(next.ID))
 	return err
 }

@@ -24,7 +24,7 @@ func TestAccountChangesFollowEntries(t *testing.T) {
 	for i := range 1000 {
 		id := fmt.Sprint("acct_", i)
 		if i%2 == 0 {
-			require.NoError(t, inner.PutAccount(ctx, &apikey.Account{ID: id, Plan: "free"}, true))
+			require.NoError(t, inner.PutAccount(ctx, nil, &apikey.Account{ID: id, Plan: "free", Version: 1}))
 		}
 		_, _ = s.Account(ctx, id) // found or not, cached
 	}

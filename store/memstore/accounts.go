@@ -17,16 +17,18 @@ func (s *Store) Account(_ context.Context, id string) (*apikey.Account, error) {
 }
 
 // PutAccount implements [apikey.AccountStore].
-func (s *Store) PutAccount(_ context.Context, a *apikey.Account, create bool) error {
+func (s *Store) PutAccount(_ context.Context, prev, next *apikey.Account) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, exists := s.accounts.Load(a.ID)
+	cur, exists := s.accounts.Load(next.ID)
 	switch {
-	case create && exists:
+	case prev == nil && exists:
 		return apikey.ErrDuplicate
-	case !create && !exists:
+	case prev != nil && !exists:
 		return apikey.ErrNotFound
+	case prev != nil && cur.(*apikey.Account).Version != prev.Version:
+		return apikey.ErrConflict
 	}
-	s.accounts.Store(a.ID, a)
+	s.accounts.Store(next.ID, next)
 	return nil
 }

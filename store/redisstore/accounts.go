@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/redis/go-redis/v9"
 
@@ -42,34 +43,38 @@ func (s *Store) Account(caller context.Context, id string) (*apikey.Account, err
 	return a, nil
 }
 
-// putAccountScript stores an account, once (ARGV[2] "create") or over the
-// one stored ("update"), and announces the change on the invalidation
-// channel.
+// putAccountScript stores an account: a new one (ARGV[2] "") or over the
+// one stored if its version is still ARGV[2]; then it announces the
+// change on the invalidation channel.
 //
-// KEYS[1] the account; ARGV[1] its JSON, ARGV[2] the mode, ARGV[3] the
-// channel, ARGV[4] the change's hex.
+// KEYS[1] the account; ARGV[1] its JSON, ARGV[2] the version it
+// replaces, ARGV[3] the channel, ARGV[4] the change's hex.
 var putAccountScript = redis.NewScript(`
-local exists = redis.call('EXISTS', KEYS[1]) == 1
-if ARGV[2] == 'create' and exists then return 'duplicate' end
-if ARGV[2] == 'update' and not exists then return 'missing' end
+local cur = redis.call('GET', KEYS[1])
+if ARGV[2] == '' then
+  if cur then return 'duplicate' end
+else
+  if not cur then return 'missing' end
+  if tostring(cjson.decode(cur).version or 0) ~= ARGV[2] then return 'conflict' end
+end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 'ok'
 `)
 
 // PutAccount implements [apikey.AccountStore] in one script.
-func (s *Store) PutAccount(ctx context.Context, a *apikey.Account, create bool) error {
-	data, err := json.Marshal(a)
+func (s *Store) PutAccount(ctx context.Context, prev, next *apikey.Account) error {
+	data, err := json.Marshal(next)
 	if err != nil {
-		return fmt.Errorf("redisstore: encode account %q: %w", a.ID, err)
+		return fmt.Errorf("redisstore: encode account %q: %w", next.ID, err)
 	}
-	mode := "update"
-	if create {
-		mode = "create"
+	version := ""
+	if prev != nil {
+		version = strconv.FormatInt(prev.Version, 10)
 	}
-	change := cachestore.AccountChange(a.ID)
-	res, err := putAccountScript.Run(ctx, s.client, []string{s.accountKey(a.ID)},
-		string(data), mode, s.channel, hex.EncodeToString(change[:])).Text()
+	change := cachestore.AccountChange(next.ID)
+	res, err := putAccountScript.Run(ctx, s.client, []string{s.accountKey(next.ID)},
+		string(data), version, s.channel, hex.EncodeToString(change[:])).Text()
 	switch {
 	case err != nil:
 		return wrap("put account", err)
@@ -77,6 +82,8 @@ func (s *Store) PutAccount(ctx context.Context, a *apikey.Account, create bool) 
 		return apikey.ErrDuplicate
 	case res == "missing":
 		return apikey.ErrNotFound
+	case res == "conflict":
+		return apikey.ErrConflict
 	}
 	return nil
 }

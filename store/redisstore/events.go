@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -74,8 +75,18 @@ func (s *Store) reindex(ctx context.Context, id string, rec *apikey.Record) erro
 
 var _ apikey.EventStore = (*Store)(nil)
 
-// streamID is the form of a Redis stream entry's ID, an event's ID here.
-var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+// eventCursor returns the exclusive end of a page before the event ID
+// before: a Redis stream entry's ID, two 64-bit numbers of which the
+// first (milliseconds) is not 0, since no entry has ID 0-0.
+func eventCursor(before string) (string, error) {
+	ms, seq, ok := strings.Cut(before, "-")
+	n, errMs := strconv.ParseUint(ms, 10, 64)
+	_, errSeq := strconv.ParseUint(seq, 10, 64)
+	if !ok || errMs != nil || errSeq != nil || n == 0 {
+		return "", &apikey.InputError{Field: "cursor", Reason: "is not an event ID"}
+	}
+	return "(" + before, nil
+}
 
 // Events implements [apikey.EventStore]: it reads the account's stream
 // from the newest entry down, skipping other keys' events when keyID is
@@ -83,10 +94,10 @@ var streamID = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
 func (s *Store) Events(ctx context.Context, account, keyID, before string, limit int) ([]apikey.Event, error) {
 	end := "+"
 	if before != "" {
-		if !streamID.MatchString(before) {
-			return nil, &apikey.InputError{Field: "cursor", Reason: "is not an event ID"}
+		var err error
+		if end, err = eventCursor(before); err != nil {
+			return nil, err
 		}
-		end = "(" + before
 	}
 	out := []apikey.Event{}
 	for len(out) < limit {

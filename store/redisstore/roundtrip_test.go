@@ -35,7 +35,7 @@ func TestRoundTripsPerOperation(t *testing.T) {
 	_, _ = svc.List(ctx, "warm")
 	_ = svc.Delete(ctx, "warm", warm.Key.ID)
 	require.NoError(t, rs.AddUsage(ctx, []usage.Delta{{KeyID: "x", Requests: 1}}))
-	require.NoError(t, rs.PutAccount(ctx, &apikey.Account{ID: "warm", Plan: "free"}, true))
+	require.NoError(t, rs.PutAccount(ctx, nil, &apikey.Account{ID: "warm", Plan: "free", Version: 1}))
 	_, err = rs.Purge(ctx, time.Now(), 1, &apikey.Event{Type: apikey.EventPurged})
 	require.NoError(t, err)
 
@@ -78,7 +78,9 @@ func TestRoundTripsPerOperation(t *testing.T) {
 			}))
 		}},
 		{"Usage", 1, func() { _, err := rs.Usage(ctx, "a"); require.NoError(t, err) }},
-		{"PutAccount", 1, func() { require.NoError(t, rs.PutAccount(ctx, &apikey.Account{ID: "acct", Plan: "free"}, true)) }},
+		{"PutAccount", 1, func() {
+			require.NoError(t, rs.PutAccount(ctx, nil, &apikey.Account{ID: "acct", Plan: "free", Version: 1}))
+		}},
 		{"Account", 1, func() { _, err := rs.Account(ctx, "acct"); require.NoError(t, err) }},
 	}
 	for _, o := range ops {

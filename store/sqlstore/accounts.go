@@ -33,33 +33,41 @@ func (s *Store) Account(ctx context.Context, id string) (*apikey.Account, error)
 // PutAccount implements [apikey.AccountStore] in one transaction, which
 // also records the change in the feed that caches on every instance
 // follow. A create is a plain INSERT, so that concurrent creates queue on
-// the primary key alone.
-func (s *Store) PutAccount(ctx context.Context, a *apikey.Account, create bool) error {
-	data, err := json.Marshal(a)
+// the primary key alone; a change locks the row, then compares the stored
+// version with prev's.
+func (s *Store) PutAccount(ctx context.Context, prev, next *apikey.Account) error {
+	data, err := json.Marshal(next)
 	if err != nil {
-		return fmt.Errorf("sqlstore: encode account %q: %w", a.ID, err)
+		return fmt.Errorf("sqlstore: encode account %q: %w", next.ID, err)
 	}
 	return s.tx(ctx, "put account", func(tx *sql.Tx) error {
-		if create {
-			if _, err := tx.ExecContext(ctx, s.bind("INSERT INTO keygate_accounts (id, record) VALUES (?, ?)"), a.ID, string(data)); err != nil {
+		if prev == nil {
+			if _, err := tx.ExecContext(ctx, s.bind("INSERT INTO keygate_accounts (id, record) VALUES (?, ?)"), next.ID, string(data)); err != nil {
 				return &lostInsert{err: wrap("put account", err), exists: func(ctx context.Context) bool {
-					_, err := s.Account(ctx, a.ID)
+					_, err := s.Account(ctx, next.ID)
 					return err == nil
 				}}
 			}
 		} else {
-			var got string
-			err := tx.QueryRowContext(ctx, s.bind("SELECT id FROM keygate_accounts WHERE id = ?"+s.forUpdate()), a.ID).Scan(&got)
+			var stored string
+			err := tx.QueryRowContext(ctx, s.bind("SELECT record FROM keygate_accounts WHERE id = ?"+s.forUpdate()), next.ID).Scan(&stored)
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
 				return apikey.ErrNotFound
 			case err != nil:
 				return wrap("put account", err)
 			}
-			if _, err := tx.ExecContext(ctx, s.bind("UPDATE keygate_accounts SET record = ? WHERE id = ?"), string(data), a.ID); err != nil {
+			var cur struct{ Version int64 }
+			if err := json.Unmarshal([]byte(stored), &cur); err != nil {
+				return fmt.Errorf("sqlstore: account %q: a corrupt row", next.ID)
+			}
+			if cur.Version != prev.Version {
+				return apikey.ErrConflict
+			}
+			if _, err := tx.ExecContext(ctx, s.bind("UPDATE keygate_accounts SET record = ? WHERE id = ?"), string(data), next.ID); err != nil {
 				return wrap("put account", err)
 			}
 		}
-		return s.changed(ctx, tx, cachestore.AccountChange(a.ID))
+		return s.changed(ctx, tx, cachestore.AccountChange(next.ID))
 	})
 }

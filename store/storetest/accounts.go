@@ -22,31 +22,36 @@ func testAccounts(t *testing.T, s apikey.Store) {
 	if _, err := as.Account(ctx(), "acct_none"); !errors.Is(err, apikey.ErrNotFound) {
 		t.Fatalf("Account of an unknown ID: %v, want ErrNotFound", err)
 	}
-	a := &apikey.Account{ID: "acct_a", Plan: "free", UpdatedAt: epoch}
-	if err := as.PutAccount(ctx(), &apikey.Account{ID: "acct_a", Plan: "free"}, false); !errors.Is(err, apikey.ErrNotFound) {
+	a := &apikey.Account{ID: "acct_a", Plan: "free", UpdatedAt: epoch, Version: 1}
+	if err := as.PutAccount(ctx(), a, &apikey.Account{ID: "acct_a", Plan: "free", Version: 2}); !errors.Is(err, apikey.ErrNotFound) {
 		t.Fatalf("updating an unknown account: %v, want ErrNotFound", err)
 	}
 	if _, err := as.Account(ctx(), "acct_a"); !errors.Is(err, apikey.ErrNotFound) {
 		t.Fatalf("a refused update stored the account: %v", err)
 	}
-	if err := as.PutAccount(ctx(), a, true); err != nil {
+	if err := as.PutAccount(ctx(), nil, a); err != nil {
 		t.Fatalf("creating: %v", err)
 	}
-	if err := as.PutAccount(ctx(), &apikey.Account{ID: "acct_a", Plan: "business"}, true); !errors.Is(err, apikey.ErrDuplicate) {
+	if err := as.PutAccount(ctx(), nil, &apikey.Account{ID: "acct_a", Plan: "business", Version: 1}); !errors.Is(err, apikey.ErrDuplicate) {
 		t.Fatalf("creating twice: %v, want ErrDuplicate", err)
 	}
-	custom := &apikey.Account{ID: "acct_a", Plan: "starter", UpdatedAt: epoch.Add(time.Hour),
+	custom := &apikey.Account{ID: "acct_a", Plan: "starter", UpdatedAt: epoch.Add(time.Hour), Version: 2,
 		Limits: []apikey.Limit{{Limit: 5000, Period: time.Minute}, {Limit: 1_000_000, Period: 24 * time.Hour}},
 		Credits: &apikey.Credits{Balance: 100, RefillAmount: 50, RefillPeriod: apikey.RefillMonth, RefillMode: apikey.RefillAdd,
 			RefillAt: epoch.AddDate(0, 1, 0), GrantedAt: epoch.Add(time.Hour)}}
-	if err := as.PutAccount(ctx(), custom, false); err != nil {
+	if err := as.PutAccount(ctx(), a, custom); err != nil {
 		t.Fatalf("updating: %v", err)
+	}
+	// A change made to the copy that custom replaced must be refused.
+	stale := &apikey.Account{ID: "acct_a", Plan: "business", UpdatedAt: epoch.Add(2 * time.Hour), Version: 2}
+	if err := as.PutAccount(ctx(), a, stale); !errors.Is(err, apikey.ErrConflict) {
+		t.Fatalf("updating from a copy that is no longer stored: %v, want ErrConflict", err)
 	}
 	got, err := as.Account(ctx(), "acct_a")
 	if err != nil {
 		t.Fatalf("Account: %v", err)
 	}
-	if got.ID != "acct_a" || got.Plan != "starter" || !got.UpdatedAt.Equal(custom.UpdatedAt) ||
+	if got.ID != "acct_a" || got.Plan != "starter" || got.Version != 2 || !got.UpdatedAt.Equal(custom.UpdatedAt) ||
 		fmt.Sprint(got.Limits) != fmt.Sprint(custom.Limits) || got.Credits == nil || got.Credits.Balance != 100 ||
 		got.Credits.RefillAmount != 50 || got.Credits.RefillPeriod != "month" || got.Credits.RefillMode != "add" ||
 		!got.Credits.RefillAt.Equal(custom.Credits.RefillAt) || !got.Credits.GrantedAt.Equal(custom.Credits.GrantedAt) {
@@ -55,29 +60,41 @@ func testAccounts(t *testing.T, s apikey.Store) {
 }
 
 // testAccountCreateRace: of many concurrent creates of one account,
-// exactly one succeeds.
+// exactly one succeeds; of many concurrent changes of the same stored
+// version, exactly one succeeds too.
 func testAccountCreateRace(t *testing.T, s apikey.Store) {
 	as, ok := s.(apikey.AccountStore)
 	if !ok {
 		t.Skip("the store does not implement apikey.AccountStore")
 	}
-	var won atomic.Int64
-	var wg sync.WaitGroup
-	for i := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := as.PutAccount(ctx(), &apikey.Account{ID: "acct_race", Plan: fmt.Sprint("p", i), UpdatedAt: epoch}, true)
-			switch {
-			case err == nil:
-				won.Add(1)
-			case !errors.Is(err, apikey.ErrDuplicate):
-				t.Errorf("PutAccount: %v", err)
-			}
-		}()
+	race := func(put func(i int) error) int64 {
+		var won atomic.Int64
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				switch err := put(i); {
+				case err == nil:
+					won.Add(1)
+				case !errors.Is(err, apikey.ErrDuplicate) && !errors.Is(err, apikey.ErrConflict):
+					t.Errorf("PutAccount: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		return won.Load()
 	}
-	wg.Wait()
-	if won.Load() != 1 {
-		t.Fatalf("%d of 20 concurrent creates of one account succeeded, want 1", won.Load())
+	if won := race(func(i int) error {
+		return as.PutAccount(ctx(), nil, &apikey.Account{ID: "acct_race", Plan: fmt.Sprint("p", i), UpdatedAt: epoch, Version: 1})
+	}); won != 1 {
+		t.Fatalf("%d of 20 concurrent creates of one account succeeded, want 1", won)
+	}
+	prev, err := as.Account(ctx(), "acct_race")
+	if err != nil {
+		t.Fatalf("Account: %v", err)
+	}
+	if won := race(func(i int) error {
+		return as.PutAccount(ctx(), prev, &apikey.Account{ID: "acct_race", Plan: fmt.Sprint("q", i), UpdatedAt: epoch, Version: 2})
+	}); won != 1 {
+		t.Fatalf("%d of 20 concurrent changes of one account version succeeded, want 1", won)
 	}
 }

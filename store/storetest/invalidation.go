@@ -3,6 +3,8 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -147,5 +149,56 @@ func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T
 			time.Sleep(time.Millisecond)
 		}
 		t.Logf("the plan change reached the other instance in %v", time.Since(start))
+	})
+	t.Run("account changes on both instances", func(t *testing.T) {
+		// Each instance has the account cached when the other changes
+		// it: a write-back of a cached copy would lose the other's change.
+		direct, ok := newStore(t).(apikey.AccountStore)
+		if !ok {
+			t.Skip("the store keeps no accounts")
+		}
+		for round := range 20 {
+			id := fmt.Sprintf("acct_both_%d", round)
+			if err := a.CreateAccount(ctx, apikey.Account{ID: id, Plan: "free", Credits: &apikey.Credits{Balance: 5}}); err != nil {
+				t.Fatalf("CreateAccount: %v", err)
+			}
+			for _, svc := range []*apikey.Service{a, b} {
+				if _, err := svc.Account(ctx, id); err != nil {
+					t.Fatalf("Account: %v", err)
+				}
+			}
+			var credited apikey.Account
+			var errA, errB error
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				credited, errA = a.UpdateAccount(ctx, id, func(acct *apikey.Account) error {
+					acct.Credits = &apikey.Credits{Balance: int64(1000 + round)}
+					return nil
+				})
+			})
+			wg.Go(func() {
+				// The plan follows 0 to 50 ms later.
+				time.Sleep(time.Duration(round) * 50 * time.Millisecond / 19)
+				_, errB = b.UpdateAccount(ctx, id, func(acct *apikey.Account) error {
+					acct.Plan = "business"
+					return nil
+				})
+			})
+			wg.Wait()
+			if errA != nil || errB != nil {
+				t.Fatalf("round %d: credits: %v, plan: %v", round, errA, errB)
+			}
+			got, err := direct.Account(ctx, id)
+			if err != nil {
+				t.Fatalf("Account: %v", err)
+			}
+			if got.Plan != "business" || got.Credits == nil || got.Credits.Balance != int64(1000+round) {
+				t.Fatalf("round %d: stored %+v (credits %+v), want the business plan and a balance of %d", round, got, got.Credits, 1000+round)
+			}
+			// Nothing re-granted: the plan change kept the credits' grant.
+			if !got.Credits.GrantedAt.Equal(credited.Credits.GrantedAt) {
+				t.Fatalf("round %d: the credits were granted again at %v, after %v", round, got.Credits.GrantedAt, credited.Credits.GrantedAt)
+			}
+		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -423,7 +424,8 @@ func testEvents(t *testing.T, s apikey.Store) {
 	if err != nil || len(page.Items) != 0 {
 		t.Fatalf("another account's events: %d, %v", len(page.Items), err)
 	}
-	for _, bad := range []string{"not-a-cursor", "../../x", "1;DROP TABLE"} {
+	// Cursors of every store's shape, but out of its range.
+	for _, bad := range []string{"not-a-cursor", "../../x", "1;DROP TABLE", "0-0", "-1", "99999999999999999999-0", "99999999999999999999"} {
 		_, err = svc.Events(ctx(), owner, "", bad, 10)
 		wantErr(t, "Events(cursor "+bad+")", err, apikey.ErrInvalidInput)
 	}
@@ -467,4 +469,18 @@ func testServiceListPage(t *testing.T, s apikey.Store) {
 	}
 	_, err := svc.ListPage(ctx(), "acct_pages", "", -1)
 	wantErr(t, "ListPage(limit -1)", err, apikey.ErrInvalidInput)
+	// An account ID no key can have is bad input on every store, before
+	// a store's own encoding rules can answer otherwise.
+	for _, bad := range []string{"acct_\xff\xfe", "acct_\x00"} {
+		_, err = svc.ListPage(ctx(), bad, "", 3)
+		wantErr(t, "ListPage(account "+strconv.Quote(bad)+")", err, apikey.ErrInvalidInput)
+		_, err = svc.Events(ctx(), bad, "", "", 3)
+		if !errors.Is(err, errors.ErrUnsupported) {
+			wantErr(t, "Events(account "+strconv.Quote(bad)+")", err, apikey.ErrInvalidInput)
+		}
+		_, err = svc.Get(ctx(), bad, "some-id")
+		wantErr(t, "Get(account "+strconv.Quote(bad)+")", err, apikey.ErrInvalidInput)
+		_, err = svc.Account(ctx(), bad)
+		wantErr(t, "Account("+strconv.Quote(bad)+")", err, apikey.ErrInvalidInput)
+	}
 }
