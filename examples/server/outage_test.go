@@ -87,7 +87,7 @@ func loseAMaster(t *testing.T, local, pause bool) {
 
 	// 60 accounts, a key each, on a limit that never binds.
 	ctx := context.Background()
-	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs})
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: cluster.Addrs, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = client.Close() })
 	const accounts = 60
 	keys, ids := make([]string, accounts), make([]string, accounts)

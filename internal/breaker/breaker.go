@@ -1,5 +1,6 @@
-// Package breaker keeps a circuit breaker per Redis node, so that a node
-// that is down costs a request microseconds instead of a timeout each:
+// Package breaker keeps a circuit breaker per server (a Redis node, a SQL
+// database), so that a server that is down costs a request microseconds
+// instead of a timeout each:
 // after [Threshold] faults in a row a node's breaker opens, calls to it
 // fail at once with [ErrOpen], and every [Cooldown] one call is let
 // through to probe it; the first success closes the breaker again.
@@ -27,9 +28,9 @@ const Threshold = 3
 // through to probe the node: how soon a node that came back serves again.
 const Cooldown = 500 * time.Millisecond
 
-// ErrOpen is the error of a call not made because its node failed
+// ErrOpen is the error of a call not made because its server failed
 // recently.
-var ErrOpen = errors.New("the Redis node failed recently; not tried until its next probe")
+var ErrOpen = errors.New("the server failed recently; not tried until its next probe")
 
 // Set holds the breakers of a client's nodes, by address ("" for a
 // client of one node). The zero value is ready to use; it is safe for

@@ -39,6 +39,7 @@ func Client(t testing.TB) *redis.Client {
 	if err != nil {
 		t.Fatalf("REDIS_URL: %v", err)
 	}
+	opts.ContextTimeoutEnabled = true
 	client := redis.NewClient(opts)
 	t.Cleanup(func() { _ = client.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -1,7 +1,8 @@
 // Package testproxy is a TCP proxy on loopback for fault tests: it can cut
 // every connection, as a dropped network or a restarted server would, and
 // stall them: keep them open and drop every byte, as a NAT that forgot
-// them would.
+// them would, or hang: stall every connection, new ones too, as a server
+// that stopped answering would.
 package testproxy
 
 import (
@@ -22,6 +23,7 @@ type Proxy struct {
 	ln      net.Listener
 	conns   []net.Conn
 	stalled []*atomic.Bool // one per connection pair
+	hung    atomic.Bool    // new connections are stalled too
 }
 
 // Start returns a Proxy to target, cut when the test ends.
@@ -53,6 +55,7 @@ func (p *Proxy) serve(ln net.Listener) {
 				continue
 			}
 			dead := new(atomic.Bool)
+			dead.Store(p.hung.Load())
 			p.mu.Lock()
 			p.conns = append(p.conns, c, up)
 			p.stalled = append(p.stalled, dead)
@@ -89,6 +92,13 @@ func (p *Proxy) Stall() {
 	for _, dead := range p.stalled {
 		dead.Store(true)
 	}
+}
+
+// Hang stalls every connection, and every new one: connections open
+// and nothing answers, as from a server that hangs.
+func (p *Proxy) Hang() {
+	p.hung.Store(true)
+	p.Stall()
 }
 
 // Cut closes the listener and every connection.

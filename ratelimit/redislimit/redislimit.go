@@ -63,9 +63,8 @@ type Config struct {
 	// Timeout bounds each Allow within any deadline of the caller's, so
 	// that a Redis that hangs costs a request a bounded time (then an
 	// error, or a pass with FailOpen). go-redis honours a context's
-	// deadline only when the client's options set ContextTimeoutEnabled;
-	// without it, its own ReadTimeout and retries apply (3 seconds a try
-	// by default). Default 500 milliseconds.
+	// deadline only when the client's options set ContextTimeoutEnabled,
+	// which [New] requires. Default 500 milliseconds.
 	Timeout time.Duration
 	// Clock, for tests only, replaces Redis server time with the given
 	// clock's. Leave it nil in production.
@@ -95,10 +94,15 @@ const maxScripts = 1024
 
 var _ ratelimit.Limiter = (*Limiter)(nil)
 
-// New returns a Limiter on client. It does not contact Redis.
+// New returns a Limiter on client. It does not contact Redis. It fails
+// for a client whose options do not set ContextTimeoutEnabled, since
+// Timeout could not bound its calls.
 func New(client redis.UniversalClient, cfg Config) (*Limiter, error) {
 	if client == nil {
 		return nil, errors.New("redislimit: nil redis client")
+	}
+	if !honoursDeadlines(client) {
+		return nil, errors.New("redislimit: set ContextTimeoutEnabled in the client's options: without it a Redis that hangs holds every request for go-redis's ReadTimeout and retries")
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
@@ -117,6 +121,22 @@ func New(client redis.UniversalClient, cfg Config) (*Limiter, error) {
 		return nil, err
 	}
 	return &Limiter{client: client, cfg: cfg, local: loc}, nil
+}
+
+// honoursDeadlines reports whether client ends a command at its
+// context's deadline (ContextTimeoutEnabled). Without it go-redis waits
+// for its own ReadTimeout, try after try, and no Timeout can bound a
+// call. A client of another type is taken at its word.
+func honoursDeadlines(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true
 }
 
 // nodeOf names the master serving key on a Cluster, "" on one node.

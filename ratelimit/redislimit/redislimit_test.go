@@ -140,7 +140,7 @@ func TestFailOpenAndClosed(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	require.NoError(t, ln.Close()) // nothing listens there now
-	dead := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	dead := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: 100 * time.Millisecond, MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = dead.Close() })
 	ctx := context.Background()
 
@@ -169,8 +169,11 @@ func TestSubMicrosecondRateIsRejected(t *testing.T) {
 func TestNewRejects(t *testing.T) {
 	_, err := redislimit.New(nil, redislimit.Config{})
 	require.Error(t, err)
-	_, err = redislimit.New(redis.NewClient(&redis.Options{}), redislimit.Config{Prefix: "a{b}"})
+	_, err = redislimit.New(redis.NewClient(&redis.Options{ContextTimeoutEnabled: true}), redislimit.Config{Prefix: "a{b}"})
 	require.Error(t, err)
+	// A client that ignores deadlines would make Timeout void.
+	_, err = redislimit.New(redis.NewClient(&redis.Options{}), redislimit.Config{})
+	require.ErrorContains(t, err, "ContextTimeoutEnabled")
 }
 
 // State expires once idle: never before its windows are whole again, at

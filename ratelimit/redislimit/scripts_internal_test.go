@@ -15,7 +15,7 @@ import (
 // grow the limiter without bound: the cache of script arguments starts
 // over past maxScripts.
 func TestScriptCacheIsBounded(t *testing.T) {
-	l, err := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"}), Config{}) // never contacted
+	l, err := New(redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true}), Config{}) // never contacted
 	require.NoError(t, err)
 	for i := range 3 * maxScripts {
 		p := ratelimit.MustPolicy("custom", ratelimit.Window{Limit: int64(i + 1), Period: time.Hour})

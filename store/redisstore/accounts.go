@@ -64,6 +64,8 @@ return 'ok'
 
 // PutAccount implements [apikey.AccountStore] in one script.
 func (s *Store) PutAccount(ctx context.Context, prev, next *apikey.Account) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	data, err := json.Marshal(next)
 	if err != nil {
 		return fmt.Errorf("redisstore: encode account %q: %w", next.ID, err)

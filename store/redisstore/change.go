@@ -61,6 +61,8 @@ func (s *Store) unclaim(ctx context.Context, rec *apikey.Record) {
 // record in its account (limit check included), then fill the copy, with
 // which the key starts to verify.
 func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	data, err := encode(rec, 1)
 	if err != nil {
 		return err
@@ -247,6 +249,8 @@ func (s *Store) cleanup(ctx context.Context, before, rec *apikey.Record, deleted
 
 // Revoke implements [apikey.Store].
 func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.Event) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	_, err := s.run(ctx, change{op: "revoke", id: id, now: at, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
 		if !rec.RevokedAt.IsZero() {
 			return false, nil
@@ -260,6 +264,8 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.
 // Rotate implements [apikey.Store]: the old record and its replacement
 // change in one script in their account's slot.
 func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if !retireAt.After(now) {
 		maxActive = 0 // the old key stops counting at once: no check
 	}
@@ -270,6 +276,8 @@ func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Ti
 
 // Update implements [apikey.Store].
 func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	_, err := s.run(ctx, change{op: "update", id: next.ID, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
 		if !rec.Same(prev) {
 			return false, apikey.ErrConflict
@@ -282,6 +290,8 @@ func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apike
 
 // Delete implements [apikey.Store].
 func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	_, err := s.run(ctx, change{op: "delete", id: id, delete: true, ev: ev})
 	return err
 }

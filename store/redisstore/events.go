@@ -20,6 +20,8 @@ import (
 // is corrected. Records revoked before the revoked set existed are not in
 // it: delete those with [Store.Delete].
 func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *apikey.Event) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	ids := make([]string, 0, limit)
 	for _, set := range []string{s.expKey(), s.revKey()} {
 		found, err := s.client.ZRangeByScore(ctx, set, &redis.ZRangeBy{Min: "-inf", Max: "(" + micros(cutoff), Count: int64(limit - len(ids))}).Result()
@@ -92,6 +94,8 @@ func eventCursor(before string) (string, error) {
 // from the newest entry down, skipping other keys' events when keyID is
 // set.
 func (s *Store) Events(ctx context.Context, account, keyID, before string, limit int) ([]apikey.Event, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	end := "+"
 	if before != "" {
 		var err error

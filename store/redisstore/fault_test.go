@@ -31,6 +31,7 @@ func proxiedClient(t testing.TB, p *testproxy.Proxy) *redis.Client {
 	opts.ReadTimeout = 200 * time.Millisecond
 	opts.WriteTimeout = 200 * time.Millisecond
 	opts.MaxRetries = 1
+	opts.ContextTimeoutEnabled = true
 	c := redis.NewClient(opts)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -111,7 +112,7 @@ func TestConnectionDropAndRecovery(t *testing.T) {
 // A Redis that cannot be reached at start is an error from New; with the
 // eviction check skipped, from the first operation, never "invalid key".
 func TestUnreachableAtStart(t *testing.T) {
-	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = client.Close() })
 	_, err := redisstore.New(context.Background(), client, redisstore.Config{})
 	storeFailure(t, err)
@@ -179,8 +180,14 @@ func TestCorruptRecordIsAnError(t *testing.T) {
 func TestNewRejects(t *testing.T) {
 	_, err := redisstore.New(context.Background(), nil, redisstore.Config{})
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
-	_, err = redisstore.New(context.Background(), redis.NewClient(&redis.Options{}), redisstore.Config{Namespace: "a{b}"})
+	_, err = redisstore.New(context.Background(), redis.NewClient(&redis.Options{ContextTimeoutEnabled: true}), redisstore.Config{Namespace: "a{b}"})
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
+	// A client that ignores deadlines would make every Timeout void.
+	_, err = redisstore.New(context.Background(), redis.NewClient(&redis.Options{}), redisstore.Config{})
+	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
+	require.ErrorContains(t, err, "ContextTimeoutEnabled")
+	_, err = redisstore.New(context.Background(), redis.NewClusterClient(&redis.ClusterOptions{}), redisstore.Config{})
+	require.ErrorContains(t, err, "ContextTimeoutEnabled")
 }
 
 // A feed whose connection dies silently (kept open, every byte dropped,
@@ -260,6 +267,43 @@ func TestPausedRedisCostsABoundedTime(t *testing.T) {
 	require.NoError(t, server.Signal(syscall.SIGCONT))
 	took := eventually(t, 5*time.Second, func() bool { _, err := svc.Verify(ctx, issued.Secret.Reveal()); return err == nil }, "verification recovers")
 	assert.Less(t, took, breaker.Cooldown+300*time.Millisecond, "the breaker's next probe finds Redis back")
+}
+
+// Management calls on a Redis that hangs end at ManagementTimeout with a
+// store error, never at the caller's deadline (they had none).
+func TestPausedRedisBoundsManagementCalls(t *testing.T) {
+	ctx := context.Background()
+	client, server := redistest.Server(t)
+	const manage = 300 * time.Millisecond
+	rs, err := redisstore.New(ctx, client, redisstore.Config{ManagementTimeout: manage})
+	require.NoError(t, err)
+	svc, err := apikey.New(rs, apikey.Config{})
+	require.NoError(t, err)
+	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+
+	require.NoError(t, server.Signal(syscall.SIGSTOP))
+	t.Cleanup(func() { _ = server.Signal(syscall.SIGCONT) })
+	caller, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for _, call := range []struct {
+		name string
+		run  func() error
+	}{
+		{"Create", func() error { _, err := svc.Create(caller, apikey.CreateParams{Owner: "acct"}); return err }},
+		{"List", func() error { _, err := svc.List(caller, "acct"); return err }},
+		{"Revoke", func() error { return svc.Revoke(caller, "acct", issued.Key.ID) }},
+		{"Events", func() error { _, err := svc.Events(caller, "acct", "", "", 10); return err }},
+		{"PutAccount", func() error { return rs.PutAccount(caller, nil, &apikey.Account{ID: "acct_new", Version: 1}) }},
+		{"Usage", func() error { _, err := rs.Usage(caller, issued.Key.ID); return err }},
+	} {
+		start := time.Now()
+		err := call.run()
+		storeFailure(t, err)
+		require.NoError(t, caller.Err(), "%s waited for the caller's deadline", call.name)
+		require.ErrorIs(t, err, context.DeadlineExceeded, call.name)
+		t.Logf("%s failed after %v (ManagementTimeout %v)", call.name, time.Since(start), manage)
+	}
 }
 
 // replies records whether each GET found nothing (redis.Nil).

@@ -106,9 +106,14 @@ type Config struct {
 	// connections) on one node, these calls to it fail at once, and one
 	// every half second probes whether it is back. go-redis
 	// honours a context's deadline only when the client's options set
-	// ContextTimeoutEnabled; without it, its own ReadTimeout and retries
-	// apply (3 seconds a try by default). Default 500 milliseconds.
+	// ContextTimeoutEnabled, which [New] requires. Default 500
+	// milliseconds.
 	Timeout time.Duration
+	// ManagementTimeout bounds every other call (changes, lists, the
+	// audit trail, usage, purges), so that a management request on a
+	// Redis that hangs is answered in a bounded time too. Default 5
+	// seconds.
+	ManagementTimeout time.Duration
 	// FeedTimeout bounds how long the invalidation feed may stay silent
 	// before [Store.WatchInvalidations] reports it broken, so that a cache
 	// in front stops trusting what it holds: the longest a revocation
@@ -127,6 +132,7 @@ type Store struct {
 	ns          string // "ns:"
 	channel     string
 	timeout     time.Duration
+	manage      time.Duration
 	feedTimeout time.Duration
 	// breakers fail the reads on the request path (Lookup, Account) at
 	// once while their node is down, instead of each waiting for Timeout.
@@ -140,7 +146,9 @@ var _ apikey.Store = (*Store)(nil)
 // pressure it would silently delete API keys, which then stop verifying.
 var ErrEvicting = errors.New("redisstore: Redis may evict keys")
 
-// New returns a Store on client. It asks Redis (every master of a
+// New returns a Store on client, which must set ContextTimeoutEnabled in
+// its options (else New fails with [apikey.ErrInvalidConfig]: no Timeout
+// could bound its calls). It asks Redis (every master of a
 // Cluster) for its maxmemory-policy and fails with [ErrEvicting] for a
 // policy that can evict keys without a TTL, which key records are: an
 // evicted key would stop working with no trace. noeviction and the
@@ -154,6 +162,9 @@ var ErrEvicting = errors.New("redisstore: Redis may evict keys")
 func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store, error) {
 	if client == nil {
 		return nil, fmt.Errorf("%w: nil redis client", apikey.ErrInvalidConfig)
+	}
+	if !honoursDeadlines(client) {
+		return nil, fmt.Errorf("%w: redisstore: set ContextTimeoutEnabled in the client's options: without it a Redis that hangs holds every request for go-redis's ReadTimeout and retries", apikey.ErrInvalidConfig)
 	}
 	ns := cfg.Namespace
 	if ns == "" {
@@ -170,10 +181,14 @@ func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store,
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 500 * time.Millisecond
 	}
+	if cfg.ManagementTimeout <= 0 {
+		cfg.ManagementTimeout = 5 * time.Second
+	}
 	if cfg.FeedTimeout <= 0 {
 		cfg.FeedTimeout = time.Second
 	}
-	s := &Store{client: client, ns: ns + ":", channel: ns + ":invalidate", timeout: cfg.Timeout, feedTimeout: cfg.FeedTimeout}
+	s := &Store{client: client, ns: ns + ":", channel: ns + ":invalidate", timeout: cfg.Timeout,
+		manage: cfg.ManagementTimeout, feedTimeout: cfg.FeedTimeout}
 	if err := s.checkLayout(ctx, ns); err != nil {
 		return nil, err
 	}
@@ -328,6 +343,27 @@ func (s *Store) Lookup(caller context.Context, hash apikey.Hash) (*apikey.Record
 	return rec, nil
 }
 
+// honoursDeadlines reports whether client ends a command at its
+// context's deadline (ContextTimeoutEnabled). Without it go-redis waits
+// for its own ReadTimeout, try after try, and no Timeout can bound a
+// call. A client of another type is taken at its word.
+func honoursDeadlines(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true
+}
+
+// bound returns ctx within [Config].ManagementTimeout.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.manage)
+}
+
 // nodeOf names the master serving key on a Cluster, "" on one node.
 func nodeOf(ctx context.Context, client redis.UniversalClient, key string) string {
 	if c, ok := client.(*redis.ClusterClient); ok {
@@ -394,6 +430,8 @@ func (s *Store) read(ctx context.Context, id string) (owner, data string, rec *a
 // Get implements [apikey.Store]: the ID's index names the account, whose
 // slot holds the record.
 func (s *Store) Get(ctx context.Context, id string) (*apikey.Record, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	_, _, rec, _, err := s.read(ctx, id)
 	return rec, err
 }
@@ -404,6 +442,8 @@ func (s *Store) Get(ctx context.Context, id string) (*apikey.Record, error) {
 // nothing either. An owner of "" matches any. [apikey.Service] uses it
 // for its management calls.
 func (s *Store) GetOwned(ctx context.Context, owner, id string) (*apikey.Record, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if owner == "" {
 		return s.Get(ctx, id)
 	}
@@ -424,6 +464,8 @@ func (s *Store) GetOwned(ctx context.Context, owner, id string) (*apikey.Record,
 // List implements [apikey.Store]: the owner's set, then one MGET in the
 // account's slot.
 func (s *Store) List(ctx context.Context, owner string) ([]*apikey.Record, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	ids, err := s.client.ZRange(ctx, s.ownerKey(owner), 0, -1).Result()
 	if err != nil {
 		return nil, wrap("list", err)
@@ -513,6 +555,8 @@ func (s *Store) getAll(ctx context.Context, names []string, key func(string) str
 
 // Expiring implements [apikey.Store].
 func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Record, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	ids, err := s.client.ZRangeByScore(ctx, s.expKey(), &redis.ZRangeBy{
 		Min: strconv.FormatInt(from.UnixMicro()-1, 10), // µs rounding; filtered exactly below
 		Max: strconv.FormatInt(to.UnixMicro()+1, 10),

@@ -26,6 +26,8 @@ const usageBatch = 500
 // reply was lost (a timeout) counts as not added: its delta may then be
 // added twice.
 func (s *Store) AddUsage(ctx context.Context, deltas []usage.Delta) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var partial usage.PartialError
 	for len(deltas) > 0 {
 		batch := deltas[:min(len(deltas), usageBatch)]
@@ -93,6 +95,8 @@ func (s *Store) addUsage(ctx context.Context, deltas []usage.Delta) []error {
 
 // Usage implements [usage.Store].
 func (s *Store) Usage(ctx context.Context, id string) (usage.Usage, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	fields, err := s.client.HGetAll(ctx, s.usageKey(id)).Result()
 	if err != nil {
 		return usage.Usage{}, wrap("usage", err)

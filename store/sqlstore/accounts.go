@@ -16,12 +16,18 @@ var _ apikey.AccountStore = (*Store)(nil)
 // Account implements [apikey.AccountStore]: one query on the primary key.
 func (s *Store) Account(ctx context.Context, id string) (*apikey.Account, error) {
 	var data string
-	err := s.db.QueryRowContext(ctx, s.bind("SELECT record FROM keygate_accounts WHERE id = ?"), id).Scan(&data)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return nil, apikey.ErrNotFound
-	case err != nil:
-		return nil, wrap("account", err)
+	err := s.read(ctx, func(ctx context.Context) error {
+		err := s.db.QueryRowContext(ctx, s.bind("SELECT record FROM keygate_accounts WHERE id = ?"), id).Scan(&data)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return apikey.ErrNotFound
+		case err != nil:
+			return wrap("account", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	a := &apikey.Account{}
 	if err := json.Unmarshal([]byte(data), a); err != nil || a.ID != id {
@@ -36,6 +42,8 @@ func (s *Store) Account(ctx context.Context, id string) (*apikey.Account, error)
 // the primary key alone; a change locks the row, then compares the stored
 // version with prev's.
 func (s *Store) PutAccount(ctx context.Context, prev, next *apikey.Account) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	data, err := json.Marshal(next)
 	if err != nil {
 		return fmt.Errorf("sqlstore: encode account %q: %w", next.ID, err)

@@ -49,7 +49,9 @@ func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.H
 		}
 		if up && time.Since(lastPurge) > time.Minute {
 			lastPurge = time.Now()
-			_, _ = s.db.ExecContext(ctx, s.bind("DELETE FROM keygate_changes WHERE at < ?"), time.Now().Add(-feedRetention).UnixMicro())
+			pctx, cancel := s.bound(ctx)
+			_, _ = s.db.ExecContext(pctx, s.bind("DELETE FROM keygate_changes WHERE at < ?"), time.Now().Add(-feedRetention).UnixMicro())
+			cancel()
 		}
 		select {
 		case <-ctx.Done():

@@ -45,6 +45,8 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, ev *apikey.Event) error 
 // Events implements [apikey.EventStore]; an event's ID is its row's
 // sequence number.
 func (s *Store) Events(ctx context.Context, account, keyID, before string, limit int) ([]apikey.Event, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	query, args := "SELECT seq, event FROM keygate_events WHERE account = ?", []any{account}
 	if keyID != "" {
 		query, args = query+" AND key_id = ?", append(args, keyID)

@@ -150,6 +150,8 @@ func (s *Store) update(ctx context.Context, tx *sql.Tx, rec *apikey.Record) erro
 // Create implements [apikey.Store]: the limit check and the insert are
 // one transaction, behind the owner's row lock.
 func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if maxActive > 0 {
 		if err := s.addOwner(ctx, rec.Owner); err != nil {
 			return err
@@ -176,7 +178,11 @@ func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, n
 
 // Lookup implements [apikey.Store] with one query on the hash index.
 func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, error) {
-	rec, err := s.one(ctx, s.db, "lookup", "hash = ?", hash[:])
+	var rec *apikey.Record
+	err := s.read(ctx, func(ctx context.Context) (err error) {
+		rec, err = s.one(ctx, s.db, "lookup", "hash = ?", hash[:])
+		return err
+	})
 	if err == nil && rec.Hash != hash {
 		return nil, fmt.Errorf("%w: stored under another hash", errCorrupt)
 	}
@@ -185,6 +191,8 @@ func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, e
 
 // Get implements [apikey.Store].
 func (s *Store) Get(ctx context.Context, id string) (*apikey.Record, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.one(ctx, s.db, "get", "id = ?", id)
 }
 
@@ -192,16 +200,22 @@ func (s *Store) Get(ctx context.Context, id string) (*apikey.Record, error) {
 // unknown ID and another owner's alike, with one query (see
 // [apikey.Store]).
 func (s *Store) GetOwned(ctx context.Context, owner, id string) (*apikey.Record, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.one(ctx, s.db, "get", "id = ? AND owner = ?", id, owner)
 }
 
 // List implements [apikey.Store].
 func (s *Store) List(ctx context.Context, owner string) ([]*apikey.Record, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.many(ctx, "list", "owner = ?", func(r *apikey.Record) time.Time { return r.CreatedAt }, owner)
 }
 
 // Expiring implements [apikey.Store].
 func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Record, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	recs, err := s.many(ctx, "expiring", "revoked_at IS NULL AND expires_at >= ? AND expires_at <= ?",
 		func(r *apikey.Record) time.Time { return r.ExpiresAt }, from.UnixMicro(), to.UnixMicro()+1)
 	if err != nil {
@@ -218,6 +232,8 @@ func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Rec
 
 // Revoke implements [apikey.Store].
 func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.Event) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.tx(ctx, "revoke", func(tx *sql.Tx) error {
 		rec, err := s.one(ctx, tx, "revoke", "id = ?"+s.forUpdate(), id)
 		if err != nil || !rec.RevokedAt.IsZero() {
@@ -237,6 +253,8 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.
 // Update implements [apikey.Store]: a compare-and-set under the record's
 // row lock.
 func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.tx(ctx, "update", func(tx *sql.Tx) error {
 		cur, err := s.one(ctx, tx, "update", "id = ?"+s.forUpdate(), next.ID)
 		if err != nil {
@@ -258,6 +276,8 @@ func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apike
 // Rotate implements [apikey.Store] in one transaction: the owner's row
 // lock when the limit must be checked, then the old record's.
 func (s *Store) Rotate(ctx context.Context, prev *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if !retireAt.After(now) {
 		maxActive = 0 // the old key stops counting at once: no check
 	}
@@ -302,6 +322,8 @@ func (s *Store) Rotate(ctx context.Context, prev *apikey.Record, retireAt time.T
 
 // Delete implements [apikey.Store]; the key's usage goes with it.
 func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	return s.tx(ctx, "delete", func(tx *sql.Tx) error {
 		rec, err := s.one(ctx, tx, "delete", "id = ?"+s.forUpdate(), id)
 		if err != nil {
@@ -329,6 +351,8 @@ func (s *Store) remove(ctx context.Context, tx *sql.Tx, rec *apikey.Record, ev *
 // transaction, under its row lock, if it is still there and still ended
 // before cutoff.
 func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *apikey.Event) (int, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	us := cutoff.UnixMicro()
 	rows, err := s.db.QueryContext(ctx, s.bind(
 		"SELECT id FROM keygate_keys WHERE revoked_at < ? OR expires_at < ? ORDER BY id LIMIT ?"), us, us, limit)

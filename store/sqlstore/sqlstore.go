@@ -48,6 +48,7 @@ import (
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/usage"
+	"github.com/keygate/keygate/internal/breaker"
 )
 
 // Dialect names the SQL of a database.
@@ -69,15 +70,32 @@ type Config struct {
 	// change feed: about the longest a key revoked through one instance
 	// keeps verifying from another's cache. Default 250 milliseconds.
 	PollInterval time.Duration
+	// Timeout bounds each Lookup and Account, the calls on the request
+	// path, within any deadline of the caller's, so that a database that
+	// hangs costs a request a bounded time (then an error: answer 503).
+	// After three faults in a row (timeouts, refused or broken
+	// connections) these calls fail at once, and one every half second
+	// probes whether the database is back. Default 500 milliseconds.
+	Timeout time.Duration
+	// ManagementTimeout bounds every other call (changes, lists, the
+	// audit trail, usage, purges), so that a management request on a
+	// database that hangs is answered in a bounded time too. Default 5
+	// seconds.
+	ManagementTimeout time.Duration
 }
 
 // Store keeps key records in a SQL database. It is safe for concurrent
 // use.
 type Store struct {
-	db           *sql.DB
-	dialect      Dialect
-	pollInterval time.Duration
-	addUsage     string // the statement of AddUsage, built once
+	db            *sql.DB
+	dialect       Dialect
+	pollInterval  time.Duration
+	timeout       time.Duration
+	manageTimeout time.Duration
+	addUsage      string // the statement of AddUsage, built once
+	// breaker fails the reads on the request path at once while the
+	// database is failing, instead of each waiting for Timeout.
+	breaker breaker.Set
 }
 
 var (
@@ -176,9 +194,43 @@ func newStore(db *sql.DB, cfg Config) (*Store, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 250 * time.Millisecond
 	}
-	s := &Store{db: db, dialect: cfg.Dialect, pollInterval: cfg.PollInterval}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 500 * time.Millisecond
+	}
+	if cfg.ManagementTimeout <= 0 {
+		cfg.ManagementTimeout = 5 * time.Second
+	}
+	s := &Store{db: db, dialect: cfg.Dialect, pollInterval: cfg.PollInterval, timeout: cfg.Timeout, manageTimeout: cfg.ManagementTimeout}
 	s.addUsage = s.bind(addUsageSQL(cfg.Dialect))
 	return s, nil
+}
+
+// read runs a call on the request path within [Config].Timeout, through
+// the breaker. ErrNotFound is an answer, not a fault.
+func (s *Store) read(caller context.Context, call func(ctx context.Context) error) error {
+	ctx, cancel := context.WithTimeout(caller, s.timeout)
+	defer cancel()
+	notFound := false
+	err := s.breaker.Do(caller, "", func() error {
+		err := call(ctx)
+		if errors.Is(err, apikey.ErrNotFound) {
+			notFound = true
+			return nil
+		}
+		return err
+	})
+	switch {
+	case notFound:
+		return apikey.ErrNotFound
+	case errors.Is(err, breaker.ErrOpen):
+		return fmt.Errorf("sqlstore: %w", err)
+	}
+	return err
+}
+
+// bound returns ctx within [Config].ManagementTimeout.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.manageTimeout)
 }
 
 // querier is what both *sql.DB and *sql.Tx offer.

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/breaker"
 	"github.com/keygate/keygate/internal/testproxy"
 	"github.com/keygate/keygate/store/sqlstore"
 	"github.com/keygate/keygate/store/storetest"
@@ -312,6 +315,85 @@ func TestConnectionCut(t *testing.T) {
 				_, err := psvc.Verify(ctx, issued.Secret.Reveal())
 				return err == nil
 			}, 10*time.Second, 10*time.Millisecond, "verification recovers")
+		})
+	}
+}
+
+// A database that hangs (connections open, nothing answers) costs each
+// call its store's bound, then a store error: Timeout for verification
+// and the account, then the breaker answers at once; ManagementTimeout
+// for every other call. Never a wait on the driver's own limits, and
+// never "invalid key".
+func TestHungDatabase(t *testing.T) {
+	for _, d := range []sqlstore.Dialect{sqlstore.Postgres, sqlstore.MySQL} {
+		t.Run(string(d), func(t *testing.T) {
+			ctx := context.Background()
+			s, db := newStoreDB(t, d)
+			var dbName string
+			query := "SELECT current_schema()"
+			if d == sqlstore.MySQL {
+				query = "SELECT DATABASE()"
+			}
+			require.NoError(t, db.QueryRow(query).Scan(&dbName))
+			svc, err := apikey.New(s, apikey.Config{})
+			require.NoError(t, err)
+			issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+			require.NoError(t, err)
+
+			var p *testproxy.Proxy
+			var proxied *sql.DB
+			if d == sqlstore.Postgres {
+				p = testproxy.Start(t, "127.0.0.1:5432")
+				proxied = open(t, "pgx", "postgres://postgres@"+p.Addr+"/test?sslmode=disable&search_path="+dbName)
+			} else {
+				p = testproxy.Start(t, "127.0.0.1:3306")
+				proxied = open(t, "mysql", "root@tcp("+p.Addr+")/"+dbName+"?interpolateParams=true")
+			}
+			const timeout, manage = 200 * time.Millisecond, 300 * time.Millisecond
+			ps, err := sqlstore.New(ctx, proxied, sqlstore.Config{Dialect: d, Timeout: timeout, ManagementTimeout: manage})
+			require.NoError(t, err)
+			psvc, err := apikey.New(ps, apikey.Config{})
+			require.NoError(t, err)
+			key := issued.Secret.Reveal()
+			_, err = psvc.Verify(ctx, key)
+			require.NoError(t, err)
+
+			p.Hang()
+			// The caller would wait a minute: what ends each call must be
+			// the store's own bound (or its breaker).
+			caller, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
+			bounded := func(what string, err error, took time.Duration) {
+				t.Helper()
+				storeFailure(t, err)
+				require.NoError(t, caller.Err(), "%s waited for the caller's deadline", what)
+				assert.True(t, errors.Is(err, context.DeadlineExceeded) || errors.Is(err, breaker.ErrOpen),
+					"%s: %v is neither the store's deadline nor its breaker", what, err)
+				t.Logf("%s failed after %v", what, took)
+			}
+			for i := range 5 {
+				start := time.Now()
+				_, err := psvc.Verify(caller, key)
+				bounded(fmt.Sprintf("verification %d (Timeout %v)", i+1, timeout), err, time.Since(start))
+			}
+			for _, call := range []struct {
+				name string
+				run  func() error
+			}{
+				{"Create", func() error { _, err := psvc.Create(caller, apikey.CreateParams{Owner: "acct"}); return err }},
+				{"List", func() error { _, err := psvc.List(caller, "acct"); return err }},
+				{"Get", func() error { _, err := psvc.Get(caller, "acct", issued.Key.ID); return err }},
+				{"Revoke", func() error { return psvc.Revoke(caller, "acct", issued.Key.ID) }},
+				{"Events", func() error { _, err := psvc.Events(caller, "acct", "", "", 10); return err }},
+				{"PutAccount", func() error {
+					return ps.PutAccount(caller, nil, &apikey.Account{ID: "acct_new", Plan: "free", Version: 1})
+				}},
+				{"Usage", func() error { _, err := ps.Usage(caller, issued.Key.ID); return err }},
+			} {
+				start := time.Now()
+				err := call.run()
+				bounded(call.name+" (ManagementTimeout "+manage.String()+")", err, time.Since(start))
+			}
 		})
 	}
 }

@@ -31,6 +31,8 @@ type usageRow struct {
 // requests to any further endpoint as [usage.OtherEndpoint]. Two batches
 // for one key that race to add its last endpoints may each add theirs.
 func (s *Store) AddUsage(ctx context.Context, deltas []usage.Delta) error {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if len(deltas) == 0 {
 		return nil
 	}
@@ -122,6 +124,8 @@ SELECT key_id, endpoint, SUM(requests), SUM(errors), MAX(last_used_at) FROM (
 
 // Usage implements [usage.Store].
 func (s *Store) Usage(ctx context.Context, id string) (usage.Usage, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	u := usage.Usage{ByEndpoint: map[string]int64{}}
 	rows, err := s.db.QueryContext(ctx, s.bind("SELECT endpoint, requests, errors, last_used_at FROM keygate_usage_counts WHERE key_id = ?"), id)
 	if err != nil {
