@@ -21,7 +21,7 @@ func Example() {
 	ctx := context.Background()
 	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:                 []string{"127.0.0.1:6379"},
-		ContextTimeoutEnabled: true, // so that Config.Timeout bounds each call
+		ContextTimeoutEnabled: true, // required: so that the store's timeouts bound each call
 	})
 	defer client.Close()
 
