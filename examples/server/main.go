@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -123,11 +124,42 @@ func run() error {
 		defer cancel()
 		_ = httpServer.Shutdown(shutdown)
 	}()
-	fmt.Printf("keygate reference service on %s (%s)\n", addr, describe(cfg))
-	if err := httpServer.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+	// Bind first, so that the banner is only printed for a port that is
+	// ours.
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("ADDR=%s: %w", addr, err)
+	}
+	fmt.Printf("keygate reference service on %s (%s)\n", ln.Addr(), describe(cfg))
+	if err := httpServer.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
+}
+
+// privateDir creates dir, or makes it, owner-only (0700): it holds the
+// admin token and the keys' database.
+func privateDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("DATA_DIR: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("DATA_DIR: %w", err)
+	}
+	return nil
+}
+
+// privateFile creates path, or makes it, owner-only (0600) whatever the
+// umask. SQLite gives its -wal and -shm files the database file's mode.
+func privateFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("DATA_DIR must be a directory this user can write: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Chmod(path, 0o600)
 }
 
 func getenv(name, fallback string) string {
@@ -171,12 +203,20 @@ func adminToken(cfg serverConfig) (string, error) {
 		return token, nil
 	}
 	path := filepath.Join(cfg.DataDir, "admin-token")
-	if kept, err := os.ReadFile(path); err == nil {
+	if info, err := os.Stat(path); err == nil {
+		// Whoever can read the token manages every account's keys.
+		if perm := info.Mode().Perm(); perm&0o077 != 0 {
+			return "", fmt.Errorf("%s is readable by others (mode %#o): run chmod 600 on it, or set ADMIN_TOKEN", path, perm)
+		}
+		kept, err := os.ReadFile(path)
+		if err != nil {
+			return "", err
+		}
 		return strings.TrimSpace(string(kept)), nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+	if err := privateDir(cfg.DataDir); err != nil {
 		return "", err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -188,6 +228,9 @@ func adminToken(cfg serverConfig) (string, error) {
 		return "", err
 	}
 	if err := f.Close(); err != nil {
+		return "", err
+	}
+	if err := os.Chmod(path, 0o600); err != nil { // whatever the umask
 		return "", err
 	}
 	fmt.Printf("ADMIN_TOKEN not set; generated one, kept in %s (mode 0600): Authorization: Bearer %s\n", path, token)

@@ -300,10 +300,14 @@ func sqlSource(cfg serverConfig) (driver, dsn string, d sqlstore.Dialect, err er
 	u := cfg.DatabaseURL
 	switch {
 	case u == "":
-		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		if err := privateDir(cfg.DataDir); err != nil {
 			return "", "", "", err
 		}
-		return "sqlite", "file:" + filepath.Join(cfg.DataDir, "keys.db") +
+		path := filepath.Join(cfg.DataDir, "keys.db")
+		if err := privateFile(path); err != nil {
+			return "", "", "", err
+		}
+		return "sqlite", "file:" + path +
 			"?_txlock=immediate&_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)", sqlstore.SQLite, nil
 	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
 		return "pgx", u, sqlstore.Postgres, nil

@@ -675,6 +675,15 @@ func TestKeysSurviveKill9(t *testing.T) {
 	admin := map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(token))}
 	status, created := call("POST", "/api/v1/api-keys", admin)
 	require.Equal(t, http.StatusCreated, status, created)
+	// What the service wrote is its user's alone, whatever the umask.
+	info, err = os.Stat(dataDir)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o700), info.Mode().Perm(), "the data directory")
+	for _, name := range []string{"keys.db", "keys.db-wal", "keys.db-shm"} {
+		info, err := os.Stat(filepath.Join(dataDir, name))
+		require.NoError(t, err)
+		assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), name)
+	}
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 
@@ -683,6 +692,46 @@ func TestKeysSurviveKill9(t *testing.T) {
 	assert.Equal(t, http.StatusOK, status, "the key verifies after a SIGKILL and a restart: %v", body)
 	status, _ = call("GET", "/api/v1/api-keys", admin)
 	assert.Equal(t, http.StatusOK, status, "the kept admin token still works")
+}
+
+// A port already taken is an error naming ADDR, and the service prints
+// no banner for a port it does not serve.
+func TestTakenPortIsAnError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), serveEnv+"=1", "ADDR="+ln.Addr().String(), "DATA_DIR="+t.TempDir(),
+		"ADMIN_TOKEN=x", "REDIS_URL=", "DATABASE_URL=", "KEYGATE_STORE=memory")
+	out, err := cmd.CombinedOutput()
+	require.Error(t, err, "the service must not start: %s", out)
+	assert.Contains(t, string(out), "ADDR="+ln.Addr().String())
+	assert.Contains(t, string(out), "address already in use")
+	assert.NotContains(t, string(out), "keygate reference service on")
+}
+
+// An admin token file that others can read is refused, never used.
+func TestAdminTokenReadableByOthers(t *testing.T) {
+	t.Setenv("ADMIN_TOKEN", "")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "admin-token")
+	require.NoError(t, os.WriteFile(path, []byte("admin_kept\n"), 0o600))
+	token, err := adminToken(serverConfig{DataDir: dir})
+	require.NoError(t, err)
+	assert.Equal(t, "admin_kept", token)
+	require.NoError(t, os.Chmod(path, 0o666))
+	_, err = adminToken(serverConfig{DataDir: dir})
+	require.ErrorContains(t, err, path)
+	require.ErrorContains(t, err, "chmod 600")
+}
+
+// A data directory the service cannot use is an error naming the path.
+func TestUnusableDataDir(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "keys.db"), 0o700)) // not a file
+	_, err := newServer(serverConfig{DataDir: dir, AdminToken: testToken})
+	require.ErrorContains(t, err, filepath.Join(dir, "keys.db"))
+	require.ErrorContains(t, err, "DATA_DIR")
 }
 
 func eventually(t *testing.T, within time.Duration, cond func() bool) {

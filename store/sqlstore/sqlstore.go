@@ -158,6 +158,9 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.checkDialect(ctx); err != nil {
+		return nil, err
+	}
 	ms, err := migrationsOf(s.dialect)
 	if err != nil {
 		return nil, err
@@ -203,6 +206,28 @@ func newStore(db *sql.DB, cfg Config) (*Store, error) {
 	s := &Store{db: db, dialect: cfg.Dialect, pollInterval: cfg.PollInterval, timeout: cfg.Timeout, manageTimeout: cfg.ManagementTimeout}
 	s.addUsage = s.bind(addUsageSQL(cfg.Dialect))
 	return s, nil
+}
+
+// checkDialect refuses a database of another kind than Config.Dialect
+// names, which would otherwise fail later with the other server's
+// confusing errors ("table doesn't exist", a syntax error).
+func (s *Store) checkDialect(ctx context.Context) error {
+	query := "SELECT version()" // PostgreSQL's and MySQL's, not SQLite's
+	if s.dialect == SQLite {
+		query = "SELECT sqlite_version()"
+	}
+	var version string
+	err := s.db.QueryRowContext(ctx, query).Scan(&version)
+	if err != nil {
+		if pingErr := s.db.PingContext(ctx); pingErr != nil {
+			return fmt.Errorf("sqlstore: reaching the database: %w", pingErr)
+		}
+		return fmt.Errorf("%w: sqlstore: Config.Dialect is %s, but the database does not answer %s: %v", apikey.ErrInvalidConfig, s.dialect, query, err)
+	}
+	if pg := strings.HasPrefix(version, "PostgreSQL"); pg != (s.dialect == Postgres) && s.dialect != SQLite {
+		return fmt.Errorf("%w: sqlstore: Config.Dialect is %s, but the database is %s", apikey.ErrInvalidConfig, s.dialect, version)
+	}
+	return nil
 }
 
 // read runs a call on the request path within [Config].Timeout, through
@@ -278,6 +303,9 @@ func (s *Store) Migrate(ctx context.Context) error { return s.migrateTo(ctx, mat
 
 // migrateTo applies the migrations up to version last.
 func (s *Store) migrateTo(ctx context.Context, last int) error {
+	if err := s.checkDialect(ctx); err != nil {
+		return err
+	}
 	ms, err := migrationsOf(s.dialect)
 	if err != nil {
 		return err

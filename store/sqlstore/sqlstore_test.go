@@ -397,3 +397,29 @@ func TestHungDatabase(t *testing.T) {
 		})
 	}
 }
+
+// A database of another kind than the dialect names is refused at once,
+// by name, not later with the other server's confusing error.
+func TestWrongDialect(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		db   sqlstore.Dialect
+		as   sqlstore.Dialect
+		want string
+	}{
+		{sqlstore.MySQL, sqlstore.Postgres, "Config.Dialect is postgres, but the database is"},
+		{sqlstore.Postgres, sqlstore.MySQL, "Config.Dialect is mysql, but the database is PostgreSQL"},
+		{sqlstore.SQLite, sqlstore.Postgres, "Config.Dialect is postgres, but the database does not answer"},
+		{sqlstore.Postgres, sqlstore.SQLite, "Config.Dialect is sqlite, but the database does not answer"},
+	} {
+		t.Run(string(c.db)+" as "+string(c.as), func(t *testing.T) {
+			db := fresh(t, c.db)
+			_, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: c.as})
+			require.ErrorIs(t, err, apikey.ErrInvalidConfig)
+			require.ErrorContains(t, err, c.want)
+			m, err := sqlstore.NewUnchecked(db, sqlstore.Config{Dialect: c.as})
+			require.NoError(t, err)
+			require.ErrorContains(t, m.Migrate(ctx), c.want)
+		})
+	}
+}
