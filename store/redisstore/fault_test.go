@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -109,15 +110,27 @@ func TestConnectionDropAndRecovery(t *testing.T) {
 	eventually(t, 10*time.Second, cs.Healthy, "the feed reconnects")
 }
 
-// A Redis that cannot be reached at start is an error from New; with the
-// eviction check skipped, from the first operation, never "invalid key".
+// A Redis that cannot be reached at start is an error from New, never
+// "invalid key", that says so by its address, not as a failed check of
+// its configuration; a TLS client facing a Redis without TLS is told so.
 func TestUnreachableAtStart(t *testing.T) {
+	ctx := context.Background()
 	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = client.Close() })
-	_, err := redisstore.New(context.Background(), client, redisstore.Config{})
-	storeFailure(t, err)
-	_, err = redisstore.New(context.Background(), client, redisstore.Config{SkipEvictionCheck: true})
-	storeFailure(t, err) // the layout check
+	for _, cfg := range []redisstore.Config{{}, {SkipEvictionCheck: true}} {
+		_, err := redisstore.New(ctx, client, cfg)
+		storeFailure(t, err)
+		require.ErrorContains(t, err, "cannot reach Redis at 127.0.0.1:1")
+		require.NotContains(t, err.Error(), "maxmemory-policy")
+	}
+
+	tlsClient := redis.NewClient(&redis.Options{Addr: redistest.Client(t).Options().Addr, MaxRetries: -1,
+		ContextTimeoutEnabled: true, TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}})
+	t.Cleanup(func() { _ = tlsClient.Close() })
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err := redisstore.New(short, tlsClient, redisstore.Config{})
+	require.ErrorContains(t, err, "does it serve TLS on that port?")
 }
 
 // A Redis that may evict keys without a TTL would delete API keys under

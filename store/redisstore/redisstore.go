@@ -157,6 +157,8 @@ var ErrEvicting = errors.New("redisstore: Redis may evict keys")
 // [Config].SkipEvictionCheck). New checks nothing else: persistence
 // (appendonly or RDB snapshots) is the operator's to turn on.
 //
+// A Redis that does not answer is an error naming its address.
+//
 // A namespace that still holds records in the layout of keygate before
 // Cluster sharding fails with [ErrOldLayout]: run [Migrate] first.
 func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store, error) {
@@ -172,6 +174,9 @@ func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store,
 	}
 	if strings.ContainsAny(ns, "{}") {
 		return nil, fmt.Errorf("%w: namespace %q must not contain braces", apikey.ErrInvalidConfig, ns)
+	}
+	if err := client.Ping(ctx).Err(); err != nil {
+		return nil, unreachable(client, err)
 	}
 	if !cfg.SkipEvictionCheck {
 		if err := checkEviction(ctx, client); err != nil {
@@ -193,6 +198,25 @@ func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store,
 		return nil, err
 	}
 	return s, nil
+}
+
+// unreachable describes a Redis that did not answer at start by its
+// address, and by the likely cause when the client speaks TLS: a TLS
+// handshake sent to a Redis without TLS is never answered.
+func unreachable(client redis.UniversalClient, err error) error {
+	var addr string
+	var tls bool
+	switch c := client.(type) {
+	case *redis.Client:
+		addr, tls = c.Options().Addr, c.Options().TLSConfig != nil
+	case *redis.ClusterClient:
+		addr, tls = strings.Join(c.Options().Addrs, ","), c.Options().TLSConfig != nil
+	}
+	hint := ""
+	if tls && errors.Is(err, context.DeadlineExceeded) {
+		hint = " (no answer to the TLS handshake: does it serve TLS on that port? rediss:// needs it)"
+	}
+	return fmt.Errorf("redisstore: cannot reach Redis at %s%s: %w", addr, hint, err)
 }
 
 // checkEviction reads maxmemory-policy from every master.
