@@ -82,7 +82,8 @@ func (w *Window) Month(t, v, now, cost int64, allowed bool) State {
 
 // counter reports a fixed window that ends at end.
 func (w *Window) counter(end, v, now, cost int64, allowed bool) State {
-	s := State{Remaining: w.Limit - v, Reset: end}
+	// A lowered limit can be spent past: none left, never fewer.
+	s := State{Remaining: max(w.Limit-v, 0), Reset: end}
 	if !allowed && v+cost > w.Limit {
 		s.Retry = max(s.Reset-now, 1)
 	}
@@ -91,7 +92,7 @@ func (w *Window) counter(end, v, now, cost int64, allowed bool) State {
 
 // Bucket is [Window.Report] for a token bucket; see [Window.Fixed].
 func (w *Window) Bucket(t, now, cost int64, allowed bool) State {
-	s := State{Remaining: min((w.Tau-(t-now))/w.Interval, w.Limit), Reset: t}
+	s := State{Remaining: max(min((w.Tau-(t-now))/w.Interval, w.Limit), 0), Reset: t}
 	if !allowed {
 		s.Retry = max(t+cost*w.Interval-now-w.Tau, 0)
 	}

@@ -383,6 +383,23 @@ func testPolicyChange(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	hourly := ratelimit.MustPolicy("hourly", ratelimit.PerHour(5))
 	r.AccountPolicy = hourly
 	want(t, decide(t, l, r), true, 4, 0)
+	// Windows spent past a new, lower limit have none left, never fewer
+	// than none: 8 spent this minute and today, against 2 and 5.
+	r = ratelimit.Request{Account: "b", AccountPolicy: free, Key: "k", Cost: 1}
+	for range 8 {
+		decide(t, l, r)
+	}
+	tiny := ratelimit.MustPolicy("tiny", ratelimit.PerMinute(2), ratelimit.PerDay(5))
+	r.AccountPolicy, r.Cost, r.Report = tiny, 0, true
+	d = decide(t, l, r)
+	for _, w := range d.Windows {
+		if w.Remaining != 0 {
+			t.Fatalf("a window spent past its new limit: %+v; want 0 remaining", w)
+		}
+	}
+	if len(d.Windows) != 2 || d.Remaining != 0 {
+		t.Fatalf("after a downgrade past what was spent: %+v; want 0 remaining in both windows", d)
+	}
 }
 
 // A request of cost 0 passes, even when the windows are spent, and
