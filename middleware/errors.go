@@ -35,6 +35,7 @@ const (
 	CodeIPNotAllowed      = "ip_not_allowed"
 	CodeReferrerBlocked   = "referrer_not_allowed"
 	CodeEndpointBlocked   = "endpoint_not_allowed"
+	CodeBrowserBlocked    = "browser_not_allowed"
 	CodeNotFound          = "not_found"
 	CodeMethodNotAllowed  = "method_not_allowed"
 	CodeRateLimited       = "rate_limited"

@@ -89,6 +89,14 @@ type Config struct {
 	// the raw path, which never matches a pattern with a wildcard: a key
 	// restricted to "GET /items/{id}" is then refused everywhere.
 	Routes Router
+	// AllowBrowsers turns the browser guard off. With the guard on (the
+	// default), a request a web page made (one with an Origin header, or
+	// Sec-Fetch-Site other than "none") is refused with 403 unless its
+	// key lists the page's host in its allowed referrers: keys are
+	// secrets, and a key in a page's JavaScript is every visitor's.
+	// Turned off, any page can use any key it holds, and a key leaked
+	// into a web page works from every copy of it.
+	AllowBrowsers bool
 	// TrustedProxies are the networks of reverse proxies whose
 	// X-Forwarded-For is believed. Default none: the client address is
 	// RemoteAddr. Never list networks clients can send from.
@@ -209,6 +217,7 @@ var (
 	msgIP               = "API key is not allowed from this IP address"
 	msgReferrer         = "API key is not allowed from this referrer"
 	msgEndpoint         = "API key is not allowed for this endpoint"
+	msgBrowser          = "API key is not allowed from a web page; call the API from your server, or list this page's host in the key's allowed referrers"
 	msgNotFound         = "Not found"
 	msgMethodNotAllowed = "Method not allowed"
 	queryKeyNames       = []string{"api_key", "apikey", "access_token"}
@@ -317,16 +326,27 @@ func (m *Middleware) refuse(w http.ResponseWriter, r *http.Request, e *Error) {
 	m.cfg.Errors(w, r, e)
 }
 
-// Authenticate verifies the request's key, applies its IP, referrer and
-// endpoint restrictions and its rate limit, puts its principal on the
-// context ([PrincipalFrom]) and calls next. Wrap the whole router with it;
-// put permission and project guards on routes inside the router.
+// Authenticate verifies the request's key, applies the browser guard
+// ([Config].AllowBrowsers), its IP, referrer and endpoint restrictions
+// and its rate limit, puts its principal on the context ([PrincipalFrom])
+// and calls next. Wrap the whole router with it; put permission and
+// project guards on routes inside the router.
+//
+// A CORS preflight (OPTIONS with Origin and
+// Access-Control-Request-Method), which by the Fetch standard never
+// carries a key, is passed to next as it is, with no principal, for the
+// host's CORS handler to answer: next must answer such a request with
+// CORS headers alone.
 func (m *Middleware) Authenticate(next http.Handler) http.Handler {
 	routes := m.cfg.Routes
 	if routes == nil {
 		routes, _ = next.(Router)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" && r.Header.Get("Origin") != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
 		key, err := m.extract(r)
 		if err != nil {
 			m.cfg.OnAuthFailure(r, err)
@@ -371,6 +391,11 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 	}
 	a := authenticate(r, p)
 	r = &a.req
+	if page, browser := pageOf(r); browser && !m.cfg.AllowBrowsers && !allowsPage(p, page) {
+		m.fail(w, r, http.StatusForbidden, CodeBrowserBlocked, msgBrowser)
+		m.record(sw, r, p, pattern)
+		return
+	}
 	if p.Restricted() {
 		if code, msg := m.restricted(r, p, pattern); code != "" {
 			m.fail(w, r, http.StatusForbidden, code, msg)
@@ -450,7 +475,7 @@ func (m *Middleware) restricted(r *http.Request, p apikey.Principal, pattern str
 	switch {
 	case !rs.AllowsIP(m.ClientIP(r)):
 		return CodeIPNotAllowed, msgIP
-	case !rs.AllowsReferrer(r.Header.Get("Referer")):
+	case !rs.AllowsReferrer(page(r)):
 		return CodeReferrerBlocked, msgReferrer
 	}
 	if len(rs.AllowedEndpoints) > 0 {
@@ -463,6 +488,36 @@ func (m *Middleware) restricted(r *http.Request, p apikey.Principal, pattern str
 		}
 	}
 	return "", ""
+}
+
+// pageOf returns the web page a request came from (its Origin, else its
+// Referer) and whether a browser made it from a page: it has an Origin,
+// or a Sec-Fetch-Site other than "none" (which a typed address or a
+// bookmark sends).
+func pageOf(r *http.Request) (url string, browser bool) {
+	// Indexed, not Get: the names are canonical already, and this runs
+	// on every request.
+	origin, site := r.Header["Origin"], r.Header["Sec-Fetch-Site"]
+	if len(origin) == 0 && (len(site) == 0 || site[0] == "none") {
+		return "", false
+	}
+	return page(r), true
+}
+
+// allowsPage reports whether p's key is meant for the web page page: it
+// lists the page's host in its allowed referrers.
+func allowsPage(p apikey.Principal, page string) bool {
+	rs := p.Restrictions()
+	return len(rs.AllowedReferrers) > 0 && rs.AllowsReferrer(page)
+}
+
+// page returns the page a request names as its origin: Origin, unless
+// absent or "null" (an opaque origin), else Referer.
+func page(r *http.Request) string {
+	if origin := r.Header.Get("Origin"); origin != "" && origin != "null" {
+		return origin
+	}
+	return r.Header.Get("Referer")
 }
 
 // splitPattern returns the method and path of a ServeMux pattern such as

@@ -204,6 +204,55 @@ func TestRestrictions(t *testing.T) {
 	assert.Contains(t, w.Body.String(), "endpoint")
 }
 
+// The browser guard: a secret key sent by a web page is refused; a key
+// that lists the page's host works from that page only; a request no
+// page made (a server, curl, a typed address) is never affected.
+func TestBrowserGuard(t *testing.T) {
+	secret := setup(t, middleware.Config{}, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read}})
+	forPage := setup(t, middleware.Config{}, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read},
+		Restrictions: apikey.Restrictions{AllowedReferrers: []string{"app.example.com"}}})
+	open := setup(t, middleware.Config{AllowBrowsers: true}, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read}})
+	for _, c := range []struct {
+		name   string
+		f      *fixture
+		header http.Header
+		want   int
+	}{
+		{"a server", secret, http.Header{}, 200},
+		{"a typed address", secret, http.Header{"Sec-Fetch-Site": {"none"}, "Sec-Fetch-Mode": {"navigate"}}, 200},
+		{"a page elsewhere", secret, http.Header{"Origin": {"https://evil.example"}, "Sec-Fetch-Site": {"cross-site"}}, 403},
+		{"a page of the same origin", secret, http.Header{"Sec-Fetch-Site": {"same-origin"}, "Referer": {"https://api.example.com/docs"}}, 403},
+		{"an opaque origin", secret, http.Header{"Origin": {"null"}}, 403},
+		{"its page", forPage, http.Header{"Origin": {"https://app.example.com"}, "Sec-Fetch-Site": {"cross-site"}}, 200},
+		{"its page, by referrer", forPage, http.Header{"Sec-Fetch-Site": {"same-site"}, "Referer": {"https://app.example.com/x"}}, 200},
+		{"another page", forPage, http.Header{"Origin": {"https://evil.example"}, "Referer": {"https://app.example.com/"}}, 403},
+		{"any page, guard off", open, http.Header{"Origin": {"https://evil.example"}}, 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			c.header.Set("X-Api-Key", c.f.key)
+			w := c.f.do("GET", "/items", c.header, "")
+			assert.Equal(t, c.want, w.Code, w.Body.String())
+			if c.want == 403 {
+				assert.Contains(t, w.Body.String(), "web page")
+			}
+		})
+	}
+
+	// A CORS preflight carries no key: it reaches the host's CORS
+	// handler, with no principal, instead of a 401.
+	f := setup(t, middleware.Config{}, apikey.CreateParams{})
+	f.mux.HandleFunc("OPTIONS /items", func(w http.ResponseWriter, r *http.Request) {
+		_, ok := middleware.PrincipalFrom(r.Context())
+		assert.False(t, ok)
+		w.Header().Set("Access-Control-Allow-Origin", "https://app.example.com")
+		w.WriteHeader(http.StatusNoContent)
+	})
+	w := f.do("OPTIONS", "/items", http.Header{"Origin": {"https://app.example.com"}, "Access-Control-Request-Method": {"GET"}}, "")
+	assert.Equal(t, http.StatusNoContent, w.Code)
+	assert.Equal(t, "https://app.example.com", w.Header().Get("Access-Control-Allow-Origin"))
+	assert.Equal(t, 401, f.do("OPTIONS", "/items", http.Header{}, "").Code, "an OPTIONS that is no preflight needs a key")
+}
+
 func TestRateLimit(t *testing.T) {
 	now := time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 	lim := ratelimit.NewMemory(ratelimit.MemoryConfig{Clock: func() time.Time { return now }, SweepInterval: -1})
