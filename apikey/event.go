@@ -22,9 +22,16 @@ const (
 	EventPurged   EventType = "key.purged"
 )
 
-// EventsKept is how many events per account a shipped store keeps at
-// least: writing one more drops the oldest.
-const EventsKept = 1000
+// How long and how much of the audit trail a shipped store keeps: every
+// event for EventRetention by default (the store's Config can change it),
+// and of those at least each key's latest EventsPerKey, so that one key's
+// churn never drops another key's history. Age is the event's own time
+// ([Event].At, the [Service]'s clock); an account's expired events go
+// when it is next changed.
+const (
+	EventsPerKey   = 1000
+	EventRetention = 90 * 24 * time.Hour
+)
 
 // Event is one lifecycle change of a key, for the audit trail. It never
 // holds the key's text or hash.
@@ -57,8 +64,10 @@ type Change struct {
 // EventStore is the optional capability of a [Store] that keeps the audit
 // trail. Such a store writes the event passed to each of its changing
 // calls in the same atomic step as the change, and only when the change
-// happens (revoking a revoked key writes none); it keeps at least the
-// latest [EventsKept] events of each account.
+// happens (revoking a revoked key writes none). It keeps every event
+// for a retention period and of those at least the latest
+// [EventsPerKey] of each key: writing one more of a key drops that
+// key's oldest, never another key's.
 type EventStore interface {
 	// Events returns up to limit events of account, or of its key keyID
 	// when that is not "", newest first, starting after the event whose ID

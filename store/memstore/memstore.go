@@ -249,8 +249,9 @@ func (s *Store) Purge(_ context.Context, cutoff time.Time, limit int, ev *apikey
 	return len(old), nil
 }
 
-// record appends ev to its account's events, dropping the oldest past
-// [apikey.EventsKept]. s.mu must be held.
+// record appends ev to its account's events, after dropping the
+// account's events older than [apikey.EventRetention] before it and, past
+// [apikey.EventsPerKey] of its key, that key's oldest. s.mu must be held.
 func (s *Store) record(ev *apikey.Event) {
 	if ev == nil {
 		return
@@ -259,9 +260,17 @@ func (s *Store) record(ev *apikey.Event) {
 	e := *ev
 	e.ID = strconv.FormatUint(s.seq, 10)
 	e.Changes = maps.Clone(e.Changes)
-	evs := s.events[e.Account]
-	if len(evs) >= apikey.EventsKept {
-		evs = slices.Delete(evs, 0, len(evs)-apikey.EventsKept+1)
+	cutoff := e.At.Add(-apikey.EventRetention)
+	evs := slices.DeleteFunc(s.events[e.Account], func(old apikey.Event) bool { return old.At.Before(cutoff) })
+	n := 0
+	for _, old := range evs {
+		if old.KeyID == e.KeyID {
+			n++
+		}
+	}
+	if n >= apikey.EventsPerKey {
+		i := slices.IndexFunc(evs, func(old apikey.Event) bool { return old.KeyID == e.KeyID })
+		evs = slices.Delete(evs, i, i+1)
 	}
 	s.events[e.Account] = append(evs, e)
 }

@@ -74,10 +74,9 @@ func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, n
 	if err := s.claim(ctx, rec); err != nil {
 		return err
 	}
-	res, err := createScript.Run(ctx, s.client,
-		[]string{s.recKey(rec.Owner, rec.ID), s.ownerKey(rec.Owner), s.eventKey(rec.Owner)},
-		data, rec.ID, max(maxActive, 0), micros(now), activeScore(rec), evData, apikey.EventsKept,
-	).Text()
+	keys := []string{s.recKey(rec.Owner, rec.ID), s.ownerKey(rec.Owner), s.eventKey(rec.Owner), s.keyEventsKey(rec.Owner, rec.ID)}
+	args := append([]any{data, rec.ID, max(maxActive, 0), micros(now), activeScore(rec), evData}, s.eventArgs(ev)...)
+	res, err := createScript.Run(ctx, s.client, keys, args...).Text()
 	if err != nil {
 		return wrap("create", err) // whether it ran or not, the held copy converges to the record
 	}
@@ -164,8 +163,8 @@ func (s *Store) write(ctx context.Context, c change, owner, old string, before, 
 	case res == "stale":
 		return false, nil
 	}
-	keys := []string{s.recKey(owner, c.id), s.ownerKey(owner), s.eventKey(owner)}
-	args := []any{old, data, c.id, activeScore(rec), evData, apikey.EventsKept, "", "", "", max(c.maxActive, 0), micros(c.now)}
+	keys := []string{s.recKey(owner, c.id), s.ownerKey(owner), s.eventKey(owner), s.keyEventsKey(owner, c.id)}
+	args := append([]any{old, data, c.id, activeScore(rec), evData, "", "", "", max(c.maxActive, 0), micros(c.now)}, s.eventArgs(c.ev)...)
 	r := c.replacement
 	var rdata string
 	if r != nil {
@@ -181,7 +180,7 @@ func (s *Store) write(ctx context.Context, c change, owner, old string, before, 
 			return false, err
 		}
 		keys = append(keys, s.recKey(owner, r.ID))
-		args[6], args[7], args[8] = rdata, r.ID, activeScore(r)
+		args[5], args[6], args[7] = rdata, r.ID, activeScore(r)
 	}
 	res, err := changeScript.Run(ctx, s.client, keys, args...).Text()
 	if err != nil {

@@ -7,8 +7,6 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/keygate/keygate/apikey"
 )
 
 // ErrOldLayout reports a namespace that holds records in the layout of
@@ -176,8 +174,8 @@ func (s *Store) migrateRecord(ctx context.Context, old, id string) (bool, error)
 	steps := []func() error{
 		func() error { return s.client.Set(ctx, s.idKey(id), rec.Owner, 0).Err() },
 		func() error { // as Create writes them; "dup" when an interrupted run did
-			return createScript.Run(ctx, s.client, []string{s.recKey(rec.Owner, id), s.ownerKey(rec.Owner), s.eventKey(rec.Owner)},
-				data, id, 0, 0, activeScore(rec), "", apikey.EventsKept).Err()
+			keys := []string{s.recKey(rec.Owner, id), s.ownerKey(rec.Owner), s.eventKey(rec.Owner), s.keyEventsKey(rec.Owner, id)}
+			return createScript.Run(ctx, s.client, keys, append([]any{data, id, 0, 0, activeScore(rec), ""}, s.eventArgs(nil)...)...).Err()
 		},
 		func() error { return s.index(ctx, nil, rec) },
 		func() error {

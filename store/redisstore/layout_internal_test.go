@@ -53,8 +53,9 @@ func TestInterruptedChangesConverge(t *testing.T) {
 					data, err = encode(rec, version+1)
 					require.NoError(t, err)
 				}
-				require.Equal(t, "ok", changeScript.Run(ctx, client, []string{s.recKey(owner, id), s.ownerKey(owner), s.eventKey(owner)},
-					old, data, id, activeScore(rec), "", apikey.EventsKept, "", "", "", 0, micros(time.Now())).Val())
+				keys := []string{s.recKey(owner, id), s.ownerKey(owner), s.eventKey(owner), s.keyEventsKey(owner, id)}
+				args := append([]any{old, data, id, activeScore(rec), "", "", "", "", 0, micros(time.Now())}, s.eventArgs(nil)...)
+				require.Equal(t, "ok", changeScript.Run(ctx, client, keys, args...).Val())
 			}
 			copyOf := func(rec *apikey.Record) map[string]string {
 				return client.HGetAll(ctx, s.copyKey(hexOf(rec.Hash))).Val()

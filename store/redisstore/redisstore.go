@@ -18,7 +18,7 @@
 //	                      limit is a ZCOUNT inside the create script
 //	ns:{acct}:ev          stream of the account's events, each with
 //	                      fields k (key ID) and e (event JSON), trimmed to
-//	                      about [apikey.EventsKept] (see [Store.Events])
+//	                      [apikey.EventRetention] (see [Store.Events])
 //	ns:{acct}:a           account JSON (see [Store.Account])
 //
 // A verification knows only the key's hash, so each record has a lookup
@@ -114,6 +114,10 @@ type Config struct {
 	// Redis that hangs is answered in a bounded time too. Default 5
 	// seconds.
 	ManagementTimeout time.Duration
+	// EventRetention is how long the audit trail keeps an event (see
+	// [apikey.EventsPerKey] for the bound per key). Default
+	// [apikey.EventRetention], 90 days.
+	EventRetention time.Duration
 	// FeedTimeout bounds how long the invalidation feed may stay silent
 	// before [Store.WatchInvalidations] reports it broken, so that a cache
 	// in front stops trusting what it holds: the longest a revocation
@@ -134,6 +138,8 @@ type Store struct {
 	timeout     time.Duration
 	manage      time.Duration
 	feedTimeout time.Duration
+	// eventRetention is Config.EventRetention.
+	eventRetention time.Duration
 	// breakers fail the reads on the request path (Lookup, Account) at
 	// once while their node is down, instead of each waiting for Timeout.
 	breakers breaker.Set
@@ -192,8 +198,11 @@ func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store,
 	if cfg.FeedTimeout <= 0 {
 		cfg.FeedTimeout = time.Second
 	}
+	if cfg.EventRetention <= 0 {
+		cfg.EventRetention = apikey.EventRetention
+	}
 	s := &Store{client: client, ns: ns + ":", channel: ns + ":invalidate", timeout: cfg.Timeout,
-		manage: cfg.ManagementTimeout, feedTimeout: cfg.FeedTimeout}
+		manage: cfg.ManagementTimeout, feedTimeout: cfg.FeedTimeout, eventRetention: cfg.EventRetention}
 	if err := s.checkLayout(ctx, ns); err != nil {
 		return nil, err
 	}
@@ -255,11 +264,14 @@ func (s *Store) account(owner string) string { return s.ns + "{" + tag(owner) + 
 func (s *Store) recKey(owner, id string) string { return s.account(owner) + "r:" + id }
 func (s *Store) ownerKey(owner string) string   { return s.account(owner) + "o" }
 func (s *Store) eventKey(owner string) string   { return s.account(owner) + "ev" }
-func (s *Store) copyKey(h string) string        { return s.ns + "h:" + h }
-func (s *Store) idKey(id string) string         { return s.ns + "i:{" + tag(id) + "}" }
-func (s *Store) usageKey(id string) string      { return s.ns + "u:{" + tag(id) + "}" }
-func (s *Store) expKey() string                 { return s.ns + "exp" }
-func (s *Store) revKey() string                 { return s.ns + "rev" }
+func (s *Store) keyEventsKey(owner, id string) string {
+	return s.account(owner) + "ek:" + id
+}
+func (s *Store) copyKey(h string) string   { return s.ns + "h:" + h }
+func (s *Store) idKey(id string) string    { return s.ns + "i:{" + tag(id) + "}" }
+func (s *Store) usageKey(id string) string { return s.ns + "u:{" + tag(id) + "}" }
+func (s *Store) expKey() string            { return s.ns + "exp" }
+func (s *Store) revKey() string            { return s.ns + "rev" }
 
 // eventJSON encodes ev for a script, "" for none.
 func eventJSON(ev *apikey.Event) (string, error) {
@@ -271,6 +283,16 @@ func eventJSON(ev *apikey.Event) (string, error) {
 		return "", fmt.Errorf("redisstore: encode event: %w", err)
 	}
 	return string(b), nil
+}
+
+// eventArgs are the scripts' arguments that record ev: its time, the
+// retention (both in milliseconds) and the most events a key keeps.
+func (s *Store) eventArgs(ev *apikey.Event) []any {
+	var at int64
+	if ev != nil {
+		at = ev.At.UnixMilli()
+	}
+	return []any{at, s.eventRetention.Milliseconds(), apikey.EventsPerKey}
 }
 
 // wire is the JSON form of a record. Version counts the record's

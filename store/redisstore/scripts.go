@@ -8,13 +8,40 @@ import "github.com/redis/go-redis/v9"
 // the account scripts in the account's, the copy scripts in the key
 // hash's, the usage script in the key ID's.
 
+// addEvent is a function of the scripts that record events. It appends
+// the event of key id to the account's stream under an ID of the event's
+// own time (at, ms; after the stream's last ID when that is later), drops
+// the stream's events older than the retention before it, and keeps the
+// key's event IDs in a list of its own, dropping the key's oldest event
+// past perKey. The list expires a retention after the key's last event.
+const addEvent = `
+local function addEvent(stream, list, id, event, at, retention, perKey)
+  local ms, cutoff = tonumber(at), math.max(tonumber(at) - tonumber(retention), 0)
+  local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
+  if last then ms = math.max(ms, tonumber(string.match(last[1], '^%d+'))) end
+  local eid = redis.call('XADD', stream, 'MINID', string.format('%d', cutoff),
+    string.format('%d', ms) .. '-*', 'k', id, 'e', event)
+  redis.call('RPUSH', list, eid)
+  while true do
+    local head = redis.call('LINDEX', list, 0)
+    if not head or tonumber(string.match(head, '^%d+')) >= cutoff then break end
+    redis.call('LPOP', list)
+  end
+  if redis.call('LLEN', list) > tonumber(perKey) then
+    redis.call('XDEL', stream, redis.call('LPOP', list))
+  end
+  redis.call('PEXPIRE', list, retention)
+end
+`
+
 // createScript inserts an account's record unless its ID exists or the
 // owner is at the limit, and records the event.
 //
-// KEYS: record, owner set, event stream.
+// KEYS: record, owner set, event stream, the key's event list.
 // ARGV: record JSON, ID, max active (0 = none), now (µs), owner score,
-// event JSON ("" = none), the most events a stream keeps.
-var createScript = redis.NewScript(`
+// event JSON ("" = none), the event's time (ms), the retention (ms), the
+// most events a key keeps.
+var createScript = redis.NewScript(addEvent + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'dup' end
 local max = tonumber(ARGV[3])
 if max > 0 and redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[4], '+inf') >= max then
@@ -23,7 +50,7 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
 if ARGV[6] ~= '' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'k', ARGV[2], 'e', ARGV[6])
+  addEvent(KEYS[3], KEYS[4], ARGV[2], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 end
 return 'ok'
 `)
@@ -33,18 +60,19 @@ return 'ok'
 // (rotation) after counting the owner's active keys, and records the
 // event.
 //
-// KEYS: record, owner set, event stream, and when rotating the
-// replacement's record.
+// KEYS: record, owner set, event stream, the key's event list, and when
+// rotating the replacement's record.
 // ARGV: old JSON, new JSON ("" = delete), ID, owner score, event JSON
-// ("" = none), the most events a stream keeps, replacement JSON ("" =
-// none), replacement ID, replacement owner score, the owner's limit (0 =
-// none) and now (µs), against which the replacement is counted.
-var changeScript = redis.NewScript(`
+// ("" = none), replacement JSON ("" = none), replacement ID, replacement
+// owner score, the owner's limit (0 = none) and now (µs), against which
+// the replacement is counted, the event's time (ms), the retention (ms),
+// the most events a key keeps.
+var changeScript = redis.NewScript(addEvent + `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'conflict' end
-if ARGV[7] ~= '' then
-  if redis.call('EXISTS', KEYS[4]) == 1 then return 'dup' end
-  local max = tonumber(ARGV[10])
-  if max > 0 and redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[11], '+inf') >= max then
+if ARGV[6] ~= '' then
+  if redis.call('EXISTS', KEYS[5]) == 1 then return 'dup' end
+  local max = tonumber(ARGV[9])
+  if max > 0 and redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[10], '+inf') >= max then
     return 'limit'
   end
 end
@@ -55,12 +83,12 @@ else
   redis.call('SET', KEYS[1], ARGV[2])
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 end
-if ARGV[7] ~= '' then
-  redis.call('SET', KEYS[4], ARGV[7])
-  redis.call('ZADD', KEYS[2], ARGV[9], ARGV[8])
+if ARGV[6] ~= '' then
+  redis.call('SET', KEYS[5], ARGV[6])
+  redis.call('ZADD', KEYS[2], ARGV[8], ARGV[7])
 end
 if ARGV[5] ~= '' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[6], '*', 'k', ARGV[3], 'e', ARGV[5])
+  addEvent(KEYS[3], KEYS[4], ARGV[3], ARGV[5], ARGV[11], ARGV[12], ARGV[13])
 end
 return 'ok'
 `)

@@ -13,8 +13,9 @@ import (
 
 var _ apikey.EventStore = (*Store)(nil)
 
-// record inserts ev in tx and drops the account's events past
-// [apikey.EventsKept].
+// record inserts ev in tx, and drops the account's events older than
+// the retention before it and, past [apikey.EventsPerKey] of its key,
+// that key's oldest.
 func (s *Store) record(ctx context.Context, tx *sql.Tx, ev *apikey.Event) error {
 	if ev == nil {
 		return nil
@@ -23,20 +24,26 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, ev *apikey.Event) error 
 	if err != nil {
 		return fmt.Errorf("sqlstore: encode event: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, s.bind("INSERT INTO keygate_events (account, key_id, event) VALUES (?, ?, ?)"),
-		ev.Account, ev.KeyID, string(data)); err != nil {
+	at := ev.At.UnixMicro()
+	if _, err := tx.ExecContext(ctx, s.bind("INSERT INTO keygate_events (account, key_id, event, at) VALUES (?, ?, ?, ?)"),
+		ev.Account, ev.KeyID, string(data), at); err != nil {
 		return wrap("record the event", err)
 	}
+	// at 0: written before events had a time; the bound per key drops them.
+	if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_events WHERE account = ? AND at > 0 AND at < ?"),
+		ev.Account, ev.At.Add(-s.eventRetention).UnixMicro()); err != nil {
+		return wrap("trim the events", err)
+	}
 	var oldest int64
-	err = tx.QueryRowContext(ctx, s.bind("SELECT seq FROM keygate_events WHERE account = ? ORDER BY seq DESC LIMIT 1 OFFSET ?"),
-		ev.Account, apikey.EventsKept).Scan(&oldest)
+	err = tx.QueryRowContext(ctx, s.bind("SELECT seq FROM keygate_events WHERE account = ? AND key_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?"),
+		ev.Account, ev.KeyID, apikey.EventsPerKey).Scan(&oldest)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
 	case err != nil:
 		return wrap("trim the events", err)
 	}
-	if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_events WHERE account = ? AND seq <= ?"), ev.Account, oldest); err != nil {
+	if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_events WHERE account = ? AND key_id = ? AND seq <= ?"), ev.Account, ev.KeyID, oldest); err != nil {
 		return wrap("trim the events", err)
 	}
 	return nil

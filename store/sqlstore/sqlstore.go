@@ -82,6 +82,10 @@ type Config struct {
 	// database that hangs is answered in a bounded time too. Default 5
 	// seconds.
 	ManagementTimeout time.Duration
+	// EventRetention is how long the audit trail keeps an event (see
+	// [apikey.EventsPerKey] for the bound per key). Default
+	// [apikey.EventRetention], 90 days.
+	EventRetention time.Duration
 }
 
 // Store keeps key records in a SQL database. It is safe for concurrent
@@ -92,7 +96,9 @@ type Store struct {
 	pollInterval  time.Duration
 	timeout       time.Duration
 	manageTimeout time.Duration
-	addUsage      string // the statement of AddUsage, built once
+	// eventRetention is Config.EventRetention.
+	eventRetention time.Duration
+	addUsage       string // the statement of AddUsage, built once
 	// breaker fails the reads on the request path at once while the
 	// database is failing, instead of each waiting for Timeout.
 	breaker breaker.Set
@@ -203,7 +209,11 @@ func newStore(db *sql.DB, cfg Config) (*Store, error) {
 	if cfg.ManagementTimeout <= 0 {
 		cfg.ManagementTimeout = 5 * time.Second
 	}
-	s := &Store{db: db, dialect: cfg.Dialect, pollInterval: cfg.PollInterval, timeout: cfg.Timeout, manageTimeout: cfg.ManagementTimeout}
+	if cfg.EventRetention <= 0 {
+		cfg.EventRetention = apikey.EventRetention
+	}
+	s := &Store{db: db, dialect: cfg.Dialect, pollInterval: cfg.PollInterval, timeout: cfg.Timeout,
+		manageTimeout: cfg.ManagementTimeout, eventRetention: cfg.EventRetention}
 	s.addUsage = s.bind(addUsageSQL(cfg.Dialect))
 	return s, nil
 }

@@ -484,3 +484,52 @@ func testServiceListPage(t *testing.T, s apikey.Store) {
 		wantErr(t, "Account("+strconv.Quote(bad)+")", err, apikey.ErrInvalidInput)
 	}
 }
+
+// testEventsKept: the audit trail is kept by age, with a bound per key,
+// so that one key's churn never erases another key's history.
+func testEventsKept(t *testing.T, s apikey.Store) {
+	if _, ok := s.(apikey.EventStore); !ok {
+		t.Skip("the store keeps no audit trail (apikey.EventStore)")
+	}
+	svc, clock := newService(t, s)
+	const owner = "acct_trail"
+	quiet := mustIssue(t, svc, apikey.CreateParams{Owner: owner})
+	busy := mustIssue(t, svc, apikey.CreateParams{Owner: owner})
+	for i := range apikey.EventsPerKey + 5 {
+		clock.Advance(time.Second)
+		if _, err := svc.Update(ctx(), owner, busy.Key.ID, func(p *apikey.UpdateParams) { p.Name = strconv.Itoa(i) }); err != nil {
+			t.Fatalf("Update %d: %v", i, err)
+		}
+	}
+	count := func(keyID string) (n int, oldest apikey.Event) {
+		t.Helper()
+		cursor := ""
+		for {
+			page, err := svc.Events(ctx(), owner, keyID, cursor, apikey.MaxPageSize)
+			if err != nil {
+				t.Fatalf("Events: %v", err)
+			}
+			n += len(page.Items)
+			if len(page.Items) > 0 {
+				oldest = page.Items[len(page.Items)-1]
+			}
+			if cursor = page.Next; cursor == "" {
+				return n, oldest
+			}
+		}
+	}
+	if n, oldest := count(quiet.Key.ID); n != 1 || oldest.Type != apikey.EventCreated {
+		t.Fatalf("the quiet key has %d events (oldest %s) after another key's churn; want its creation, kept", n, oldest.Type)
+	}
+	if n, oldest := count(busy.Key.ID); n != apikey.EventsPerKey || oldest.Type != apikey.EventUpdated {
+		t.Fatalf("the busy key has %d events (oldest %s); want its latest %d, its oldest dropped", n, oldest.Type, apikey.EventsPerKey)
+	}
+	// Past the retention, the next change of the account drops them all.
+	clock.Advance(apikey.EventRetention + time.Hour)
+	if _, err := svc.Disable(ctx(), owner, quiet.Key.ID); err != nil {
+		t.Fatalf("Disable: %v", err)
+	}
+	if n, _ := count(""); n != 1 {
+		t.Fatalf("the account has %d events after the retention; want only the newest", n)
+	}
+}

@@ -68,6 +68,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 		{"ServiceMaxLifetime", testServiceMaxLifetime},
 		{"ServiceListPage", testServiceListPage},
 		{"Events", testEvents},
+		{"EventsKept", testEventsKept},
 		{"Accounts", testAccounts},
 		{"AccountCreateRace", testAccountCreateRace},
 	}
@@ -77,7 +78,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 			if s == nil {
 				t.Fatal("newStore returned nil")
 			}
-			if strings.HasPrefix(tc.name, "Usage") || strings.HasPrefix(tc.name, "Account") || tc.name == "GetOwned" || tc.name == "Events" {
+			if strings.HasPrefix(tc.name, "Usage") || strings.HasPrefix(tc.name, "Account") || tc.name == "GetOwned" || strings.HasPrefix(tc.name, "Events") {
 				tc.fn(t, s) // asserts the store's own capabilities
 				return
 			}

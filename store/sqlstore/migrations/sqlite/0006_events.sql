@@ -1,5 +1,5 @@
 -- keygate 0006: the audit trail, newest last; the latest events of each
--- account are kept (apikey.EventsKept).
+-- account are kept (see 0007).
 CREATE TABLE keygate_events (
     seq     INTEGER PRIMARY KEY AUTOINCREMENT,
     account TEXT NOT NULL,
