@@ -36,7 +36,9 @@ const memShards = 128
 // name is evicted once every window is back to its initial state (buckets
 // full, fixed windows past their end), which loses nothing: new state
 // would be identical. Memory therefore follows the number of recently
-// active accounts and keys. Name strings are retained, not copied.
+// active accounts and keys: a request that spends nothing (cost 0, as
+// when reading where an account's limits stand) keeps no state. Name
+// strings are retained, not copied.
 type Memory struct {
 	// shards come first: Go's allocator starts an object this large on a
 	// 64-byte boundary, so each shard is one cache line of its own.
@@ -206,14 +208,18 @@ func (m *Memory) Allow(_ context.Context, r Request) (Decision, error) {
 	var out [2*MaxWindows + 1]binding.State
 	sh.mu.Lock()
 	now := m.now()
-	acct := sh.get(sh.accounts, r.Account, r.AccountPolicy, now)
-	key := sh.get(sh.keys, r.Key, r.KeyPolicy, now)
+	// A request that spends nothing only reads: it keeps no state for a
+	// name that has none, so that reading the limits of many accounts
+	// (a flood of account IDs) costs no memory.
+	keep := r.Cost > 0
+	acct := sh.get(sh.accounts, r.Account, r.AccountPolicy, now, keep)
+	key := sh.get(sh.keys, r.Key, r.KeyPolicy, now, keep)
 	// Both checks run: each brings its windows up to now for the report.
 	allowed := acct.check(now, r.Cost)
 	allowed = key.check(now, r.Cost) && allowed
 	var c *credit
 	if r.Credits != nil {
-		c = sh.credit(r.Account, &sched, now)
+		c = sh.credit(r.Account, &sched, now, keep)
 		allowed = c.balance >= r.Cost && allowed
 	}
 	na := acct.take(now, r.Cost, allowed, out[:])
@@ -240,22 +246,25 @@ type credit struct {
 	balance, n int64
 }
 
-// credit returns the balance of account under sched, brought up to now.
-func (sh *memShard) credit(account string, sched *binding.Credits, now int64) *credit {
+// credit returns the balance of account under sched, brought up to now,
+// kept in sh when it is new only if keep is set.
+func (sh *memShard) credit(account string, sched *binding.Credits, now int64, keep bool) *credit {
 	c := sh.credits[account]
 	if c == nil {
 		c = &credit{sched: *sched, balance: sched.Balance, n: sched.Due(sched.Granted)}
-		sh.credits[account] = c
-		sh.peak = max(sh.peak, len(sh.accounts)+len(sh.keys)+len(sh.credits))
+		if keep {
+			sh.credits[account] = c
+			sh.peak = max(sh.peak, len(sh.accounts)+len(sh.keys)+len(sh.credits))
+		}
 	}
 	c.balance, c.n = sched.Bring(c.sched.Granted, c.balance, c.n, now)
 	c.sched = *sched
 	return c
 }
 
-// get returns the state of name under p in m, created or moved to p as
-// needed; nil for a nil policy.
-func (sh *memShard) get(m map[string]*bucket, name string, p *Policy, now int64) *bucket {
+// get returns the state of name under p in m, created (and kept in m
+// only if keep is set) or moved to p as needed; nil for a nil policy.
+func (sh *memShard) get(m map[string]*bucket, name string, p *Policy, now int64, keep bool) *bucket {
 	if p == nil {
 		return nil
 	}
@@ -263,6 +272,9 @@ func (sh *memShard) get(m map[string]*bucket, name string, p *Policy, now int64)
 	if b == nil {
 		b = &bucket{}
 		b.reset(p)
+		if !keep {
+			return b
+		}
 		m[name] = b
 		sh.peak = max(sh.peak, len(sh.accounts)+len(sh.keys)+len(sh.credits))
 	}

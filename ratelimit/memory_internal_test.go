@@ -109,3 +109,21 @@ func TestSweepKeepsSpentCredits(t *testing.T) {
 	m.Sweep()
 	assert.Empty(t, m.shards[shardOf("a")].credits, "refilled: back to a new balance, dropped")
 }
+
+// Reading where limits stand (cost 0) keeps no state: a flood of account
+// IDs whose limits are read costs no memory.
+func TestReportsKeepNoState(t *testing.T) {
+	m := NewMemory(MemoryConfig{SweepInterval: -1})
+	credits := &Credits{Balance: 5, Granted: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	for i := range 10_000 {
+		d, err := m.Allow(context.Background(), Request{Account: fmt.Sprint("acct-", i), AccountPolicy: Free, Key: fmt.Sprint("key-", i),
+			KeyPolicy: Starter, Credits: credits, Report: true})
+		require.NoError(t, err)
+		require.True(t, d.Allowed)
+		require.Equal(t, int64(5), d.Balance)
+	}
+	for i := range m.shards {
+		sh := &m.shards[i]
+		assert.Zero(t, len(sh.accounts)+len(sh.keys)+len(sh.credits), "shard %d", i)
+	}
+}

@@ -54,8 +54,10 @@ type Config struct {
 	// invalidations arrive (or when the store behind is not shared and
 	// has no Invalidator). Default [DefaultTTL].
 	TTL time.Duration
-	// NegativeTTL bounds how long an unknown hash is remembered. Default
-	// [DefaultNegativeTTL].
+	// NegativeTTL bounds how long an unknown hash, or a record that
+	// cannot verify (revoked, expired, disabled), is remembered: the same
+	// for all, so that the time of an answer does not tell a key that
+	// never existed from one that did. Default [DefaultNegativeTTL].
 	NegativeTTL time.Duration
 	// StaleTTL bounds every entry while the store behind has an Invalidator
 	// whose feed is down: the longest a revocation made elsewhere can go
@@ -108,6 +110,10 @@ type shard struct {
 type entry struct {
 	rec    *apikey.Record
 	filled int64 // unix nanoseconds
+	// refused is set for an unknown hash, and for a record that cannot
+	// verify (revoked, expired, disabled): all are kept for NegativeTTL,
+	// so that none answers in a time of its own.
+	refused bool
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -193,7 +199,7 @@ func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, e
 	e, ok := sh.entries[hash]
 	sh.mu.RUnlock()
 	now := s.now().UnixNano()
-	if ok && now-e.filled < s.lifetime(e.rec == nil) {
+	if ok && now-e.filled < s.lifetime(e.refused) {
 		if e.rec == nil {
 			return nil, apikey.ErrNotFound
 		}
@@ -218,13 +224,23 @@ func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, e
 		if len(sh.entries) >= s.perShard {
 			sh.evict(now, s)
 		}
-		sh.entries[hash] = entry{rec: rec, filled: now}
+		sh.entries[hash] = entry{rec: rec, filled: now, refused: refused(rec, now)}
 	}
 	sh.mu.Unlock()
 	if err != nil {
 		return nil, apikey.ErrNotFound
 	}
 	return rec, nil
+}
+
+// refused reports whether rec (nil: unknown) cannot verify at now (unix
+// nanoseconds).
+func refused(rec *apikey.Record, now int64) bool {
+	if rec == nil || !rec.DisabledAt.IsZero() {
+		return true
+	}
+	ended := rec.EndedAt()
+	return !ended.IsZero() && ended.UnixNano() <= now
 }
 
 // lifetime is how long an entry may be served now.
@@ -243,7 +259,7 @@ func (s *Store) lifetime(negative bool) int64 {
 // arbitrary entry. sh.mu must be held.
 func (sh *shard) evict(now int64, s *Store) {
 	for h, e := range sh.entries {
-		if now-e.filled >= s.lifetime(e.rec == nil) {
+		if now-e.filled >= s.lifetime(e.refused) {
 			delete(sh.entries, h)
 		}
 	}

@@ -74,6 +74,35 @@ func setup(t *testing.T, cfg cachestore.Config) (*cachestore.Store, *counting, *
 	return s, inner, c, rec
 }
 
+// Unknown, revoked, expired and disabled keys are all kept for the
+// negative lifetime, so that none is answered in a time of its own: the
+// store behind is asked about each once per NegativeTTL.
+func TestRefusedKeysShareOneLifetime(t *testing.T) {
+	ctx := context.Background()
+	s, inner, clock, _ := setup(t, cachestore.Config{TTL: time.Minute, NegativeTTL: time.Second})
+	now := clock.Now()
+	hashes := []apikey.Hash{apikey.HashKey("never issued")}
+	for _, k := range []apikey.Key{
+		{ID: "revoked", Owner: "acct", RevokedAt: now.Add(-time.Hour)},
+		{ID: "expired", Owner: "acct", ExpiresAt: now.Add(-time.Hour)},
+		{ID: "disabled", Owner: "acct", DisabledAt: now.Add(-time.Hour)},
+	} {
+		rec := apikey.Record{Key: k, Hash: apikey.HashKey(k.ID)}
+		require.NoError(t, s.Create(ctx, &rec, 0, now, nil))
+		hashes = append(hashes, rec.Hash)
+	}
+	for round := int32(1); round <= 3; round++ {
+		before := inner.lookups.Load()
+		for range 10 {
+			for _, h := range hashes {
+				_, _ = s.Lookup(ctx, h)
+			}
+		}
+		assert.Equal(t, int32(len(hashes)), inner.lookups.Load()-before, "round %d: each asked once", round)
+		clock.Advance(time.Second)
+	}
+}
+
 func TestHitsAreServedFromMemory(t *testing.T) {
 	ctx := context.Background()
 	s, inner, clock, rec := setup(t, cachestore.Config{TTL: time.Minute, NegativeTTL: time.Second})
