@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -404,6 +405,19 @@ func typo(key string) string {
 // What a new user tried in the first hour, each once a surprise.
 func TestFirstHour(t *testing.T) {
 	e := start(t, "memory")
+
+	t.Run("the README's Try it shows the headers a new account gets", func(t *testing.T) {
+		readme, err := os.ReadFile("../../README.md")
+		require.NoError(t, err)
+		m := regexp.MustCompile(`(?m)^# -> 200, with X-RateLimit-Limit: (\d+), X-RateLimit-Remaining: (\d+)`).FindStringSubmatch(string(readme))
+		require.NotNil(t, m, "the README's Try it names the rate-limit headers")
+		r := e.do("POST", "/api/v1/api-keys", admin("acct_try_it"), map[string]any{"name": "Backend", "permissions": []string{"read", "write"}, "plan": "starter"})
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+		got := e.do("GET", "/api/v1/recordings", xAPIKey(r.body["api_key"].(string)), nil)
+		require.Equal(t, http.StatusOK, got.status)
+		assert.Equal(t, m[1], got.header.Get("X-RateLimit-Limit"))
+		assert.Equal(t, m[2], got.header.Get("X-RateLimit-Remaining"))
+	})
 
 	t.Run("a key created with only a description can read", func(t *testing.T) {
 		r := e.do("POST", "/api/v1/api-keys", admin("acct_fh"), map[string]any{"description": "Production API key"})
