@@ -63,8 +63,9 @@ type Config struct {
 	// whose feed is down: the longest a revocation made elsewhere can go
 	// unseen. Default [DefaultStaleTTL].
 	StaleTTL time.Duration
-	// MaxEntries bounds the cache; past it, arbitrary entries are evicted.
-	// Default [DefaultMaxEntries].
+	// MaxEntries bounds the cache's keys, and its accounts apart; past
+	// it, arbitrary entries are evicted, so that a flood of unknown keys
+	// or account IDs costs bounded memory. Default [DefaultMaxEntries].
 	MaxEntries int
 	// Clock returns the current time. Default [time.Now].
 	Clock func() time.Time
