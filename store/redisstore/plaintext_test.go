@@ -49,6 +49,10 @@ func TestRedisHoldsNoPlaintext(t *testing.T) {
 			for _, m := range client.ZRange(ctx, key, 0, -1).Val() {
 				dump.WriteString(m)
 			}
+		case "list":
+			for _, m := range client.LRange(ctx, key, 0, -1).Val() {
+				dump.WriteString(m)
+			}
 		case "stream":
 			for _, m := range client.XRange(ctx, key, "-", "+").Val() {
 				for f, v := range m.Values {

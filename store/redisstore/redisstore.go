@@ -19,6 +19,8 @@
 //	ns:{acct}:ev          stream of the account's events, each with
 //	                      fields k (key ID) and e (event JSON), trimmed to
 //	                      [apikey.EventRetention] (see [Store.Events])
+//	ns:{acct}:ek:<id>     LIST of key <id>'s event IDs, oldest first, to
+//	                      keep [apikey.EventsPerKey] of them
 //	ns:{acct}:a           account JSON (see [Store.Account])
 //
 // A verification knows only the key's hash, so each record has a lookup

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +26,8 @@ import (
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/internal/breaker"
 	"github.com/keygate/keygate/internal/testproxy"
+	"github.com/keygate/keygate/middleware"
+	"github.com/keygate/keygate/middleware/manage"
 	"github.com/keygate/keygate/store/sqlstore"
 	"github.com/keygate/keygate/store/storetest"
 )
@@ -349,8 +353,8 @@ func TestHungDatabase(t *testing.T) {
 				p = testproxy.Start(t, "127.0.0.1:3306")
 				proxied = open(t, "mysql", "root@tcp("+p.Addr+")/"+dbName+"?interpolateParams=true")
 			}
-			const timeout, manage = 200 * time.Millisecond, 300 * time.Millisecond
-			ps, err := sqlstore.New(ctx, proxied, sqlstore.Config{Dialect: d, Timeout: timeout, ManagementTimeout: manage})
+			const timeout, manageTimeout = 200 * time.Millisecond, 300 * time.Millisecond
+			ps, err := sqlstore.New(ctx, proxied, sqlstore.Config{Dialect: d, Timeout: timeout, ManagementTimeout: manageTimeout})
 			require.NoError(t, err)
 			psvc, err := apikey.New(ps, apikey.Config{})
 			require.NoError(t, err)
@@ -376,6 +380,28 @@ func TestHungDatabase(t *testing.T) {
 				_, err := psvc.Verify(caller, key)
 				bounded(fmt.Sprintf("verification %d (Timeout %v)", i+1, timeout), err, time.Since(start))
 			}
+			// Over HTTP, both answer 503.
+			mw, err := middleware.New(middleware.Config{Verifier: psvc})
+			require.NoError(t, err)
+			keys, err := manage.New(manage.Config{Service: psvc, Authenticate: func(*http.Request) (string, bool) { return "acct", true }})
+			require.NoError(t, err)
+			for _, c := range []struct {
+				h http.Handler
+				r *http.Request
+			}{
+				{mw.Authenticate(http.NotFoundHandler()), httptest.NewRequest("GET", "/items", nil)},
+				{keys, httptest.NewRequest("GET", "/api/v1/api-keys", nil)},
+			} {
+				c.r.Header.Set("X-Api-Key", key)
+				if c.h == keys {
+					c.r.Header.Del("X-Api-Key")
+				}
+				w := httptest.NewRecorder()
+				start := time.Now()
+				c.h.ServeHTTP(w, c.r.WithContext(caller))
+				assert.Equal(t, http.StatusServiceUnavailable, w.Code, c.r.URL.Path)
+				t.Logf("GET %s answered %d after %v", c.r.URL.Path, w.Code, time.Since(start))
+			}
 			for _, call := range []struct {
 				name string
 				run  func() error
@@ -392,7 +418,7 @@ func TestHungDatabase(t *testing.T) {
 			} {
 				start := time.Now()
 				err := call.run()
-				bounded(call.name+" (ManagementTimeout "+manage.String()+")", err, time.Since(start))
+				bounded(call.name+" (ManagementTimeout "+manageTimeout.String()+")", err, time.Since(start))
 			}
 		})
 	}
