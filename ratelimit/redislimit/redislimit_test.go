@@ -177,30 +177,51 @@ func TestNewRejects(t *testing.T) {
 }
 
 // State expires once idle: never before its windows are whole again, at
-// most a minute after.
+// most a minute after. Bounds are instants of Redis's own clock, read
+// around the request, so a busy machine cannot move them.
 func TestStateExpiresWhenIdle(t *testing.T) {
 	l, client, p := newLimiter(t)
 	ctx := context.Background()
-	y, m, _ := time.Now().UTC().Date()
-	monthEnd := time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
-		policy   *ratelimit.Policy
-		min, max time.Duration
+		policy *ratelimit.Policy
+		// min and max bound the expiry, given the server's time before
+		// and after the request.
+		min, max func(before, after time.Time) time.Time
 	}{
 		// A bucket of 10 per second is whole one interval (100 ms) after
 		// one request; the slack is the bucket's span, a second.
-		{ratelimit.MustPolicy("second", ratelimit.Window{Limit: 10, Period: time.Second}), 100 * time.Millisecond, 1100 * time.Millisecond},
+		{ratelimit.MustPolicy("second", ratelimit.Window{Limit: 10, Period: time.Second}),
+			func(before, _ time.Time) time.Time { return before.Add(100 * time.Millisecond) },
+			func(_, after time.Time) time.Time { return after.Add(1100 * time.Millisecond) }},
 		// A fixed day window lives to the day's end, plus a minute.
-		{ratelimit.MustPolicy("day", ratelimit.PerDay(5)), 0, 24*time.Hour + time.Minute},
+		{ratelimit.MustPolicy("day", ratelimit.PerDay(5)),
+			func(before, _ time.Time) time.Time { return before.Truncate(24 * time.Hour).Add(24 * time.Hour) },
+			func(_, after time.Time) time.Time {
+				return after.Truncate(24 * time.Hour).Add(24*time.Hour + time.Minute)
+			}},
 		// A month window lives to the month's end, plus a minute.
-		{ratelimit.MustPolicy("month", ratelimit.PerMonth(5)), time.Until(monthEnd) - time.Second, time.Until(monthEnd) + time.Minute},
+		{ratelimit.MustPolicy("month", ratelimit.PerMonth(5)),
+			func(before, _ time.Time) time.Time {
+				y, m, _ := before.Date()
+				return time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+			},
+			func(_, after time.Time) time.Time {
+				y, m, _ := after.Date()
+				return time.Date(y, m+1, 1, 0, 1, 0, 0, time.UTC)
+			}},
 	} {
-		_, err := l.Allow(ctx, ratelimit.Request{Key: tc.policy.Name(), KeyPolicy: tc.policy, Cost: 1})
+		before, err := client.Time(ctx).Result()
 		require.NoError(t, err)
-		ttl, err := client.PTTL(ctx, p+"{"+tc.policy.Name()+"}:k:"+tc.policy.Name()).Result()
+		_, err = l.Allow(ctx, ratelimit.Request{Key: tc.policy.Name(), KeyPolicy: tc.policy, Cost: 1})
 		require.NoError(t, err)
-		assert.Greater(t, ttl, tc.min, tc.policy.Name())
-		assert.LessOrEqual(t, ttl, tc.max, tc.policy.Name())
+		after, err := client.Time(ctx).Result()
+		require.NoError(t, err)
+		at, err := client.PExpireTime(ctx, p+"{"+tc.policy.Name()+"}:k:"+tc.policy.Name()).Result()
+		require.NoError(t, err)
+		expires := time.UnixMilli(int64(at / time.Millisecond)).UTC()
+		before, after = before.UTC().Truncate(time.Millisecond), after.UTC().Add(time.Millisecond)
+		assert.False(t, expires.Before(tc.min(before, after)), "%s: expires %v, before %v", tc.policy.Name(), expires, tc.min(before, after))
+		assert.False(t, expires.After(tc.max(before, after)), "%s: expires %v, after %v", tc.policy.Name(), expires, tc.max(before, after))
 	}
 }
 
