@@ -36,7 +36,16 @@ var ErrOpen = errors.New("the server failed recently; not tried until its next p
 // client of one node). The zero value is ready to use; it is safe for
 // concurrent use.
 type Set struct {
+	// Clock returns the current time. Default [time.Now].
+	Clock func() time.Time
 	nodes sync.Map // string -> *node
+}
+
+func (s *Set) now() time.Time {
+	if s.Clock != nil {
+		return s.Clock()
+	}
+	return time.Now()
 }
 
 type node struct {
@@ -52,26 +61,26 @@ type node struct {
 // up is not counted as the node's fault.
 func (s *Set) Do(ctx context.Context, addr string, call func() error) error {
 	n := s.node(addr)
-	if !n.allow() {
+	if !n.allow(s.now()) {
 		return ErrOpen
 	}
 	err := call()
-	n.done(ctx, err)
+	n.done(ctx, err, s.now())
 	return err
 }
 
-func (n *node) allow() bool {
+func (n *node) allow(at time.Time) bool {
 	until := n.until.Load()
 	if until == 0 {
 		return true
 	}
-	now := time.Now().UnixNano()
+	now := at.UnixNano()
 	// Past the cooldown, the first caller to move the deadline probes;
 	// the others keep failing at once until the probe answers.
 	return now >= until && n.until.CompareAndSwap(until, now+int64(Cooldown))
 }
 
-func (n *node) done(ctx context.Context, err error) {
+func (n *node) done(ctx context.Context, err error, now time.Time) {
 	if err != nil && ctx.Err() != nil {
 		return // the caller gave up: that says nothing of the node
 	}
@@ -85,7 +94,7 @@ func (n *node) done(ctx context.Context, err error) {
 		return
 	}
 	if n.faults.Add(1) >= Threshold || n.until.Load() != 0 {
-		n.until.Store(time.Now().Add(Cooldown).UnixNano())
+		n.until.Store(now.Add(Cooldown).UnixNano())
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/internal/testclock"
 )
 
 // reply is an error reply as go-redis types them.
@@ -48,7 +51,8 @@ func TestFault(t *testing.T) {
 func TestBreaker(t *testing.T) {
 	ctx := context.Background()
 	down := errors.New("connection refused")
-	var s Set
+	clock := testclock.New(time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC))
+	s := Set{Clock: clock.Now}
 	calls := 0
 	call := func(err error) func() error { return func() error { calls++; return err } }
 
@@ -74,21 +78,21 @@ func TestBreaker(t *testing.T) {
 		require.NoError(t, s.Do(ctx, "b", call(nil)), "another node is not affected")
 	})
 	t.Run("after the cooldown one call probes; a failed probe reopens it", func(t *testing.T) {
-		time.Sleep(Cooldown)
+		clock.Advance(Cooldown)
 		calls = 0
 		require.ErrorIs(t, s.Do(ctx, "a", call(down)), down)
 		require.ErrorIs(t, s.Do(ctx, "a", call(nil)), ErrOpen)
 		assert.Equal(t, 1, calls)
 	})
 	t.Run("a probe whose caller gave up leaves it open", func(t *testing.T) {
-		time.Sleep(Cooldown)
+		clock.Advance(Cooldown)
 		gone, cancel := context.WithCancel(ctx)
 		cancel()
 		require.ErrorIs(t, s.Do(gone, "a", call(context.Canceled)), context.Canceled)
 		require.ErrorIs(t, s.Do(ctx, "a", call(nil)), ErrOpen, "not closed by a caller's giving up")
 	})
 	t.Run("one probe at a time; its success closes it", func(t *testing.T) {
-		time.Sleep(Cooldown)
+		clock.Advance(Cooldown)
 		var made, refused atomic.Int32
 		release := make(chan struct{})
 		var wg sync.WaitGroup
@@ -100,7 +104,9 @@ func TestBreaker(t *testing.T) {
 				}
 			})
 		}
-		require.Eventually(t, func() bool { return made.Load()+refused.Load() == 16 || refused.Load() == 15 }, time.Second, time.Millisecond)
+		for refused.Load() != 15 { // the probe waits for release
+			runtime.Gosched()
+		}
 		close(release)
 		wg.Wait()
 		assert.Equal(t, int32(1), made.Load())
