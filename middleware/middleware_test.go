@@ -525,17 +525,18 @@ func TestRefusalDoesNotWaitForTheBody(t *testing.T) {
 		start := time.Now()
 		_, err = c.Write([]byte("POST /items HTTP/1.1\r\nHost: x\r\n" + auth + "Content-Length: 100000\r\n\r\n{"))
 		require.NoError(t, err)
-		require.NoError(t, c.SetReadDeadline(time.Now().Add(5*time.Second)))
+		// The server has no read timeout: had it waited for the body, the
+		// client's deadline, a hang guard, would end the read instead.
+		require.NoError(t, c.SetReadDeadline(time.Now().Add(time.Minute)))
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		require.NoError(t, err, name)
 		assert.Equal(t, 401, resp.StatusCode, name)
 		assert.True(t, resp.Close, "%s: the server closes the connection", name)
-		assert.Less(t, time.Since(start), 2*time.Second, "%s: answered without waiting for the body", name)
 		_, err = io.ReadAll(resp.Body)
 		require.NoError(t, err)
 		_, err = c.Read(make([]byte, 1))
 		assert.ErrorIs(t, err, io.EOF, "%s: closed without waiting for the body either", name)
-		assert.Less(t, time.Since(start), 2*time.Second, name)
+		t.Logf("%s: answered and closed after %v", name, time.Since(start))
 		_ = c.Close()
 	}
 }

@@ -156,7 +156,7 @@ func TestRecorderFlushesWhenManyKeys(t *testing.T) {
 	for i := range 1000 {
 		rec.Record(fmt.Sprint("key-", i), "GET /a", 200, now)
 	}
-	require.Eventually(t, func() bool { return store.flushes.Load() > 0 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return store.flushes.Load() > 0 }, time.Minute, time.Millisecond)
 }
 
 // A store that hangs holds a background flush for FlushTimeout only, so
@@ -173,14 +173,14 @@ func TestBackgroundFlushHasADeadline(t *testing.T) {
 	select {
 	case err := <-errs:
 		require.ErrorIs(t, err, context.DeadlineExceeded)
-	case <-time.After(5 * time.Second):
+	case <-time.After(time.Minute): // a hang guard
 		t.Fatal("the background flush never gave up")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	start := time.Now()
-	require.Error(t, rec.Close(ctx), "Close reports the counts it could not write")
-	assert.Less(t, time.Since(start), 2*time.Second)
+	err = rec.Close(ctx)
+	require.Error(t, err, "Close reports the counts it could not write")
+	require.ErrorIs(t, err, context.DeadlineExceeded, "Close gave up at its context's deadline")
 }
 
 func TestRecordAllocatesNothingForASeenKey(t *testing.T) {

@@ -217,11 +217,12 @@ func TestChangesReachOtherInstances(t *testing.T) {
 			m, err := sqlstore.NewUnchecked(shared, sqlstore.Config{Dialect: d})
 			require.NoError(t, err)
 			require.NoError(t, m.Migrate(ctx))
-			storetest.Invalidation(t, time.Second, func(t *testing.T) apikey.Store {
-				s, err := sqlstore.New(ctx, shared, sqlstore.Config{Dialect: d, PollInterval: 100 * time.Millisecond})
-				require.NoError(t, err)
-				return s
-			})
+			storetest.Invalidation(t, 10*time.Second, // a hang guard: the times taken are logged
+				func(t *testing.T) apikey.Store {
+					s, err := sqlstore.New(ctx, shared, sqlstore.Config{Dialect: d, PollInterval: 100 * time.Millisecond})
+					require.NoError(t, err)
+					return s
+				})
 		})
 	}
 }
