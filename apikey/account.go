@@ -207,8 +207,9 @@ func (s *Service) SetAccount(ctx context.Context, a Account) error {
 }
 
 // accountAttempts bounds how often [Service.UpdateAccount] reads an
-// account again after losing a race to another change.
-const accountAttempts = 4
+// account again after losing a race to another change: each loss means
+// another change landed, so this many in a row is a hot account.
+const accountAttempts = 8
 
 // UpdateAccount applies change to account id as stored (on the default
 // plan when it is not: the caller vouches for the ID, and the account is

@@ -186,7 +186,8 @@ func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T
 			})
 			wg.Wait()
 			if errA != nil || errB != nil {
-				t.Fatalf("round %d: credits: %v, plan: %v", round, errA, errB)
+				stored, err := direct.Account(ctx, id)
+				t.Fatalf("round %d: credits: %v (wrote version %d), plan: %v; stored: %+v, %v", round, errA, credited.Version, errB, stored, err)
 			}
 			got, err := direct.Account(ctx, id)
 			if err != nil {
