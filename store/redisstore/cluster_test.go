@@ -130,9 +130,9 @@ func TestClusterSpreadsTheStore(t *testing.T) {
 	// The VM's 2 cores run three Redis servers and the tests: a node
 	// descheduled mid-command logs even an EXISTS as slow (2 to 5 ms on a
 	// quiet VM, up to 17 ms under CI's parallel -race packages). So the
-	// flush runs three times, the log reports their slowest commands, and
-	// the test asserts what a whole-batch script (164 ms for 10,000 keys)
-	// would fail: the median under 50 ms. BENCHMARKS.md has the figures.
+	// times are logged, and the test asserts the shape that keeps each
+	// command short, which a whole-batch script (164 ms for 10,000 keys)
+	// would fail: one small script per key.
 	var slowests []time.Duration
 	for range 3 {
 		eachMaster(func(c *redis.Client) error {
@@ -171,11 +171,9 @@ func TestClusterSpreadsTheStore(t *testing.T) {
 		})
 		t.Logf("a usage flush of %d keys took %v; %d script calls, %.1f µs each on average; %d commands over 1 ms, the slowest %v",
 			len(deltas), took, calls, float64(usec)/float64(max(calls, 1)), slow, slowest)
+		assert.GreaterOrEqual(t, calls, int64(len(deltas)), "one small script per key, never one for the batch")
 		slowests = append(slowests, slowest)
 	}
-	// The slowest commands are logged, not asserted: a busy machine
-	// moves them. What keeps each short is the shape, one small script
-	// per key, which the call counts above show.
 	slices.Sort(slowests)
 	t.Logf("the median flush's slowest command: %v", slowests[1])
 	u, err := rs.Usage(ctx, keys[5].id)

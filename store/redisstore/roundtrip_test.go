@@ -13,8 +13,8 @@ import (
 	"github.com/keygate/keygate/internal/redistest"
 )
 
-// Every operation's round trips, with scripts already loaded. BENCHMARKS.md
-// quotes this table; the test keeps it true.
+// Every operation's round trips, with scripts already loaded: the table
+// is the contract, and the test keeps it true.
 func TestRoundTripsPerOperation(t *testing.T) {
 	ctx := context.Background()
 	client := redistest.Client(t)
