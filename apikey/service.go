@@ -305,7 +305,7 @@ func (s *Service) owned(ctx context.Context, owner, id string) (*Record, error) 
 	}
 	var rec *Record
 	var err error
-	if og, ok := s.store.(ownedGetter); ok {
+	if og, ok := s.store.(OwnedGetter); ok {
 		rec, err = og.GetOwned(ctx, owner, id)
 	} else {
 		rec, err = s.store.Get(ctx, id)

@@ -17,11 +17,9 @@ import (
 // be returned as [ErrNotFound]: a store that cannot answer must say so, not
 // claim the key does not exist.
 //
-// A store may also have a method GetOwned(ctx, owner, id string) (*Record,
-// error) that returns owner's record id and [ErrNotFound] for an unknown
-// ID and another owner's alike, in the same time: [Service] then uses it
-// for every call that names a key by ID, so that the time of an answer
-// does not reveal that an ID exists in another account.
+// A store may have optional capabilities, each a small interface found
+// by type assertion: [OwnedGetter], [AccountStore], [EventStore],
+// [ChangeFeed], and usage.Store.
 //
 // Every call that changes a record takes the [Event] that describes the
 // change, for a store that keeps the audit trail ([EventStore]); a store
@@ -106,8 +104,29 @@ type Store interface {
 	Expiring(ctx context.Context, from, to time.Time) ([]*Record, error)
 }
 
-// ownedGetter is the optional capability of a [Store] described in its
-// doc comment.
-type ownedGetter interface {
+// OwnedGetter is the optional capability of a [Store] that finds a
+// record by ID within one owner's. [Service] uses it for every call that
+// names a key by ID, so that the time of an answer does not reveal that
+// an ID exists in another account. store/storetest checks it.
+type OwnedGetter interface {
+	// GetOwned returns owner's record id, and [ErrNotFound] for an
+	// unknown ID and another owner's alike, in the same time.
 	GetOwned(ctx context.Context, owner, id string) (*Record, error)
+}
+
+// ChangeFeed is the optional capability of a [Store] that several
+// instances share: it tells each instance of every key and account
+// changed through any of them, so that a cache in front of each
+// (store/cachestore) drops its copies. store/storetest checks it
+// (storetest.Invalidation).
+type ChangeFeed interface {
+	// WatchChanges blocks until ctx ends, then returns nil. It calls
+	// keyChanged with the hash of every key revoked, rotated, deleted,
+	// disabled, enabled or updated through any instance,
+	// accountChanged with the ID of every account changed, and healthy
+	// with true each time the feed is (re)established and with false
+	// each time it breaks: changes made while it was broken are lost, so
+	// a cache must drop what it holds at both moments. The callbacks may
+	// be called from several goroutines at once.
+	WatchChanges(ctx context.Context, keyChanged func(Hash), accountChanged func(id string), healthy func(bool)) error
 }

@@ -2,7 +2,6 @@ package cachestore
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -10,12 +9,6 @@ import (
 
 	"github.com/keygate/keygate/apikey"
 )
-
-// AccountChange returns what an [Invalidator] announces when account id
-// changes: a hash of its own, which no key's hash can equal.
-func AccountChange(id string) apikey.Hash {
-	return sha256.Sum256([]byte("keygate account change\x00" + id))
-}
 
 // errNoAccounts is made once: a Service asks for the account of every
 // key it verifies.
@@ -29,13 +22,7 @@ type accountShard struct {
 // accountEntry is a cached account: acct nil means "not found".
 type accountEntry struct {
 	acct   *apikey.Account
-	change apikey.Hash
 	filled int64 // unix nanoseconds
-}
-
-type changeShard struct {
-	mu  sync.Mutex
-	ids map[apikey.Hash]string
 }
 
 func (s *Store) accountShard(id string) *accountShard {
@@ -68,19 +55,12 @@ func (s *Store) Account(ctx context.Context, id string) (*apikey.Account, error)
 	if err != nil && !errors.Is(err, apikey.ErrNotFound) {
 		return nil, err
 	}
-	change := AccountChange(id)
 	as.mu.Lock()
 	if s.gen.Load() == gen {
 		if len(as.entries) >= s.perShard {
 			as.evict(now, s)
 		}
-		as.entries[id] = accountEntry{acct: acct, change: change, filled: now}
-		// Only a cached account is findable by its change, so the
-		// changes never outnumber the entries.
-		cs := &s.changes[change[0]%shardCount]
-		cs.mu.Lock()
-		cs.ids[change] = id
-		cs.mu.Unlock()
+		as.entries[id] = accountEntry{acct: acct, filled: now}
 	}
 	as.mu.Unlock()
 	if err != nil {
@@ -97,10 +77,6 @@ func (as *accountShard) evict(now int64, s *Store) {
 			continue
 		}
 		delete(as.entries, id)
-		cs := &s.changes[e.change[0]%shardCount]
-		cs.mu.Lock()
-		delete(cs.ids, e.change)
-		cs.mu.Unlock()
 	}
 }
 
@@ -113,6 +89,6 @@ func (s *Store) PutAccount(ctx context.Context, prev, next *apikey.Account) erro
 		return errNoAccounts
 	}
 	err := inner.PutAccount(ctx, prev, next)
-	s.invalidate(AccountChange(next.ID))
+	s.invalidateAccount(next.ID)
 	return err
 }

@@ -5,14 +5,14 @@
 // Found records are cached for [Config].TTL and unknown hashes for the
 // shorter [Config].NegativeTTL, so a flood of bad keys cannot hammer the
 // store behind. Revoke, Rotate and Delete through the cache drop the entry
-// at once. Changes made through other instances reach the cache through an
-// [Invalidator], which the store behind may implement (store/redisstore
-// does, with Redis pub/sub): each change drops the entry everywhere within
-// milliseconds. While that feed is down, and until it first connects, no
+// at once. Changes made through other instances reach the cache through
+// the store's [apikey.ChangeFeed], when it has one (store/redisstore:
+// Redis pub/sub, each change dropped everywhere within milliseconds;
+// store/sqlstore: a polled change table). While that feed is down, and until it first connects, no
 // entry is trusted for longer than [Config].StaleTTL, and the cache is
 // emptied whenever the feed goes down or comes back, because messages may
 // have been lost in between. How soon a feed that dies without closing is
-// known to be down is the Invalidator's to bound (store/redisstore: its
+// known to be down is the feed's to bound (store/redisstore: its
 // FeedTimeout, 1 second by default, measured at 1.0 s). While the feed is up,
 // a cached record whose store fails to answer keeps being served past its
 // TTL until the store answers again (see [Store.Lookup]).
@@ -38,29 +38,19 @@ const (
 	DefaultMaxEntries  = 100_000
 )
 
-// Invalidator is implemented by stores that announce changed keys and
-// accounts to every instance. WatchInvalidations blocks until ctx ends,
-// calling invalidate with the hash of every key revoked, rotated or
-// deleted anywhere and with [AccountChange] of every account changed, and
-// healthy with true each time the feed is (re)established and false each
-// time it breaks.
-type Invalidator interface {
-	WatchInvalidations(ctx context.Context, invalidate func(apikey.Hash), healthy func(bool)) error
-}
-
 // Config configures a [Store]. The zero value selects every default.
 type Config struct {
 	// TTL bounds how long a found record is served from memory while
 	// invalidations arrive (or when the store behind is not shared and
-	// has no Invalidator). Default [DefaultTTL].
+	// has no [apikey.ChangeFeed]). Default [DefaultTTL].
 	TTL time.Duration
 	// NegativeTTL bounds how long an unknown hash, or a record that
 	// cannot verify (revoked, expired, disabled), is remembered: the same
 	// for all, so that the time of an answer does not tell a key that
 	// never existed from one that did. Default [DefaultNegativeTTL].
 	NegativeTTL time.Duration
-	// StaleTTL bounds every entry while the store behind has an Invalidator
-	// whose feed is down: the longest a revocation made elsewhere can go
+	// StaleTTL bounds every entry while the store behind has an
+	// [apikey.ChangeFeed] that is down: the longest a revocation made elsewhere can go
 	// unseen. Default [DefaultStaleTTL].
 	StaleTTL time.Duration
 	// MaxEntries bounds the cache's keys, and its accounts apart; past
@@ -87,15 +77,12 @@ type Store struct {
 	shards   [shardCount]shard
 	accounts [shardCount]accountShard
 	seed     maphash.Seed
-	// changes maps the AccountChange of each cached account to its ID,
-	// sharded by the change's first byte.
-	changes [shardCount]changeShard
 	// gen counts invalidations; a lookup caches its result only if no
 	// invalidation happened while it was reading the store behind.
 	gen atomic.Uint64
-	// trusted is false while an Invalidator's feed is down.
+	// trusted is false while the change feed is down.
 	trusted atomic.Bool
-	// watched is set when the store behind has an Invalidator.
+	// watched is set when the store behind has a change feed.
 	watched bool
 
 	stop context.CancelFunc
@@ -119,8 +106,8 @@ type entry struct {
 
 var _ apikey.Store = (*Store)(nil)
 
-// New wraps inner. If inner implements [Invalidator], New starts listening
-// for invalidations in the background until [Store.Close].
+// New wraps inner. If inner implements [apikey.ChangeFeed], New starts
+// listening to it in the background until [Store.Close].
 func New(inner apikey.Store, cfg Config) (*Store, error) {
 	if inner == nil {
 		return nil, fmt.Errorf("cachestore: %w: nil store", apikey.ErrInvalidConfig)
@@ -153,9 +140,8 @@ func New(inner apikey.Store, cfg Config) (*Store, error) {
 	for i := range s.shards {
 		s.shards[i].entries = make(map[apikey.Hash]entry)
 		s.accounts[i].entries = make(map[string]accountEntry)
-		s.changes[i].ids = make(map[apikey.Hash]string)
 	}
-	inv, ok := inner.(Invalidator)
+	feed, ok := inner.(apikey.ChangeFeed)
 	if !ok {
 		s.trusted.Store(true)
 		close(s.done)
@@ -167,7 +153,7 @@ func New(inner apikey.Store, cfg Config) (*Store, error) {
 	s.stop = cancel
 	go func() {
 		defer close(s.done)
-		_ = inv.WatchInvalidations(ctx, s.invalidate, s.setTrusted)
+		_ = feed.WatchChanges(ctx, s.invalidate, s.invalidateAccount, s.setTrusted)
 	}()
 	return s, nil
 }
@@ -272,24 +258,22 @@ func (sh *shard) evict(now int64, s *Store) {
 	}
 }
 
-// invalidate drops the entry for h: a key's, or an account's change.
+// invalidate drops the entry of the key whose hash is h.
 func (s *Store) invalidate(h apikey.Hash) {
 	s.gen.Add(1)
 	sh := s.shard(h)
 	sh.mu.Lock()
 	delete(sh.entries, h)
 	sh.mu.Unlock()
-	cs := &s.changes[h[0]%shardCount]
-	cs.mu.Lock()
-	id, ok := cs.ids[h]
-	delete(cs.ids, h)
-	cs.mu.Unlock()
-	if ok {
-		as := s.accountShard(id)
-		as.mu.Lock()
-		delete(as.entries, id)
-		as.mu.Unlock()
-	}
+}
+
+// invalidateAccount drops the entry of account id.
+func (s *Store) invalidateAccount(id string) {
+	s.gen.Add(1)
+	as := s.accountShard(id)
+	as.mu.Lock()
+	delete(as.entries, id)
+	as.mu.Unlock()
 }
 
 // setTrusted records the state of the invalidation feed and empties the
@@ -306,15 +290,11 @@ func (s *Store) setTrusted(ok bool) {
 		as.mu.Lock()
 		clear(as.entries)
 		as.mu.Unlock()
-		cs := &s.changes[i]
-		cs.mu.Lock()
-		clear(cs.ids)
-		cs.mu.Unlock()
 	}
 }
 
 // Healthy reports whether entries may live their full TTL: the store
-// behind has no Invalidator, or its feed is connected. Useful for health
+// behind has no change feed, or its feed is connected. Useful for health
 // checks: while false, every lookup older than StaleTTL goes to the store.
 func (s *Store) Healthy() bool { return s.trusted.Load() }
 

@@ -43,7 +43,8 @@ func (c *counting) Lookup(ctx context.Context, h apikey.Hash) (*apikey.Record, e
 	return c.Store.Lookup(ctx, h)
 }
 
-// feed is a fake Invalidator: the test sends invalidations and health.
+// feed is a fake apikey.ChangeFeed: the test sends key changes and
+// health.
 type feed struct {
 	*counting
 	mu         sync.Mutex
@@ -52,7 +53,7 @@ type feed struct {
 	ready      chan struct{}
 }
 
-func (f *feed) WatchInvalidations(ctx context.Context, invalidate func(apikey.Hash), healthy func(bool)) error {
+func (f *feed) WatchChanges(ctx context.Context, invalidate func(apikey.Hash), _ func(string), healthy func(bool)) error {
 	f.mu.Lock()
 	f.invalidate, f.healthy = invalidate, healthy
 	f.mu.Unlock()

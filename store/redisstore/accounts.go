@@ -2,7 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keygate/keygate/apikey"
-	"github.com/keygate/keygate/store/cachestore"
 )
 
 var _ apikey.AccountStore = (*Store)(nil)
@@ -48,7 +46,7 @@ func (s *Store) Account(caller context.Context, id string) (*apikey.Account, err
 // change on the invalidation channel.
 //
 // KEYS[1] the account; ARGV[1] its JSON, ARGV[2] the version it
-// replaces, ARGV[3] the channel, ARGV[4] the change's hex.
+// replaces, ARGV[3] the channel, ARGV[4] the message.
 var putAccountScript = redis.NewScript(`
 local cur = redis.call('GET', KEYS[1])
 if ARGV[2] == '' then
@@ -74,9 +72,8 @@ func (s *Store) PutAccount(ctx context.Context, prev, next *apikey.Account) erro
 	if prev != nil {
 		version = strconv.FormatInt(prev.Version, 10)
 	}
-	change := cachestore.AccountChange(next.ID)
 	res, err := putAccountScript.Run(ctx, s.client, []string{s.accountKey(next.ID)},
-		string(data), version, s.channel, hex.EncodeToString(change[:])).Text()
+		string(data), version, s.channel, accountMessage+next.ID).Text()
 	switch {
 	case err != nil:
 		return wrap("put account", err)

@@ -36,10 +36,10 @@
 //	                      [Store.Purge] (with the expiry set)
 //	ns:layout             "2": the namespace holds this layout
 //	ns:invalidate         pub/sub channel: the hash hex of every key that
-//	                      changes and the cachestore.AccountChange hex of
-//	                      every account changed
+//	                      changes, and "a:" and the ID of every account
+//	                      changed
 //	ns:invalidate:hb:<r>  pub/sub channel of one subscription's heartbeats
-//	                      (see [Store.WatchInvalidations])
+//	                      (see [Store.WatchChanges])
 //
 // # Writes that span slots
 //
@@ -121,7 +121,7 @@ type Config struct {
 	// [apikey.EventRetention], 90 days.
 	EventRetention time.Duration
 	// FeedTimeout bounds how long the invalidation feed may stay silent
-	// before [Store.WatchInvalidations] reports it broken, so that a cache
+	// before [Store.WatchChanges] reports it broken, so that a cache
 	// in front stops trusting what it holds: the longest a revocation
 	// made elsewhere can go unseen when the feed's connection dies
 	// silently. Default 1 second.

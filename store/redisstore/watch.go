@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,13 +14,15 @@ import (
 	"github.com/keygate/keygate/apikey"
 )
 
-// WatchInvalidations subscribes to the namespace's invalidation channel
-// and calls invalidate with the hash of every key revoked, rotated or
-// deleted through any Store of the namespace, until ctx ends. healthy is
-// called with true each time the feed is (re)established and with false
-// each time it breaks: messages sent while it was broken are lost, so a
-// cache must drop what it holds at both moments. invalidate may be
-// called from two goroutines at once.
+// accountMessage starts the invalidation channel's message of an account
+// change, followed by the account's ID; a key change's message is the
+// hex of its hash.
+const accountMessage = "a:"
+
+// WatchChanges implements [apikey.ChangeFeed]: it subscribes to the
+// namespace's invalidation channel and reports every key and account
+// changed through any Store of the namespace, until ctx ends. The
+// callbacks may be called from two goroutines at once.
 //
 // A connection can die silently (a NAT or load balancer that drops it
 // without closing it), so a subscription proves itself alive: every
@@ -32,8 +35,8 @@ import (
 // it is broken only while both are: losing one master neither breaks it
 // nor empties any cache. A subscription that breaks moves to another
 // master. It returns nil when ctx ends.
-func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.Hash), healthy func(bool)) error {
-	f := &feed{store: s, invalidate: invalidate, healthy: healthy}
+func (s *Store) WatchChanges(ctx context.Context, keyChanged func(apikey.Hash), accountChanged func(string), healthy func(bool)) error {
+	f := &feed{store: s, keyChanged: keyChanged, accountChanged: accountChanged, healthy: healthy}
 	n := 1
 	if _, ok := s.client.(*redis.ClusterClient); ok {
 		n = 2
@@ -47,11 +50,12 @@ func (s *Store) WatchInvalidations(ctx context.Context, invalidate func(apikey.H
 	return nil
 }
 
-// feed is the subscriptions of one WatchInvalidations.
+// feed is the subscriptions of one WatchChanges.
 type feed struct {
-	store      *Store
-	invalidate func(apikey.Hash)
-	healthy    func(bool)
+	store          *Store
+	keyChanged     func(apikey.Hash)
+	accountChanged func(string)
+	healthy        func(bool)
 
 	mu    sync.Mutex
 	up    int      // subscriptions established
@@ -166,9 +170,13 @@ func (f *feed) watch(ctx context.Context, client redis.UniversalClient, set func
 				set(true)
 			}
 		case *redis.Message:
+			if id, ok := strings.CutPrefix(m.Payload, accountMessage); ok {
+				f.accountChanged(id)
+				continue
+			}
 			var h apikey.Hash
 			if n, err := hex.Decode(h[:], []byte(m.Payload)); err == nil && n == len(h) {
-				f.invalidate(h)
+				f.keyChanged(h)
 			}
 		}
 	}

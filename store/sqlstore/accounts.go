@@ -8,7 +8,6 @@ import (
 	"fmt"
 
 	"github.com/keygate/keygate/apikey"
-	"github.com/keygate/keygate/store/cachestore"
 )
 
 var _ apikey.AccountStore = (*Store)(nil)
@@ -76,6 +75,6 @@ func (s *Store) PutAccount(ctx context.Context, prev, next *apikey.Account) erro
 				return wrap("put account", err)
 			}
 		}
-		return s.changed(ctx, tx, cachestore.AccountChange(next.ID))
+		return s.accountChanged(ctx, tx, next.ID)
 	})
 }

@@ -20,10 +20,10 @@
 // go-sql-driver/mysql, set interpolateParams=true: otherwise each query
 // with arguments is prepared, run and closed, three round trips for one.
 //
-// Every revoke, rotate and delete also appends the key's hash to a change
-// feed (keygate_changes) in the same transaction; [Store.WatchInvalidations]
-// polls it, so that store/cachestore in front of every instance drops the
-// key within [Config].PollInterval. The Store keeps usage counters too
+// Every change of a key (by its hash) or an account (by its ID) is also
+// appended to a change feed (keygate_changes) in the same transaction;
+// [Store.WatchChanges] polls it, so that store/cachestore in front of
+// every instance drops its copy within [Config].PollInterval. The Store keeps usage counters too
 // ([usage.Store]).
 //
 // Every failure to reach the database is returned wrapped, never as
@@ -66,7 +66,7 @@ const (
 type Config struct {
 	// Dialect is the database's SQL.
 	Dialect Dialect
-	// PollInterval is how often [Store.WatchInvalidations] reads the
+	// PollInterval is how often [Store.WatchChanges] reads the
 	// change feed: about the longest a key revoked through one instance
 	// keeps verifying from another's cache. Default 250 milliseconds.
 	PollInterval time.Duration

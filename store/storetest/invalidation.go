@@ -12,11 +12,13 @@ import (
 	"github.com/keygate/keygate/store/cachestore"
 )
 
-// Invalidation checks a store's [cachestore.Invalidator] across instances:
-// two instances, each a store from newStore on one shared backend behind
-// its own cache (TTL an hour), and a key revoked, rotated, deleted or
-// disabled through one must be refused by the other within the given
-// bound, and an enabled or updated key seen as it now is.
+// Invalidation checks a store's [apikey.ChangeFeed] across instances: it
+// reports key and account changes apart, by hash and by ID; and of two
+// instances, each a store from newStore on one shared backend behind its
+// own cache (TTL an hour), a key revoked, rotated, deleted or disabled
+// through one must be refused by the other within the given bound, an
+// enabled or updated key seen as it now is, and an account changed
+// through both at once keeps both changes.
 // newStore must return a new store on the same, migrated backend each
 // time. It uses only the standard testing package.
 func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T) apikey.Store) {
@@ -199,6 +201,53 @@ func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T
 			// Nothing re-granted: the plan change kept the credits' grant.
 			if !got.Credits.GrantedAt.Equal(credited.Credits.GrantedAt) {
 				t.Fatalf("round %d: the credits were granted again at %v, after %v", round, got.Credits.GrantedAt, credited.Credits.GrantedAt)
+			}
+		}
+	})
+	t.Run("the feed reports keys and accounts apart", func(t *testing.T) {
+		feed, ok := newStore(t).(apikey.ChangeFeed)
+		if !ok {
+			t.Fatal("the store is no apikey.ChangeFeed")
+		}
+		keys, accounts, up := make(chan apikey.Hash, 100), make(chan string, 100), make(chan bool, 100)
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- feed.WatchChanges(wctx, func(h apikey.Hash) { keys <- h }, func(id string) { accounts <- id }, func(ok bool) { up <- ok })
+		}()
+		defer func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("WatchChanges returned %v when its context ended", err)
+			}
+		}()
+		if !<-up {
+			t.Fatal("the feed first reported itself broken")
+		}
+		issued, err := a.Create(ctx, apikey.CreateParams{Owner: "acct_feed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Revoke(ctx, "acct_feed", issued.Key.ID); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.SetAccount(ctx, apikey.Account{ID: "acct_feed", Plan: "business"}); err != nil {
+			t.Fatal(err)
+		}
+		guard := time.After(within)
+		sawKey, sawAccount := false, false
+		for !sawKey || !sawAccount {
+			select {
+			// A feed may also report changes made before it started.
+			case h := <-keys:
+				if h == (apikey.Hash{}) {
+					t.Fatal("a key change with a zero hash")
+				}
+				sawKey = sawKey || h == apikey.HashKey(issued.Secret.Reveal())
+			case id := <-accounts:
+				sawAccount = sawAccount || id == "acct_feed"
+			case <-guard:
+				t.Fatalf("within %v: the key's change seen %v, the account's %v", within, sawKey, sawAccount)
 			}
 		}
 	})
