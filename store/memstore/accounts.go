@@ -8,27 +8,30 @@ import (
 
 var _ apikey.AccountStore = (*Store)(nil)
 
-// Account implements [apikey.AccountStore]. It takes no lock.
+// Account implements [apikey.AccountStore].
 func (s *Store) Account(_ context.Context, id string) (*apikey.Account, error) {
-	if a, ok := s.accounts.Load(id); ok {
-		return a.(*apikey.Account), nil
+	s.mu.RLock()
+	a := s.accounts[id]
+	s.mu.RUnlock()
+	if a == nil {
+		return nil, apikey.ErrNotFound
 	}
-	return nil, apikey.ErrNotFound
+	return a, nil
 }
 
 // PutAccount implements [apikey.AccountStore].
 func (s *Store) PutAccount(_ context.Context, prev, next *apikey.Account) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	cur, exists := s.accounts.Load(next.ID)
+	cur := s.accounts[next.ID]
 	switch {
-	case prev == nil && exists:
+	case prev == nil && cur != nil:
 		return apikey.ErrDuplicate
-	case prev != nil && !exists:
+	case prev != nil && cur == nil:
 		return apikey.ErrNotFound
-	case prev != nil && cur.(*apikey.Account).Version != prev.Version:
+	case prev != nil && cur.Version != prev.Version:
 		return apikey.ErrConflict
 	}
-	s.accounts.Store(next.ID, next)
+	s.accounts[next.ID] = next
 	return nil
 }

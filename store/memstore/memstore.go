@@ -2,22 +2,19 @@
 // zero setup, for tests and a single process. Nothing is persisted: keys
 // live as long as the process.
 //
-// It is the reference implementation of the contract. memstore.go is the
-// plain shape of an adapter: maps under one mutex, which serialises the
-// management writes (create, revoke, rotate, delete) and so makes the
-// per-owner limit atomic. index.go is the hash index that verification
-// reads without taking a lock. Records are replaced, never modified, so a
-// record handed out stays consistent. To write an adapter for your own
-// database, start from examples/customstore.
+// It is the reference implementation of the contract, in the plain shape
+// of an adapter: maps under one read-write mutex, which serialises the
+// changes (create, revoke, rotate, delete) and so makes the per-owner
+// limit atomic. Records are replaced, never modified, so a record handed
+// out stays consistent. Put store/cachestore in front of it, as of any
+// store, for verification that takes no shared lock. To write an adapter
+// for your own database, start from examples/customstore.
 package memstore
 
 import (
 	"cmp"
 	"context"
-	"maps"
-	"math"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -28,16 +25,14 @@ import (
 // Store keeps key records in memory. The zero value is not usable; call
 // [New]. It is safe for concurrent use.
 type Store struct {
-	byHash *index // read without a lock; written under mu
-
-	mu      sync.RWMutex // guards the fields below, serialises writers
-	byID    map[string]*apikey.Record
-	byOwner map[string]map[string]struct{}
-	usage   map[string]*usage.Usage
-	events  map[string][]apikey.Event // by account, oldest first
-	seq     uint64                    // the last event's ID
-
-	accounts sync.Map // ID -> *apikey.Account; read without a lock, written under mu
+	mu       sync.RWMutex // guards every field, serialises writers
+	byHash   map[apikey.Hash]*apikey.Record
+	byID     map[string]*apikey.Record
+	byOwner  map[string]map[string]struct{}
+	usage    map[string]*usage.Usage
+	events   map[string][]apikey.Event // by account, oldest first
+	seq      uint64                    // the last event's ID
+	accounts map[string]*apikey.Account
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -45,17 +40,20 @@ var _ apikey.Store = (*Store)(nil)
 // New returns an empty Store.
 func New() *Store {
 	return &Store{
-		byHash:  newIndex(),
-		byID:    make(map[string]*apikey.Record),
-		byOwner: make(map[string]map[string]struct{}),
-		usage:   make(map[string]*usage.Usage),
-		events:  make(map[string][]apikey.Event),
+		byHash:   make(map[apikey.Hash]*apikey.Record),
+		byID:     make(map[string]*apikey.Record),
+		byOwner:  make(map[string]map[string]struct{}),
+		usage:    make(map[string]*usage.Usage),
+		events:   make(map[string][]apikey.Event),
+		accounts: make(map[string]*apikey.Account),
 	}
 }
 
-// Lookup implements [apikey.Store]. It takes no lock.
+// Lookup implements [apikey.Store].
 func (s *Store) Lookup(_ context.Context, hash apikey.Hash) (*apikey.Record, error) {
-	rec := s.byHash.get(hash)
+	s.mu.RLock()
+	rec := s.byHash[hash]
+	s.mu.RUnlock()
 	if rec == nil {
 		return nil, apikey.ErrNotFound
 	}
@@ -97,7 +95,7 @@ func (s *Store) checkNew(rec *apikey.Record) error {
 	if _, ok := s.byID[rec.ID]; ok {
 		return apikey.ErrDuplicate
 	}
-	if s.byHash.get(rec.Hash) != nil {
+	if s.byHash[rec.Hash] != nil {
 		return apikey.ErrDuplicate
 	}
 	return nil
@@ -112,7 +110,7 @@ func (s *Store) put(rec *apikey.Record) {
 		s.byOwner[rec.Owner] = ids
 	}
 	ids[rec.ID] = struct{}{}
-	s.byHash.put(rec)
+	s.byHash[rec.Hash] = rec
 }
 
 // Get implements [apikey.Store].
@@ -211,10 +209,10 @@ func (s *Store) Delete(_ context.Context, id string, ev *apikey.Event) error {
 	return nil
 }
 
-// remove deletes rec, its hash index entry first. s.mu must be held.
+// remove deletes rec. s.mu must be held.
 func (s *Store) remove(rec *apikey.Record) {
 	id := rec.ID
-	s.byHash.remove(rec.Hash)
+	delete(s.byHash, rec.Hash)
 	delete(s.byID, id)
 	delete(s.usage, id)
 	if ids := s.byOwner[rec.Owner]; len(ids) <= 1 {
@@ -249,59 +247,6 @@ func (s *Store) Purge(_ context.Context, cutoff time.Time, limit int, ev *apikey
 	return len(old), nil
 }
 
-// record appends ev to its account's events, after dropping the
-// account's events older than [apikey.EventRetention] before it and, past
-// [apikey.EventsPerKey] of its key, that key's oldest. s.mu must be held.
-func (s *Store) record(ev *apikey.Event) {
-	if ev == nil {
-		return
-	}
-	s.seq++
-	e := *ev
-	e.ID = strconv.FormatUint(s.seq, 10)
-	e.Changes = maps.Clone(e.Changes)
-	cutoff := e.At.Add(-apikey.EventRetention)
-	evs := slices.DeleteFunc(s.events[e.Account], func(old apikey.Event) bool { return old.At.Before(cutoff) })
-	n := 0
-	for _, old := range evs {
-		if old.KeyID == e.KeyID {
-			n++
-		}
-	}
-	if n >= apikey.EventsPerKey {
-		i := slices.IndexFunc(evs, func(old apikey.Event) bool { return old.KeyID == e.KeyID })
-		evs = slices.Delete(evs, i, i+1)
-	}
-	s.events[e.Account] = append(evs, e)
-}
-
-var _ apikey.EventStore = (*Store)(nil)
-
-// Events implements [apikey.EventStore]; an event's ID is a decimal
-// sequence number.
-func (s *Store) Events(_ context.Context, account, keyID, before string, limit int) ([]apikey.Event, error) {
-	var from uint64 = math.MaxUint64
-	if before != "" {
-		n, err := strconv.ParseUint(before, 10, 64)
-		if err != nil {
-			return nil, &apikey.InputError{Field: "cursor", Reason: "is not an event ID"}
-		}
-		from = n
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	evs := s.events[account]
-	out := []apikey.Event{}
-	for i := len(evs) - 1; i >= 0 && len(out) < limit; i-- {
-		e := evs[i]
-		if n, _ := strconv.ParseUint(e.ID, 10, 64); n < from && (keyID == "" || e.KeyID == keyID) {
-			e.Changes = maps.Clone(e.Changes)
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
-
 // Expiring implements [apikey.Store]. It scans every record, which takes
 // milliseconds per million keys: fine for a periodic notification job.
 func (s *Store) Expiring(_ context.Context, from, to time.Time) ([]*apikey.Record, error) {
@@ -317,56 +262,4 @@ func (s *Store) Expiring(_ context.Context, from, to time.Time) ([]*apikey.Recor
 		return cmp.Or(a.ExpiresAt.Compare(b.ExpiresAt), cmp.Compare(a.ID, b.ID))
 	})
 	return recs, nil
-}
-
-var _ usage.Store = (*Store)(nil)
-
-// AddUsage implements [usage.Store]. Usage of keys that no longer
-// exist is dropped.
-func (s *Store) AddUsage(_ context.Context, deltas []usage.Delta) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, d := range deltas {
-		if s.byID[d.KeyID] == nil {
-			continue
-		}
-		u := s.usage[d.KeyID]
-		if u == nil {
-			u = &usage.Usage{ByEndpoint: make(map[string]int64)}
-			s.usage[d.KeyID] = u
-		}
-		u.TotalRequests += d.Requests
-		u.Errors += d.Errors
-		if d.LastUsedAt.After(u.LastUsedAt) {
-			u.LastUsedAt = d.LastUsedAt
-		}
-		for ep, n := range d.ByEndpoint {
-			if _, ok := u.ByEndpoint[ep]; !ok && ep != usage.OtherEndpoint && endpoints(u) >= usage.MaxEndpoints {
-				ep = usage.OtherEndpoint
-			}
-			u.ByEndpoint[ep] += n
-		}
-	}
-	return nil
-}
-
-// endpoints counts u's endpoints but the one that collects the rest.
-func endpoints(u *usage.Usage) int {
-	if _, ok := u.ByEndpoint[usage.OtherEndpoint]; ok {
-		return len(u.ByEndpoint) - 1
-	}
-	return len(u.ByEndpoint)
-}
-
-// Usage implements [usage.Store].
-func (s *Store) Usage(_ context.Context, id string) (usage.Usage, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	u := s.usage[id]
-	if u == nil {
-		return usage.Usage{ByEndpoint: map[string]int64{}}, nil
-	}
-	out := *u
-	out.ByEndpoint = maps.Clone(u.ByEndpoint)
-	return out, nil
 }
