@@ -20,6 +20,9 @@ import (
 	"github.com/keygate/keygate/store/memstore"
 )
 
+// freePlan is the default plans' policy of that name.
+var freePlan, _ = ratelimit.DefaultPlans().Lookup("free")
+
 // limited is a service on the default plans and a middleware with a
 // memory limiter on one clock, around a mux of a cheap, a free and a
 // costly route.
@@ -342,7 +345,7 @@ func TestCustomLimitsShareAPolicy(t *testing.T) {
 }
 
 func mustPlans(t *testing.T) *ratelimit.Plans {
-	plans, err := ratelimit.NewPlans(ratelimit.Free)
+	plans, err := ratelimit.NewPlans(freePlan)
 	require.NoError(t, err)
 	return plans
 }

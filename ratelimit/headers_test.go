@@ -13,6 +13,9 @@ import (
 	"github.com/keygate/keygate/ratelimit"
 )
 
+// starterPlan is the default plans' policy of that name.
+var starterPlan, _ = ratelimit.DefaultPlans().Lookup("starter")
+
 var t0 = time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
 
 func decisions(t testing.TB, n int) []ratelimit.Decision {
@@ -21,7 +24,7 @@ func decisions(t testing.TB, n int) []ratelimit.Decision {
 	m := ratelimit.NewMemory(ratelimit.MemoryConfig{Clock: func() time.Time { return now }, SweepInterval: -1})
 	var out []ratelimit.Decision
 	for range n {
-		d, err := m.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: ratelimit.Starter, Cost: 1})
+		d, err := m.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: starterPlan, Cost: 1})
 		require.NoError(t, err)
 		out = append(out, d)
 	}

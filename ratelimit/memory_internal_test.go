@@ -35,7 +35,7 @@ func TestMemoryReturnsAfterIdle(t *testing.T) {
 	}
 	before := heapInUse()
 	for _, k := range keys {
-		_, err := m.Allow(context.Background(), Request{Key: k, KeyPolicy: Free, Cost: 1})
+		_, err := m.Allow(context.Background(), Request{Key: k, KeyPolicy: free, Cost: 1})
 		require.NoError(t, err)
 	}
 	full := heapInUse()
@@ -97,7 +97,7 @@ func TestSweepKeepsSpentCredits(t *testing.T) {
 	now.Store(start.UnixNano())
 	m := NewMemory(MemoryConfig{Clock: func() time.Time { return time.Unix(0, now.Load()) }, SweepInterval: -1})
 	credits := &Credits{Balance: 5, Granted: start, Refill: 5, Every: Daily, RefillAt: start.Add(time.Hour)}
-	r := Request{Account: "a", AccountPolicy: Free, Key: "k", Credits: credits, Cost: 2}
+	r := Request{Account: "a", AccountPolicy: free, Key: "k", Credits: credits, Cost: 2}
 	_, err := m.Allow(context.Background(), r)
 	require.NoError(t, err)
 	now.Add(int64(59 * time.Minute))
@@ -116,8 +116,8 @@ func TestReportsKeepNoState(t *testing.T) {
 	m := NewMemory(MemoryConfig{SweepInterval: -1})
 	credits := &Credits{Balance: 5, Granted: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 	for i := range 10_000 {
-		d, err := m.Allow(context.Background(), Request{Account: fmt.Sprint("acct-", i), AccountPolicy: Free, Key: fmt.Sprint("key-", i),
-			KeyPolicy: Starter, Credits: credits, Report: true})
+		d, err := m.Allow(context.Background(), Request{Account: fmt.Sprint("acct-", i), AccountPolicy: free, Key: fmt.Sprint("key-", i),
+			KeyPolicy: starter, Credits: credits, Report: true})
 		require.NoError(t, err)
 		require.True(t, d.Allowed)
 		require.Equal(t, int64(5), d.Balance)

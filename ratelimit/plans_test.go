@@ -12,17 +12,29 @@ import (
 
 func TestPlans(t *testing.T) {
 	ps := ratelimit.DefaultPlans()
-	for name, want := range map[string]*ratelimit.Policy{"free": ratelimit.Free, "starter": ratelimit.Starter, "business": ratelimit.Business} {
+	for name, want := range map[string][]ratelimit.Window{
+		"free":     {ratelimit.PerMinute(10), ratelimit.PerDay(1_000)},
+		"starter":  {ratelimit.PerMinute(60), ratelimit.PerDay(10_000)},
+		"business": {ratelimit.PerMinute(300), ratelimit.PerDay(100_000)},
+	} {
 		p, ok := ps.Lookup(name)
-		assert.True(t, ok, name)
-		assert.Same(t, want, p, name)
+		require.True(t, ok, name)
+		assert.Equal(t, name, p.Name())
+		for i := range want {
+			assert.Equal(t, want[i].Limit, p.Windows()[i].Limit, name)
+			assert.Equal(t, want[i].Period, p.Windows()[i].Period, name)
+		}
 	}
+	def, _ := ps.Lookup("")
+	assert.Equal(t, "free", def.Name(), "the default plan")
+	same, _ := ratelimit.DefaultPlans().Lookup("free")
+	assert.Same(t, def, same, "one policy, however often the plans are asked for")
 	_, ok := ps.Lookup("enterprise")
 	assert.False(t, ok, "an unknown plan is not found, never a fallback")
 
-	_, err := ratelimit.NewPlans(ratelimit.Free, ratelimit.MustPolicy("free", ratelimit.PerMinute(1)))
+	_, err := ratelimit.NewPlans(def, ratelimit.MustPolicy("free", ratelimit.PerMinute(1)))
 	require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy, "two plans of one name")
-	_, err = ratelimit.NewPlans(ratelimit.Free, nil)
+	_, err = ratelimit.NewPlans(def, nil)
 	require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy)
 }
 

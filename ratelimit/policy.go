@@ -192,11 +192,12 @@ func (p *Policy) Windows() []Window {
 	return out
 }
 
-// The usual plans of an API, as presets.
+// The usual plans of an API, which [DefaultPlans] returns. Unexported,
+// so that no caller can replace them for everyone.
 var (
-	Free     = MustPolicy("free", PerMinute(10), PerDay(1_000))
-	Starter  = MustPolicy("starter", PerMinute(60), PerDay(10_000))
-	Business = MustPolicy("business", PerMinute(300), PerDay(100_000))
+	free     = MustPolicy("free", PerMinute(10), PerDay(1_000))
+	starter  = MustPolicy("starter", PerMinute(60), PerDay(10_000))
+	business = MustPolicy("business", PerMinute(300), PerDay(100_000))
 )
 
 // Plans maps plan names to policies. Create one with [NewPlans]; it is
@@ -227,9 +228,11 @@ func NewPlans(policies ...*Policy) (*Plans, error) {
 	return ps, nil
 }
 
-// DefaultPlans returns [Free] (the default), [Starter] and [Business].
+// DefaultPlans returns the usual plans of an API: free (the default; 10
+// a minute and 1,000 a UTC day), starter (60 a minute, 10,000 a day) and
+// business (300 a minute, 100,000 a day).
 func DefaultPlans() *Plans {
-	ps, _ := NewPlans(Free, Starter, Business)
+	ps, _ := NewPlans(free, starter, business)
 	return ps
 }
 

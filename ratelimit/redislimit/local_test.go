@@ -105,7 +105,7 @@ func TestLocalFirstKeepsSmallLimitsExact(t *testing.T) {
 		for range 4 {
 			wg.Go(func() {
 				for range 10 {
-					d, err := l.Allow(context.Background(), ratelimit.Request{Account: "acct", AccountPolicy: ratelimit.Free, Key: "k", Cost: 1})
+					d, err := l.Allow(context.Background(), ratelimit.Request{Account: "acct", AccountPolicy: freePlan, Key: "k", Cost: 1})
 					if assert.NoError(t, err) && d.Allowed {
 						allowed.Add(1)
 					}

@@ -22,6 +22,9 @@ import (
 	"github.com/keygate/keygate/ratelimit/redislimit"
 )
 
+// freePlan is the default plans' policy of that name.
+var freePlan, _ = ratelimit.DefaultPlans().Lookup("free")
+
 // newLimiter returns a limiter under a fresh prefix on the test Redis, its
 // client and the prefix.
 func newLimiter(t testing.TB) (*redislimit.Limiter, *redis.Client, string) {
@@ -146,13 +149,13 @@ func TestFailOpenAndClosed(t *testing.T) {
 
 	closed, err := redislimit.New(dead, redislimit.Config{})
 	require.NoError(t, err)
-	_, err = closed.Allow(ctx, ratelimit.Request{Key: "k", KeyPolicy: ratelimit.Free, Cost: 1})
+	_, err = closed.Allow(ctx, ratelimit.Request{Key: "k", KeyPolicy: freePlan, Cost: 1})
 	require.Error(t, err)
 
 	var reported atomic.Int32
 	open, err := redislimit.New(dead, redislimit.Config{FailOpen: true, OnError: func(error) { reported.Add(1) }})
 	require.NoError(t, err)
-	d, err := open.Allow(ctx, ratelimit.Request{Key: "k", KeyPolicy: ratelimit.Free, Cost: 1})
+	d, err := open.Allow(ctx, ratelimit.Request{Key: "k", KeyPolicy: freePlan, Cost: 1})
 	require.NoError(t, err)
 	assert.True(t, d.Allowed)
 	assert.True(t, d.FailedOpen)
@@ -299,7 +302,7 @@ func TestPausedRedisCostsABoundedTime(t *testing.T) {
 	open, err := redislimit.New(client, redislimit.Config{Timeout: 200 * time.Millisecond, FailOpen: true,
 		OnError: func(err error) { failedOpen = err }})
 	require.NoError(t, err)
-	r := ratelimit.Request{Key: "k", KeyPolicy: ratelimit.Free, Cost: 1}
+	r := ratelimit.Request{Key: "k", KeyPolicy: freePlan, Cost: 1}
 	_, err = closed.Allow(context.Background(), r)
 	require.NoError(t, err)
 
@@ -348,7 +351,7 @@ func TestCreditStateLivesWhileSpent(t *testing.T) {
 	client.AddHook(h)
 	ctx := context.Background()
 	credits := &ratelimit.Credits{Balance: 5, Granted: clock.Now(), Refill: 5, Every: ratelimit.Daily, RefillAt: clock.Now().Add(time.Hour)}
-	r := ratelimit.Request{Account: "a", AccountPolicy: ratelimit.Free, Key: "k", Credits: credits}
+	r := ratelimit.Request{Account: "a", AccountPolicy: freePlan, Key: "k", Credits: credits}
 	state := p + "{a}:c"
 	_, err = l.Allow(ctx, r) // cost 0
 	require.NoError(t, err)
