@@ -284,11 +284,7 @@ func (s *server) openSQL(cfg serverConfig) (*sqlstore.Store, error) {
 	s.closers = append(s.closers, db.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	migrator, err := sqlstore.NewUnchecked(db, sqlstore.Config{Dialect: dialect})
-	if err != nil {
-		return nil, err
-	}
-	if err := migrator.Migrate(ctx); err != nil {
+	if err := sqlstore.Migrate(ctx, db, dialect); err != nil {
 		return nil, err
 	}
 	return sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})

@@ -25,11 +25,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer db.Close()
-	migrator, err := sqlstore.NewUnchecked(db, sqlstore.Config{Dialect: sqlstore.SQLite})
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := migrator.Migrate(ctx); err != nil { // idempotent; or apply sqlstore.Migrations with your own tool
+	if err := sqlstore.Migrate(ctx, db, sqlstore.SQLite); err != nil { // idempotent; or apply sqlstore.Migrations with your own tool
 		log.Fatal(err)
 	}
 	store, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: sqlstore.SQLite}) // refuses an outdated schema

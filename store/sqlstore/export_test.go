@@ -1,7 +1,16 @@
 package sqlstore
 
-import "context"
+import (
+	"context"
+	"database/sql"
+)
 
 // MigrateTo applies the migrations up to version last, for tests of a
 // later migration's upgrade path.
-func (s *Store) MigrateTo(ctx context.Context, last int) error { return s.migrateTo(ctx, last) }
+func MigrateTo(ctx context.Context, db *sql.DB, d Dialect, last int) error {
+	s, err := newStore(db, Config{Dialect: d})
+	if err != nil {
+		return err
+	}
+	return s.migrateTo(ctx, last)
+}

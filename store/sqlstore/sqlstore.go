@@ -4,7 +4,7 @@
 // modernc.org/sqlite) and name its [Dialect].
 //
 // The schema comes as versioned migrations embedded in the package:
-// [Store.Migrate] applies the missing ones, safe when several instances
+// [Migrate] applies the missing ones, safe when several instances
 // start at once, and [Migrations] returns the files for teams that run
 // their own migration tool. [New] refuses a schema older than the code,
 // naming the migration to run.
@@ -113,7 +113,7 @@ var (
 var migrations embed.FS
 
 // Migrations returns the schema migrations of dialect, one file per
-// version named NNNN_name.sql, to apply in order. [Store.Migrate] applies
+// version named NNNN_name.sql, to apply in order. [Migrate] applies
 // them itself; this is for teams with their own migration tool.
 func Migrations(d Dialect) (fs.FS, error) {
 	if !d.valid() {
@@ -158,7 +158,7 @@ func migrationsOf(d Dialect) ([]migration, error) {
 
 // New returns a Store on db. It checks that the schema is up to date and
 // reports one that is missing or older than the code as an error naming
-// the migration to apply (call [Store.Migrate] first, or [NewUnchecked]).
+// the migration to apply (call [Migrate] first).
 func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	s, err := newStore(db, cfg)
 	if err != nil {
@@ -183,15 +183,11 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 				break
 			}
 		}
-		return nil, fmt.Errorf("sqlstore: the schema is at version %d, the code needs %d: run Store.Migrate, or apply migrations/%s/%s and those after it",
+		return nil, fmt.Errorf("sqlstore: the schema is at version %d, the code needs %d: run sqlstore.Migrate, or apply migrations/%s/%s and those after it",
 			applied, last.version, s.dialect, next.name)
 	}
 	return s, nil
 }
-
-// NewUnchecked returns a Store on db without looking at the schema, for
-// the Store that will [Store.Migrate] it.
-func NewUnchecked(db *sql.DB, cfg Config) (*Store, error) { return newStore(db, cfg) }
 
 func newStore(db *sql.DB, cfg Config) (*Store, error) {
 	switch {
@@ -303,13 +299,19 @@ func (s *Store) tableExists(ctx context.Context, q querier, table string) (bool,
 	return n > 0, err
 }
 
-// Migrate applies the migrations the database lacks, in order. Instances
-// that start at once queue on a lock (an advisory lock on PostgreSQL, a
-// named lock on MySQL, the write lock on SQLite); each migration is
-// recorded in keygate_migrations. MySQL commits schema changes as it
-// makes them, so a migration cut there halfway must be finished by hand;
-// on PostgreSQL and SQLite each one is a transaction.
-func (s *Store) Migrate(ctx context.Context) error { return s.migrateTo(ctx, math.MaxInt) }
+// Migrate applies the migrations of dialect d that db lacks, in order.
+// Instances that start at once queue on a lock (an advisory lock on
+// PostgreSQL, a named lock on MySQL, the write lock on SQLite); each
+// migration is recorded in keygate_migrations. MySQL commits schema
+// changes as it makes them, so a migration cut there halfway must be
+// finished by hand; on PostgreSQL and SQLite each one is a transaction.
+func Migrate(ctx context.Context, db *sql.DB, d Dialect) error {
+	s, err := newStore(db, Config{Dialect: d})
+	if err != nil {
+		return err
+	}
+	return s.migrateTo(ctx, math.MaxInt)
+}
 
 // migrateTo applies the migrations up to version last.
 func (s *Store) migrateTo(ctx context.Context, last int) error {

@@ -113,9 +113,7 @@ func newStoreDB(t testing.TB, d sqlstore.Dialect) (*sqlstore.Store, *sql.DB) {
 	t.Helper()
 	db := fresh(t, d)
 	ctx := context.Background()
-	m, err := sqlstore.NewUnchecked(db, sqlstore.Config{Dialect: d})
-	require.NoError(t, err)
-	require.NoError(t, m.Migrate(ctx))
+	require.NoError(t, sqlstore.Migrate(ctx, db, d))
 	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d})
 	require.NoError(t, err)
 	return s, db
@@ -139,7 +137,7 @@ func TestMigrations(t *testing.T) {
 			ctx := context.Background()
 			db := fresh(t, d)
 			_, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d})
-			require.ErrorContains(t, err, "run Store.Migrate, or apply migrations/"+string(d)+"/0001_keys.sql")
+			require.ErrorContains(t, err, "run sqlstore.Migrate, or apply migrations/"+string(d)+"/0001_keys.sql")
 
 			var wg sync.WaitGroup
 			errs := make([]error, 4)
@@ -147,11 +145,7 @@ func TestMigrations(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					m, err := sqlstore.NewUnchecked(db, sqlstore.Config{Dialect: d})
-					if err == nil {
-						err = m.Migrate(ctx)
-					}
-					errs[i] = err
+					errs[i] = sqlstore.Migrate(ctx, db, d)
 				}()
 			}
 			wg.Wait()
@@ -185,9 +179,7 @@ func TestUsageMigrationKeepsCounts(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			ctx := context.Background()
 			db := fresh(t, d)
-			m, err := sqlstore.NewUnchecked(db, sqlstore.Config{Dialect: d})
-			require.NoError(t, err)
-			require.NoError(t, m.MigrateTo(ctx, 3))
+			require.NoError(t, sqlstore.MigrateTo(ctx, db, d, 3))
 			for _, q := range []string{
 				"INSERT INTO keygate_usage (key_id, requests, errors, last_used_at) VALUES ('key_1', 9, 2, 1700000000000000)",
 				"INSERT INTO keygate_usage_endpoints (key_id, endpoint, requests) VALUES ('key_1', 'GET /a', 5), ('key_1', 'other', 4)",
@@ -195,7 +187,9 @@ func TestUsageMigrationKeepsCounts(t *testing.T) {
 				_, err := db.ExecContext(ctx, q)
 				require.NoError(t, err)
 			}
-			require.NoError(t, m.Migrate(ctx))
+			require.NoError(t, sqlstore.Migrate(ctx, db, d))
+			m, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d})
+			require.NoError(t, err)
 			u, err := m.Usage(ctx, "key_1")
 			require.NoError(t, err)
 			assert.Equal(t, int64(9), u.TotalRequests)
@@ -214,9 +208,7 @@ func TestChangesReachOtherInstances(t *testing.T) {
 		t.Run(string(d), func(t *testing.T) {
 			ctx := context.Background()
 			shared := fresh(t, d)
-			m, err := sqlstore.NewUnchecked(shared, sqlstore.Config{Dialect: d})
-			require.NoError(t, err)
-			require.NoError(t, m.Migrate(ctx))
+			require.NoError(t, sqlstore.Migrate(ctx, shared, d))
 			storetest.Invalidation(t, 10*time.Second, // a hang guard: the times taken are logged
 				func(t *testing.T) apikey.Store {
 					s, err := sqlstore.New(ctx, shared, sqlstore.Config{Dialect: d, PollInterval: 100 * time.Millisecond})
@@ -444,9 +436,7 @@ func TestWrongDialect(t *testing.T) {
 			_, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: c.as})
 			require.ErrorIs(t, err, apikey.ErrInvalidConfig)
 			require.ErrorContains(t, err, c.want)
-			m, err := sqlstore.NewUnchecked(db, sqlstore.Config{Dialect: c.as})
-			require.NoError(t, err)
-			require.ErrorContains(t, m.Migrate(ctx), c.want)
+			require.ErrorContains(t, sqlstore.Migrate(ctx, db, c.as), c.want)
 		})
 	}
 }
