@@ -25,7 +25,7 @@ func TestBehaviourLocalFirst(t *testing.T) {
 		t.Run(d.Name, func(t *testing.T) {
 			client := d.Connect(t)
 			ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
-				l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":", Clock: now, Local: &redislimit.Local{}})
+				l, err := redislimit.NewWithClock(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":", Local: &redislimit.Local{}}, now)
 				require.NoError(t, err)
 				return l
 			})

@@ -66,9 +66,6 @@ type Config struct {
 	// deadline only when the client's options set ContextTimeoutEnabled,
 	// which [New] requires. Default 500 milliseconds.
 	Timeout time.Duration
-	// Clock, for tests only, replaces Redis server time with the given
-	// clock's. Leave it nil in production.
-	Clock func() time.Time
 	// Local, when set, makes the limiter local-first: decisions in
 	// process from tokens leased from Redis, with the overshoot bound
 	// [Local] states. Default: exact, one round trip per request.
@@ -82,6 +79,9 @@ type Limiter struct {
 	local   *local
 	scripts sync.Map // *ratelimit.Policy -> *script
 	cached  atomic.Int64
+	// clock replaces Redis server time in the package's own tests
+	// (export_test.go); nil everywhere else.
+	clock func() time.Time
 	// breakers answer at once (an error, or a pass with FailOpen) while
 	// the node of a request's state is down, instead of after Timeout.
 	breakers breaker.Set
@@ -250,8 +250,8 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 }
 
 func (l *Limiter) now() time.Time {
-	if l.cfg.Clock != nil {
-		return l.cfg.Clock()
+	if l.clock != nil {
+		return l.clock()
 	}
 	return time.Now()
 }
@@ -261,8 +261,8 @@ func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 	acct, key := l.scriptFor(r.AccountPolicy), l.scriptFor(r.KeyPolicy)
 	var args [5]any
 	args[0] = ""
-	if l.cfg.Clock != nil {
-		args[0] = strconv.FormatInt(l.cfg.Clock().UnixMicro(), 10)
+	if l.clock != nil {
+		args[0] = strconv.FormatInt(l.clock().UnixMicro(), 10)
 	}
 	args[1], args[2], args[3], args[4] = costArg(r.Cost), "", "", ""
 	for i, sc := range []*script{acct, key} {

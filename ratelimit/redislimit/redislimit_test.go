@@ -44,7 +44,7 @@ func TestBehaviour(t *testing.T) {
 		t.Run(d.Name, func(t *testing.T) {
 			client := d.Connect(t)
 			ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
-				l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":", Clock: now})
+				l, err := redislimit.NewWithClock(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":"}, now)
 				require.NoError(t, err)
 				return l
 			})
@@ -60,7 +60,7 @@ func TestBehaviourAcrossInstances(t *testing.T) {
 		p := redistest.Name(t, base, "rl") + ":"
 		var a alternating
 		for i := range a.instances {
-			l, err := redislimit.New(redistest.Client(t), redislimit.Config{Prefix: p, Clock: now})
+			l, err := redislimit.NewWithClock(redistest.Client(t), redislimit.Config{Prefix: p}, now)
 			require.NoError(t, err)
 			a.instances[i] = l
 		}
@@ -345,7 +345,7 @@ func TestCreditStateLivesWhileSpent(t *testing.T) {
 	client := redistest.Client(t)
 	p := redistest.Name(t, client, "rl") + ":"
 	clock := testclock.New(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC))
-	l, err := redislimit.New(client, redislimit.Config{Prefix: p, Clock: clock.Now})
+	l, err := redislimit.NewWithClock(client, redislimit.Config{Prefix: p}, clock.Now)
 	require.NoError(t, err)
 	h := &hook{}
 	client.AddHook(h)

@@ -298,18 +298,6 @@ func (s *Store) setTrusted(ok bool) {
 // checks: while false, every lookup older than StaleTTL goes to the store.
 func (s *Store) Healthy() bool { return s.trusted.Load() }
 
-// Len returns the number of cached entries, found and not found.
-func (s *Store) Len() int {
-	n := 0
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.RLock()
-		n += len(sh.entries)
-		sh.mu.RUnlock()
-	}
-	return n
-}
-
 // Create implements [apikey.Store]; it forgets a cached "not found" for the
 // new hash.
 func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
