@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -245,29 +246,37 @@ func TestSilentlyDeadFeed(t *testing.T) {
 	eventually(t, time.Minute, cache.Healthy, "the feed resubscribes on a new connection")
 }
 
+// pausedRedis returns a store with cfg on a private Redis, a Service on
+// it and a key it issued, then pauses the Redis (SIGSTOP) until the test
+// ends or sends it SIGCONT.
+func pausedRedis(t *testing.T, cfg redisstore.Config) (*redisstore.Store, *apikey.Service, apikey.Issued, *os.Process) {
+	t.Helper()
+	client, server := redistest.Server(t)
+	rs, err := redisstore.New(context.Background(), client, cfg)
+	require.NoError(t, err)
+	svc, err := apikey.New(rs, apikey.Config{})
+	require.NoError(t, err)
+	issued, err := svc.Create(context.Background(), apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	require.NoError(t, server.Signal(syscall.SIGSTOP))
+	t.Cleanup(func() { _ = server.Signal(syscall.SIGCONT) })
+	return rs, svc, issued, server
+}
+
 // A Redis that hangs (paused with SIGSTOP) costs a verification its
 // Timeout, then a store error: never a request that waits on. After
 // breaker.Threshold such faults, verifications fail at once until a probe
 // finds Redis back.
 func TestPausedRedisCostsABoundedTime(t *testing.T) {
 	ctx := context.Background()
-	client, server := redistest.Server(t)
-	rs, err := redisstore.New(ctx, client, redisstore.Config{Timeout: 200 * time.Millisecond})
-	require.NoError(t, err)
-	svc, err := apikey.New(rs, apikey.Config{})
-	require.NoError(t, err)
-	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
-	require.NoError(t, err)
-
-	require.NoError(t, server.Signal(syscall.SIGSTOP))
-	t.Cleanup(func() { _ = server.Signal(syscall.SIGCONT) })
+	_, svc, issued, server := pausedRedis(t, redisstore.Config{Timeout: 200 * time.Millisecond})
 	// The caller would wait a minute: what ends each verification is
 	// checked, not how long it took, which a busy machine moves.
 	caller, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for i := range breaker.Threshold + 5 {
 		start := time.Now()
-		_, err = svc.Verify(caller, issued.Secret.Reveal())
+		_, err := svc.Verify(caller, issued.Secret.Reveal())
 		took := time.Since(start)
 		storeFailure(t, err)
 		require.NoError(t, caller.Err())
@@ -288,17 +297,8 @@ func TestPausedRedisCostsABoundedTime(t *testing.T) {
 // store error, never at the caller's deadline (they had none).
 func TestPausedRedisBoundsManagementCalls(t *testing.T) {
 	ctx := context.Background()
-	client, server := redistest.Server(t)
 	const manage = 300 * time.Millisecond
-	rs, err := redisstore.New(ctx, client, redisstore.Config{ManagementTimeout: manage})
-	require.NoError(t, err)
-	svc, err := apikey.New(rs, apikey.Config{})
-	require.NoError(t, err)
-	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
-	require.NoError(t, err)
-
-	require.NoError(t, server.Signal(syscall.SIGSTOP))
-	t.Cleanup(func() { _ = server.Signal(syscall.SIGCONT) })
+	rs, svc, issued, _ := pausedRedis(t, redisstore.Config{ManagementTimeout: manage})
 	caller, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	for _, call := range []struct {

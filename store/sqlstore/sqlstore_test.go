@@ -266,34 +266,38 @@ func TestFaultsAreErrors(t *testing.T) {
 	}
 }
 
+// proxiedDB creates a key on a fresh database of dialect d (PostgreSQL
+// or MySQL) and returns it with the same database opened through a proxy
+// the test can cut or hang; pgParams and myParams are added to each
+// driver's data source.
+func proxiedDB(t *testing.T, d sqlstore.Dialect, pgParams, myParams string) (apikey.Issued, *testproxy.Proxy, *sql.DB) {
+	t.Helper()
+	s, db := newStoreDB(t, d)
+	var dbName string
+	query := "SELECT current_schema()"
+	if d == sqlstore.MySQL {
+		query = "SELECT DATABASE()"
+	}
+	require.NoError(t, db.QueryRow(query).Scan(&dbName))
+	svc, err := apikey.New(s, apikey.Config{})
+	require.NoError(t, err)
+	issued, err := svc.Create(context.Background(), apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	if d == sqlstore.Postgres {
+		p := testproxy.Start(t, "127.0.0.1:5432")
+		return issued, p, open(t, "pgx", "postgres://postgres@"+p.Addr+"/test?sslmode=disable&search_path="+dbName+pgParams)
+	}
+	p := testproxy.Start(t, "127.0.0.1:3306")
+	return issued, p, open(t, "mysql", "root@tcp("+p.Addr+")/"+dbName+"?interpolateParams=true"+myParams)
+}
+
 // A connection cut under a request is an error, never "invalid key", and
 // the store works again once the network is back.
 func TestConnectionCut(t *testing.T) {
 	for _, d := range []sqlstore.Dialect{sqlstore.Postgres, sqlstore.MySQL} {
 		t.Run(string(d), func(t *testing.T) {
 			ctx := context.Background()
-			s, db := newStoreDB(t, d)
-			var dbName string
-			query := "SELECT current_schema()"
-			if d == sqlstore.MySQL {
-				query = "SELECT DATABASE()"
-			}
-			require.NoError(t, db.QueryRow(query).Scan(&dbName))
-			svc, err := apikey.New(s, apikey.Config{})
-			require.NoError(t, err)
-			issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
-			require.NoError(t, err)
-
-			// The same database through a proxy the test can cut.
-			var p *testproxy.Proxy
-			var proxied *sql.DB
-			if d == sqlstore.Postgres {
-				p = testproxy.Start(t, "127.0.0.1:5432")
-				proxied = open(t, "pgx", "postgres://postgres@"+p.Addr+"/test?sslmode=disable&connect_timeout=2&search_path="+dbName)
-			} else {
-				p = testproxy.Start(t, "127.0.0.1:3306")
-				proxied = open(t, "mysql", "root@tcp("+p.Addr+")/"+dbName+"?interpolateParams=true&timeout=2s&readTimeout=2s")
-			}
+			issued, p, proxied := proxiedDB(t, d, "&connect_timeout=2", "&timeout=2s&readTimeout=2s")
 			ps, err := sqlstore.New(ctx, proxied, sqlstore.Config{Dialect: d})
 			require.NoError(t, err)
 			psvc, err := apikey.New(ps, apikey.Config{})
@@ -325,27 +329,7 @@ func TestHungDatabase(t *testing.T) {
 	for _, d := range []sqlstore.Dialect{sqlstore.Postgres, sqlstore.MySQL} {
 		t.Run(string(d), func(t *testing.T) {
 			ctx := context.Background()
-			s, db := newStoreDB(t, d)
-			var dbName string
-			query := "SELECT current_schema()"
-			if d == sqlstore.MySQL {
-				query = "SELECT DATABASE()"
-			}
-			require.NoError(t, db.QueryRow(query).Scan(&dbName))
-			svc, err := apikey.New(s, apikey.Config{})
-			require.NoError(t, err)
-			issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
-			require.NoError(t, err)
-
-			var p *testproxy.Proxy
-			var proxied *sql.DB
-			if d == sqlstore.Postgres {
-				p = testproxy.Start(t, "127.0.0.1:5432")
-				proxied = open(t, "pgx", "postgres://postgres@"+p.Addr+"/test?sslmode=disable&search_path="+dbName)
-			} else {
-				p = testproxy.Start(t, "127.0.0.1:3306")
-				proxied = open(t, "mysql", "root@tcp("+p.Addr+")/"+dbName+"?interpolateParams=true")
-			}
+			issued, p, proxied := proxiedDB(t, d, "", "")
 			const timeout, manageTimeout = 200 * time.Millisecond, 300 * time.Millisecond
 			ps, err := sqlstore.New(ctx, proxied, sqlstore.Config{Dialect: d, Timeout: timeout, ManagementTimeout: manageTimeout})
 			require.NoError(t, err)
