@@ -262,6 +262,9 @@ func (s *Service) updateAccount(ctx context.Context, id string, create bool, cha
 		if err := change(&next); err != nil {
 			return Account{}, err
 		}
+		// A copy: change may have set values the caller still holds
+		// (SetAccount's credits), which putAccount stamps.
+		next = next.clone()
 		err = s.putAccount(ctx, as, prev, &next)
 		// A store behind a cache may have answered from a stale copy:
 		// the cache dropped it when the write was refused, so the next

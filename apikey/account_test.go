@@ -116,3 +116,19 @@ func TestAccountsUnsupported(t *testing.T) {
 
 // keysOnly hides every capability of the store it wraps but apikey.Store.
 type keysOnly struct{ apikey.Store }
+
+// SetAccount stamps its own copy of the credits: the caller's value, which
+// it may reuse, is left as it was.
+func TestSetAccountLeavesTheCallersCredits(t *testing.T) {
+	ctx := context.Background()
+	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free"}})
+	require.NoError(t, err)
+	require.NoError(t, svc.CreateAccount(ctx, apikey.Account{ID: "acct"}))
+	credits := &apikey.Credits{Balance: 5, RefillAmount: 5, RefillPeriod: apikey.RefillDay}
+	require.NoError(t, svc.SetAccount(ctx, apikey.Account{ID: "acct", Credits: credits}))
+	assert.Equal(t, apikey.Credits{Balance: 5, RefillAmount: 5, RefillPeriod: apikey.RefillDay}, *credits)
+	a, err := svc.Account(ctx, "acct")
+	require.NoError(t, err)
+	assert.Equal(t, apikey.RefillReplace, a.Credits.RefillMode)
+	assert.False(t, a.Credits.GrantedAt.IsZero())
+}
