@@ -11,9 +11,26 @@ import (
 	"github.com/keygate/keygate/apikey"
 )
 
-// The writes of every change, in the order the package doc gives: the
-// expiry and revoked sets, the hold on the lookup copy, the account's
-// script, then the copy and the cleanup of the sets.
+// Writes that span slots.
+//
+// A change writes the record in its account's slot, then its copy, in
+// this order: before changing the record it marks the copy held
+// (version it will write, deadline); after, it writes the record's JSON
+// into the copy unless the copy holds a later version, ends the hold
+// and announces the change. A Lookup serves the copy as it is while a
+// hold is young, so a key keeps verifying through an update; one held
+// past its deadline (one second, the bound the invalidation feed has
+// too) belonged to a writer that failed between the two writes, and the
+// Lookup repairs it from the record before answering. So a crash
+// between the writes leaves a copy that converges to the record by
+// itself: a revoked key stops verifying within that second, and a created
+// key whose record was never written never verifies. The expiry and
+// revoked sets are written before the record and cleaned after it:
+// their readers check every entry against the record.
+//
+// So the writes of every change are, in order: the expiry and revoked
+// sets, the hold on the lookup copy, the account's script, then the copy
+// and the cleanup of the sets.
 
 // deadline is the hold deadline of a change starting now.
 func deadline() string { return micros(time.Now().Add(holdLease)) }
@@ -230,7 +247,7 @@ func (s *Store) index(ctx context.Context, before, rec *apikey.Record) error {
 // cleanup removes from the sets what applied to before (nil: unknown)
 // and no longer applies to rec, and a deleted record's ID index and
 // usage. It reports no error: the change is made, and a leftover entry is
-// harmless (see the package doc).
+// harmless (see the write order above).
 func (s *Store) cleanup(ctx context.Context, before, rec *apikey.Record, deleted bool) {
 	if !deleted && (!expiry(rec).IsZero() || before != nil && expiry(before).IsZero()) {
 		return

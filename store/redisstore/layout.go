@@ -14,7 +14,7 @@ import (
 // in one slot). Run [Migrate] once, with the service's writers stopped.
 var ErrOldLayout = errors.New("redisstore: the namespace holds records in the unsharded layout; run redisstore.Migrate")
 
-// layoutVersion marks a namespace in the layout the package doc gives.
+// layoutVersion marks a namespace in the layout redisstore.go describes.
 const layoutVersion = "2"
 
 // checkLayout passes a namespace marked with this layout, and marks a
@@ -67,7 +67,7 @@ func oldKeys(ctx context.Context, client redis.UniversalClient, ns string, limit
 }
 
 // Migrate moves a namespace from the unsharded layout of earlier keygate
-// versions (see [ErrOldLayout]) to the one the package doc gives, and
+// versions (see [ErrOldLayout]) to the current one, and
 // returns how many key records it moved. Accounts, events and usage
 // counters move with them; owner and index sets are rebuilt. Run it once
 // with the service's writers stopped: a change made meanwhile through

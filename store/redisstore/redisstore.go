@@ -3,65 +3,15 @@
 // instances share one Redis; put store/cachestore in front so that
 // verification costs no round trip on the hot path.
 //
-// # Key layout
-//
-// With namespace ns (default "keygate"), an account's keys share the hash
-// tag {<account>} (the account ID, or "~" and its hex when it holds a
-// brace or starts with "~"), so that a Cluster keeps each account in one
-// slot, where one script creates, changes, rotates and counts its keys
-// atomically, and spreads different accounts over every master:
-//
-//	ns:{acct}:r:<id>      record JSON, the record of truth
-//	ns:{acct}:o           ZSET of the owner's IDs, scored by the instant
-//	                      (µs) until which the key counts as active: its
-//	                      expiry, +inf, or 0 once revoked; the per-owner
-//	                      limit is a ZCOUNT inside the create script
-//	ns:{acct}:ev          stream of the account's events, each with
-//	                      fields k (key ID) and e (event JSON), trimmed to
-//	                      [apikey.EventRetention] (see [Store.Events])
-//	ns:{acct}:ek:<id>     LIST of key <id>'s event IDs, oldest first, to
-//	                      keep [apikey.EventsPerKey] of them
-//	ns:{acct}:a           account JSON (see [Store.Account])
-//
-// A verification knows only the key's hash, so each record has a lookup
-// copy in the hash's own slot, read by [Store.Lookup] in one round trip,
-// and each ID an index naming its account, in the ID's slot with the
-// key's usage counters:
-//
-//	ns:h:<sha256 hex>     HASH: the record JSON and its version (see below)
-//	ns:i:{<id>}           the account ID
-//	ns:u:{<id>}           usage counters (see [Store.AddUsage])
-//	ns:exp                ZSET of IDs with an expiry, by expiry
-//	ns:rev                ZSET of revoked IDs, by revocation time, for
-//	                      [Store.Purge] (with the expiry set)
-//	ns:layout             "2": the namespace holds this layout
-//	ns:invalidate         pub/sub channel: the hash hex of every key that
-//	                      changes, and "a:" and the ID of every account
-//	                      changed
-//	ns:invalidate:hb:<r>  pub/sub channel of one subscription's heartbeats
-//	                      (see [Store.WatchChanges])
-//
-// # Writes that span slots
-//
-// A change writes the record in its account's slot, then its copy, in
-// this order: before changing the record it marks the copy held
-// (version it will write, deadline); after, it writes the record's JSON
-// into the copy unless the copy holds a later version, ends the hold
-// and announces the change. A Lookup serves the copy as it is while a
-// hold is young, so a key keeps verifying through an update; one held
-// past its deadline (one second, the bound the invalidation feed has
-// too) belonged to a writer that failed between the two writes, and the
-// Lookup repairs it from the record before answering. So a crash
-// between the writes leaves a copy that converges to the record by
-// itself: a revoked key stops verifying within that second, and a created
-// key whose record was never written never verifies. The expiry and
-// revoked sets are written before the record and cleaned after it:
-// their readers check every entry against the record.
-//
-// The invalidation channel is Redis's classic pub/sub, which a Cluster
-// delivers to every node's subscribers: it carries one message per
-// lifecycle change (rare next to verifications). Heartbeats go on a
-// channel per subscription, so that each instance receives its own only.
+// An account's keys, audit trail and account record share a hash tag, so
+// that one script changes them atomically in one Cluster slot and
+// accounts spread over every master; each key also has a lookup copy
+// under its hash, which verification reads in one round trip, and a
+// change writes the record first, then the copy, in an order that lets a
+// change cut half-way repair itself. Changes are announced on a pub/sub
+// channel ([Store.WatchChanges]). The layout is described beside the
+// code that names the keys, the write order beside the code of the
+// changes.
 //
 // Every failure to reach Redis is returned wrapped, never as
 // [apikey.ErrNotFound]; a record that does not decode is an error, never a
@@ -92,7 +42,8 @@ const DefaultNamespace = "keygate"
 const maxRetries = 32
 
 // holdLease is how long a Lookup serves a copy whose change is in flight
-// before it repairs the copy from the record (see the package doc).
+// before it repairs the copy from the record (see the write order in
+// change.go).
 const holdLease = time.Second
 
 // Config configures a [Store]. The zero value selects every default.
@@ -250,6 +201,44 @@ func checkEviction(ctx context.Context, client redis.UniversalClient) error {
 	}
 	return errors.New("redisstore: cannot check the eviction policy of this client type; set Config.SkipEvictionCheck")
 }
+
+// The key layout.
+//
+// With namespace ns (default "keygate"), an account's keys share the hash
+// tag {<account>} (the account ID, or "~" and its hex when it holds a
+// brace or starts with "~"), so that a Cluster keeps each account in one
+// slot, where one script creates, changes, rotates and counts its keys
+// atomically, and spreads different accounts over every master:
+//
+//	ns:{acct}:r:<id>      record JSON, the record of truth
+//	ns:{acct}:o           ZSET of the owner's IDs, scored by the instant
+//	                      (µs) until which the key counts as active: its
+//	                      expiry, +inf, or 0 once revoked; the per-owner
+//	                      limit is a ZCOUNT inside the create script
+//	ns:{acct}:ev          stream of the account's events, each with
+//	                      fields k (key ID) and e (event JSON), trimmed to
+//	                      [apikey.EventRetention] (see [Store.Events])
+//	ns:{acct}:ek:<id>     LIST of key <id>'s event IDs, oldest first, to
+//	                      keep [apikey.EventsPerKey] of them
+//	ns:{acct}:a           account JSON (see [Store.Account])
+//
+// A verification knows only the key's hash, so each record has a lookup
+// copy in the hash's own slot, read by [Store.Lookup] in one round trip,
+// and each ID an index naming its account, in the ID's slot with the
+// key's usage counters:
+//
+//	ns:h:<sha256 hex>     HASH: the record JSON and its version (see change.go)
+//	ns:i:{<id>}           the account ID
+//	ns:u:{<id>}           usage counters (see [Store.AddUsage])
+//	ns:exp                ZSET of IDs with an expiry, by expiry
+//	ns:rev                ZSET of revoked IDs, by revocation time, for
+//	                      [Store.Purge] (with the expiry set)
+//	ns:layout             "2": the namespace holds this layout
+//	ns:invalidate         pub/sub channel: the hash hex of every key that
+//	                      changes, and "a:" and the ID of every account
+//	                      changed
+//	ns:invalidate:hb:<r>  pub/sub channel of one subscription's heartbeats
+//	                      (see [Store.WatchChanges])
 
 // tag returns name as a hash tag's content: the name itself, or "~" and
 // its hex when it holds a brace (which would end the tag early), is empty

@@ -14,6 +14,11 @@ import (
 	"github.com/keygate/keygate/apikey"
 )
 
+// The invalidation channel is Redis's classic pub/sub, which a Cluster
+// delivers to every node's subscribers: it carries one message per
+// lifecycle change (rare next to verifications). Heartbeats go on a
+// channel per subscription, so that each instance receives its own only.
+
 // accountMessage starts the invalidation channel's message of an account
 // change, followed by the account's ID; a key change's message is the
 // hex of its hash.
