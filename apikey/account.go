@@ -139,20 +139,20 @@ type AccountStore interface {
 // checkPlan reports whether plan is one of the service's plans.
 func (s *Service) checkPlan(field, plan string) error {
 	switch {
-	case len(s.plans) == 0:
+	case len(s.planNames) == 0:
 		return invalid(field, "this service has no plans")
-	case !slices.Contains(s.plans, plan):
-		return invalid(field, "unknown plan %q; must be one of %q", plan, s.plans)
+	case !slices.Contains(s.planNames, plan):
+		return invalid(field, "unknown plan %q; must be one of %q", plan, s.planNames)
 	}
 	return nil
 }
 
 // defaultPlan is the plan of a new account.
 func (s *Service) defaultPlan() string {
-	if len(s.plans) == 0 {
+	if len(s.planNames) == 0 {
 		return ""
 	}
-	return s.plans[0]
+	return s.planNames[0]
 }
 
 // Account returns account id: as stored, or on the default plan when it

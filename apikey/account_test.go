@@ -17,7 +17,7 @@ import (
 func TestSetAccountRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	svc, _, _ := newTestService(t, apikey.Config{Plans: []string{"free", "business"}})
+	svc, _, _ := newTestService(t, apikey.Config{Plans: plansOf("free", "business")})
 	_, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
 	require.NoError(t, err)
 	for name, a := range map[string]apikey.Account{
@@ -45,7 +45,7 @@ func TestSetAccountRejectsBadInput(t *testing.T) {
 func TestAccounts(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	svc, _, clock := newTestService(t, apikey.Config{Plans: []string{"free", "business"}})
+	svc, _, clock := newTestService(t, apikey.Config{Plans: plansOf("free", "business")})
 	a, err := svc.Account(ctx, "acct")
 	require.NoError(t, err)
 	assert.Equal(t, apikey.Account{ID: "acct", Plan: "free"}, a, "a new account is on the default plan")
@@ -102,7 +102,7 @@ func TestRotationKeepsLineage(t *testing.T) {
 // plan, and says so when asked to change one.
 func TestAccountsUnsupported(t *testing.T) {
 	t.Parallel()
-	svc, err := apikey.New(keysOnly{memstore.New()}, apikey.Config{Plans: []string{"free"}})
+	svc, err := apikey.New(keysOnly{memstore.New()}, apikey.Config{Plans: plansOf("free")})
 	require.NoError(t, err)
 	ctx := context.Background()
 	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
@@ -121,7 +121,7 @@ type keysOnly struct{ apikey.Store }
 // it may reuse, is left as it was.
 func TestSetAccountLeavesTheCallersCredits(t *testing.T) {
 	ctx := context.Background()
-	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free"}})
+	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: plansOf("free")})
 	require.NoError(t, err)
 	require.NoError(t, svc.CreateAccount(ctx, apikey.Account{ID: "acct"}))
 	credits := &apikey.Credits{Balance: 5, RefillAmount: 5, RefillPeriod: apikey.RefillDay}

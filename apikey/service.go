@@ -5,8 +5,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
+
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // defaultMaxActiveKeys is the per-owner limit when [Config].MaxActiveKeys
@@ -25,11 +26,13 @@ type Config struct {
 	// Scopes are custom permissions accepted besides [Read], [Write] and
 	// [Delete]: 1 to 64 characters of lower-case letters, digits and ":._-".
 	Scopes []Permission
-	// Plans lists the rate-limit plan names accounts and keys may have;
-	// the first is the plan of a new account. Default none: accounts are
-	// then on the default plan (""), and naming one is an error, so that a
-	// typo never falls back to another plan.
-	Plans []string
+	// Plans are the rate-limit plans accounts and keys may name, with
+	// their policies: the one place they are configured (the middleware
+	// and manage read them from the Service). The default plan is a new
+	// account's. Default none: accounts are then on plan "", which the
+	// middleware limits by [ratelimit.DefaultPlans]'s default, and naming
+	// a plan is an error, so that a typo never falls back to another plan.
+	Plans *ratelimit.Plans
 	// Endpoints lists the route patterns of the host's API ("GET
 	// /items/{id}", or "/items/" for every method), for endpoint
 	// restrictions. When set, every [Restrictions].AllowedEndpoints entry
@@ -66,7 +69,9 @@ type Service struct {
 	max    int
 	life   time.Duration
 	scopes map[Permission]bool
-	plans  []string
+	plans  *ratelimit.Plans
+	// planNames are plans' names, the default first; none without plans.
+	planNames []string
 	// defaultAccount is the account of an owner with none stored, shared
 	// by their principals.
 	defaultAccount *Account
@@ -87,7 +92,7 @@ func New(store Store, cfg Config) (*Service, error) {
 		max:    cfg.MaxActiveKeys,
 		life:   cfg.MaxLifetime,
 		scopes: map[Permission]bool{Read: true, Write: true, Delete: true},
-		plans:  append([]string(nil), cfg.Plans...),
+		plans:  cfg.Plans,
 		newID:  cfg.NewID,
 	}
 	if s.format == nil {
@@ -106,7 +111,10 @@ func New(store Store, cfg Config) (*Service, error) {
 		}
 		s.scopes[p] = true
 	}
-	for _, p := range s.plans {
+	if s.plans != nil {
+		s.planNames = s.plans.Names()
+	}
+	for _, p := range s.planNames {
 		if !validToken(p, maxPlanLength) {
 			return nil, fmt.Errorf("%w: plan %q must be 1 to %d characters of letters, digits and \"._:-\"",
 				ErrInvalidConfig, p, maxPlanLength)
@@ -139,9 +147,9 @@ func New(store Store, cfg Config) (*Service, error) {
 // Format returns the key format the service issues and accepts.
 func (s *Service) Format() *Format { return s.format }
 
-// Plans returns the plan names accounts and keys may have, the default
-// first: a copy of [Config].Plans.
-func (s *Service) Plans() []string { return slices.Clone(s.plans) }
+// Plans returns [Config].Plans: the plans accounts and keys may name,
+// nil when there are none.
+func (s *Service) Plans() *ratelimit.Plans { return s.plans }
 
 // CreateParams describes a key to issue. Only Owner is required.
 type CreateParams struct {

@@ -13,10 +13,25 @@ import (
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/internal/testclock"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/store/memstore"
 )
 
 var now = time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+
+// plansOf returns plans of the given names, the first the default, each
+// 10 requests a minute.
+func plansOf(names ...string) *ratelimit.Plans {
+	var ps []*ratelimit.Policy
+	for _, n := range names {
+		ps = append(ps, ratelimit.MustPolicy(n, ratelimit.PerMinute(10)))
+	}
+	plans, err := ratelimit.NewPlans(ps...)
+	if err != nil {
+		panic(err)
+	}
+	return plans
+}
 
 func newTestService(t testing.TB, cfg apikey.Config) (*apikey.Service, *memstore.Store, *testclock.Clock) {
 	t.Helper()
@@ -33,7 +48,7 @@ func newTestService(t testing.TB, cfg apikey.Config) (*apikey.Service, *memstore
 func TestCreateRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	svc, store, _ := newTestService(t, apikey.Config{Scopes: []apikey.Permission{"reports:export"}, Plans: []string{"free", "starter"}})
+	svc, store, _ := newTestService(t, apikey.Config{Scopes: []apikey.Permission{"reports:export"}, Plans: plansOf("free", "starter")})
 	existing, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct", ID: "key_taken"})
 	require.NoError(t, err)
 
@@ -102,7 +117,7 @@ func TestCreateRejectsBadInput(t *testing.T) {
 func TestCreateNormalizes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	svc, _, _ := newTestService(t, apikey.Config{Scopes: []apikey.Permission{"reports:export"}, Plans: []string{"free", "starter"}})
+	svc, _, _ := newTestService(t, apikey.Config{Scopes: []apikey.Permission{"reports:export"}, Plans: plansOf("free", "starter")})
 	ips := []netip.Prefix{netip.MustParsePrefix("10.1.2.3/8"), netip.MustParsePrefix("192.168.0.7/32"), netip.MustParsePrefix("2001:db8::1/32")}
 	meta := map[string]string{"team": "core"}
 	perms := []apikey.Permission{apikey.Write, apikey.Read, apikey.Write, "reports:export"}
@@ -172,7 +187,7 @@ func TestTimesAreInRange(t *testing.T) {
 func TestPlansAreChecked(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	svc, _, _ := newTestService(t, apikey.Config{Plans: []string{"free", "starter", "business"}})
+	svc, _, _ := newTestService(t, apikey.Config{Plans: ratelimit.DefaultPlans()})
 	for _, plan := range []string{"Business", "enterprise", " free"} {
 		_, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct", Plan: plan})
 		var ie *apikey.InputError
@@ -186,12 +201,12 @@ func TestPlansAreChecked(t *testing.T) {
 	acct, err := svc.Account(ctx, "acct")
 	require.NoError(t, err)
 	assert.Equal(t, "free", acct.Plan, "the first plan is a new account's")
-	assert.Equal(t, []string{"free", "starter", "business"}, svc.Plans())
+	assert.Equal(t, []string{"free", "starter", "business"}, svc.Plans().Names())
 
 	plain, _, _ := newTestService(t, apikey.Config{})
 	_, err = plain.Create(ctx, apikey.CreateParams{Owner: "acct", Plan: "starter"})
 	require.ErrorIs(t, err, apikey.ErrInvalidInput, "a service without plans refuses any")
-	assert.Empty(t, plain.Plans())
+	assert.Nil(t, plain.Plans())
 }
 
 // With the host's routes configured, an endpoint restriction that can
@@ -379,7 +394,7 @@ func TestNewRejects(t *testing.T) {
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
 	_, err = apikey.New(memstore.New(), apikey.Config{Scopes: []apikey.Permission{"Bad Scope"}})
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
-	_, err = apikey.New(memstore.New(), apikey.Config{Plans: []string{"has space"}})
+	_, err = apikey.New(memstore.New(), apikey.Config{Plans: plansOf("has space")})
 	require.ErrorIs(t, err, apikey.ErrInvalidConfig)
 }
 
@@ -409,7 +424,7 @@ func TestVerifyAllocatesNothing(t *testing.T) {
 func TestPrincipal(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	svc, _, _ := newTestService(t, apikey.Config{Plans: []string{"free", "starter"}})
+	svc, _, _ := newTestService(t, apikey.Config{Plans: plansOf("free", "starter")})
 	issued, err := svc.Create(ctx, apikey.CreateParams{
 		Owner: "acct", ProjectID: "proj_1", Plan: "starter", Permissions: []apikey.Permission{apikey.Read},
 		ExpiresAt: now.Add(time.Hour), Metadata: map[string]string{"team": "core"},

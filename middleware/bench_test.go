@@ -53,7 +53,7 @@ var plans, _ = ratelimit.NewPlans(unlimited, capped)
 // credits each account has a balance that every request spends.
 func stack(b *testing.B, n int, keyCap, credits bool, limiter ratelimit.Limiter) (http.Handler, []*http.Request) {
 	b.Helper()
-	svc, err := apikey.New(memstore.New(), apikey.Config{MaxActiveKeys: -1, Plans: plans.Names()})
+	svc, err := apikey.New(memstore.New(), apikey.Config{MaxActiveKeys: -1, Plans: plans})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func stack(b *testing.B, n int, keyCap, credits bool, limiter ratelimit.Limiter)
 	if limiter == nil {
 		limiter = ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1})
 	}
-	mw, err := middleware.New(middleware.Config{Verifier: svc, Limiter: limiter, Plans: plans})
+	mw, err := middleware.New(middleware.Config{Verifier: svc, Limiter: limiter})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func Example() {
 // limits, and a credit balance that each request spends.
 func Example_accounts() {
 	ctx := context.Background()
-	svc, _ := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free", "starter", "business"}})
+	svc, _ := apikey.New(memstore.New(), apikey.Config{Plans: ratelimit.DefaultPlans()})
 	mw, _ := middleware.New(middleware.Config{
 		Verifier: svc,
 		Limiter:  ratelimit.NewMemory(ratelimit.MemoryConfig{}),

@@ -10,26 +10,14 @@ import (
 	"github.com/keygate/keygate/ratelimit"
 )
 
-// checkPlans checks cfg's plans against the Verifier's and its costs
-// against the plans.
-func checkPlans(cfg Config) error {
+// checkCosts checks cfg's costs against the plans.
+func checkCosts(cfg Config, plans *ratelimit.Plans) error {
 	if cfg.Limiter == nil {
 		return nil
 	}
-	if lister, ok := cfg.Verifier.(interface{ Plans() []string }); ok {
-		names := lister.Plans()
-		for _, name := range names {
-			if _, ok := cfg.Plans.Lookup(name); !ok {
-				return fmt.Errorf("middleware: %w: the key service's plan %q has no policy in Config.Plans", apikey.ErrInvalidConfig, name)
-			}
-		}
-		if def, _ := cfg.Plans.Lookup(""); len(names) > 0 && def.Name() != names[0] {
-			return fmt.Errorf("middleware: %w: the key service's default plan is %q, Config.Plans's %q", apikey.ErrInvalidConfig, names[0], def.Name())
-		}
-	}
 	for route, cost := range cfg.Costs {
-		for _, name := range cfg.Plans.Names() {
-			p, _ := cfg.Plans.Lookup(name)
+		for _, name := range plans.Names() {
+			p, _ := plans.Lookup(name)
 			if err := (&ratelimit.Request{KeyPolicy: p, Cost: cost}).Validate(); err != nil {
 				return fmt.Errorf("middleware: %w: the cost of %q under plan %q: %w", apikey.ErrInvalidConfig, route, name, err)
 			}
@@ -91,12 +79,12 @@ func (t *terms) of(a *apikey.Account) bool {
 // them for each account that has custom limits or credits.
 func (m *Middleware) accountTerms(a *apikey.Account) (*ratelimit.Policy, *ratelimit.Credits, error) {
 	if len(a.Limits) == 0 && a.Credits == nil {
-		return LimitsOf(m.cfg.Plans, a) // the plan's policy: nothing to build
+		return LimitsOf(m.plans, a) // the plan's policy: nothing to build
 	}
 	if v, ok := m.custom.Load(a.ID); ok && v.(*terms).of(a) {
 		return v.(*terms).policy, v.(*terms).credits, nil
 	}
-	p, c, err := LimitsOf(m.cfg.Plans, a)
+	p, c, err := LimitsOf(m.plans, a)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -166,7 +154,7 @@ func (m *Middleware) keyPolicy(p apikey.Principal) (*ratelimit.Policy, error) {
 		if plan == "" {
 			return nil, nil
 		}
-		kp, ok := m.cfg.Plans.Lookup(plan)
+		kp, ok := m.plans.Lookup(plan)
 		if !ok {
 			return nil, fmt.Errorf("the key's plan %q has no policy", plan)
 		}

@@ -35,7 +35,7 @@ type limited struct {
 func newLimited(t *testing.T) *limited {
 	t.Helper()
 	clock := testclock.New(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC))
-	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free", "starter", "business"}, MaxActiveKeys: 20, Clock: clock.Now})
+	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: ratelimit.DefaultPlans(), MaxActiveKeys: 20, Clock: clock.Now})
 	require.NoError(t, err)
 	limiter := ratelimit.NewMemory(ratelimit.MemoryConfig{Clock: clock.Now})
 	t.Cleanup(func() { _ = limiter.Close() })
@@ -320,10 +320,12 @@ func (r *recorder) Allow(_ context.Context, req ratelimit.Request) (ratelimit.De
 // per policy do not grow with accounts or changes.
 func TestCustomLimitsShareAPolicy(t *testing.T) {
 	ctx := context.Background()
-	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free"}})
+	plans, err := ratelimit.NewPlans(freePlan)
+	require.NoError(t, err)
+	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: plans})
 	require.NoError(t, err)
 	rec := &recorder{policies: map[*ratelimit.Policy]bool{}}
-	mw, err := middleware.New(middleware.Config{Verifier: svc, Limiter: rec, Plans: mustPlans(t)})
+	mw, err := middleware.New(middleware.Config{Verifier: svc, Limiter: rec})
 	require.NoError(t, err)
 	h := mw.Authenticate(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
 	enterprise := []apikey.Limit{{Limit: 5000, Period: time.Minute}}
@@ -342,10 +344,4 @@ func TestCustomLimitsShareAPolicy(t *testing.T) {
 		}
 	}
 	assert.Len(t, rec.policies, 2, "one policy per set of limits")
-}
-
-func mustPlans(t *testing.T) *ratelimit.Plans {
-	plans, err := ratelimit.NewPlans(freePlan)
-	require.NoError(t, err)
-	return plans
 }

@@ -62,14 +62,10 @@ type Config struct {
 	// keys, under the key's own plan when it has one, as a cap within the
 	// account's, and against the account's credit balance when it has one
 	// (refused with "Quota exceeded"); it writes X-RateLimit-* headers of
-	// the binding limit on every response it lets through.
+	// the binding limit on every response it lets through. The plans'
+	// policies are the Verifier's (an *apikey.Service's Config.Plans);
+	// a Verifier without plans gets [ratelimit.DefaultPlans].
 	Limiter ratelimit.Limiter
-	// Plans maps plan names to policies. Default
-	// [ratelimit.DefaultPlans]. When the Verifier lists the plans of its
-	// accounts and keys (an *apikey.Service does, from its Config.Plans),
-	// New refuses a plan with no policy here, and a default plan that is
-	// not the Verifier's.
-	Plans *ratelimit.Plans
 	// Costs are what a request to a route takes from every window, by
 	// route pattern ("POST /reports"). Default 1; 0 verifies the key and
 	// takes nothing. New refuses a negative cost and one above a plan's
@@ -116,9 +112,10 @@ type Config struct {
 // it is safe for concurrent use.
 type Middleware struct {
 	cfg      Config
-	custom   sync.Map // account ID -> *terms, for accounts with custom limits or credits
-	keys     sync.Map // key lineage -> *keyTerms, for keys with custom limits
-	policies sync.Map // custom limits (their text) -> *ratelimit.Policy, shared by the accounts and keys that have them
+	plans    *ratelimit.Plans // the Verifier's, or the default ones
+	custom   sync.Map         // account ID -> *terms, for accounts with custom limits or credits
+	keys     sync.Map         // key lineage -> *keyTerms, for keys with custom limits
+	policies sync.Map         // custom limits (their text) -> *ratelimit.Policy, shared by the accounts and keys that have them
 }
 
 // New validates cfg and returns its Middleware.
@@ -135,10 +132,11 @@ func New(cfg Config) (*Middleware, error) {
 	for i, h := range names {
 		cfg.KeyHeaders[i] = http.CanonicalHeaderKey(h)
 	}
-	if cfg.Plans == nil {
-		cfg.Plans = ratelimit.DefaultPlans()
+	plans := ratelimit.DefaultPlans()
+	if v, ok := cfg.Verifier.(interface{ Plans() *ratelimit.Plans }); ok && v.Plans() != nil {
+		plans = v.Plans()
 	}
-	if err := checkPlans(cfg); err != nil {
+	if err := checkCosts(cfg, plans); err != nil {
 		return nil, err
 	}
 	if cfg.Errors == nil {
@@ -153,7 +151,7 @@ func New(cfg Config) (*Middleware, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	return &Middleware{cfg: cfg}, nil
+	return &Middleware{cfg: cfg, plans: plans}, nil
 }
 
 type principalKey struct{}

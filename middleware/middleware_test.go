@@ -42,7 +42,7 @@ type hooks struct {
 
 func setup(t *testing.T, cfg middleware.Config, params apikey.CreateParams) *fixture {
 	t.Helper()
-	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free", "starter", "business"}})
+	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: ratelimit.DefaultPlans()})
 	require.NoError(t, err)
 	if params.Owner == "" {
 		params.Owner = "acct"
@@ -329,20 +329,25 @@ func TestErrorPresets(t *testing.T) {
 	assert.JSONEq(t, `{"error":{"code":"unauthorized","message":"Invalid or missing API key"}}`, w.Body.String())
 }
 
-// A plan the key service issues but the limiter has no policy for is a
-// construction error, not a silent fallback to the free plan.
-func TestNewRefusesUnknownPlans(t *testing.T) {
+// The plans are the key service's: a plan of its own, unknown to the
+// default plans, limits its accounts by its own policy.
+func TestPlansAreTheServices(t *testing.T) {
 	limiter := ratelimit.NewMemory(ratelimit.MemoryConfig{})
 	t.Cleanup(func() { _ = limiter.Close() })
-	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free", "enterprise"}})
+	plans, err := ratelimit.NewPlans(ratelimit.MustPolicy("enterprise", ratelimit.PerMinute(2)))
 	require.NoError(t, err)
-	_, err = middleware.New(middleware.Config{Verifier: svc, Limiter: limiter})
-	require.ErrorContains(t, err, `plan "enterprise" has no policy`)
-
-	svc, err = apikey.New(memstore.New(), apikey.Config{Plans: []string{"free", "starter", "business"}})
+	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: plans})
 	require.NoError(t, err)
-	_, err = middleware.New(middleware.Config{Verifier: svc, Limiter: limiter})
+	issued, err := svc.Create(context.Background(), apikey.CreateParams{Owner: "acct", Permissions: []apikey.Permission{apikey.Read}})
 	require.NoError(t, err)
+	mw, err := middleware.New(middleware.Config{Verifier: svc, Limiter: limiter})
+	require.NoError(t, err)
+	h := mw.Authenticate(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("X-API-Key", issued.Secret.Reveal())
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	assert.Equal(t, "2", w.Header().Get("X-RateLimit-Limit"), "the enterprise plan's 2 a minute")
 }
 
 func TestNewRequiresVerifier(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/store/storetest"
 )
 
@@ -29,7 +30,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := apikey.Config{Plans: []string{"free", "business"}}
+	cfg := apikey.Config{Plans: ratelimit.DefaultPlans()}
 	svc, _ := apikey.New(s, cfg)
 	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
 	if err != nil {

@@ -137,7 +137,7 @@ func newServer(cfg serverConfig) (*server, error) {
 	demo := newRecordings()
 	svc, err := apikey.New(keys, apikey.Config{
 		Clock:       cfg.Clock,
-		Plans:       []string{"free", "starter", "business"},
+		Plans:       ratelimit.DefaultPlans(),
 		Endpoints:   demo.patterns(),
 		MaxLifetime: cfg.MaxLifetime,
 	})

@@ -51,7 +51,11 @@ func (h *Handler) getAccount(w http.ResponseWriter, r *http.Request) {
 
 // writeAccount writes a, with where its limits and balance stand.
 func (h *Handler) writeAccount(w http.ResponseWriter, r *http.Request, a apikey.Account) {
-	policy, credits, err := middleware.LimitsOf(h.cfg.Plans, &a)
+	plans := h.cfg.Service.Plans()
+	if plans == nil {
+		plans = ratelimit.DefaultPlans()
+	}
+	policy, credits, err := middleware.LimitsOf(plans, &a)
 	if err != nil {
 		h.lifecycleError(w, r, err)
 		return

@@ -22,7 +22,7 @@ import (
 // credits, creating the account the login vouches for.
 func TestAccountEndpoint(t *testing.T) {
 	clock := testclock.New(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC))
-	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: []string{"free", "starter", "business"}, Clock: clock.Now})
+	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: ratelimit.DefaultPlans(), Clock: clock.Now})
 	require.NoError(t, err)
 	limiter := ratelimit.NewMemory(ratelimit.MemoryConfig{Clock: clock.Now})
 	t.Cleanup(func() { _ = limiter.Close() })

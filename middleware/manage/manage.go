@@ -59,9 +59,6 @@ type Config struct {
 	// AccountPath is where the account endpoint is mounted (route it to
 	// the Handler too). Default "/api/v1/account".
 	AccountPath string
-	// Plans are the policies of the Service's plans, for the account
-	// endpoint. Default [ratelimit.DefaultPlans].
-	Plans *ratelimit.Plans
 	// Limiter, when set, is asked where the account's limits and credit
 	// balance stand (a request that spends nothing); without it the
 	// account endpoint shows the limits and the granted balance alone.
@@ -132,9 +129,6 @@ func New(cfg Config) (*Handler, error) {
 	}
 	if cfg.AccountPath == "" {
 		cfg.AccountPath = "/api/v1/account"
-	}
-	if cfg.Plans == nil {
-		cfg.Plans = ratelimit.DefaultPlans()
 	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
 	p := strings.TrimSuffix(cfg.Prefix, "/")

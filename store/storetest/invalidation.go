@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/store/cachestore"
 )
 
@@ -29,7 +30,7 @@ func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cache.Close() })
-		svc, err := apikey.New(cache, apikey.Config{Plans: []string{"free", "business"}})
+		svc, err := apikey.New(cache, apikey.Config{Plans: ratelimit.DefaultPlans()})
 		if err != nil {
 			t.Fatal(err)
 		}
