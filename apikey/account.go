@@ -31,11 +31,9 @@ type Account struct {
 	Version int64 `json:"version"`
 }
 
-// Limit is one window of a custom plan: Limit requests per Period.
-// Periods of a day or longer are counters aligned to UTC (never more than
-// Limit in one calendar day, for a day); shorter ones are token buckets,
-// as the plans' minute windows are. A Monthly window has no Period: it
-// counts per calendar month, UTC, from 00:00 on the first.
+// Limit is one window of a custom plan: Limit requests per Period, or
+// per calendar month (Monthly, with no Period). Which kind of window
+// each is, is [ratelimit.Custom]'s rule.
 type Limit struct {
 	Limit   int64         `json:"limit"`
 	Period  time.Duration `json:"period"`

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-	"time"
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/ratelimit"
@@ -88,18 +87,13 @@ func (m *Middleware) accountTerms(a *apikey.Account) (*ratelimit.Policy, *rateli
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(a.Limits) > 0 {
-		p = m.shared(a.Limits, p)
-	}
 	m.custom.Store(a.ID, &terms{account: *a, policy: p, credits: c})
 	return p, c, nil
 }
 
 // LimitsOf returns what the middleware limits account a's requests by:
-// the policy of its plan in plans, or of its custom limits (a period of a
-// day or longer is a fixed window, shorter ones token buckets, a monthly
-// one a calendar month), and its
-// credits, nil when it has none.
+// the policy of its plan in plans, or of its custom limits
+// ([ratelimit.Custom]), and its credits, nil when it has none.
 func LimitsOf(plans *ratelimit.Plans, a *apikey.Account) (*ratelimit.Policy, *ratelimit.Credits, error) {
 	p, ok := plans.Lookup(a.Plan)
 	if !ok {
@@ -129,13 +123,13 @@ func LimitsOf(plans *ratelimit.Plans, a *apikey.Account) (*ratelimit.Policy, *ra
 }
 
 // customPolicy returns the policy of custom windows, an account's or a
-// key's.
+// key's: one per distinct set of windows ([ratelimit.Custom]).
 func customPolicy(limits []apikey.Limit) (*ratelimit.Policy, error) {
 	windows := make([]ratelimit.Window, len(limits))
 	for i, l := range limits {
-		windows[i] = ratelimit.Window{Limit: l.Limit, Period: l.Period, Fixed: l.Period >= 24*time.Hour, Monthly: l.Monthly}
+		windows[i] = ratelimit.Window{Limit: l.Limit, Period: l.Period, Monthly: l.Monthly}
 	}
-	return ratelimit.NewPolicy("custom", windows...)
+	return ratelimit.Custom(windows...)
 }
 
 // keyTerms are what caps one key of custom limits.
@@ -168,15 +162,6 @@ func (m *Middleware) keyPolicy(p apikey.Principal) (*ratelimit.Policy, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the key's limits: %w", err)
 	}
-	kp = m.shared(limits, kp)
 	m.keys.Store(lineage, &keyTerms{limits: limits, policy: kp})
 	return kp, nil
-}
-
-// shared returns the one policy kept for custom limits, p (their
-// policy) if none is: one per set of limits however many accounts, keys
-// and changes have it, since limiters keep what they derive per policy.
-func (m *Middleware) shared(limits []apikey.Limit, p *ratelimit.Policy) *ratelimit.Policy {
-	actual, _ := m.policies.LoadOrStore(fmt.Sprint(limits), p)
-	return actual.(*ratelimit.Policy)
 }

@@ -3,6 +3,7 @@ package ratelimit_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -57,4 +58,25 @@ func TestCosts(t *testing.T) {
 	assert.ErrorIs(t, err, ratelimit.ErrInvalidCost, "a cost above the key's capacity")
 	_, err = m.Allow(context.Background(), ratelimit.Request{Key: "k", Cost: 1})
 	assert.ErrorIs(t, err, ratelimit.ErrInvalidPolicy)
+}
+
+// Custom windows follow one rule, a day or longer is a fixed UTC window,
+// and equal windows are one policy.
+func TestCustom(t *testing.T) {
+	p, err := ratelimit.Custom(ratelimit.Window{Limit: 5000, Period: time.Minute}, ratelimit.Window{Limit: 50, Period: 24 * time.Hour},
+		ratelimit.Window{Limit: 9, Monthly: true})
+	require.NoError(t, err)
+	ws := p.Windows()
+	assert.False(t, ws[0].Fixed, "a minute is a token bucket")
+	assert.True(t, ws[1].Fixed, "a day is a fixed UTC window")
+	assert.True(t, ws[2].Monthly)
+	same, err := ratelimit.Custom(ratelimit.Window{Limit: 5000, Period: time.Minute, Name: "x", Burst: 7}, ratelimit.Window{Limit: 50, Period: 24 * time.Hour},
+		ratelimit.Window{Limit: 9, Monthly: true})
+	require.NoError(t, err)
+	assert.Same(t, p, same, "equal windows, one policy; other fields ignored")
+	other, err := ratelimit.Custom(ratelimit.Window{Limit: 5001, Period: time.Minute})
+	require.NoError(t, err)
+	assert.NotSame(t, p, other)
+	_, err = ratelimit.Custom()
+	require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy)
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/keygate/keygate/internal/binding"
@@ -141,6 +143,36 @@ func MustPolicy(name string, windows ...Window) *Policy {
 		panic(err)
 	}
 	return p
+}
+
+// customs interns the policies of [Custom], by their windows.
+var customs sync.Map // string -> *Policy
+
+// Custom returns the policy of custom windows, as an account's or a
+// key's contract states them by Limit and Period (or Monthly): a window
+// of a day or longer counts per fixed window aligned to UTC (never more
+// than Limit in one calendar day, for a day), a shorter one is a token
+// bucket, and a Monthly one counts per calendar month, UTC. Other fields
+// are ignored. Equal windows give the same *Policy, so that whatever
+// derives state per policy (the limiters do) holds one entry per
+// distinct set of windows in use, however many accounts, keys and
+// changes have it. Errors are [NewPolicy]'s.
+func Custom(windows ...Window) (*Policy, error) {
+	var id strings.Builder
+	ws := make([]Window, len(windows))
+	for i, w := range windows {
+		ws[i] = Window{Limit: w.Limit, Period: w.Period, Monthly: w.Monthly, Fixed: w.Period >= 24*time.Hour}
+		fmt.Fprintf(&id, "%d/%d/%t;", w.Limit, w.Period, w.Monthly)
+	}
+	if p, ok := customs.Load(id.String()); ok {
+		return p.(*Policy), nil
+	}
+	p, err := NewPolicy("custom", ws...)
+	if err != nil {
+		return nil, err
+	}
+	actual, _ := customs.LoadOrStore(id.String(), p)
+	return actual.(*Policy), nil
 }
 
 // capacity returns the most any one request can take from p: its
