@@ -111,11 +111,10 @@ type Config struct {
 // Middleware authenticates API keys on net/http. Create one with [New];
 // it is safe for concurrent use.
 type Middleware struct {
-	cfg      Config
-	plans    *ratelimit.Plans // the Verifier's, or the default ones
-	custom   sync.Map         // account ID -> *terms, for accounts with custom limits or credits
-	keys     sync.Map         // key lineage -> *keyTerms, for keys with custom limits
-	policies sync.Map         // custom limits (their text) -> *ratelimit.Policy, shared by the accounts and keys that have them
+	cfg    Config
+	plans  *ratelimit.Plans // the Verifier's, or the default ones
+	custom sync.Map         // account ID -> *terms, for accounts with custom limits or credits
+	keys   sync.Map         // key lineage -> *keyTerms, for keys with custom limits
 }
 
 // New validates cfg and returns its Middleware.
