@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // Account is an owner of keys: the plan all its keys share, and what
@@ -18,8 +20,10 @@ type Account struct {
 	// Plan names the rate-limit plan the account's keys share.
 	Plan string `json:"plan"`
 	// Limits, when set, replace the plan's windows for this account: a
-	// custom plan, such as an Enterprise contract.
-	Limits []Limit `json:"limits,omitempty"`
+	// custom plan, such as an Enterprise contract. Each window states
+	// Limit and Period, or Limit and Monthly; its kind follows
+	// [ratelimit.Custom]'s rule.
+	Limits []ratelimit.Window `json:"limits,omitempty"`
 	// Credits, when set, is a balance each request spends on top of the
 	// rate limits.
 	Credits *Credits `json:"credits,omitempty"`
@@ -29,15 +33,6 @@ type Account struct {
 	// more at each change. A store compares it to refuse a change made
 	// to a copy that is no longer the stored one ([AccountStore]).
 	Version int64 `json:"version"`
-}
-
-// Limit is one window of a custom plan: Limit requests per Period, or
-// per calendar month (Monthly, with no Period). Which kind of window
-// each is, is [ratelimit.Custom]'s rule.
-type Limit struct {
-	Limit   int64         `json:"limit"`
-	Period  time.Duration `json:"period"`
-	Monthly bool          `json:"monthly,omitempty"`
 }
 
 // Credits is an account's credit balance: each request spends its
@@ -101,7 +96,7 @@ var latestRefill = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // clone returns a copy of a sharing no memory with it.
 func (a Account) clone() Account {
-	a.Limits = append([]Limit(nil), a.Limits...)
+	a.Limits = append([]ratelimit.Window(nil), a.Limits...)
 	if a.Credits != nil {
 		c := *a.Credits
 		a.Credits = &c
@@ -385,7 +380,7 @@ func grant(c, old *Credits, now time.Time) error {
 }
 
 // validateLimits checks custom windows, an account's or a key's.
-func validateLimits(limits []Limit) error {
+func validateLimits(limits []ratelimit.Window) error {
 	if len(limits) > maxLimits {
 		return invalid("limits", "has %d windows, at most %d", len(limits), maxLimits)
 	}
@@ -393,6 +388,8 @@ func validateLimits(limits []Limit) error {
 		switch {
 		case l.Limit < 1 || l.Limit > maxLimitCount:
 			return invalid("limits", "window %d: limit %d is not between 1 and %d", i, l.Limit, int64(maxLimitCount))
+		case l.Name != "" || l.Burst != 0 || l.Fixed:
+			return invalid("limits", "window %d: a custom window states its limit and period (or monthly) only: its kind follows from them", i)
 		case l.Monthly && l.Period != 0:
 			return invalid("limits", "window %d: a monthly window has no period", i)
 		case l.Monthly:

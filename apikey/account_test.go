@@ -2,6 +2,7 @@ package apikey_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/store/memstore"
 )
 
@@ -23,13 +25,15 @@ func TestSetAccountRejectsBadInput(t *testing.T) {
 	for name, a := range map[string]apikey.Account{
 		"unknown plan":      {ID: "acct", Plan: "enterprise"},
 		"no id":             {Plan: "free"},
-		"zero limit":        {ID: "acct", Limits: []apikey.Limit{{Limit: 0, Period: time.Minute}}},
-		"negative limit":    {ID: "acct", Limits: []apikey.Limit{{Limit: -5, Period: time.Minute}}},
-		"no period":         {ID: "acct", Limits: []apikey.Limit{{Limit: 5}}},
-		"part of a second":  {ID: "acct", Limits: []apikey.Limit{{Limit: 5, Period: 1500 * time.Millisecond}}},
-		"too many windows":  {ID: "acct", Limits: make([]apikey.Limit, 5)},
-		"too fast":          {ID: "acct", Limits: []apikey.Limit{{Limit: 1 << 30, Period: time.Second}}},
-		"monthly, a period": {ID: "acct", Limits: []apikey.Limit{{Limit: 5, Period: time.Hour, Monthly: true}}},
+		"zero limit":        {ID: "acct", Limits: []ratelimit.Window{{Limit: 0, Period: time.Minute}}},
+		"negative limit":    {ID: "acct", Limits: []ratelimit.Window{{Limit: -5, Period: time.Minute}}},
+		"no period":         {ID: "acct", Limits: []ratelimit.Window{{Limit: 5}}},
+		"part of a second":  {ID: "acct", Limits: []ratelimit.Window{{Limit: 5, Period: 1500 * time.Millisecond}}},
+		"too many windows":  {ID: "acct", Limits: make([]ratelimit.Window, 5)},
+		"too fast":          {ID: "acct", Limits: []ratelimit.Window{{Limit: 1 << 30, Period: time.Second}}},
+		"monthly, a period": {ID: "acct", Limits: []ratelimit.Window{{Limit: 5, Period: time.Hour, Monthly: true}}},
+		"a burst":           {ID: "acct", Limits: []ratelimit.Window{{Limit: 5, Period: time.Minute, Burst: 9}}},
+		"a kind stated":     {ID: "acct", Limits: []ratelimit.Window{{Limit: 5, Period: time.Minute, Fixed: true}}},
 	} {
 		err := svc.SetAccount(ctx, a)
 		require.ErrorIs(t, err, apikey.ErrInvalidInput, name)
@@ -52,7 +56,7 @@ func TestAccounts(t *testing.T) {
 
 	require.NoError(t, svc.CreateAccount(ctx, apikey.Account{ID: "acct"}))
 	require.ErrorIs(t, svc.CreateAccount(ctx, apikey.Account{ID: "acct"}), apikey.ErrDuplicate)
-	limits := []apikey.Limit{{Limit: 5000, Period: time.Minute}, {Limit: 10_000_000, Period: 24 * time.Hour}}
+	limits := []ratelimit.Window{{Limit: 5000, Period: time.Minute}, {Limit: 10_000_000, Period: 24 * time.Hour}}
 	clock.Advance(time.Hour)
 	require.NoError(t, svc.SetAccount(ctx, apikey.Account{ID: "acct", Plan: "business", Limits: limits}))
 	a, err = svc.Account(ctx, "acct")
@@ -131,4 +135,16 @@ func TestSetAccountLeavesTheCallersCredits(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, apikey.RefillReplace, a.Credits.RefillMode)
 	assert.False(t, a.Credits.GrantedAt.IsZero())
+}
+
+// Custom windows keep the JSON form stores already hold: accounts stored
+// before the windows were ratelimit's decode alike, and encode alike.
+func TestAccountLimitsKeepTheirStoredForm(t *testing.T) {
+	stored := `{"id":"acct","plan":"free","limits":[{"limit":5000,"period":60000000000},{"limit":9,"period":0,"monthly":true}],"updated_at":"2030-01-02T03:04:05Z","version":3}`
+	var a apikey.Account
+	require.NoError(t, json.Unmarshal([]byte(stored), &a))
+	assert.Equal(t, []ratelimit.Window{{Limit: 5000, Period: time.Minute}, {Limit: 9, Monthly: true}}, a.Limits)
+	out, err := json.Marshal(a)
+	require.NoError(t, err)
+	assert.Contains(t, string(out), `"limits":[{"limit":5000,"period":60000000000},{"limit":9,"period":0,"monthly":true}]`)
 }

@@ -1,6 +1,10 @@
 package apikey
 
-import "log/slog"
+import (
+	"log/slog"
+
+	"github.com/keygate/keygate/ratelimit"
+)
 
 // Principal is who a verified key speaks for: the key's owner,
 // permissions, project scope and restrictions. It is an immutable view,
@@ -41,7 +45,7 @@ func (p Principal) Plan() string { return p.key().Plan }
 // Limits returns the key's custom windows, which cap it on its own
 // instead of its plan's; nil for none. They are shared: do not modify
 // them.
-func (p Principal) Limits() []Limit { return p.key().Limits }
+func (p Principal) Limits() []ratelimit.Window { return p.key().Limits }
 
 // Lineage returns the ID of the first key of the key's rotation chain,
 // under which its own rate limits are kept.

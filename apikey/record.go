@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // Key describes an issued key: everything a service may show its owner.
@@ -25,7 +27,7 @@ type Key struct {
 	Plan string `json:"plan,omitempty"`
 	// Limits, when set, are custom windows that cap this key on its own,
 	// instead of Plan's.
-	Limits []Limit `json:"limits,omitempty"`
+	Limits []ratelimit.Window `json:"limits,omitempty"`
 	// ProjectID limits the key to one project; "" means account-wide.
 	ProjectID string `json:"project_id,omitempty"`
 	// NotBefore, when set, is the first instant the key verifies.

@@ -174,7 +174,7 @@ type CreateParams struct {
 	Plan string
 	// Limits are custom windows that cap this key on its own instead of
 	// Plan's, validated as an [Account]'s are; none by default.
-	Limits []Limit
+	Limits []ratelimit.Window
 	// NotBefore and ExpiresAt bound when the key verifies; zero means no
 	// bound. ExpiresAt must be in the future and after NotBefore, and
 	// both within the years 1970 to 9999.

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // UpdateParams are the fields of a key that [Service.Update] may change,
@@ -19,7 +21,7 @@ type UpdateParams struct {
 	Permissions  []Permission
 	ProjectID    string
 	Plan         string
-	Limits       []Limit
+	Limits       []ratelimit.Window
 	NotBefore    time.Time
 	ExpiresAt    time.Time
 	Restrictions Restrictions

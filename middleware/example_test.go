@@ -67,7 +67,7 @@ func Example_accounts() {
 	_ = svc.SetAccount(ctx, acct)
 	// An Enterprise contract: custom windows in place of the plan's, here
 	// 5,000 a minute and 50 million a calendar month (UTC).
-	acct.Limits = []apikey.Limit{{Limit: 5_000, Period: time.Minute}, {Limit: 50_000_000, Monthly: true}}
+	acct.Limits = []ratelimit.Window{{Limit: 5_000, Period: time.Minute}, {Limit: 50_000_000, Monthly: true}}
 	_ = svc.SetAccount(ctx, acct)
 	// A balance of 25 credits, refilled to 1,000 on the first of each month.
 	acct.Credits = &apikey.Credits{Balance: 25, RefillAmount: 1_000, RefillPeriod: apikey.RefillMonth}

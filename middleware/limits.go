@@ -101,7 +101,7 @@ func LimitsOf(plans *ratelimit.Plans, a *apikey.Account) (*ratelimit.Policy, *ra
 	}
 	if len(a.Limits) > 0 {
 		var err error
-		if p, err = customPolicy(a.Limits); err != nil {
+		if p, err = ratelimit.Custom(a.Limits...); err != nil {
 			return nil, nil, fmt.Errorf("the account's limits: %w", err)
 		}
 	}
@@ -122,19 +122,9 @@ func LimitsOf(plans *ratelimit.Plans, a *apikey.Account) (*ratelimit.Policy, *ra
 	return p, credits, nil
 }
 
-// customPolicy returns the policy of custom windows, an account's or a
-// key's: one per distinct set of windows ([ratelimit.Custom]).
-func customPolicy(limits []apikey.Limit) (*ratelimit.Policy, error) {
-	windows := make([]ratelimit.Window, len(limits))
-	for i, l := range limits {
-		windows[i] = ratelimit.Window{Limit: l.Limit, Period: l.Period, Monthly: l.Monthly}
-	}
-	return ratelimit.Custom(windows...)
-}
-
 // keyTerms are what caps one key of custom limits.
 type keyTerms struct {
-	limits []apikey.Limit // what they were built from
+	limits []ratelimit.Window // what they were built from
 	policy *ratelimit.Policy
 }
 
@@ -158,7 +148,7 @@ func (m *Middleware) keyPolicy(p apikey.Principal) (*ratelimit.Policy, error) {
 	if v, ok := m.keys.Load(lineage); ok && slices.Equal(v.(*keyTerms).limits, limits) {
 		return v.(*keyTerms).policy, nil
 	}
-	kp, err := customPolicy(limits)
+	kp, err := ratelimit.Custom(limits...)
 	if err != nil {
 		return nil, fmt.Errorf("the key's limits: %w", err)
 	}

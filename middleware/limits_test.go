@@ -126,11 +126,11 @@ func TestKeyCustomLimits(t *testing.T) {
 	l := newLimited(t)
 	ctx := context.Background()
 	issued, err := l.svc.Create(ctx, apikey.CreateParams{
-		Owner: "acct", Plan: "free", Limits: []apikey.Limit{{Limit: 3, Period: time.Minute}, {Limit: 100, Monthly: true}},
+		Owner: "acct", Plan: "free", Limits: []ratelimit.Window{{Limit: 3, Period: time.Minute}, {Limit: 100, Monthly: true}},
 	})
 	require.NoError(t, err)
 	require.NoError(t, l.svc.SetAccount(ctx, apikey.Account{ID: "acct", Plan: "business"}))
-	assert.Equal(t, []apikey.Limit{{Limit: 3, Period: time.Minute}, {Limit: 100, Monthly: true}}, issued.Key.Limits)
+	assert.Equal(t, []ratelimit.Window{{Limit: 3, Period: time.Minute}, {Limit: 100, Monthly: true}}, issued.Key.Limits)
 	for i := range 2 {
 		code, remaining := l.do("GET", "/items", issued.Secret.Reveal())
 		require.Equal(t, http.StatusOK, code)
@@ -147,11 +147,11 @@ func TestKeyCustomLimits(t *testing.T) {
 	code, _ = l.do("GET", "/items", other)
 	assert.Equal(t, http.StatusOK, code, "another key of the account is not capped")
 
-	for name, limits := range map[string][]apikey.Limit{
+	for name, limits := range map[string][]ratelimit.Window{
 		"zero limit":        {{Limit: 0, Period: time.Minute}},
 		"no period":         {{Limit: 5}},
 		"monthly, a period": {{Limit: 5, Period: time.Hour, Monthly: true}},
-		"too many windows":  make([]apikey.Limit, 5),
+		"too many windows":  make([]ratelimit.Window, 5),
 	} {
 		_, err := l.svc.Create(ctx, apikey.CreateParams{Owner: "acct", Limits: limits})
 		assert.ErrorIs(t, err, apikey.ErrInvalidInput, name)
@@ -176,7 +176,7 @@ func TestPlanChangeKeepsWhatWasSpent(t *testing.T) {
 	code, _ := l.do("GET", "/items", key)
 	assert.Equal(t, http.StatusTooManyRequests, code, "10 spent of free's 10")
 
-	require.NoError(t, l.svc.SetAccount(ctx, apikey.Account{ID: "acct", Limits: []apikey.Limit{{Limit: 1000, Period: time.Minute}}}))
+	require.NoError(t, l.svc.SetAccount(ctx, apikey.Account{ID: "acct", Limits: []ratelimit.Window{{Limit: 1000, Period: time.Minute}}}))
 	code, remaining = l.do("GET", "/items", key)
 	assert.Equal(t, http.StatusOK, code)
 	assert.Equal(t, "989", remaining, "the custom minute continues from the 10 spent")
@@ -328,13 +328,13 @@ func TestCustomLimitsShareAPolicy(t *testing.T) {
 	mw, err := middleware.New(middleware.Config{Verifier: svc, Limiter: rec})
 	require.NoError(t, err)
 	h := mw.Authenticate(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	enterprise := []apikey.Limit{{Limit: 5000, Period: time.Minute}}
-	other := []apikey.Limit{{Limit: 10, Period: time.Second}}
+	enterprise := []ratelimit.Window{{Limit: 5000, Period: time.Minute}}
+	other := []ratelimit.Window{{Limit: 10, Period: time.Second}}
 	for i := range 20 {
 		owner := fmt.Sprint("acct_", i)
 		issued, err := svc.Create(ctx, apikey.CreateParams{Owner: owner})
 		require.NoError(t, err)
-		for _, limits := range [][]apikey.Limit{enterprise, other, enterprise} {
+		for _, limits := range [][]ratelimit.Window{enterprise, other, enterprise} {
 			require.NoError(t, svc.SetAccount(ctx, apikey.Account{ID: owner, Limits: limits}))
 			r := httptest.NewRequest("GET", "/", nil)
 			r.Header.Set("X-API-Key", issued.Secret.Reveal())

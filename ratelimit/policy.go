@@ -43,20 +43,20 @@ var (
 type Window struct {
 	// Name labels the window in the IETF RateLimit fields ("min", "day").
 	// Default: "w" followed by the period in seconds.
-	Name string
+	Name string `json:"name,omitempty"`
 	// Limit is the number of requests per Period; at least 1.
-	Limit int64
+	Limit int64 `json:"limit"`
 	// Period is the window length; at least one millisecond, and 0 for a
 	// Monthly window.
-	Period time.Duration
+	Period time.Duration `json:"period"`
 	// Burst is a token bucket's capacity. Default Limit. Ignored by Fixed
 	// windows.
-	Burst int64
+	Burst int64 `json:"burst,omitempty"`
 	// Fixed makes the window a counter aligned to Period (see above).
-	Fixed bool
+	Fixed bool `json:"fixed,omitempty"`
 	// Monthly makes the window a counter per calendar month, UTC (see
 	// above); it implies Fixed.
-	Monthly bool
+	Monthly bool `json:"monthly,omitempty"`
 }
 
 // PerMinute returns a token-bucket window of n requests per minute.

@@ -36,7 +36,7 @@ func TestReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := svc.SetAccount(ctx, apikey.Account{ID: "acct", Plan: "business", Limits: []apikey.Limit{{Limit: 100, Monthly: true}}}); err != nil {
+	if err := svc.SetAccount(ctx, apikey.Account{ID: "acct", Plan: "business", Limits: []ratelimit.Window{{Limit: 100, Monthly: true}}}); err != nil {
 		t.Fatal(err)
 	}
 	reopened, err := openFileStore(path)

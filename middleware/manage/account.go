@@ -146,7 +146,7 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 
 // accountChange is a PUT's decoded limits and credits.
 type accountChange struct {
-	limits  []apikey.Limit
+	limits  []ratelimit.Window
 	credits *apikey.Credits
 }
 
@@ -174,8 +174,8 @@ func decodeCredits(raw json.RawMessage) (*apikey.Credits, error) {
 const maxPeriodSeconds = 366 * 24 * 60 * 60
 
 // decodeLimits returns custom windows as a request states them.
-func decodeLimits(in []limitJSON) ([]apikey.Limit, error) {
-	var out []apikey.Limit
+func decodeLimits(in []limitJSON) ([]ratelimit.Window, error) {
+	var out []ratelimit.Window
 	for _, l := range in {
 		if l.Remaining != nil || l.Reset != nil {
 			return nil, &apikey.InputError{Field: "limits", Reason: "remaining and reset are read-only"}
@@ -185,13 +185,13 @@ func decodeLimits(in []limitJSON) ([]apikey.Limit, error) {
 		if l.PeriodSeconds < 0 || l.PeriodSeconds > maxPeriodSeconds {
 			return nil, &apikey.InputError{Field: "limits", Reason: fmt.Sprintf("period_seconds %d is not between 1 and %d", l.PeriodSeconds, maxPeriodSeconds)}
 		}
-		out = append(out, apikey.Limit{Limit: l.Limit, Period: time.Duration(l.PeriodSeconds) * time.Second, Monthly: l.Monthly})
+		out = append(out, ratelimit.Window{Limit: l.Limit, Period: time.Duration(l.PeriodSeconds) * time.Second, Monthly: l.Monthly})
 	}
 	return out, nil
 }
 
 // encodeLimits returns custom windows as the endpoints show them.
-func encodeLimits(in []apikey.Limit) []limitJSON {
+func encodeLimits(in []ratelimit.Window) []limitJSON {
 	var out []limitJSON
 	for _, l := range in {
 		out = append(out, limitJSON{Limit: l.Limit, PeriodSeconds: int64(l.Period / time.Second), Monthly: l.Monthly})

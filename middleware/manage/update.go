@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // setter applies one PATCH field to a key's fields.
@@ -31,7 +32,7 @@ var patchFields = map[string]fieldParser{
 	"allowed_endpoints": field(func(p *apikey.UpdateParams, v []string) { p.Restrictions.AllowedEndpoints = v }),
 	"allowed_ips": converted(parseNetworks,
 		func(p *apikey.UpdateParams, v []netip.Prefix) { p.Restrictions.AllowedIPs = v }),
-	"limits": converted(decodeLimits, func(p *apikey.UpdateParams, v []apikey.Limit) { p.Limits = v }),
+	"limits": converted(decodeLimits, func(p *apikey.UpdateParams, v []ratelimit.Window) { p.Limits = v }),
 	"expires_at": converted(func(s string) (time.Time, error) { return parseTime("expires_at", s) },
 		func(p *apikey.UpdateParams, v time.Time) { p.ExpiresAt = v }),
 	"not_before": converted(func(s string) (time.Time, error) { return parseTime("not_before", s) },

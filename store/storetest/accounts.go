@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // testAccounts runs only for stores that implement [apikey.AccountStore]:
@@ -36,7 +37,7 @@ func testAccounts(t *testing.T, s apikey.Store) {
 		t.Fatalf("creating twice: %v, want ErrDuplicate", err)
 	}
 	custom := &apikey.Account{ID: "acct_a", Plan: "starter", UpdatedAt: epoch.Add(time.Hour), Version: 2,
-		Limits: []apikey.Limit{{Limit: 5000, Period: time.Minute}, {Limit: 1_000_000, Period: 24 * time.Hour}},
+		Limits: []ratelimit.Window{{Limit: 5000, Period: time.Minute}, {Limit: 1_000_000, Period: 24 * time.Hour}},
 		Credits: &apikey.Credits{Balance: 100, RefillAmount: 50, RefillPeriod: apikey.RefillMonth, RefillMode: apikey.RefillAdd,
 			RefillAt: epoch.AddDate(0, 1, 0), GrantedAt: epoch.Add(time.Hour)}}
 	if err := as.PutAccount(ctx(), a, custom); err != nil {

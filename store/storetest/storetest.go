@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/ratelimit"
 )
 
 // Run runs the suite as subtests of t. newStore must return a fresh, empty
@@ -186,7 +187,7 @@ func testRoundTrip(t *testing.T, s apikey.Store) {
 	rec.ProjectID = "proj_42"
 	rec.Environment = "test"
 	rec.Plan = "business"
-	rec.Limits = []apikey.Limit{{Limit: 5, Period: time.Minute}, {Limit: 1000, Monthly: true}}
+	rec.Limits = []ratelimit.Window{{Limit: 5, Period: time.Minute}, {Limit: 1000, Monthly: true}}
 	rec.NotBefore = epoch.Add(time.Minute)
 	rec.ExpiresAt = epoch.Add(48 * time.Hour)
 	rec.HashVersion = 3
