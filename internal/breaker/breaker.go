@@ -61,26 +61,28 @@ type node struct {
 // up is not counted as the node's fault.
 func (s *Set) Do(ctx context.Context, addr string, call func() error) error {
 	n := s.node(addr)
-	if !n.allow(s.now()) {
+	if !n.allow(s) {
 		return ErrOpen
 	}
 	err := call()
-	n.done(ctx, err, s.now())
+	n.done(ctx, err, s)
 	return err
 }
 
-func (n *node) allow(at time.Time) bool {
+// allow and done read the clock only while a node is failing: a healthy
+// call costs no clock read.
+func (n *node) allow(s *Set) bool {
 	until := n.until.Load()
 	if until == 0 {
 		return true
 	}
-	now := at.UnixNano()
+	now := s.now().UnixNano()
 	// Past the cooldown, the first caller to move the deadline probes;
 	// the others keep failing at once until the probe answers.
 	return now >= until && n.until.CompareAndSwap(until, now+int64(Cooldown))
 }
 
-func (n *node) done(ctx context.Context, err error, now time.Time) {
+func (n *node) done(ctx context.Context, err error, s *Set) {
 	if err != nil && ctx.Err() != nil {
 		return // the caller gave up: that says nothing of the node
 	}
@@ -94,7 +96,7 @@ func (n *node) done(ctx context.Context, err error, now time.Time) {
 		return
 	}
 	if n.faults.Add(1) >= Threshold || n.until.Load() != 0 {
-		n.until.Store(now.Add(Cooldown).UnixNano())
+		n.until.Store(s.now().Add(Cooldown).UnixNano())
 	}
 }
 
