@@ -127,3 +127,20 @@ func TestReportsKeepNoState(t *testing.T) {
 		assert.Zero(t, len(sh.accounts)+len(sh.keys)+len(sh.credits), "shard %d", i)
 	}
 }
+
+// Custom keeps a bounded number of interned policies, however many
+// distinct sets of windows key owners choose.
+func TestCustomIsBounded(t *testing.T) {
+	for i := range 3 * maxCustom {
+		_, err := Custom(Window{Limit: int64(i + 1), Period: time.Hour})
+		require.NoError(t, err)
+	}
+	n := 0
+	customs.Range(func(any, any) bool { n++; return true })
+	assert.LessOrEqual(t, n, maxCustom)
+	a, err := Custom(Window{Limit: 7, Period: time.Minute})
+	require.NoError(t, err)
+	b, err := Custom(Window{Limit: 7, Period: time.Minute})
+	require.NoError(t, err)
+	assert.Same(t, a, b, "equal windows asked for in a row are one policy")
+}

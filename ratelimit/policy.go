@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/keygate/keygate/internal/binding"
@@ -145,8 +146,17 @@ func MustPolicy(name string, windows ...Window) *Policy {
 	return p
 }
 
-// customs interns the policies of [Custom], by their windows.
-var customs sync.Map // string -> *Policy
+// customs interns the policies of [Custom], by their windows, up to
+// maxCustoms of them: key owners choose their keys' custom limits, so
+// the distinct sets are theirs to multiply, and past the bound the
+// interning starts over (a policy built again is equal, only not the
+// same pointer, which costs a limiter a cache entry, not correctness).
+var (
+	customs  sync.Map // string -> *Policy
+	nCustoms atomic.Int64
+)
+
+const maxCustom = 4096
 
 // Custom returns the policy of custom windows, as an account's or a
 // key's contract states them by Limit and Period (or Monthly): a window
@@ -156,7 +166,8 @@ var customs sync.Map // string -> *Policy
 // are ignored. Equal windows give the same *Policy, so that whatever
 // derives state per policy (the limiters do) holds one entry per
 // distinct set of windows in use, however many accounts, keys and
-// changes have it. Errors are [NewPolicy]'s.
+// changes have it (a few thousand distinct sets are kept; past that the
+// identity starts over). Errors are [NewPolicy]'s.
 func Custom(windows ...Window) (*Policy, error) {
 	var id strings.Builder
 	ws := make([]Window, len(windows))
@@ -170,6 +181,10 @@ func Custom(windows ...Window) (*Policy, error) {
 	p, err := NewPolicy("custom", ws...)
 	if err != nil {
 		return nil, err
+	}
+	if nCustoms.Add(1) > maxCustom {
+		customs.Clear()
+		nCustoms.Store(1)
 	}
 	actual, _ := customs.LoadOrStore(id.String(), p)
 	return actual.(*Policy), nil
