@@ -32,7 +32,7 @@ var (
 	ErrDisabled = errors.New("apikey: key disabled")
 
 	// ErrConflict reports a change of a key or an account that another
-	// change overtook between reading the key and writing it: read it again
+	// change overtook between reading it and writing it: read it again
 	// and retry, if the change still makes sense.
 	ErrConflict = errors.New("apikey: concurrent change")
 

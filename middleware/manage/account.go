@@ -183,7 +183,7 @@ func decodeLimits(in []limitJSON) ([]ratelimit.Window, error) {
 		// Bound the seconds before they become a Duration, which would
 		// wrap past 292 years.
 		if l.PeriodSeconds < 0 || l.PeriodSeconds > maxPeriodSeconds {
-			return nil, &apikey.InputError{Field: "limits", Reason: fmt.Sprintf("period_seconds %d is not between 1 and %d", l.PeriodSeconds, maxPeriodSeconds)}
+			return nil, &apikey.InputError{Field: "limits", Reason: fmt.Sprintf("period_seconds %d is not between 0 (a monthly window) and %d", l.PeriodSeconds, maxPeriodSeconds)}
 		}
 		out = append(out, ratelimit.Window{Limit: l.Limit, Period: time.Duration(l.PeriodSeconds) * time.Second, Monthly: l.Monthly})
 	}

@@ -2,8 +2,8 @@ package redisstore
 
 import "github.com/redis/go-redis/v9"
 
-// The scripts only move JSON written by Go: they never decode it, so the
-// encoding stays Go's (Lua's cjson would, for one, turn [] into {}). Each
+// The scripts only move JSON written by Go: they never re-encode it (the
+// account script decodes one to read its version), so the encoding stays Go's (Lua's cjson would, for one, turn [] into {}). Each
 // touches the keys of one hash tag only, so it runs in one Cluster slot:
 // the account scripts in the account's, the copy scripts in the key
 // hash's, the usage script in the key ID's.
