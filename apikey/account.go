@@ -25,8 +25,13 @@ type Account struct {
 	// [ratelimit.Custom]'s rule.
 	Limits []ratelimit.Window `json:"limits,omitempty"`
 	// Credits, when set, is a balance each request spends on top of the
-	// rate limits.
-	Credits *Credits `json:"credits,omitempty"`
+	// rate limits. Credits whose terms differ from the stored ones are a
+	// new grant: the Service stamps Granted whenever they change, which
+	// starts a new balance, and keeps it otherwise, so that changing the
+	// plan keeps what the credits have spent. A refill's first instant,
+	// RefillAt, must be in the future; by default it is the next
+	// midnight UTC, or the first of the next month when Monthly.
+	Credits *ratelimit.Credits `json:"credits,omitempty"`
 	// UpdatedAt is when the account was last changed.
 	UpdatedAt time.Time `json:"updated_at"`
 	// Version counts the account's changes: 1 when it is created, one
@@ -35,50 +40,14 @@ type Account struct {
 	Version int64 `json:"version"`
 }
 
-// Credits is an account's credit balance: each request spends its
-// route's cost from it, and is refused ("quota exceeded") when the
-// balance lacks it. The rate limiter keeps the balance; Credits says how
-// it starts and refills.
-type Credits struct {
-	// Balance is the balance granted at GrantedAt.
-	Balance int64 `json:"balance"`
-	// RefillAmount is added to the balance, or becomes the balance, at
-	// every refill (see RefillMode); 0 for none.
-	RefillAmount int64 `json:"refill_amount,omitempty"`
-	// RefillPeriod is "day" or "month"; "" with no refill.
-	RefillPeriod string `json:"refill_period,omitempty"`
-	// RefillAt is the first refill: in the future when the credits are
-	// set; by default the next midnight UTC ("day") or the first of the
-	// next month ("month"). Daily refills follow every 24 hours, monthly
-	// ones on its day of the month (the month's last day when shorter)
-	// at its time of day.
-	RefillAt time.Time `json:"refill_at,omitzero"`
-	// RefillMode is "replace" (the default: what was left lapses) or
-	// "add".
-	RefillMode string `json:"refill_mode,omitempty"`
-	// GrantedAt is when the balance was set; [Service.SetAccount] stamps
-	// it whenever the credits change, which starts a new balance, and
-	// keeps it otherwise, so that changing an account's plan keeps what
-	// its credits have spent.
-	GrantedAt time.Time `json:"granted_at,omitzero"`
-}
-
-// The refill periods and modes of [Credits].
-const (
-	RefillDay     = "day"
-	RefillMonth   = "month"
-	RefillReplace = "replace"
-	RefillAdd     = "add"
-)
-
 // sameTerms reports whether c and o grant the same balance on the same
 // schedule.
-func (c *Credits) sameTerms(o *Credits) bool {
+func sameTerms(c, o *ratelimit.Credits) bool {
 	if c == nil || o == nil {
 		return c == o
 	}
-	return c.RefillAt.Equal(o.RefillAt) && c.Balance == o.Balance && c.RefillAmount == o.RefillAmount &&
-		c.RefillPeriod == o.RefillPeriod && c.RefillMode == o.RefillMode
+	return c.RefillAt.Equal(o.RefillAt) && c.Balance == o.Balance && c.Refill == o.Refill &&
+		c.Monthly == o.Monthly && c.Add == o.Add
 }
 
 // The bounds of a custom plan.
@@ -87,7 +56,6 @@ const (
 	minLimitSpan  = time.Second
 	maxLimitSpan  = 366 * 24 * time.Hour
 	maxLimitCount = 1 << 40
-	maxCredits    = 1 << 50
 )
 
 // latestRefill bounds a first refill: limiters count time in nanoseconds
@@ -285,7 +253,7 @@ func (s *Service) putAccount(ctx context.Context, as AccountStore, prev, next *A
 	}
 	now := s.now()
 	next.Version = 1
-	var old *Credits
+	var old *ratelimit.Credits
 	if prev != nil {
 		next.Version, old = prev.Version+1, prev.Credits
 	}
@@ -328,19 +296,12 @@ func (s *Service) validateAccount(a *Account) error {
 	}
 	if c := a.Credits; c != nil {
 		switch {
-		case c.Balance < 0 || c.Balance > maxCredits || c.RefillAmount < 0 || c.RefillAmount > maxCredits:
-			return invalid("credits", "the balance and the refill amount must be between 0 and %d", int64(maxCredits))
-		case c.RefillPeriod != "" && c.RefillPeriod != RefillDay && c.RefillPeriod != RefillMonth:
-			return invalid("credits", "refill period %q must be %q, %q or empty", c.RefillPeriod, RefillDay, RefillMonth)
-		case (c.RefillPeriod == "") != (c.RefillAmount == 0):
-			return invalid("credits", "a refill needs both an amount and a period")
-		case c.RefillMode != "" && c.RefillMode != RefillReplace && c.RefillMode != RefillAdd:
-			return invalid("credits", "refill mode %q must be %q or %q", c.RefillMode, RefillReplace, RefillAdd)
+		case c.Balance < 0 || c.Balance > ratelimit.MaxCredits || c.Refill < 0 || c.Refill > ratelimit.MaxCredits:
+			return invalid("credits", "the balance and the refill amount must be between 0 and %d", int64(ratelimit.MaxCredits))
+		case c.Refill == 0 && (c.Monthly || c.Add || !c.RefillAt.IsZero()):
+			return invalid("credits", "a refill schedule needs a refill amount")
 		case c.RefillAt.After(latestRefill):
 			return invalid("credits", "the first refill must be before %d", latestRefill.Year())
-		}
-		if c.RefillMode == "" && c.RefillPeriod != "" {
-			c.RefillMode = RefillReplace
 		}
 	}
 	return nil
@@ -359,23 +320,23 @@ func checkAccountID(id string) error {
 // grant stamps credits c set at now: new terms are a new grant, whose
 // first refill must be in the future (by default the next period's
 // start); the terms of old keep old's grant, and so its balance.
-func grant(c, old *Credits, now time.Time) error {
-	if c.RefillPeriod != "" && c.RefillAt.IsZero() {
+func grant(c, old *ratelimit.Credits, now time.Time) error {
+	if c.Refill != 0 && c.RefillAt.IsZero() {
 		y, m, d := now.UTC().Date()
 		c.RefillAt = time.Date(y, m, d+1, 0, 0, 0, 0, time.UTC)
-		if c.RefillPeriod == RefillMonth {
+		if c.Monthly {
 			c.RefillAt = time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
 		}
 	}
-	if c.sameTerms(old) {
-		c.GrantedAt = old.GrantedAt
+	if sameTerms(c, old) {
+		c.Granted = old.Granted
 		return nil
 	}
-	if c.RefillPeriod != "" && !c.RefillAt.After(now) {
+	if c.Refill != 0 && !c.RefillAt.After(now) {
 		return invalid("credits", "the first refill, %v, is not in the future", c.RefillAt)
 	}
 	c.RefillAt = c.RefillAt.UTC()
-	c.GrantedAt = now
+	c.Granted = now
 	return nil
 }
 

@@ -128,23 +128,32 @@ func TestSetAccountLeavesTheCallersCredits(t *testing.T) {
 	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: plansOf("free")})
 	require.NoError(t, err)
 	require.NoError(t, svc.CreateAccount(ctx, apikey.Account{ID: "acct"}))
-	credits := &apikey.Credits{Balance: 5, RefillAmount: 5, RefillPeriod: apikey.RefillDay}
+	credits := &ratelimit.Credits{Balance: 5, Refill: 5}
 	require.NoError(t, svc.SetAccount(ctx, apikey.Account{ID: "acct", Credits: credits}))
-	assert.Equal(t, apikey.Credits{Balance: 5, RefillAmount: 5, RefillPeriod: apikey.RefillDay}, *credits)
+	assert.Equal(t, ratelimit.Credits{Balance: 5, Refill: 5}, *credits)
 	a, err := svc.Account(ctx, "acct")
 	require.NoError(t, err)
-	assert.Equal(t, apikey.RefillReplace, a.Credits.RefillMode)
-	assert.False(t, a.Credits.GrantedAt.IsZero())
+	assert.False(t, a.Credits.RefillAt.IsZero(), "the first refill is the next midnight")
+	assert.False(t, a.Credits.Granted.IsZero())
 }
 
-// Custom windows keep the JSON form stores already hold: accounts stored
-// before the windows were ratelimit's decode alike, and encode alike.
+// Custom windows and credits keep the JSON form stores already hold:
+// accounts stored before they were ratelimit's decode alike, and encode
+// alike.
 func TestAccountLimitsKeepTheirStoredForm(t *testing.T) {
-	stored := `{"id":"acct","plan":"free","limits":[{"limit":5000,"period":60000000000},{"limit":9,"period":0,"monthly":true}],"updated_at":"2030-01-02T03:04:05Z","version":3}`
+	limits := `"limits":[{"limit":5000,"period":60000000000},{"limit":9,"period":0,"monthly":true}]`
+	credits := `"credits":{"balance":100,"granted_at":"2030-01-02T03:04:05Z","refill_amount":50,"refill_period":"month","refill_at":"2030-02-01T00:00:00Z","refill_mode":"add"}`
+	stored := `{"id":"acct","plan":"free",` + limits + `,` + credits + `,"updated_at":"2030-01-02T03:04:05Z","version":3}`
 	var a apikey.Account
 	require.NoError(t, json.Unmarshal([]byte(stored), &a))
 	assert.Equal(t, []ratelimit.Window{{Limit: 5000, Period: time.Minute}, {Limit: 9, Monthly: true}}, a.Limits)
+	granted := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	assert.Equal(t, &ratelimit.Credits{Balance: 100, Granted: granted, Refill: 50, Monthly: true, RefillAt: time.Date(2030, 2, 1, 0, 0, 0, 0, time.UTC), Add: true}, a.Credits)
 	out, err := json.Marshal(a)
 	require.NoError(t, err)
-	assert.Contains(t, string(out), `"limits":[{"limit":5000,"period":60000000000},{"limit":9,"period":0,"monthly":true}]`)
+	assert.Equal(t, stored, string(out))
+
+	// Credits without a refill, as stored before: no period or mode.
+	require.NoError(t, json.Unmarshal([]byte(`{"id":"b","plan":"free","credits":{"balance":7,"granted_at":"2030-01-02T03:04:05Z"}}`), &a))
+	assert.Equal(t, &ratelimit.Credits{Balance: 7, Granted: granted}, a.Credits)
 }

@@ -147,9 +147,15 @@ func New(store Store, cfg Config) (*Service, error) {
 // Format returns the key format the service issues and accepts.
 func (s *Service) Format() *Format { return s.format }
 
-// Plans returns [Config].Plans: the plans accounts and keys may name,
-// nil when there are none.
-func (s *Service) Plans() *ratelimit.Plans { return s.plans }
+// Plans returns the plans that limit accounts and keys: [Config].Plans,
+// or when it is nil [ratelimit.DefaultPlans], whose default then limits
+// every account (and none may name a plan).
+func (s *Service) Plans() *ratelimit.Plans {
+	if s.plans == nil {
+		return ratelimit.DefaultPlans()
+	}
+	return s.plans
+}
 
 // CreateParams describes a key to issue. Only Owner is required.
 type CreateParams struct {

@@ -24,7 +24,7 @@ var now = time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
 func plansOf(names ...string) *ratelimit.Plans {
 	var ps []*ratelimit.Policy
 	for _, n := range names {
-		ps = append(ps, ratelimit.MustPolicy(n, ratelimit.PerMinute(10)))
+		ps = append(ps, mustPolicy(n, ratelimit.PerMinute(10)))
 	}
 	plans, err := ratelimit.NewPlans(ps...)
 	if err != nil {
@@ -206,7 +206,8 @@ func TestPlansAreChecked(t *testing.T) {
 	plain, _, _ := newTestService(t, apikey.Config{})
 	_, err = plain.Create(ctx, apikey.CreateParams{Owner: "acct", Plan: "starter"})
 	require.ErrorIs(t, err, apikey.ErrInvalidInput, "a service without plans refuses any")
-	assert.Nil(t, plain.Plans())
+	def, _ := plain.Plans().Lookup("")
+	assert.Equal(t, "free", def.Name(), "without plans, the default ones limit")
 }
 
 // With the host's routes configured, an endpoint restriction that can
@@ -491,4 +492,13 @@ func TestRecordRetire(t *testing.T) {
 			assert.Equal(t, tc.wantExpires, tc.rec.ExpiresAt)
 		})
 	}
+}
+
+// mustPolicy returns the policy of windows, which are valid.
+func mustPolicy(name string, windows ...ratelimit.Window) *ratelimit.Policy {
+	p, err := ratelimit.NewPolicy(name, windows...)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }

@@ -35,12 +35,12 @@ var noop = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Wri
 // unlimited lets every benchmark request through the limiter's full path
 // (50 million a minute: the most a Redis token bucket can refill, one
 // token per microsecond, with room to spare).
-var unlimited = ratelimit.MustPolicy("bench",
+var unlimited = mustPolicy("bench",
 	ratelimit.Window{Name: "min", Limit: 50_000_000, Period: time.Minute},
 	ratelimit.Window{Name: "day", Limit: 1 << 50, Period: 24 * time.Hour, Fixed: true})
 
 // capped is a per-key cap that never binds either.
-var capped = ratelimit.MustPolicy("cap",
+var capped = mustPolicy("cap",
 	ratelimit.Window{Name: "min", Limit: 50_000_000, Period: time.Minute},
 	ratelimit.Window{Name: "day", Limit: 1 << 50, Period: 24 * time.Hour, Fixed: true})
 
@@ -71,7 +71,7 @@ func stack(b *testing.B, n int, keyCap, credits bool, limiter ratelimit.Limiter)
 		r.Header.Set("Authorization", "Bearer "+issued.Secret.Reveal())
 		reqs[i] = r
 		if credits && i%10 == 0 {
-			err := svc.SetAccount(context.Background(), apikey.Account{ID: params.Owner, Credits: &apikey.Credits{Balance: 1 << 50}})
+			err := svc.SetAccount(context.Background(), apikey.Account{ID: params.Owner, Credits: &ratelimit.Credits{Balance: 1 << 50}})
 			if err != nil {
 				b.Fatal(err)
 			}

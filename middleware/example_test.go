@@ -70,7 +70,7 @@ func Example_accounts() {
 	acct.Limits = []ratelimit.Window{{Limit: 5_000, Period: time.Minute}, {Limit: 50_000_000, Monthly: true}}
 	_ = svc.SetAccount(ctx, acct)
 	// A balance of 25 credits, refilled to 1,000 on the first of each month.
-	acct.Credits = &apikey.Credits{Balance: 25, RefillAmount: 1_000, RefillPeriod: apikey.RefillMonth}
+	acct.Credits = &ratelimit.Credits{Balance: 25, Refill: 1_000, Monthly: true}
 	err := svc.SetAccount(ctx, acct)
 	fmt.Println("set:", err)
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/terms"
 	"github.com/keygate/keygate/ratelimit"
 )
 
@@ -29,7 +30,7 @@ func checkCosts(cfg Config, plans *ratelimit.Plans) error {
 // credits and its key's policy.
 func (m *Middleware) limit(r *http.Request, p apikey.Principal, pattern string) (ratelimit.Decision, error) {
 	acct := p.Account()
-	ap, credits, err := m.accountTerms(&acct)
+	ap, err := m.accountPolicy(&acct)
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
@@ -44,82 +45,34 @@ func (m *Middleware) limit(r *http.Request, p apikey.Principal, pattern string) 
 		}
 	}
 	return m.cfg.Limiter.Allow(r.Context(), ratelimit.Request{
-		Account: acct.ID, AccountPolicy: ap, Credits: credits,
+		Account: acct.ID, AccountPolicy: ap, Credits: acct.Credits,
 		Key: p.Lineage(), KeyPolicy: kp, Cost: cost,
 	})
 }
 
-// terms are what an account's requests are limited by: its plan's policy
-// or its custom one, and its credits.
-type terms struct {
-	account apikey.Account // what they were built from
-	policy  *ratelimit.Policy
-	credits *ratelimit.Credits
+// customTerms are what limits the requests of one account of custom
+// limits.
+type customTerms struct {
+	limits []ratelimit.Window // what they were built from
+	policy *ratelimit.Policy
 }
 
-// of reports whether t were built from a's plan, limits and credits.
-// UpdatedAt alone would not do: two changes can share an instant.
-func (t *terms) of(a *apikey.Account) bool {
-	b := &t.account
-	if a.Plan != b.Plan || !slices.Equal(a.Limits, b.Limits) || (a.Credits == nil) != (b.Credits == nil) {
-		return false
+// accountPolicy returns the policy that limits a's requests. A custom
+// one is built once per change of the account's limits and kept, so that
+// a request costs no policy lookup.
+func (m *Middleware) accountPolicy(a *apikey.Account) (*ratelimit.Policy, error) {
+	if len(a.Limits) == 0 {
+		return terms.Account(m.plans, a) // the plan's policy: nothing to build
 	}
-	if a.Credits == nil {
-		return true
+	if v, ok := m.custom.Load(a.ID); ok && slices.Equal(v.(*customTerms).limits, a.Limits) {
+		return v.(*customTerms).policy, nil
 	}
-	x, y := a.Credits, b.Credits
-	return x.Balance == y.Balance && x.RefillAmount == y.RefillAmount && x.RefillPeriod == y.RefillPeriod &&
-		x.RefillMode == y.RefillMode && x.RefillAt.Equal(y.RefillAt) && x.GrantedAt.Equal(y.GrantedAt)
-}
-
-// accountTerms returns the terms of a. Terms of custom limits or credits
-// are built once per change of the account and kept, so that the limiter
-// sees one policy for as long as the limits hold; the middleware keeps
-// them for each account that has custom limits or credits.
-func (m *Middleware) accountTerms(a *apikey.Account) (*ratelimit.Policy, *ratelimit.Credits, error) {
-	if len(a.Limits) == 0 && a.Credits == nil {
-		return LimitsOf(m.plans, a) // the plan's policy: nothing to build
-	}
-	if v, ok := m.custom.Load(a.ID); ok && v.(*terms).of(a) {
-		return v.(*terms).policy, v.(*terms).credits, nil
-	}
-	p, c, err := LimitsOf(m.plans, a)
+	p, err := terms.Account(m.plans, a)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	m.custom.Store(a.ID, &terms{account: *a, policy: p, credits: c})
-	return p, c, nil
-}
-
-// LimitsOf returns what the middleware limits account a's requests by:
-// the policy of its plan in plans, or of its custom limits
-// ([ratelimit.Custom]), and its credits, nil when it has none.
-func LimitsOf(plans *ratelimit.Plans, a *apikey.Account) (*ratelimit.Policy, *ratelimit.Credits, error) {
-	p, ok := plans.Lookup(a.Plan)
-	if !ok {
-		return nil, nil, fmt.Errorf("the account's plan %q has no policy", a.Plan)
-	}
-	if len(a.Limits) > 0 {
-		var err error
-		if p, err = ratelimit.Custom(a.Limits...); err != nil {
-			return nil, nil, fmt.Errorf("the account's limits: %w", err)
-		}
-	}
-	c := a.Credits
-	if c == nil {
-		return p, nil, nil
-	}
-	credits := &ratelimit.Credits{
-		Balance: c.Balance, Granted: c.GrantedAt, Refill: c.RefillAmount,
-		RefillAt: c.RefillAt, Add: c.RefillMode == apikey.RefillAdd,
-	}
-	switch c.RefillPeriod {
-	case apikey.RefillDay:
-		credits.Every = ratelimit.Daily
-	case apikey.RefillMonth:
-		credits.Every = ratelimit.Monthly
-	}
-	return p, credits, nil
+	m.custom.Store(a.ID, &customTerms{limits: a.Limits, policy: p})
+	return p, nil
 }
 
 // keyTerms are what caps one key of custom limits.

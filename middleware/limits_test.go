@@ -229,7 +229,7 @@ func TestAccountCredits(t *testing.T) {
 	ctx := context.Background()
 	_, key := l.key(t, "acct", "")
 	refill := time.Date(2030, 1, 3, 0, 0, 0, 0, time.UTC)
-	require.NoError(t, l.svc.SetAccount(ctx, apikey.Account{ID: "acct", Credits: &apikey.Credits{Balance: 7, RefillAmount: 7, RefillPeriod: apikey.RefillDay}}))
+	require.NoError(t, l.svc.SetAccount(ctx, apikey.Account{ID: "acct", Credits: &ratelimit.Credits{Balance: 7, Refill: 7}}))
 	a, err := l.svc.Account(ctx, "acct")
 	require.NoError(t, err)
 	require.True(t, a.Credits.RefillAt.Equal(refill), "the default first refill is the next midnight: %v", a.Credits.RefillAt)
@@ -267,7 +267,7 @@ func TestAccountCredits(t *testing.T) {
 	// spent, a refusal with no Retry-After, since waiting will not help.
 	a, err = l.svc.Account(ctx, "acct")
 	require.NoError(t, err)
-	a.Credits = &apikey.Credits{Balance: 1}
+	a.Credits = &ratelimit.Credits{Balance: 1}
 	require.NoError(t, l.svc.SetAccount(ctx, a))
 	code, _ = l.do("GET", "/items", key)
 	require.Equal(t, http.StatusOK, code)
@@ -284,13 +284,14 @@ func TestAccountCreditsBadInput(t *testing.T) {
 	ctx := context.Background()
 	l.key(t, "acct", "")
 	past := l.clock.Now().Add(-time.Hour)
-	for name, c := range map[string]apikey.Credits{
-		"negative balance":      {Balance: -1},
-		"refill without time":   {Balance: 1, RefillAmount: 5},
-		"period without refill": {Balance: 1, RefillPeriod: apikey.RefillDay},
-		"unknown period":        {Balance: 1, RefillAmount: 5, RefillPeriod: "week"},
-		"unknown mode":          {Balance: 1, RefillAmount: 5, RefillPeriod: apikey.RefillDay, RefillMode: "double"},
-		"refill in the past":    {Balance: 1, RefillAmount: 5, RefillPeriod: apikey.RefillDay, RefillAt: past},
+	for name, c := range map[string]ratelimit.Credits{
+		"negative balance":        {Balance: -1},
+		"balance above the most":  {Balance: ratelimit.MaxCredits + 1},
+		"negative refill":         {Balance: 1, Refill: -1},
+		"monthly without refill":  {Balance: 1, Monthly: true},
+		"adding without refill":   {Balance: 1, Add: true},
+		"first refill, no refill": {Balance: 1, RefillAt: l.clock.Now().Add(time.Hour)},
+		"refill in the past":      {Balance: 1, Refill: 5, RefillAt: past},
 	} {
 		err := l.svc.SetAccount(ctx, apikey.Account{ID: "acct", Credits: &c})
 		var input *apikey.InputError

@@ -22,6 +22,9 @@ import (
 // ErrExpired or ErrNotYetValid are answered 401, any other error 503.
 type Verifier interface {
 	Verify(ctx context.Context, key string) (apikey.Principal, error)
+	// Plans returns the plans that accounts and keys name, which the
+	// Limiter enforces; nil for [ratelimit.DefaultPlans].
+	Plans() *ratelimit.Plans
 }
 
 // UsageRecorder counts a request made with a valid key; a
@@ -62,9 +65,8 @@ type Config struct {
 	// keys, under the key's own plan when it has one, as a cap within the
 	// account's, and against the account's credit balance when it has one
 	// (refused with "Quota exceeded"); it writes X-RateLimit-* headers of
-	// the binding limit on every response it lets through. The plans'
-	// policies are the Verifier's (an *apikey.Service's Config.Plans);
-	// a Verifier without plans gets [ratelimit.DefaultPlans].
+	// the binding limit on every response it lets through. The plans are
+	// the Verifier's (an *apikey.Service's Config.Plans).
 	Limiter ratelimit.Limiter
 	// Costs are what a request to a route takes from every window, by
 	// route pattern ("POST /reports"). Default 1; 0 verifies the key and
@@ -113,7 +115,7 @@ type Config struct {
 type Middleware struct {
 	cfg    Config
 	plans  *ratelimit.Plans // the Verifier's, or the default ones
-	custom sync.Map         // account ID -> *terms, for accounts with custom limits or credits
+	custom sync.Map         // account ID -> *customTerms, for accounts with custom limits
 	keys   sync.Map         // key lineage -> *keyTerms, for keys with custom limits
 }
 
@@ -131,9 +133,9 @@ func New(cfg Config) (*Middleware, error) {
 	for i, h := range names {
 		cfg.KeyHeaders[i] = http.CanonicalHeaderKey(h)
 	}
-	plans := ratelimit.DefaultPlans()
-	if v, ok := cfg.Verifier.(interface{ Plans() *ratelimit.Plans }); ok && v.Plans() != nil {
-		plans = v.Plans()
+	plans := cfg.Verifier.Plans()
+	if plans == nil {
+		plans = ratelimit.DefaultPlans()
 	}
 	if err := checkCosts(cfg, plans); err != nil {
 		return nil, err

@@ -286,6 +286,8 @@ func (failingVerifier) Verify(context.Context, string) (apikey.Principal, error)
 	return apikey.Principal{}, errors.New("redis: i/o timeout at 10.0.0.5:6379")
 }
 
+func (failingVerifier) Plans() *ratelimit.Plans { return nil }
+
 func TestFailuresAre503WithoutDetails(t *testing.T) {
 	f := setup(t, middleware.Config{Limiter: failingLimiter{}}, apikey.CreateParams{Permissions: []apikey.Permission{apikey.Read}})
 	w := f.do("GET", "/items", http.Header{"X-Api-Key": {f.key}}, "")
@@ -334,7 +336,7 @@ func TestErrorPresets(t *testing.T) {
 func TestPlansAreTheServices(t *testing.T) {
 	limiter := ratelimit.NewMemory(ratelimit.MemoryConfig{})
 	t.Cleanup(func() { _ = limiter.Close() })
-	plans, err := ratelimit.NewPlans(ratelimit.MustPolicy("enterprise", ratelimit.PerMinute(2)))
+	plans, err := ratelimit.NewPlans(mustPolicy("enterprise", ratelimit.PerMinute(2)))
 	require.NoError(t, err)
 	svc, err := apikey.New(memstore.New(), apikey.Config{Plans: plans})
 	require.NoError(t, err)
@@ -544,4 +546,13 @@ func TestRefusalDoesNotWaitForTheBody(t *testing.T) {
 		t.Logf("%s: answered and closed after %v", name, time.Since(start))
 		_ = c.Close()
 	}
+}
+
+// mustPolicy returns the policy of windows, which are valid.
+func mustPolicy(name string, windows ...ratelimit.Window) *ratelimit.Policy {
+	p, err := ratelimit.NewPolicy(name, windows...)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }

@@ -13,7 +13,7 @@ import (
 
 // unlimited never denies, so the benchmarks measure the allowing path: a
 // minute bucket and a fixed day window, like the seed plans.
-var unlimited = ratelimit.MustPolicy("bench",
+var unlimited = mustPolicy("bench",
 	ratelimit.Window{Name: "min", Limit: 1_000_000_000, Period: time.Minute},
 	ratelimit.Window{Name: "day", Limit: 1 << 50, Period: 24 * time.Hour, Fixed: true},
 )

@@ -81,7 +81,7 @@ func TestSetIETFHeaders(t *testing.T) {
 	// A calendar month's window is the length of the month it is in.
 	m := ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1, Clock: func() time.Time { return time.Date(2032, 2, 10, 0, 0, 0, 0, time.UTC) }})
 	defer m.Close()
-	d, err := m.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: ratelimit.MustPolicy("m", ratelimit.PerMonth(100)), Cost: 1})
+	d, err := m.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: mustPolicy("m", ratelimit.PerMonth(100)), Cost: 1})
 	require.NoError(t, err)
 	ratelimit.SetIETFHeaders(h, &d, ratelimit.IETFDraft10)
 	assert.Equal(t, `"month";q=100;w=2505600`, h.Get("RateLimit-Policy")) // 29 days
@@ -100,7 +100,7 @@ func TestSetHeadersAllocations(t *testing.T) {
 // another limiter, come out whole.
 func TestSetHeadersLongValues(t *testing.T) {
 	t.Parallel()
-	huge := ratelimit.MustPolicy("huge", ratelimit.Window{Limit: 1 << 60, Period: 1000 * 24 * time.Hour, Fixed: true})
+	huge := mustPolicy("huge", ratelimit.Window{Limit: 1 << 60, Period: 1000 * 24 * time.Hour, Fixed: true})
 	reset := t0.Add(999 * 24 * time.Hour)
 	d := ratelimit.Decision{Policy: huge, Limit: 1 << 60, Remaining: 1<<60 - 1, Reset: reset, RetryAfter: reset.Sub(t0)}
 	h := http.Header{}

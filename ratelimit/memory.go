@@ -64,14 +64,14 @@ type memShard struct {
 type bucket struct {
 	policy *Policy
 	w      [2]winState
-	more   *[MaxWindows]winState
+	more   *[binding.MaxWindows]winState
 }
 
 // reset gives b the initial state of p's windows.
 func (b *bucket) reset(p *Policy) {
 	b.policy, b.w, b.more = p, [2]winState{}, nil
 	if len(p.windows) > len(b.w) {
-		b.more = new([MaxWindows]winState)
+		b.more = new([binding.MaxWindows]winState)
 	}
 }
 
@@ -81,7 +81,7 @@ func (b *bucket) reset(p *Policy) {
 // up, so that a change never mints a token).
 func (b *bucket) adopt(p *Policy, now int64) {
 	old := b.policy
-	var was [MaxWindows]winState
+	var was [binding.MaxWindows]winState
 	copy(was[:], b.state())
 	b.reset(p)
 	if old == nil {
@@ -205,7 +205,7 @@ func (m *Memory) Allow(_ context.Context, r Request) (Decision, error) {
 		home = r.Key
 	}
 	sh := &m.shards[shardOf(home)]
-	var out [2*MaxWindows + 1]binding.State
+	var out [2*binding.MaxWindows + 1]binding.State
 	sh.mu.Lock()
 	now := m.now()
 	// A request that spends nothing only reads: it keeps no state for a

@@ -58,7 +58,7 @@ func TestSweepKeepsBusyKeys(t *testing.T) {
 	var now atomic.Int64
 	now.Store(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC).UnixNano())
 	m := NewMemory(MemoryConfig{Clock: func() time.Time { return time.Unix(0, now.Load()) }, SweepInterval: -1})
-	p := MustPolicy("t", PerMinute(10))
+	p := mustPolicy("t", PerMinute(10))
 	_, _ = m.Allow(context.Background(), Request{Key: "busy", KeyPolicy: p, Cost: 10})
 	now.Add(int64(30 * time.Second))
 	m.Sweep()
@@ -73,7 +73,7 @@ func TestSweepKeepsBusyKeys(t *testing.T) {
 
 func TestMemoryBackgroundSweep(t *testing.T) {
 	m := NewMemory(MemoryConfig{SweepInterval: time.Millisecond})
-	_, _ = m.Allow(context.Background(), Request{Key: "k", KeyPolicy: MustPolicy("t", Window{Limit: 1000, Period: time.Millisecond}), Cost: 1})
+	_, _ = m.Allow(context.Background(), Request{Key: "k", KeyPolicy: mustPolicy("t", Window{Limit: 1000, Period: time.Millisecond}), Cost: 1})
 	require.Eventually(t, func() bool { return stateful(m) == 0 }, time.Minute, time.Millisecond)
 	require.NoError(t, m.Close())
 	require.NoError(t, m.Close(), "Close is idempotent")
@@ -96,7 +96,7 @@ func TestSweepKeepsSpentCredits(t *testing.T) {
 	start := time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC)
 	now.Store(start.UnixNano())
 	m := NewMemory(MemoryConfig{Clock: func() time.Time { return time.Unix(0, now.Load()) }, SweepInterval: -1})
-	credits := &Credits{Balance: 5, Granted: start, Refill: 5, Every: Daily, RefillAt: start.Add(time.Hour)}
+	credits := &Credits{Balance: 5, Granted: start, Refill: 5, RefillAt: start.Add(time.Hour)}
 	r := Request{Account: "a", AccountPolicy: free, Key: "k", Credits: credits, Cost: 2}
 	_, err := m.Allow(context.Background(), r)
 	require.NoError(t, err)

@@ -33,7 +33,7 @@ func TestPlans(t *testing.T) {
 	_, ok := ps.Lookup("enterprise")
 	assert.False(t, ok, "an unknown plan is not found, never a fallback")
 
-	_, err := ratelimit.NewPlans(def, ratelimit.MustPolicy("free", ratelimit.PerMinute(1)))
+	_, err := ratelimit.NewPlans(def, mustPolicy("free", ratelimit.PerMinute(1)))
 	require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy, "two plans of one name")
 	_, err = ratelimit.NewPlans(def, nil)
 	require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy)
@@ -41,7 +41,7 @@ func TestPlans(t *testing.T) {
 
 func TestCosts(t *testing.T) {
 	m := ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1})
-	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(5))
+	p := mustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(5))
 	for _, tc := range []struct {
 		cost int64
 		want error
@@ -53,7 +53,7 @@ func TestCosts(t *testing.T) {
 			assert.ErrorIs(t, err, tc.want, "cost %d", tc.cost)
 		}
 	}
-	small := ratelimit.MustPolicy("small", ratelimit.PerMinute(2))
+	small := mustPolicy("small", ratelimit.PerMinute(2))
 	_, err := m.Allow(context.Background(), ratelimit.Request{Account: "a", AccountPolicy: p, Key: "k", KeyPolicy: small, Cost: 3})
 	assert.ErrorIs(t, err, ratelimit.ErrInvalidCost, "a cost above the key's capacity")
 	_, err = m.Allow(context.Background(), ratelimit.Request{Key: "k", Cost: 1})
@@ -79,4 +79,13 @@ func TestCustom(t *testing.T) {
 	assert.NotSame(t, p, other)
 	_, err = ratelimit.Custom()
 	require.ErrorIs(t, err, ratelimit.ErrInvalidPolicy)
+}
+
+// mustPolicy returns the policy of windows, which are valid.
+func mustPolicy(name string, windows ...ratelimit.Window) *ratelimit.Policy {
+	p, err := ratelimit.NewPolicy(name, windows...)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }

@@ -13,9 +13,6 @@ import (
 	"github.com/keygate/keygate/internal/binding"
 )
 
-// MaxWindows is the most windows a [Policy] may have.
-const MaxWindows = 4
-
 // Errors returned for bad policies and requests.
 var (
 	// ErrInvalidPolicy reports a policy that cannot be enforced.
@@ -92,10 +89,10 @@ type window struct {
 	report   binding.Window
 }
 
-// NewPolicy validates windows and returns their policy.
+// NewPolicy validates windows, 1 to 4 of them, and returns their policy.
 func NewPolicy(name string, windows ...Window) (*Policy, error) {
-	if len(windows) == 0 || len(windows) > MaxWindows {
-		return nil, fmt.Errorf("%w %q: %d windows, want 1 to %d", ErrInvalidPolicy, name, len(windows), MaxWindows)
+	if len(windows) == 0 || len(windows) > binding.MaxWindows {
+		return nil, fmt.Errorf("%w %q: %d windows, want 1 to %d", ErrInvalidPolicy, name, len(windows), binding.MaxWindows)
 	}
 	p := &Policy{name: name, maxCost: math.MaxInt64}
 	for i, w := range windows {
@@ -136,9 +133,8 @@ func NewPolicy(name string, windows ...Window) (*Policy, error) {
 	return p, nil
 }
 
-// MustPolicy is [NewPolicy] for policies known to be valid; it panics
-// otherwise.
-func MustPolicy(name string, windows ...Window) *Policy {
+// mustPolicy is [NewPolicy] for the presets, known to be valid.
+func mustPolicy(name string, windows ...Window) *Policy {
 	p, err := NewPolicy(name, windows...)
 	if err != nil {
 		panic(err)
@@ -242,9 +238,9 @@ func (p *Policy) Windows() []Window {
 // The usual plans of an API, which [DefaultPlans] returns. Unexported,
 // so that no caller can replace them for everyone.
 var (
-	free     = MustPolicy("free", PerMinute(10), PerDay(1_000))
-	starter  = MustPolicy("starter", PerMinute(60), PerDay(10_000))
-	business = MustPolicy("business", PerMinute(300), PerDay(100_000))
+	free     = mustPolicy("free", PerMinute(10), PerDay(1_000))
+	starter  = mustPolicy("starter", PerMinute(60), PerDay(10_000))
+	business = mustPolicy("business", PerMinute(300), PerDay(100_000))
 )
 
 // Plans maps plan names to policies. Create one with [NewPlans]; it is

@@ -5,6 +5,9 @@ package binding
 
 import "time"
 
+// MaxWindows is the most windows a policy may have.
+const MaxWindows = 4
+
 // Window is one window of a policy, in the limiter's unit of time (the
 // memory limiter's nanoseconds, the Redis limiter's microseconds).
 type Window struct {

@@ -1,24 +1,26 @@
 package manage
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/internal/terms"
 	"github.com/keygate/keygate/middleware"
 	"github.com/keygate/keygate/ratelimit"
 )
 
 // accountJSON is an account as the account endpoint shows it.
 type accountJSON struct {
-	ID      string       `json:"id"`
-	Plan    string       `json:"plan"`
-	Custom  bool         `json:"custom_limits"`
-	Limits  []limitJSON  `json:"limits"`
-	Credits *creditsJSON `json:"credits"`
+	ID      string             `json:"id"`
+	Plan    string             `json:"plan"`
+	Custom  bool               `json:"custom_limits"`
+	Limits  []limitJSON        `json:"limits"`
+	Credits *ratelimit.Credits `json:"credits"`
 }
 
 // limitJSON is one window: its remaining and reset when a limiter can
@@ -29,14 +31,6 @@ type limitJSON struct {
 	Monthly       bool       `json:"monthly,omitempty"`
 	Remaining     *int64     `json:"remaining,omitempty"`
 	Reset         *time.Time `json:"reset,omitempty"`
-}
-
-type creditsJSON struct {
-	Balance      int64      `json:"balance"`
-	RefillAmount int64      `json:"refill_amount"`
-	RefillPeriod string     `json:"refill_period,omitempty"`
-	RefillMode   string     `json:"refill_mode,omitempty"`
-	RefillAt     *time.Time `json:"refill_at,omitempty"`
 }
 
 // getAccount answers GET {account}.
@@ -51,11 +45,7 @@ func (h *Handler) getAccount(w http.ResponseWriter, r *http.Request) {
 
 // writeAccount writes a, with where its limits and balance stand.
 func (h *Handler) writeAccount(w http.ResponseWriter, r *http.Request, a apikey.Account) {
-	plans := h.cfg.Service.Plans()
-	if plans == nil {
-		plans = ratelimit.DefaultPlans()
-	}
-	policy, credits, err := middleware.LimitsOf(plans, &a)
+	policy, err := terms.Account(h.cfg.Service.Plans(), &a)
 	if err != nil {
 		h.lifecycleError(w, r, err)
 		return
@@ -65,10 +55,12 @@ func (h *Handler) writeAccount(w http.ResponseWriter, r *http.Request, a apikey.
 		out.Limits = append(out.Limits, limitJSON{Limit: win.Limit, PeriodSeconds: int64(win.Period / time.Second), Monthly: win.Monthly})
 	}
 	if c := a.Credits; c != nil {
-		out.Credits = &creditsJSON{Balance: c.Balance, RefillAmount: c.RefillAmount, RefillPeriod: c.RefillPeriod, RefillMode: c.RefillMode}
+		// What stands now: the balance left and the next refill.
+		now := *c
+		out.Credits = &now
 	}
 	if h.cfg.Limiter != nil {
-		d, err := h.cfg.Limiter.Allow(r.Context(), ratelimit.Request{Account: a.ID, AccountPolicy: policy, Credits: credits, Report: true})
+		d, err := h.cfg.Limiter.Allow(r.Context(), ratelimit.Request{Account: a.ID, AccountPolicy: policy, Credits: a.Credits, Report: true})
 		if err != nil {
 			h.lifecycleError(w, r, err)
 			return
@@ -80,9 +72,8 @@ func (h *Handler) writeAccount(w http.ResponseWriter, r *http.Request, a apikey.
 			out.Credits.Balance = d.Balance
 		}
 	}
-	if c := a.Credits; c != nil && c.RefillPeriod != "" {
-		next := credits.NextRefill(h.cfg.Clock())
-		out.Credits.RefillAt = &next
+	if c := a.Credits; c != nil && c.Refill != 0 {
+		out.Credits.RefillAt = c.NextRefill(h.cfg.Clock())
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -119,7 +110,7 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	if req.Credits != nil {
 		if change.credits, err = decodeCredits(req.Credits); err != nil {
-			h.fail(w, r, http.StatusBadRequest, "invalid_input", err.Error())
+			h.fail(w, r, http.StatusBadRequest, "invalid_input", "Invalid credits: "+err.Error())
 			return
 		}
 	}
@@ -147,27 +138,17 @@ func (h *Handler) putAccount(w http.ResponseWriter, r *http.Request) {
 // accountChange is a PUT's decoded limits and credits.
 type accountChange struct {
 	limits  []ratelimit.Window
-	credits *apikey.Credits
+	credits *ratelimit.Credits
 }
 
-// decodeCredits reads the credits of a PUT: null for none.
-func decodeCredits(raw json.RawMessage) (*apikey.Credits, error) {
-	var c *struct {
-		Balance      int64     `json:"balance"`
-		RefillAmount int64     `json:"refill_amount"`
-		RefillPeriod string    `json:"refill_period"`
-		RefillMode   string    `json:"refill_mode"`
-		RefillAt     time.Time `json:"refill_at"`
+// decodeCredits reads the credits of a PUT, in their JSON form (a
+// granted_at is the Service's to set): null for none.
+func decodeCredits(raw json.RawMessage) (*ratelimit.Credits, error) {
+	var c *ratelimit.Credits
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, errors.New(strings.TrimPrefix(err.Error(), ratelimit.ErrInvalidCredits.Error()+": "))
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("invalid credits: %v", err)
-	}
-	if c == nil {
-		return nil, nil
-	}
-	return &apikey.Credits{Balance: c.Balance, RefillAmount: c.RefillAmount, RefillPeriod: c.RefillPeriod, RefillMode: c.RefillMode, RefillAt: c.RefillAt}, nil
+	return c, nil
 }
 
 // maxPeriodSeconds is a year and a day: apikey refuses longer windows.

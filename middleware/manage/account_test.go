@@ -11,7 +11,6 @@ import (
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/internal/testclock"
-	"github.com/keygate/keygate/middleware"
 	"github.com/keygate/keygate/middleware/manage"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/store/memstore"
@@ -52,13 +51,13 @@ func TestAccountEndpoint(t *testing.T) {
 	require.Equal(t, 200, status, a)
 	assert.Equal(t, map[string]any{
 		"balance": 1000.0, "refill_amount": 1000.0, "refill_period": "month", "refill_mode": "replace", "refill_at": "2030-02-01T00:00:00Z",
+		"granted_at": "2030-01-02T10:00:00Z",
 	}, a["credits"])
 	// Spent through the limiter, shown as it stands.
 	acct, err := svc.Account(t.Context(), "alice")
 	require.NoError(t, err)
-	policy, credits, err := middleware.LimitsOf(ratelimit.DefaultPlans(), &acct)
-	require.NoError(t, err)
-	d, err := limiter.Allow(t.Context(), ratelimit.Request{Account: "alice", AccountPolicy: policy, Credits: credits, Key: "k", Cost: 3})
+	policy, _ := ratelimit.DefaultPlans().Lookup(acct.Plan)
+	d, err := limiter.Allow(t.Context(), ratelimit.Request{Account: "alice", AccountPolicy: policy, Credits: acct.Credits, Key: "k", Cost: 3})
 	require.NoError(t, err)
 	require.True(t, d.Allowed)
 	status, a = call(h, "PUT", "/api/v1/account", "alice", `{"limits":[]}`)

@@ -92,7 +92,7 @@ func want(t *testing.T, d ratelimit.Decision, allowed bool, remaining int64, ret
 }
 
 func testMinute(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
-	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10))
+	p := mustPolicy("t", ratelimit.PerMinute(10))
 	for i := range 10 {
 		d := allow(t, l, "k", p, 1)
 		want(t, d, true, int64(9-i), 0)
@@ -113,7 +113,7 @@ func testMinute(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 }
 
 func testDay(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
-	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(15))
+	p := mustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(15))
 	for range 10 {
 		allow(t, l, "k", p, 1)
 	}
@@ -145,7 +145,7 @@ func testAllOrNothing(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 	// holds what the refusals left it.
 	slow := ratelimit.Window{Name: "slow", Limit: 4, Period: 24 * time.Hour}
 	perMinute := ratelimit.Window{Name: "fixed-min", Limit: 3, Period: time.Minute, Fixed: true}
-	p := ratelimit.MustPolicy("t", slow, perMinute)
+	p := mustPolicy("t", slow, perMinute)
 	for range 3 {
 		if d := allow(t, l, "k", p, 1); !d.Allowed {
 			t.Fatalf("denied with room in both windows: %+v", d)
@@ -165,7 +165,7 @@ func testAllOrNothing(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 	}
 
 	// A bucket refuses; the fixed window beside it must keep its count.
-	q := ratelimit.MustPolicy("t2", ratelimit.PerMinute(5), ratelimit.PerDay(6))
+	q := mustPolicy("t2", ratelimit.PerMinute(5), ratelimit.PerDay(6))
 	for range 5 {
 		allow(t, l, "k2", q, 1)
 	}
@@ -181,14 +181,14 @@ func testAllOrNothing(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 }
 
 func testKeys(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
-	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(2))
+	p := mustPolicy("t", ratelimit.PerMinute(2))
 	allow(t, l, "a", p, 2)
 	want(t, allow(t, l, "a", p, 1), false, 0, 30*time.Second)
 	want(t, allow(t, l, "b", p, 1), true, 1, 0)
 }
 
 func testCosts(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
-	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10))
+	p := mustPolicy("t", ratelimit.PerMinute(10))
 	for _, cost := range []int64{-1, 11} {
 		_, err := l.Allow(context.Background(), ratelimit.Request{Key: "k", KeyPolicy: p, Cost: cost})
 		if !errors.Is(err, ratelimit.ErrInvalidCost) {
@@ -201,7 +201,7 @@ func testCosts(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 }
 
 func testClockBack(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
-	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10))
+	p := mustPolicy("t", ratelimit.PerMinute(10))
 	allow(t, l, "k", p, 10)
 	c.Advance(-time.Minute)
 	if d := allow(t, l, "k", p, 1); d.Allowed {
@@ -215,7 +215,7 @@ func testClockBack(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 }
 
 func testConcurrent(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
-	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(100))
+	p := mustPolicy("t", ratelimit.PerMinute(100))
 	allowed := hammer(t, l, 8, 40, func(int) ratelimit.Request { return ratelimit.Request{Key: "k", KeyPolicy: p, Cost: 1} })
 	if allowed != 100 {
 		t.Fatalf("%d of 320 concurrent requests allowed under 100/min, want exactly 100", allowed)
@@ -249,12 +249,12 @@ func hammer(t *testing.T, l ratelimit.Limiter, goroutines, each int, req func(g 
 }
 
 func testTightest(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
-	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(1000))
+	p := mustPolicy("t", ratelimit.PerMinute(10), ratelimit.PerDay(1000))
 	d := allow(t, l, "k", p, 1)
 	if d.Tightest != 0 || d.Limit != 10 || d.Remaining != 9 {
 		t.Fatalf("allowed: tightest %d (%d/%d), want the minute window", d.Tightest, d.Remaining, d.Limit)
 	}
-	p2 := ratelimit.MustPolicy("t2", ratelimit.PerMinute(10), ratelimit.PerMinute(10))
+	p2 := mustPolicy("t2", ratelimit.PerMinute(10), ratelimit.PerMinute(10))
 	d = allow(t, l, "k2", p2, 1)
 	if d.Tightest != 0 {
 		t.Fatalf("equal windows: tightest %d, want the lower index", d.Tightest)
@@ -263,7 +263,7 @@ func testTightest(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 
 func testFourWindows(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	week := ratelimit.Window{Name: "week", Limit: 5, Period: 7 * 24 * time.Hour, Fixed: true}
-	p := ratelimit.MustPolicy("t4", ratelimit.PerMinute(10), ratelimit.PerHour(100), ratelimit.PerDay(1000), week)
+	p := mustPolicy("t4", ratelimit.PerMinute(10), ratelimit.PerHour(100), ratelimit.PerDay(1000), week)
 	for i := range 5 {
 		want(t, allow(t, l, "k", p, 1), true, 4-int64(i), 0)
 	}
@@ -273,14 +273,14 @@ func testFourWindows(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	}
 	// The same key under a policy of two of those windows keeps what
 	// they spent.
-	want(t, allow(t, l, "k", ratelimit.MustPolicy("t2", ratelimit.PerMinute(10), ratelimit.PerDay(1000)), 1), true, 4, 0)
+	want(t, allow(t, l, "k", mustPolicy("t2", ratelimit.PerMinute(10), ratelimit.PerDay(1000)), 1), true, 4, 0)
 }
 
 // Ten keys of one account share the free plan: exactly 10 requests a
 // minute and 1,000 a day, however many keys the account spreads them
 // over; another account is untouched.
 func testAccountShared(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
-	plan := ratelimit.MustPolicy("free", ratelimit.PerMinute(10), ratelimit.PerDay(1000))
+	plan := mustPolicy("free", ratelimit.PerMinute(10), ratelimit.PerDay(1000))
 	c.Set(time.Date(2030, 1, 2, 0, 0, 0, 0, time.UTC))
 	total := 0
 	for minute := range 110 {
@@ -314,8 +314,8 @@ func testAccountShared(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 // nothing from the account, and the account's refusal nothing from the
 // key.
 func testKeyCap(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
-	plan := ratelimit.MustPolicy("acct", ratelimit.PerMinute(10))
-	cap3 := ratelimit.MustPolicy("cap", ratelimit.PerMinute(3))
+	plan := mustPolicy("acct", ratelimit.PerMinute(10))
+	cap3 := mustPolicy("cap", ratelimit.PerMinute(3))
 	r := ratelimit.Request{Account: "a", AccountPolicy: plan, Key: "k1", KeyPolicy: cap3, Cost: 1}
 	for i := range 3 {
 		d := decide(t, l, r)
@@ -350,7 +350,7 @@ func testKeyCap(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 // Many goroutines on ten keys of one account: exactly the account's
 // limit passes.
 func testConcurrentAccount(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
-	plan := ratelimit.MustPolicy("t", ratelimit.PerMinute(100), ratelimit.PerDay(1000))
+	plan := mustPolicy("t", ratelimit.PerMinute(100), ratelimit.PerDay(1000))
 	allowed := hammer(t, l, 20, 20, func(g int) ratelimit.Request {
 		return ratelimit.Request{Account: "a", AccountPolicy: plan, Key: string(rune('0' + g%10)), Cost: 1}
 	})
@@ -363,8 +363,8 @@ func testConcurrentAccount(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock
 // 8 of 10 per minute spent is 8 of 60 after the upgrade; 9 of 60 is 9 of
 // 10 after the downgrade, and the day's count carries both ways.
 func testPolicyChange(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
-	free := ratelimit.MustPolicy("free", ratelimit.PerMinute(10), ratelimit.PerDay(1000))
-	starter := ratelimit.MustPolicy("starter", ratelimit.PerMinute(60), ratelimit.PerDay(20))
+	free := mustPolicy("free", ratelimit.PerMinute(10), ratelimit.PerDay(1000))
+	starter := mustPolicy("starter", ratelimit.PerMinute(60), ratelimit.PerDay(20))
 	r := ratelimit.Request{Account: "a", AccountPolicy: free, Key: "k", Cost: 1}
 	for range 8 {
 		decide(t, l, r)
@@ -380,7 +380,7 @@ func testPolicyChange(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 		t.Fatalf("after the downgrade: %+v; want the minute spent", d)
 	}
 	// A window with no counterpart in the old policy starts full.
-	hourly := ratelimit.MustPolicy("hourly", ratelimit.PerHour(5))
+	hourly := mustPolicy("hourly", ratelimit.PerHour(5))
 	r.AccountPolicy = hourly
 	want(t, decide(t, l, r), true, 4, 0)
 	// Windows spent past a new, lower limit have none left, never fewer
@@ -389,7 +389,7 @@ func testPolicyChange(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	for range 8 {
 		decide(t, l, r)
 	}
-	tiny := ratelimit.MustPolicy("tiny", ratelimit.PerMinute(2), ratelimit.PerDay(5))
+	tiny := mustPolicy("tiny", ratelimit.PerMinute(2), ratelimit.PerDay(5))
 	r.AccountPolicy, r.Cost, r.Report = tiny, 0, true
 	d = decide(t, l, r)
 	for _, w := range d.Windows {
@@ -405,7 +405,7 @@ func testPolicyChange(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 // A request of cost 0 passes, even when the windows are spent, and
 // reports them.
 func testCostZero(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
-	p := ratelimit.MustPolicy("t", ratelimit.PerMinute(2))
+	p := mustPolicy("t", ratelimit.PerMinute(2))
 	want(t, allow(t, l, "k", p, 0), true, 2, 0)
 	allow(t, l, "k", p, 2)
 	d := allow(t, l, "k", p, 0)
@@ -422,7 +422,7 @@ func testNoPolicy(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 }
 
 // creditPlan is a loose policy for the credit tests: the balance binds.
-var creditPlan = ratelimit.MustPolicy("credits", ratelimit.PerMinute(1_000_000))
+var creditPlan = mustPolicy("credits", ratelimit.PerMinute(1_000_000))
 
 // 1,000 concurrent requests against a balance of 100 spend exactly 100;
 // the refused ones are quota refusals that waiting will not lift.
@@ -443,7 +443,7 @@ func testCreditsConcurrent(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock
 // A daily refill replaces the balance once a day, at the stated instant.
 func testCreditsDaily(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 	first := start.Add(time.Hour)
-	credits := &ratelimit.Credits{Balance: 3, Granted: start, Refill: 5, Every: ratelimit.Daily, RefillAt: first}
+	credits := &ratelimit.Credits{Balance: 3, Granted: start, Refill: 5, RefillAt: first}
 	r := ratelimit.Request{Account: "a", AccountPolicy: creditPlan, Key: "k", Credits: credits, Cost: 1}
 	for i := range 3 {
 		if d := decide(t, l, r); !d.Allowed || d.Balance != int64(2-i) {
@@ -478,7 +478,7 @@ func testCreditsDaily(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 // last day when shorter, and adds once per month.
 func testCreditsMonthly(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 	first := time.Date(2030, 1, 31, 12, 0, 0, 0, time.UTC)
-	credits := &ratelimit.Credits{Balance: 0, Granted: start, Refill: 10, Every: ratelimit.Monthly, RefillAt: first, Add: true}
+	credits := &ratelimit.Credits{Balance: 0, Granted: start, Refill: 10, Monthly: true, RefillAt: first, Add: true}
 	r := ratelimit.Request{Account: "a", AccountPolicy: creditPlan, Key: "k", Credits: credits, Cost: 4}
 	if d := decide(t, l, r); d.Allowed || d.RetryAfter != first.Sub(start) {
 		t.Fatalf("on an empty balance: %+v; want refused until %v", d, first)
@@ -531,7 +531,7 @@ func testCreditsGrant(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 // A refusal by a window spends no credit, and a refusal for credits no
 // window.
 func testCreditsAllOrNothing(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
-	plan := ratelimit.MustPolicy("t", ratelimit.PerMinute(3))
+	plan := mustPolicy("t", ratelimit.PerMinute(3))
 	credits := &ratelimit.Credits{Balance: 4, Granted: start}
 	r := ratelimit.Request{Account: "a", AccountPolicy: plan, Key: "k", Credits: credits, Cost: 1}
 	for range 3 {
@@ -555,8 +555,8 @@ func testCreditsAllOrNothing(t *testing.T, l ratelimit.Limiter, _ *testclock.Clo
 // A request asking for a report gets every window, the account's first;
 // the binding one among them is what the decision describes.
 func testReport(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
-	acct := ratelimit.MustPolicy("acct", ratelimit.PerMinute(10), ratelimit.PerDay(100))
-	key := ratelimit.MustPolicy("key", ratelimit.PerMinute(3))
+	acct := mustPolicy("acct", ratelimit.PerMinute(10), ratelimit.PerDay(100))
+	key := mustPolicy("key", ratelimit.PerMinute(3))
 	r := ratelimit.Request{Account: "a", AccountPolicy: acct, Key: "k", KeyPolicy: key, Cost: 1}
 	if d := decide(t, l, r); d.Windows != nil {
 		t.Fatalf("Windows without a report: %+v", d.Windows)
@@ -587,7 +587,7 @@ func testCreditsCalendar(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) 
 		time.Date(2030, 12, 31, 23, 30, 0, 0, time.UTC),
 		time.Date(2032, 2, 29, 6, 0, 0, 0, time.UTC),
 	} {
-		credits := &ratelimit.Credits{Granted: start, Refill: 1, Every: ratelimit.Monthly, RefillAt: first, Add: true}
+		credits := &ratelimit.Credits{Granted: start, Refill: 1, Monthly: true, RefillAt: first, Add: true}
 		r := ratelimit.Request{Account: fmt.Sprint("cal", i), AccountPolicy: creditPlan, Key: "k", Credits: credits}
 		// refill returns refill k the calendar's way: first's day of the
 		// month, or the month's last day.
@@ -609,7 +609,7 @@ func testCreditsCalendar(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) 
 		}
 	}
 	first := time.Date(2030, 3, 9, 1, 30, 0, 0, time.UTC)
-	daily := &ratelimit.Credits{Granted: start, Refill: 1, Every: ratelimit.Daily, RefillAt: first, Add: true}
+	daily := &ratelimit.Credits{Granted: start, Refill: 1, RefillAt: first, Add: true}
 	r := ratelimit.Request{Account: "daily", AccountPolicy: creditPlan, Key: "k", Credits: daily}
 	c.Set(first.Add(1000*24*time.Hour - time.Microsecond))
 	if d := decide(t, l, r); d.Balance != 1000 || !d.Reset.Equal(first.Add(1000*24*time.Hour)) {
@@ -622,7 +622,7 @@ func testCreditsCalendar(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) 
 // year's end, reports that instant as its reset, and keeps what was spent
 // when the policy around it changes.
 func testMonth(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
-	p := ratelimit.MustPolicy("monthly", ratelimit.PerMinute(100), ratelimit.PerMonth(3))
+	p := mustPolicy("monthly", ratelimit.PerMinute(100), ratelimit.PerMonth(3))
 	req := ratelimit.Request{Account: "a", AccountPolicy: p, Key: "k", Cost: 1}
 	for _, tc := range []struct{ spend, end time.Time }{
 		{time.Date(2032, 2, 10, 12, 0, 0, 0, time.UTC), time.Date(2032, 3, 1, 0, 0, 0, 0, time.UTC)},
@@ -646,9 +646,18 @@ func testMonth(t *testing.T, l ratelimit.Limiter, c *testclock.Clock) {
 		}
 	}
 	// A bigger quota starts from what this month spent.
-	bigger := ratelimit.MustPolicy("monthly-5", ratelimit.PerMinute(100), ratelimit.PerMonth(5))
+	bigger := mustPolicy("monthly-5", ratelimit.PerMinute(100), ratelimit.PerMonth(5))
 	d := decide(t, l, ratelimit.Request{Account: "a", AccountPolicy: bigger, Key: "k", Cost: 1})
 	if !d.Allowed || d.Remaining != 3 {
 		t.Fatalf("after a change to 5 a month: %+v; want 3 left of 5 (2 spent)", d)
 	}
+}
+
+// mustPolicy returns the policy of windows, which are valid.
+func mustPolicy(name string, windows ...ratelimit.Window) *ratelimit.Policy {
+	p, err := ratelimit.NewPolicy(name, windows...)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }

@@ -48,9 +48,9 @@ func BenchmarkRedis(b *testing.B) {
 	l, client, p := newLimiter(b)
 	h := &hook{}
 	client.AddHook(h)
-	policy := ratelimit.MustPolicy("bench", ratelimit.Window{Name: "min", Limit: 10_000_000, Period: 60e9}, ratelimit.PerDay(1<<50))
-	credits := &ratelimit.Credits{Balance: 1 << 50, Granted: time.Now(), Refill: 1 << 50, Every: ratelimit.Monthly, RefillAt: time.Now().AddDate(0, 1, 0)}
-	huge := ratelimit.MustPolicy("huge", ratelimit.Window{Name: "min", Limit: 1 << 40, Period: time.Minute, Fixed: true})
+	policy := mustPolicy("bench", ratelimit.Window{Name: "min", Limit: 10_000_000, Period: 60e9}, ratelimit.PerDay(1<<50))
+	credits := &ratelimit.Credits{Balance: 1 << 50, Granted: time.Now(), Refill: 1 << 50, Monthly: true, RefillAt: time.Now().AddDate(0, 1, 0)}
+	huge := mustPolicy("huge", ratelimit.Window{Name: "min", Limit: 1 << 40, Period: time.Minute, Fixed: true})
 	local, err := redislimit.New(client, redislimit.Config{Prefix: p, Local: &redislimit.Local{}})
 	if err != nil {
 		b.Fatal(err)

@@ -42,7 +42,7 @@ func TestLocalFirstFourInstances(t *testing.T) {
 		t.Run(d.Name, func(t *testing.T) {
 			base := d.Connect(t)
 			p := redistest.Name(t, base, "rl") + ":"
-			policy := ratelimit.MustPolicy("big", ratelimit.PerMinute(6000))
+			policy := mustPolicy("big", ratelimit.PerMinute(6000))
 			const instances, lease = 4, 60
 			h := &hook{}
 			var limiters [instances]*redislimit.Limiter
@@ -129,7 +129,7 @@ func TestRefusalsAreAnsweredLocally(t *testing.T) {
 			l, err := redislimit.New(client, redislimit.Config{Prefix: redistest.Name(t, client, "rl") + ":", Local: local})
 			require.NoError(t, err)
 			ctx := context.Background()
-			policy := ratelimit.MustPolicy("fast", ratelimit.Window{Limit: 2, Period: 200 * time.Millisecond})
+			policy := mustPolicy("fast", ratelimit.Window{Limit: 2, Period: 200 * time.Millisecond})
 			r := ratelimit.Request{Key: "k", KeyPolicy: policy, Cost: 1}
 			for range 2 {
 				d, err := l.Allow(ctx, r)
@@ -176,7 +176,7 @@ func TestLocalFirstPausedRedisCostsOneTimeout(t *testing.T) {
 	client.AddHook(calls)
 	l, err := redislimit.New(client, redislimit.Config{Timeout: 200 * time.Millisecond, Local: &redislimit.Local{}})
 	require.NoError(t, err)
-	policy := ratelimit.MustPolicy("big", ratelimit.PerMinute(60_000))
+	policy := mustPolicy("big", ratelimit.PerMinute(60_000))
 	r := ratelimit.Request{Account: "acct", AccountPolicy: policy, Key: "k", Cost: 1}
 	_, err = l.Allow(context.Background(), r)
 	require.NoError(t, err)

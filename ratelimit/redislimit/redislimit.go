@@ -304,7 +304,7 @@ func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 		return ratelimit.Decision{}, err
 	}
 	allowed, now := num(reply, 0) == 1, num(reply, 1)
-	var states [2*ratelimit.MaxWindows + 1]binding.State
+	var states [2*binding.MaxWindows + 1]binding.State
 	n, at := 0, 2 // at: the next state's first double
 	for _, sc := range [2]*script{acct, key} {
 		w := windows(sc)
@@ -371,7 +371,7 @@ func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 func schedule(c *ratelimit.Credits) binding.Credits {
 	return binding.Credits{
 		Balance: c.Balance, Granted: c.Granted.UnixNano(), Refill: c.Refill, Add: c.Add,
-		Monthly: c.Every == ratelimit.Monthly, First: c.RefillAt.UnixNano(),
+		Monthly: c.Monthly, First: c.RefillAt.UnixNano(),
 	}
 }
 
@@ -382,7 +382,7 @@ func creditSpec(c *ratelimit.Credits) string {
 	tod := first.Sub(time.Date(y, m, d, 0, 0, 0, 0, time.UTC)).Microseconds()
 	b := make([]byte, 0, 80)
 	for _, x := range [...]int64{
-		c.Granted.UnixMicro(), c.Balance, c.Refill, boolNum(c.Add), boolNum(c.Every == ratelimit.Monthly),
+		c.Granted.UnixMicro(), c.Balance, c.Refill, boolNum(c.Add), boolNum(c.Monthly),
 		first.UnixMicro(), int64(y), int64(m), int64(d), tod,
 	} {
 		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(float64(x)))

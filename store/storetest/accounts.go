@@ -38,8 +38,8 @@ func testAccounts(t *testing.T, s apikey.Store) {
 	}
 	custom := &apikey.Account{ID: "acct_a", Plan: "starter", UpdatedAt: epoch.Add(time.Hour), Version: 2,
 		Limits: []ratelimit.Window{{Limit: 5000, Period: time.Minute}, {Limit: 1_000_000, Period: 24 * time.Hour}},
-		Credits: &apikey.Credits{Balance: 100, RefillAmount: 50, RefillPeriod: apikey.RefillMonth, RefillMode: apikey.RefillAdd,
-			RefillAt: epoch.AddDate(0, 1, 0), GrantedAt: epoch.Add(time.Hour)}}
+		Credits: &ratelimit.Credits{Balance: 100, Refill: 50, Monthly: true, Add: true,
+			RefillAt: epoch.AddDate(0, 1, 0), Granted: epoch.Add(time.Hour)}}
 	if err := as.PutAccount(ctx(), a, custom); err != nil {
 		t.Fatalf("updating: %v", err)
 	}
@@ -54,8 +54,8 @@ func testAccounts(t *testing.T, s apikey.Store) {
 	}
 	if got.ID != "acct_a" || got.Plan != "starter" || got.Version != 2 || !got.UpdatedAt.Equal(custom.UpdatedAt) ||
 		fmt.Sprint(got.Limits) != fmt.Sprint(custom.Limits) || got.Credits == nil || got.Credits.Balance != 100 ||
-		got.Credits.RefillAmount != 50 || got.Credits.RefillPeriod != "month" || got.Credits.RefillMode != "add" ||
-		!got.Credits.RefillAt.Equal(custom.Credits.RefillAt) || !got.Credits.GrantedAt.Equal(custom.Credits.GrantedAt) {
+		got.Credits.Refill != 50 || !got.Credits.Monthly || !got.Credits.Add ||
+		!got.Credits.RefillAt.Equal(custom.Credits.RefillAt) || !got.Credits.Granted.Equal(custom.Credits.Granted) {
 		t.Fatalf("Account = %+v, want %+v", got, custom)
 	}
 }

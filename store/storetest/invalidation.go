@@ -162,7 +162,7 @@ func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T
 		}
 		for round := range 20 {
 			id := fmt.Sprintf("acct_both_%d", round)
-			if err := a.CreateAccount(ctx, apikey.Account{ID: id, Plan: "free", Credits: &apikey.Credits{Balance: 5}}); err != nil {
+			if err := a.CreateAccount(ctx, apikey.Account{ID: id, Plan: "free", Credits: &ratelimit.Credits{Balance: 5}}); err != nil {
 				t.Fatalf("CreateAccount: %v", err)
 			}
 			for _, svc := range []*apikey.Service{a, b} {
@@ -175,7 +175,7 @@ func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T
 			var wg sync.WaitGroup
 			wg.Go(func() {
 				credited, errA = a.UpdateAccount(ctx, id, func(acct *apikey.Account) error {
-					acct.Credits = &apikey.Credits{Balance: int64(1000 + round)}
+					acct.Credits = &ratelimit.Credits{Balance: int64(1000 + round)}
 					return nil
 				})
 			})
@@ -200,8 +200,8 @@ func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T
 				t.Fatalf("round %d: stored %+v (credits %+v), want the business plan and a balance of %d", round, got, got.Credits, 1000+round)
 			}
 			// Nothing re-granted: the plan change kept the credits' grant.
-			if !got.Credits.GrantedAt.Equal(credited.Credits.GrantedAt) {
-				t.Fatalf("round %d: the credits were granted again at %v, after %v", round, got.Credits.GrantedAt, credited.Credits.GrantedAt)
+			if !got.Credits.Granted.Equal(credited.Credits.Granted) {
+				t.Fatalf("round %d: the credits were granted again at %v, after %v", round, got.Credits.Granted, credited.Credits.Granted)
 			}
 		}
 	})
