@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/ratelimit"
 )
 
@@ -59,8 +60,8 @@ type Config struct {
 }
 
 // Service is the key lifecycle: create, verify, list, update, disable,
-// enable, revoke, rotate, delete, purge. Every change is an [Event] of
-// the audit trail, when the store keeps one ([EventStore]). It applies
+// enable, revoke, rotate, delete, purge. Every change is an [event.Event] of
+// the audit trail, when the store keeps one ([event.Store]). It applies
 // every policy (validation, expiry, per-owner limits, ownership) and
 // delegates persistence to a [Store]. It is safe for concurrent use.
 type Service struct {
@@ -224,7 +225,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
 	if err != nil {
 		return Issued{}, err
 	}
-	if err := s.store.Create(ctx, rec, s.max, now, event(ctx, EventCreated, &Key{}, &rec.Key, now)); err != nil {
+	if err := s.store.Create(ctx, rec, s.max, now, newEvent(ctx, event.KeyCreated, &Key{}, &rec.Key, now)); err != nil {
 		if errors.Is(err, ErrTooManyKeys) {
 			return Issued{}, &LimitError{Max: s.max}
 		}
@@ -374,7 +375,7 @@ func (s *Service) Revoke(ctx context.Context, owner, id string) error {
 	now := s.now()
 	next := old.Key
 	next.RevokedAt = now
-	if err := s.store.Revoke(ctx, id, now, event(ctx, EventRevoked, &old.Key, &next, now)); err != nil {
+	if err := s.store.Revoke(ctx, id, now, newEvent(ctx, event.KeyRevoked, &old.Key, &next, now)); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return ErrNotFound
 		}
@@ -435,7 +436,7 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 	if err := retired.Retire(old, rec.ID, now.Add(grace)); err != nil {
 		return Issued{}, err
 	}
-	ev := event(ctx, EventRotated, &old.Key, &retired.Key, now)
+	ev := newEvent(ctx, event.KeyRotated, &old.Key, &retired.Key, now)
 	if err := s.store.Rotate(ctx, old, now.Add(grace), rec, s.max, now, ev); err != nil {
 		switch {
 		case errors.Is(err, ErrTooManyKeys):
@@ -462,7 +463,7 @@ func (s *Service) Delete(ctx context.Context, owner, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.store.Delete(ctx, id, event(ctx, EventDeleted, &old.Key, &Key{}, s.now())); err != nil {
+	if err := s.store.Delete(ctx, id, newEvent(ctx, event.KeyDeleted, &old.Key, &Key{}, s.now())); err != nil {
 		if errors.Is(err, ErrNotFound) {
 			return ErrNotFound
 		}

@@ -3,6 +3,8 @@ package apikey
 import (
 	"context"
 	"time"
+
+	"github.com/keygate/keygate/apikey/event"
 )
 
 // Store persists key records. It is the contract between the lifecycle
@@ -18,11 +20,11 @@ import (
 // claim the key does not exist.
 //
 // A store may have optional capabilities, each a small interface found
-// by type assertion: [OwnedGetter], [AccountStore], [EventStore],
+// by type assertion: [OwnedGetter], [AccountStore], [event.Store],
 // [ChangeFeed], and usage.Store.
 //
-// Every call that changes a record takes the [Event] that describes the
-// change, for a store that keeps the audit trail ([EventStore]); a store
+// Every call that changes a record takes the [event.Event] that describes the
+// change, for a store that keeps the audit trail ([event.Store]); a store
 // that does not ignores it. A nil event records none.
 //
 // Records cross the interface as pointers and are immutable once they have:
@@ -35,7 +37,7 @@ type Store interface {
 	// is positive and rec.Owner already has maxActive records for which
 	// [Key.Active](now) holds. The check and the insert are one atomic step:
 	// of any number of concurrent calls, at most the allowed number succeed.
-	Create(ctx context.Context, rec *Record, maxActive int, now time.Time, ev *Event) error
+	Create(ctx context.Context, rec *Record, maxActive int, now time.Time, ev *event.Event) error
 
 	// Lookup returns the record whose Hash is hash, whatever its state
 	// (revoked, expired). It returns [ErrNotFound] when there is none. This
@@ -55,7 +57,7 @@ type Store interface {
 	// Revoke sets RevokedAt to at on the record with the given ID. It is
 	// idempotent: revoking a revoked key succeeds and keeps the first time.
 	// It returns [ErrNotFound] when there is no such record.
-	Revoke(ctx context.Context, id string, at time.Time, ev *Event) error
+	Revoke(ctx context.Context, id string, at time.Time, ev *event.Event) error
 
 	// Rotate atomically retires the record old (as the caller read it)
 	// and stores replacement. It fails with [ErrNotFound] when old.ID
@@ -74,7 +76,7 @@ type Store interface {
 	// [ErrTooManyKeys] if the owner already has maxActive records for
 	// which [Key.Active](now) holds, the old one included. The check and
 	// the change are one atomic step.
-	Rotate(ctx context.Context, old *Record, retireAt time.Time, replacement *Record, maxActive int, now time.Time, ev *Event) error
+	Rotate(ctx context.Context, old *Record, retireAt time.Time, replacement *Record, maxActive int, now time.Time, ev *event.Event) error
 
 	// Update replaces the record next.ID with next, if the stored record
 	// is still prev ([Record.Same]): a compare-and-set, so that of
@@ -82,12 +84,12 @@ type Store interface {
 	// exactly one wins. It fails with [ErrNotFound] when there is no such
 	// record and with [ErrConflict] when it is no longer prev. next has
 	// prev's ID, owner and hash.
-	Update(ctx context.Context, prev, next *Record, ev *Event) error
+	Update(ctx context.Context, prev, next *Record, ev *event.Event) error
 
 	// Delete removes the record with the given ID, after which Lookup and
 	// Get report [ErrNotFound] for it. It returns [ErrNotFound] when there is
 	// no such record.
-	Delete(ctx context.Context, id string, ev *Event) error
+	Delete(ctx context.Context, id string, ev *event.Event) error
 
 	// Purge deletes up to limit records whose [Key.EndedAt] is before
 	// cutoff (revoked or expired then; a rotated record expires when its
@@ -97,7 +99,7 @@ type Store interface {
 	// the store fills in KeyID and Account. It returns how many records it
 	// deleted; several purges may run at once, and each record is deleted
 	// by one of them.
-	Purge(ctx context.Context, cutoff time.Time, limit int, ev *Event) (int, error)
+	Purge(ctx context.Context, cutoff time.Time, limit int, ev *event.Event) (int, error)
 
 	// Expiring returns the records that are not revoked and whose ExpiresAt
 	// is in [from, to), ordered by ExpiresAt and then ID, across all owners.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/ratelimit"
 )
 
@@ -72,7 +73,7 @@ func (s *Service) Update(ctx context.Context, owner, id string, change func(*Upd
 	next.Name, next.Description, next.Permissions, next.ProjectID = v.Name, v.Description, v.Permissions, v.ProjectID
 	next.Plan, next.Limits, next.NotBefore, next.ExpiresAt = v.Plan, v.Limits, v.NotBefore, v.ExpiresAt
 	next.Restrictions, next.Metadata = v.Restrictions, v.Metadata
-	return s.write(ctx, EventUpdated, old, &next, now)
+	return s.write(ctx, event.KeyUpdated, old, &next, now)
 }
 
 // checkLifetime refuses an expiry of k past [Config].MaxLifetime from its
@@ -104,8 +105,8 @@ func (s *Service) changeable(ctx context.Context, owner, id string) (*Record, er
 
 // write stores next in place of old with the event typ, unless nothing
 // changed, and returns next's key.
-func (s *Service) write(ctx context.Context, typ EventType, old, next *Record, now time.Time) (Key, error) {
-	ev := event(ctx, typ, &old.Key, &next.Key, now)
+func (s *Service) write(ctx context.Context, typ event.Type, old, next *Record, now time.Time) (Key, error) {
+	ev := newEvent(ctx, typ, &old.Key, &next.Key, now)
 	if ev.Changes == nil {
 		return old.Key.Clone(), nil
 	}
@@ -143,10 +144,10 @@ func (s *Service) setDisabled(ctx context.Context, owner, id string, disabled bo
 	}
 	now := s.now()
 	next := *old
-	typ := EventEnabled
+	typ := event.KeyEnabled
 	next.DisabledAt = time.Time{}
 	if disabled {
-		typ = EventDisabled
+		typ = event.KeyDisabled
 		if next.DisabledAt = old.DisabledAt; next.DisabledAt.IsZero() {
 			next.DisabledAt = now
 		}
@@ -155,7 +156,7 @@ func (s *Service) setDisabled(ctx context.Context, owner, id string, disabled bo
 }
 
 // Purge deletes, for good, the records of every owner that were revoked
-// or expired more than retention ago, with a [EventPurged] event each,
+// or expired more than retention ago, with an [event.KeyPurged] event each,
 // and returns how many it deleted. It is meant to be scheduled by the
 // host (say daily); several instances may run it at once. Until a
 // record is purged, its key's history (and [Service.List]) still show
@@ -165,7 +166,7 @@ func (s *Service) Purge(ctx context.Context, retention time.Duration) (int, erro
 		return 0, invalid("retention", "must not be negative")
 	}
 	now := s.now()
-	ev := event(ctx, EventPurged, &Key{}, &Key{}, now)
+	ev := newEvent(ctx, event.KeyPurged, &Key{}, &Key{}, now)
 	total := 0
 	for {
 		n, err := s.store.Purge(ctx, now.Add(-retention), purgeBatch, ev)
@@ -270,31 +271,31 @@ func decodeCursor(c string) (time.Time, string, error) {
 // key keyID when that is not "" (the key may since have been deleted):
 // up to limit events (0 is 20, at most [MaxPageSize]) after the one
 // cursor names. It fails with [errors.ErrUnsupported] when the store
-// keeps no events ([EventStore]).
-func (s *Service) Events(ctx context.Context, owner, keyID, cursor string, limit int) (Page[Event], error) {
+// keeps no events ([event.Store]).
+func (s *Service) Events(ctx context.Context, owner, keyID, cursor string, limit int) (Page[event.Event], error) {
 	n, err := pageSize(limit)
 	if err != nil {
-		return Page[Event]{}, err
+		return Page[event.Event]{}, err
 	}
-	es, ok := s.store.(EventStore)
+	es, ok := s.store.(event.Store)
 	if !ok {
-		return Page[Event]{}, fmt.Errorf("apikey: events: %w", errors.ErrUnsupported)
+		return Page[event.Event]{}, fmt.Errorf("apikey: events: %w", errors.ErrUnsupported)
 	}
 	if owner == "" {
-		return Page[Event]{}, nil
+		return Page[event.Event]{}, nil
 	}
 	if err := checkAccountID(owner); err != nil {
-		return Page[Event]{}, err
+		return Page[event.Event]{}, err
 	}
 	// One more than asked tells whether there is a next page.
 	evs, err := es.Events(ctx, owner, keyID, cursor, n+1)
 	if err != nil {
 		if errors.Is(err, ErrInvalidInput) {
-			return Page[Event]{}, err
+			return Page[event.Event]{}, err
 		}
-		return Page[Event]{}, fmt.Errorf("apikey: events: %w", err)
+		return Page[event.Event]{}, fmt.Errorf("apikey: events: %w", err)
 	}
-	page := Page[Event]{Items: evs}
+	page := Page[event.Event]{Items: evs}
 	if len(evs) > n {
 		page.Items = evs[:n]
 		page.Next = evs[n-1].ID

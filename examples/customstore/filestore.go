@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 )
 
 // fileStore is an apikey.Store that keeps every record, and every
@@ -28,7 +29,7 @@ import (
 // change to a copy of the records and commits it by rewriting the file
 // atomically (temporary file, then rename), so a failed write changes
 // nothing. One process owns the file. It keeps no audit trail (the
-// optional apikey.EventStore): the event each change passes is ignored.
+// optional event.Store): the event each change passes is ignored.
 type fileStore struct {
 	path string
 	mu   sync.Mutex           // serialises transactions
@@ -156,7 +157,7 @@ func (d *data) insert(rec *apikey.Record, maxActive int, now time.Time) error {
 	return nil
 }
 
-func (s *fileStore) Create(_ context.Context, rec *apikey.Record, maxActive int, now time.Time, _ *apikey.Event) error {
+func (s *fileStore) Create(_ context.Context, rec *apikey.Record, maxActive int, now time.Time, _ *event.Event) error {
 	return s.write(func(d *data) error { return d.insert(rec, maxActive, now) })
 }
 
@@ -211,7 +212,7 @@ func (d *data) replace(id string, change func(rec *apikey.Record) error) error {
 	return nil
 }
 
-func (s *fileStore) Revoke(_ context.Context, id string, at time.Time, _ *apikey.Event) error {
+func (s *fileStore) Revoke(_ context.Context, id string, at time.Time, _ *event.Event) error {
 	return s.write(func(d *data) error {
 		return d.replace(id, func(rec *apikey.Record) error {
 			if rec.RevokedAt.IsZero() {
@@ -222,7 +223,7 @@ func (s *fileStore) Revoke(_ context.Context, id string, at time.Time, _ *apikey
 	})
 }
 
-func (s *fileStore) Rotate(_ context.Context, old *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, _ *apikey.Event) error {
+func (s *fileStore) Rotate(_ context.Context, old *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, _ *event.Event) error {
 	if !retireAt.After(now) {
 		maxActive = 0 // the old key stops counting at once
 	}
@@ -236,7 +237,7 @@ func (s *fileStore) Rotate(_ context.Context, old *apikey.Record, retireAt time.
 	})
 }
 
-func (s *fileStore) Update(_ context.Context, prev, next *apikey.Record, _ *apikey.Event) error {
+func (s *fileStore) Update(_ context.Context, prev, next *apikey.Record, _ *event.Event) error {
 	return s.write(func(d *data) error {
 		return d.replace(next.ID, func(rec *apikey.Record) error {
 			if !rec.Same(prev) {
@@ -248,7 +249,7 @@ func (s *fileStore) Update(_ context.Context, prev, next *apikey.Record, _ *apik
 	})
 }
 
-func (s *fileStore) Delete(_ context.Context, id string, _ *apikey.Event) error {
+func (s *fileStore) Delete(_ context.Context, id string, _ *event.Event) error {
 	return s.write(func(d *data) error {
 		rec := d.byID[id]
 		if rec == nil {
@@ -262,7 +263,7 @@ func (s *fileStore) Delete(_ context.Context, id string, _ *apikey.Event) error 
 
 // Purge deletes the records that ended before cutoff, at most limit, in
 // one transaction.
-func (s *fileStore) Purge(_ context.Context, cutoff time.Time, limit int, _ *apikey.Event) (int, error) {
+func (s *fileStore) Purge(_ context.Context, cutoff time.Time, limit int, _ *event.Event) (int, error) {
 	n := 0
 	err := s.write(func(d *data) error {
 		for id, rec := range d.byID {

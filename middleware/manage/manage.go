@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/middleware"
 	"github.com/keygate/keygate/ratelimit"
@@ -497,7 +498,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 	data := page.Items
 	if data == nil {
-		data = []apikey.Event{}
+		data = []event.Event{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": cursorJSON(page.Next)})
 }

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 )
 
 // Defaults of [Config].
@@ -300,7 +301,7 @@ func (s *Store) Healthy() bool { return s.trusted.Load() }
 
 // Create implements [apikey.Store]; it forgets a cached "not found" for the
 // new hash.
-func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *event.Event) error {
 	err := s.inner.Create(ctx, rec, maxActive, now, ev)
 	if err == nil {
 		s.invalidate(rec.Hash)
@@ -348,7 +349,7 @@ func (s *Store) forget(ctx context.Context, id string) {
 
 // Revoke implements [apikey.Store] and drops the key from this cache at
 // once.
-func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.Event) error {
+func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *event.Event) error {
 	err := s.inner.Revoke(ctx, id, at, ev)
 	if err == nil {
 		s.forget(ctx, id)
@@ -357,7 +358,7 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.
 }
 
 // Rotate implements [apikey.Store] and drops the old key from this cache.
-func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *event.Event) error {
 	err := s.inner.Rotate(ctx, old, retireAt, replacement, maxActive, now, ev)
 	if err == nil {
 		s.invalidate(old.Hash)
@@ -367,7 +368,7 @@ func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Ti
 }
 
 // Delete implements [apikey.Store] and drops the key from this cache.
-func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
+func (s *Store) Delete(ctx context.Context, id string, ev *event.Event) error {
 	rec, getErr := s.inner.Get(ctx, id)
 	err := s.inner.Delete(ctx, id, ev)
 	if err == nil && getErr == nil {
@@ -377,7 +378,7 @@ func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
 }
 
 // Update implements [apikey.Store] and drops the key from this cache.
-func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
+func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *event.Event) error {
 	err := s.inner.Update(ctx, prev, next, ev)
 	if err == nil {
 		s.invalidate(next.Hash)
@@ -388,16 +389,16 @@ func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apike
 // Purge implements [apikey.Store]. The records it deletes had stopped
 // verifying already, so entries cached for them keep failing until they
 // leave the cache.
-func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *apikey.Event) (int, error) {
+func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *event.Event) (int, error) {
 	return s.inner.Purge(ctx, cutoff, limit, ev)
 }
 
-var _ apikey.EventStore = (*Store)(nil)
+var _ event.Store = (*Store)(nil)
 
-// Events passes the store behind's [apikey.EventStore] through; it fails
+// Events passes the store behind's [event.Store] through; it fails
 // with [errors.ErrUnsupported] when that store keeps no events.
-func (s *Store) Events(ctx context.Context, account, keyID, before string, limit int) ([]apikey.Event, error) {
-	es, ok := s.inner.(apikey.EventStore)
+func (s *Store) Events(ctx context.Context, account, keyID, before string, limit int) ([]event.Event, error) {
+	es, ok := s.inner.(event.Store)
 	if !ok {
 		return nil, fmt.Errorf("cachestore: events: %w", errors.ErrUnsupported)
 	}

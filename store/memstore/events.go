@@ -8,12 +8,13 @@ import (
 	"strconv"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 )
 
 // record appends ev to its account's events, after dropping the
-// account's events older than [apikey.EventRetention] before it and, past
-// [apikey.EventsPerKey] of its key, that key's oldest. s.mu must be held.
-func (s *Store) record(ev *apikey.Event) {
+// account's events older than [event.Retention] before it and, past
+// [event.PerKey] of its key, that key's oldest. s.mu must be held.
+func (s *Store) record(ev *event.Event) {
 	if ev == nil {
 		return
 	}
@@ -21,26 +22,26 @@ func (s *Store) record(ev *apikey.Event) {
 	e := *ev
 	e.ID = strconv.FormatUint(s.seq, 10)
 	e.Changes = maps.Clone(e.Changes)
-	cutoff := e.At.Add(-apikey.EventRetention)
-	evs := slices.DeleteFunc(s.events[e.Account], func(old apikey.Event) bool { return old.At.Before(cutoff) })
+	cutoff := e.At.Add(-event.Retention)
+	evs := slices.DeleteFunc(s.events[e.Account], func(old event.Event) bool { return old.At.Before(cutoff) })
 	n := 0
 	for _, old := range evs {
 		if old.KeyID == e.KeyID {
 			n++
 		}
 	}
-	if n >= apikey.EventsPerKey {
-		i := slices.IndexFunc(evs, func(old apikey.Event) bool { return old.KeyID == e.KeyID })
+	if n >= event.PerKey {
+		i := slices.IndexFunc(evs, func(old event.Event) bool { return old.KeyID == e.KeyID })
 		evs = slices.Delete(evs, i, i+1)
 	}
 	s.events[e.Account] = append(evs, e)
 }
 
-var _ apikey.EventStore = (*Store)(nil)
+var _ event.Store = (*Store)(nil)
 
-// Events implements [apikey.EventStore]; an event's ID is a decimal
+// Events implements [event.Store]; an event's ID is a decimal
 // sequence number.
-func (s *Store) Events(_ context.Context, account, keyID, before string, limit int) ([]apikey.Event, error) {
+func (s *Store) Events(_ context.Context, account, keyID, before string, limit int) ([]event.Event, error) {
 	var from uint64 = math.MaxUint64
 	if before != "" {
 		n, err := strconv.ParseUint(before, 10, 64)
@@ -52,7 +53,7 @@ func (s *Store) Events(_ context.Context, account, keyID, before string, limit i
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	evs := s.events[account]
-	out := []apikey.Event{}
+	out := []event.Event{}
 	for i := len(evs) - 1; i >= 0 && len(out) < limit; i-- {
 		e := evs[i]
 		if n, _ := strconv.ParseUint(e.ID, 10, 64); n < from && (keyID == "" || e.KeyID == keyID) {

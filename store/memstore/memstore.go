@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/apikey/usage"
 )
 
@@ -30,8 +31,8 @@ type Store struct {
 	byID     map[string]*apikey.Record
 	byOwner  map[string]map[string]struct{}
 	usage    map[string]*usage.Usage
-	events   map[string][]apikey.Event // by account, oldest first
-	seq      uint64                    // the last event's ID
+	events   map[string][]event.Event // by account, oldest first
+	seq      uint64                   // the last event's ID
 	accounts map[string]*apikey.Account
 }
 
@@ -44,7 +45,7 @@ func New() *Store {
 		byID:     make(map[string]*apikey.Record),
 		byOwner:  make(map[string]map[string]struct{}),
 		usage:    make(map[string]*usage.Usage),
-		events:   make(map[string][]apikey.Event),
+		events:   make(map[string][]event.Event),
 		accounts: make(map[string]*apikey.Account),
 	}
 }
@@ -61,7 +62,7 @@ func (s *Store) Lookup(_ context.Context, hash apikey.Hash) (*apikey.Record, err
 }
 
 // Create implements [apikey.Store].
-func (s *Store) Create(_ context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+func (s *Store) Create(_ context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *event.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.checkNew(rec); err != nil {
@@ -139,7 +140,7 @@ func (s *Store) List(_ context.Context, owner string) ([]*apikey.Record, error) 
 }
 
 // Revoke implements [apikey.Store].
-func (s *Store) Revoke(_ context.Context, id string, at time.Time, ev *apikey.Event) error {
+func (s *Store) Revoke(_ context.Context, id string, at time.Time, ev *event.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.byID[id]
@@ -157,7 +158,7 @@ func (s *Store) Revoke(_ context.Context, id string, at time.Time, ev *apikey.Ev
 }
 
 // Update implements [apikey.Store].
-func (s *Store) Update(_ context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
+func (s *Store) Update(_ context.Context, prev, next *apikey.Record, ev *event.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur := s.byID[next.ID]
@@ -173,7 +174,7 @@ func (s *Store) Update(_ context.Context, prev, next *apikey.Record, ev *apikey.
 }
 
 // Rotate implements [apikey.Store].
-func (s *Store) Rotate(_ context.Context, prev *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+func (s *Store) Rotate(_ context.Context, prev *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *event.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.byID[prev.ID]
@@ -197,7 +198,7 @@ func (s *Store) Rotate(_ context.Context, prev *apikey.Record, retireAt time.Tim
 }
 
 // Delete implements [apikey.Store].
-func (s *Store) Delete(_ context.Context, id string, ev *apikey.Event) error {
+func (s *Store) Delete(_ context.Context, id string, ev *event.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rec := s.byID[id]
@@ -223,7 +224,7 @@ func (s *Store) remove(rec *apikey.Record) {
 }
 
 // Purge implements [apikey.Store]. It scans every record.
-func (s *Store) Purge(_ context.Context, cutoff time.Time, limit int, ev *apikey.Event) (int, error) {
+func (s *Store) Purge(_ context.Context, cutoff time.Time, limit int, ev *event.Event) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var old []*apikey.Record

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 )
 
 // Writes that span slots.
@@ -77,7 +78,7 @@ func (s *Store) unclaim(ctx context.Context, rec *apikey.Record) {
 // Create implements [apikey.Store]: claim the ID and the hash, insert the
 // record in its account (limit check included), then fill the copy, with
 // which the key starts to verify.
-func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *event.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	data, err := encode(rec, 1)
@@ -125,7 +126,7 @@ type change struct {
 	replacement *apikey.Record // inserted in the same script (rotation)
 	maxActive   int            // the owner's limit when inserting, at now
 	now         time.Time
-	ev          *apikey.Event
+	ev          *event.Event
 	// apply changes the record read; false leaves it as it is.
 	apply func(*apikey.Record) (bool, error)
 }
@@ -264,7 +265,7 @@ func (s *Store) cleanup(ctx context.Context, before, rec *apikey.Record, deleted
 }
 
 // Revoke implements [apikey.Store].
-func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.Event) error {
+func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *event.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	_, err := s.run(ctx, change{op: "revoke", id: id, now: at, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
@@ -279,7 +280,7 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.
 
 // Rotate implements [apikey.Store]: the old record and its replacement
 // change in one script in their account's slot.
-func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *event.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if !retireAt.After(now) {
@@ -291,7 +292,7 @@ func (s *Store) Rotate(ctx context.Context, old *apikey.Record, retireAt time.Ti
 }
 
 // Update implements [apikey.Store].
-func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
+func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *event.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	_, err := s.run(ctx, change{op: "update", id: next.ID, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
@@ -305,7 +306,7 @@ func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apike
 }
 
 // Delete implements [apikey.Store].
-func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
+func (s *Store) Delete(ctx context.Context, id string, ev *event.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	_, err := s.run(ctx, change{op: "delete", id: id, delete: true, ev: ev})

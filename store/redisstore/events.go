@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 )
 
 // Purge implements [apikey.Store]: it takes candidates from the expiry
@@ -19,7 +20,7 @@ import (
 // still ended before cutoff; an entry that no longer matches its record
 // is corrected. Records revoked before the revoked set existed are not in
 // it: delete those with [Store.Delete].
-func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *apikey.Event) (int, error) {
+func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *event.Event) (int, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	ids := make([]string, 0, limit)
@@ -75,7 +76,7 @@ func (s *Store) reindex(ctx context.Context, id string, rec *apikey.Record) erro
 	return s.index(ctx, nil, rec)
 }
 
-var _ apikey.EventStore = (*Store)(nil)
+var _ event.Store = (*Store)(nil)
 
 // eventCursor returns the exclusive end of a page before the event ID
 // before: a Redis stream entry's ID, two 64-bit numbers of which the
@@ -90,10 +91,10 @@ func eventCursor(before string) (string, error) {
 	return "(" + before, nil
 }
 
-// Events implements [apikey.EventStore]: it reads the account's stream
+// Events implements [event.Store]: it reads the account's stream
 // from the newest entry down, skipping other keys' events when keyID is
 // set.
-func (s *Store) Events(ctx context.Context, account, keyID, before string, limit int) ([]apikey.Event, error) {
+func (s *Store) Events(ctx context.Context, account, keyID, before string, limit int) ([]event.Event, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	end := "+"
@@ -103,7 +104,7 @@ func (s *Store) Events(ctx context.Context, account, keyID, before string, limit
 			return nil, err
 		}
 	}
-	out := []apikey.Event{}
+	out := []event.Event{}
 	for len(out) < limit {
 		batch := max(limit-len(out), 100)
 		msgs, err := s.client.XRevRangeN(ctx, s.eventKey(account), end, "-", int64(batch)).Result()
@@ -116,7 +117,7 @@ func (s *Store) Events(ctx context.Context, account, keyID, before string, limit
 				continue
 			}
 			data, _ := m.Values["e"].(string)
-			var e apikey.Event
+			var e event.Event
 			if err := json.Unmarshal([]byte(data), &e); err != nil {
 				return nil, fmt.Errorf("redisstore: corrupt event %s: %w", m.ID, err)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/store/memstore"
 	"github.com/keygate/keygate/store/redisstore"
@@ -42,7 +43,7 @@ func TestMigrateFromTheUnshardedLayout(t *testing.T) {
 				HashVersion int    `json:"hash_version"`
 			}{issued.Key, hx, 0})
 			require.NoError(t, err)
-			event, err := json.Marshal(apikey.Event{Type: apikey.EventCreated, At: time.Now().UTC()})
+			event, err := json.Marshal(event.Event{Type: event.KeyCreated, At: time.Now().UTC()})
 			require.NoError(t, err)
 
 			old := "{" + ns + "}:"

@@ -31,6 +31,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/internal/breaker"
 )
 
@@ -68,8 +69,8 @@ type Config struct {
 	// seconds.
 	ManagementTimeout time.Duration
 	// EventRetention is how long the audit trail keeps an event (see
-	// [apikey.EventsPerKey] for the bound per key). Default
-	// [apikey.EventRetention], 90 days.
+	// [event.PerKey] for the bound per key). Default
+	// [event.Retention], 90 days.
 	EventRetention time.Duration
 	// FeedTimeout bounds how long the invalidation feed may stay silent
 	// before [Store.WatchChanges] reports it broken, so that a cache
@@ -152,7 +153,7 @@ func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store,
 		cfg.FeedTimeout = time.Second
 	}
 	if cfg.EventRetention <= 0 {
-		cfg.EventRetention = apikey.EventRetention
+		cfg.EventRetention = event.Retention
 	}
 	s := &Store{client: client, ns: ns + ":", channel: ns + ":invalidate", timeout: cfg.Timeout,
 		manage: cfg.ManagementTimeout, feedTimeout: cfg.FeedTimeout, eventRetention: cfg.EventRetention}
@@ -217,9 +218,9 @@ func checkEviction(ctx context.Context, client redis.UniversalClient) error {
 //	                      limit is a ZCOUNT inside the create script
 //	ns:{acct}:ev          stream of the account's events, each with
 //	                      fields k (key ID) and e (event JSON), trimmed to
-//	                      [apikey.EventRetention] (see [Store.Events])
+//	                      [event.Retention] (see [Store.Events])
 //	ns:{acct}:ek:<id>     LIST of key <id>'s event IDs, oldest first, to
-//	                      keep [apikey.EventsPerKey] of them
+//	                      keep [event.PerKey] of them
 //	ns:{acct}:a           account JSON (see [Store.Account])
 //
 // A verification knows only the key's hash, so each record has a lookup
@@ -265,7 +266,7 @@ func (s *Store) expKey() string            { return s.ns + "exp" }
 func (s *Store) revKey() string            { return s.ns + "rev" }
 
 // eventJSON encodes ev for a script, "" for none.
-func eventJSON(ev *apikey.Event) (string, error) {
+func eventJSON(ev *event.Event) (string, error) {
 	if ev == nil {
 		return "", nil
 	}
@@ -278,12 +279,12 @@ func eventJSON(ev *apikey.Event) (string, error) {
 
 // eventArgs are the scripts' arguments that record ev: its time, the
 // retention (both in milliseconds) and the most events a key keeps.
-func (s *Store) eventArgs(ev *apikey.Event) []any {
+func (s *Store) eventArgs(ev *event.Event) []any {
 	var at int64
 	if ev != nil {
 		at = ev.At.UnixMilli()
 	}
-	return []any{at, s.eventRetention.Milliseconds(), apikey.EventsPerKey}
+	return []any{at, s.eventRetention.Milliseconds(), event.PerKey}
 }
 
 // wire is the JSON form of a record. Version counts the record's

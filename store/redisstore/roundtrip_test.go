@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/internal/redistest"
 )
@@ -36,7 +37,7 @@ func TestRoundTripsPerOperation(t *testing.T) {
 	_ = svc.Delete(ctx, "warm", warm.Key.ID)
 	require.NoError(t, rs.AddUsage(ctx, []usage.Delta{{KeyID: "x", Requests: 1}}))
 	require.NoError(t, rs.PutAccount(ctx, nil, &apikey.Account{ID: "warm", Plan: "free", Version: 1}))
-	_, err = rs.Purge(ctx, time.Now(), 1, &apikey.Event{Type: apikey.EventPurged})
+	_, err = rs.Purge(ctx, time.Now(), 1, &event.Event{Type: event.KeyPurged})
 	require.NoError(t, err)
 
 	var issued apikey.Issued
@@ -46,7 +47,7 @@ func TestRoundTripsPerOperation(t *testing.T) {
 	rotatedRec, err := rs.Get(ctx, rotated.Key.ID)
 	require.NoError(t, err)
 	h := func(s apikey.Secret) apikey.Hash { return apikey.HashKey(s.Reveal()) }
-	ev := &apikey.Event{Type: apikey.EventUpdated, Account: "acct2", At: time.Now()}
+	ev := &event.Event{Type: event.KeyUpdated, Account: "acct2", At: time.Now()}
 	ops := []struct {
 		name string
 		want int64

@@ -9,14 +9,15 @@ import (
 	"strconv"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 )
 
-var _ apikey.EventStore = (*Store)(nil)
+var _ event.Store = (*Store)(nil)
 
 // record inserts ev in tx, and drops the account's events older than
-// the retention before it and, past [apikey.EventsPerKey] of its key,
+// the retention before it and, past [event.PerKey] of its key,
 // that key's oldest.
-func (s *Store) record(ctx context.Context, tx *sql.Tx, ev *apikey.Event) error {
+func (s *Store) record(ctx context.Context, tx *sql.Tx, ev *event.Event) error {
 	if ev == nil {
 		return nil
 	}
@@ -36,7 +37,7 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, ev *apikey.Event) error 
 	}
 	var oldest int64
 	err = tx.QueryRowContext(ctx, s.bind("SELECT seq FROM keygate_events WHERE account = ? AND key_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?"),
-		ev.Account, ev.KeyID, apikey.EventsPerKey).Scan(&oldest)
+		ev.Account, ev.KeyID, event.PerKey).Scan(&oldest)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil
@@ -49,9 +50,9 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, ev *apikey.Event) error 
 	return nil
 }
 
-// Events implements [apikey.EventStore]; an event's ID is its row's
+// Events implements [event.Store]; an event's ID is its row's
 // sequence number.
-func (s *Store) Events(ctx context.Context, account, keyID, before string, limit int) ([]apikey.Event, error) {
+func (s *Store) Events(ctx context.Context, account, keyID, before string, limit int) ([]event.Event, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	query, args := "SELECT seq, event FROM keygate_events WHERE account = ?", []any{account}
@@ -70,14 +71,14 @@ func (s *Store) Events(ctx context.Context, account, keyID, before string, limit
 		return nil, wrap("events", err)
 	}
 	defer rows.Close()
-	out := []apikey.Event{}
+	out := []event.Event{}
 	for rows.Next() {
 		var seq int64
 		var data string
 		if err := rows.Scan(&seq, &data); err != nil {
 			return nil, wrap("events", err)
 		}
-		var e apikey.Event
+		var e event.Event
 		if err := json.Unmarshal([]byte(data), &e); err != nil {
 			return nil, fmt.Errorf("%w: event %d: %w", errCorrupt, seq, err)
 		}

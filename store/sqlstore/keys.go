@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 )
 
 // tx runs fn in a transaction, committed when fn returns nil, and
@@ -149,7 +150,7 @@ func (s *Store) update(ctx context.Context, tx *sql.Tx, rec *apikey.Record) erro
 
 // Create implements [apikey.Store]: the limit check and the insert are
 // one transaction, behind the owner's row lock.
-func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, now time.Time, ev *event.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if maxActive > 0 {
@@ -231,7 +232,7 @@ func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Rec
 }
 
 // Revoke implements [apikey.Store].
-func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.Event) error {
+func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *event.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	return s.tx(ctx, "revoke", func(tx *sql.Tx) error {
@@ -252,7 +253,7 @@ func (s *Store) Revoke(ctx context.Context, id string, at time.Time, ev *apikey.
 
 // Update implements [apikey.Store]: a compare-and-set under the record's
 // row lock.
-func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apikey.Event) error {
+func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *event.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	return s.tx(ctx, "update", func(tx *sql.Tx) error {
@@ -275,7 +276,7 @@ func (s *Store) Update(ctx context.Context, prev, next *apikey.Record, ev *apike
 
 // Rotate implements [apikey.Store] in one transaction: the owner's row
 // lock when the limit must be checked, then the old record's.
-func (s *Store) Rotate(ctx context.Context, prev *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *apikey.Event) error {
+func (s *Store) Rotate(ctx context.Context, prev *apikey.Record, retireAt time.Time, replacement *apikey.Record, maxActive int, now time.Time, ev *event.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if !retireAt.After(now) {
@@ -321,7 +322,7 @@ func (s *Store) Rotate(ctx context.Context, prev *apikey.Record, retireAt time.T
 }
 
 // Delete implements [apikey.Store]; the key's usage goes with it.
-func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
+func (s *Store) Delete(ctx context.Context, id string, ev *event.Event) error {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	return s.tx(ctx, "delete", func(tx *sql.Tx) error {
@@ -334,7 +335,7 @@ func (s *Store) Delete(ctx context.Context, id string, ev *apikey.Event) error {
 }
 
 // remove deletes rec and its usage in tx, with the event ev.
-func (s *Store) remove(ctx context.Context, tx *sql.Tx, rec *apikey.Record, ev *apikey.Event) error {
+func (s *Store) remove(ctx context.Context, tx *sql.Tx, rec *apikey.Record, ev *event.Event) error {
 	if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_keys WHERE id = ?"), rec.ID); err != nil {
 		return wrap("delete", err)
 	}
@@ -350,7 +351,7 @@ func (s *Store) remove(ctx context.Context, tx *sql.Tx, rec *apikey.Record, ev *
 // Purge implements [apikey.Store]: each record is deleted in its own
 // transaction, under its row lock, if it is still there and still ended
 // before cutoff.
-func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *apikey.Event) (int, error) {
+func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *event.Event) (int, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	us := cutoff.UnixMicro()
@@ -382,7 +383,7 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *apik
 			if end := rec.EndedAt(); end.IsZero() || !end.Before(cutoff) {
 				return apikey.ErrNotFound // changed since: not purged
 			}
-			var e *apikey.Event
+			var e *event.Event
 			if ev != nil {
 				e = new(*ev)
 				e.KeyID, e.Account = rec.ID, rec.Owner

@@ -47,6 +47,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/internal/breaker"
 )
@@ -83,8 +84,8 @@ type Config struct {
 	// seconds.
 	ManagementTimeout time.Duration
 	// EventRetention is how long the audit trail keeps an event (see
-	// [apikey.EventsPerKey] for the bound per key). Default
-	// [apikey.EventRetention], 90 days.
+	// [event.PerKey] for the bound per key). Default
+	// [event.Retention], 90 days.
 	EventRetention time.Duration
 }
 
@@ -206,7 +207,7 @@ func newStore(db *sql.DB, cfg Config) (*Store, error) {
 		cfg.ManagementTimeout = 5 * time.Second
 	}
 	if cfg.EventRetention <= 0 {
-		cfg.EventRetention = apikey.EventRetention
+		cfg.EventRetention = event.Retention
 	}
 	s := &Store{db: db, dialect: cfg.Dialect, pollInterval: cfg.PollInterval, timeout: cfg.Timeout,
 		manageTimeout: cfg.ManagementTimeout, eventRetention: cfg.EventRetention}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/internal/testclock"
 )
 
@@ -110,7 +111,7 @@ func testPurge(t *testing.T, s apikey.Store) {
 	if err != nil || n != 1 {
 		t.Fatalf("Purge(limit 1, no event) = %d, %v; want 1", n, err)
 	}
-	ev := &apikey.Event{Type: apikey.EventPurged, At: cutoff}
+	ev := &event.Event{Type: event.KeyPurged, At: cutoff}
 	// The rest, by concurrent purges: each record deleted once.
 	var total int
 	var mu sync.Mutex
@@ -295,8 +296,8 @@ func testServiceMaxLifetime(t *testing.T, s apikey.Store) {
 // audit trail: every kind of event, in order, with actor, IP and changes,
 // pages and filters, and never the key's text or hash.
 func testEvents(t *testing.T, s apikey.Store) {
-	if _, ok := s.(apikey.EventStore); !ok {
-		t.Skip("the store keeps no audit trail (apikey.EventStore)")
+	if _, ok := s.(event.Store); !ok {
+		t.Skip("the store keeps no audit trail (event.Store)")
 	}
 	svc, clock := newService(t, s)
 	c := apikey.WithActor(ctx(), apikey.Actor{ID: "alice@example.com", IP: "203.0.113.7"})
@@ -348,7 +349,7 @@ func testEvents(t *testing.T, s apikey.Store) {
 		t.Fatalf("Purge deleted %d records, want the rotated and the revoked key at least", n)
 	}
 
-	var all []apikey.Event
+	var all []event.Event
 	cursor := ""
 	for range 20 {
 		page, err := svc.Events(ctx(), owner, "", cursor, 3)
@@ -358,13 +359,13 @@ func testEvents(t *testing.T, s apikey.Store) {
 			break
 		}
 	}
-	var types []apikey.EventType
+	var types []event.Type
 	for _, e := range all {
 		types = append(types, e.Type)
 	}
-	want := []apikey.EventType{
-		apikey.EventPurged, apikey.EventPurged, apikey.EventDeleted, apikey.EventCreated, apikey.EventRevoked,
-		apikey.EventRotated, apikey.EventEnabled, apikey.EventDisabled, apikey.EventUpdated, apikey.EventCreated,
+	want := []event.Type{
+		event.KeyPurged, event.KeyPurged, event.KeyDeleted, event.KeyCreated, event.KeyRevoked,
+		event.KeyRotated, event.KeyEnabled, event.KeyDisabled, event.KeyUpdated, event.KeyCreated,
 	}
 	if !slices.Equal(types, want) {
 		t.Fatalf("the account's events, newest first, paged by 3:\n got %v\nwant %v", types, want)
@@ -397,14 +398,14 @@ func testEvents(t *testing.T, s apikey.Store) {
 	// One key's events.
 	page, err := svc.Events(ctx(), owner, id, "", 100)
 	must("Events(key)", err)
-	var keyTypes []apikey.EventType
+	var keyTypes []event.Type
 	for _, e := range page.Items {
 		if e.KeyID != id {
 			t.Fatalf("Events(key %s) returned an event of %s", id, e.KeyID)
 		}
 		keyTypes = append(keyTypes, e.Type)
 	}
-	wantKey := []apikey.EventType{apikey.EventPurged, apikey.EventRotated, apikey.EventEnabled, apikey.EventDisabled, apikey.EventUpdated, apikey.EventCreated}
+	wantKey := []event.Type{event.KeyPurged, event.KeyRotated, event.KeyEnabled, event.KeyDisabled, event.KeyUpdated, event.KeyCreated}
 	if !slices.Equal(keyTypes, wantKey) || page.Next != "" {
 		t.Fatalf("one key's events:\n got %v (next %q)\nwant %v", keyTypes, page.Next, wantKey)
 	}
@@ -415,7 +416,7 @@ func testEvents(t *testing.T, s apikey.Store) {
 	}
 	page, err = svc.Events(ctx(), owner, id, page.Next, 100)
 	must("Events(key, next page)", err)
-	if len(page.Items) != 4 || page.Items[0].Type != apikey.EventEnabled {
+	if len(page.Items) != 4 || page.Items[0].Type != event.KeyEnabled {
 		t.Fatalf("the second page: %d items, want 4 from key.enabled", len(page.Items))
 	}
 
@@ -488,20 +489,20 @@ func testServiceListPage(t *testing.T, s apikey.Store) {
 // testEventsKept: the audit trail is kept by age, with a bound per key,
 // so that one key's churn never erases another key's history.
 func testEventsKept(t *testing.T, s apikey.Store) {
-	if _, ok := s.(apikey.EventStore); !ok {
-		t.Skip("the store keeps no audit trail (apikey.EventStore)")
+	if _, ok := s.(event.Store); !ok {
+		t.Skip("the store keeps no audit trail (event.Store)")
 	}
 	svc, clock := newService(t, s)
 	const owner = "acct_trail"
 	quiet := mustIssue(t, svc, apikey.CreateParams{Owner: owner})
 	busy := mustIssue(t, svc, apikey.CreateParams{Owner: owner})
-	for i := range apikey.EventsPerKey + 5 {
+	for i := range event.PerKey + 5 {
 		clock.Advance(time.Second)
 		if _, err := svc.Update(ctx(), owner, busy.Key.ID, func(p *apikey.UpdateParams) { p.Name = strconv.Itoa(i) }); err != nil {
 			t.Fatalf("Update %d: %v", i, err)
 		}
 	}
-	count := func(keyID string) (n int, oldest apikey.Event) {
+	count := func(keyID string) (n int, oldest event.Event) {
 		t.Helper()
 		cursor := ""
 		for {
@@ -518,14 +519,14 @@ func testEventsKept(t *testing.T, s apikey.Store) {
 			}
 		}
 	}
-	if n, oldest := count(quiet.Key.ID); n != 1 || oldest.Type != apikey.EventCreated {
+	if n, oldest := count(quiet.Key.ID); n != 1 || oldest.Type != event.KeyCreated {
 		t.Fatalf("the quiet key has %d events (oldest %s) after another key's churn; want its creation, kept", n, oldest.Type)
 	}
-	if n, oldest := count(busy.Key.ID); n != apikey.EventsPerKey || oldest.Type != apikey.EventUpdated {
-		t.Fatalf("the busy key has %d events (oldest %s); want its latest %d, its oldest dropped", n, oldest.Type, apikey.EventsPerKey)
+	if n, oldest := count(busy.Key.ID); n != event.PerKey || oldest.Type != event.KeyUpdated {
+		t.Fatalf("the busy key has %d events (oldest %s); want its latest %d, its oldest dropped", n, oldest.Type, event.PerKey)
 	}
 	// Past the retention, the next change of the account drops them all.
-	clock.Advance(apikey.EventRetention + time.Hour)
+	clock.Advance(event.Retention + time.Hour)
 	if _, err := svc.Disable(ctx(), owner, quiet.Key.ID); err != nil {
 		t.Fatalf("Disable: %v", err)
 	}

@@ -12,7 +12,7 @@
 // purges, delete, expiry queries, the per-owner limit under 100
 // concurrent creates, usage counters for stores that implement
 // [usage.Store], and the audit trail for stores that implement
-// [apikey.EventStore]) and through an [apikey.Service] (hash-only
+// [event.Store]) and through an [apikey.Service] (hash-only
 // storage, verification after revoke, rotate and expiry, concurrent
 // verification while revoking, update, disable and enable, an update
 // racing a rotation, the maximum lifetime, and a whole lifecycle read

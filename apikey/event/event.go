@@ -1,0 +1,82 @@
+// Package event is the audit trail of keys: what a lifecycle change
+// records ([Event]), and the optional capability of a store that keeps
+// them ([Store]). The key service (apikey.Service) makes an Event of
+// every change and hands it to its store, which writes it in the same
+// atomic step as the change.
+package event
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Type names a lifecycle change.
+type Type string
+
+// The lifecycle changes the audit trail records.
+const (
+	KeyCreated  Type = "key.created"
+	KeyUpdated  Type = "key.updated"
+	KeyDisabled Type = "key.disabled"
+	KeyEnabled  Type = "key.enabled"
+	KeyRevoked  Type = "key.revoked"
+	KeyRotated  Type = "key.rotated" // KeyID is the old key; replaced_by names the new one
+	KeyDeleted  Type = "key.deleted"
+	KeyPurged   Type = "key.purged"
+)
+
+// How long and how much of the audit trail a shipped store keeps: every
+// event for Retention by default (the store's Config can change it),
+// and of those at least each key's latest PerKey, so that one key's
+// churn never drops another key's history. Age is the event's own time
+// ([Event].At, the key service's clock); an account's expired events go
+// when it is next changed.
+const (
+	PerKey    = 1000
+	Retention = 90 * 24 * time.Hour
+)
+
+// Event is one lifecycle change of a key, for the audit trail. It never
+// holds the key's text or hash.
+type Event struct {
+	// ID orders an account's events (a later event has a greater ID, as
+	// its store compares them) and is the cursor of [Store].Events. The
+	// store assigns it.
+	ID   string `json:"id"`
+	Type Type   `json:"type"`
+	// KeyID and Account name the key changed and its owner.
+	KeyID   string `json:"key_id"`
+	Account string `json:"account"`
+	// Actor and IP are who made the change and from where, as the host
+	// said (apikey.WithActor); "" when it did not.
+	Actor string    `json:"actor,omitempty"`
+	IP    string    `json:"ip,omitempty"`
+	At    time.Time `json:"at"`
+	// Changes maps each field that changed (by its JSON name in
+	// apikey.Key) to its old and new values.
+	Changes map[string]Change `json:"changes,omitempty"`
+}
+
+// Change is a field's value before and after an [Event], as JSON; a
+// value that was or became unset is omitted.
+type Change struct {
+	Old json.RawMessage `json:"old,omitempty"`
+	New json.RawMessage `json:"new,omitempty"`
+}
+
+// Store is the optional capability of a key store (apikey.Store) that
+// keeps the audit trail. Such a store writes the event passed to each of
+// its changing calls in the same atomic step as the change, and only
+// when the change happens (revoking a revoked key writes none). It keeps
+// every event for a retention period and of those at least the latest
+// [PerKey] of each key: writing one more of a key drops that key's
+// oldest, never another key's. store/storetest checks it.
+type Store interface {
+	// Events returns up to limit events of account, or of its key keyID
+	// when that is not "", newest first, starting after the event whose ID
+	// is before ("" starts at the newest). A before that is not an event ID
+	// of this store fails with an *apikey.InputError for the field
+	// "cursor".
+	Events(ctx context.Context, account, keyID, before string, limit int) ([]Event, error)
+}
