@@ -11,9 +11,9 @@
 //
 // The body is base62 from crypto/rand (32 characters, 190 bits, by
 // default); the checksum is the CRC-32C of everything before it, so
-// [Format.Parse] rejects typos and garbage without touching a store, in
-// before any store is asked. [FormatConfig] reproduces
-// other formats exactly, such as idc_ + 32 characters without checksum.
+// [Service.Verify] rejects typos and garbage ([ErrMalformed]) before any
+// store is asked. [Config].Format reproduces other formats exactly, such
+// as idc_ + 32 characters without checksum.
 //
 // A key's text is shown once, in the [Issued] result of [Service.Create]
 // or [Service.Rotate], as a [Secret] that prints, logs and marshals as

@@ -9,7 +9,7 @@ import (
 // one of these with more detail.
 var (
 	// ErrMalformed reports a key whose text could not have been issued by
-	// the [Format]: wrong prefix or environment, wrong length, a character
+	// the service's format ([Config].Format): wrong prefix or environment, wrong length, a character
 	// outside base62, or a checksum that does not match. It is decided
 	// without any store access.
 	ErrMalformed = errors.New("apikey: malformed key")

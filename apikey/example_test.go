@@ -49,22 +49,27 @@ func Example() {
 
 // Reproduce existing key formats exactly, to take over keys another
 // system issued.
-func ExampleNewFormat() {
+func ExampleFormatConfig() {
+	ctx := context.Background()
 	// idc_ + 32 alphanumerics, no checksum
-	idc, err := apikey.NewFormat(apikey.FormatConfig{Prefix: "idc", BodyLength: 32, NoChecksum: true})
+	idc, err := apikey.New(memstore.New(), apikey.Config{
+		Format: apikey.FormatConfig{Prefix: "idc", BodyLength: 32, NoChecksum: true},
+	})
 	if err != nil {
 		panic(err)
 	}
 	// sk_live_ or sk_test_ + 48 alphanumerics, no checksum
-	sk, err := apikey.NewFormat(apikey.FormatConfig{Prefix: "sk", Environments: []string{"live", "test"}, BodyLength: 48, NoChecksum: true})
+	sk, err := apikey.New(memstore.New(), apikey.Config{
+		Format: apikey.FormatConfig{Prefix: "sk", Environments: []string{"live", "test"}, BodyLength: 48, NoChecksum: true},
+	})
 	if err != nil {
 		panic(err)
 	}
-	a, _ := idc.Generate("")
-	b, _ := sk.Generate("test")
-	fmt.Println(len(a.Reveal()), a.Reveal()[:4], len(b.Reveal()), b.Reveal()[:8])
+	a, _ := idc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	b, _ := sk.Create(ctx, apikey.CreateParams{Owner: "acct", Environment: "test"})
+	fmt.Println(len(a.Secret.Reveal()), a.Key.DisplayPrefix[:4], len(b.Secret.Reveal()), b.Key.DisplayPrefix[:8])
 
-	_, err = idc.Parse("idc_tooShort")
+	_, err = idc.Verify(ctx, "idc_tooShort")
 	fmt.Println(err, errors.Is(err, apikey.ErrMalformed))
 	// Output:
 	// 36 idc_ 56 sk_test_

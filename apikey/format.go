@@ -22,7 +22,7 @@ const (
 	defaultDisplayLength = 14
 	// checksumLength is the width of the base62 CRC32 checksum.
 	checksumLength = 6
-	// defaultPrefix is the prefix of [DefaultFormat]. It is deliberately
+	// defaultPrefix is the default format's prefix. It is deliberately
 	// not "sk": secret scanners (GitHub push protection, gitleaks) attribute
 	// sk_live_ and sk_test_ keys to Stripe. Pick a prefix of your own so that
 	// scanners can be taught to recognise your keys.
@@ -71,7 +71,7 @@ type FormatConfig struct {
 	// 22 (the first length carrying 128 bits) to 64. Default 32.
 	BodyLength int
 	// NoChecksum drops the trailing CRC32 checksum. With the checksum on
-	// (the default), a typo is caught by [Format.Parse] alone; turn it off
+	// (the default), a typo is caught without a store lookup; turn it off
 	// only to reproduce an existing format exactly.
 	NoChecksum bool
 	// DisplayLength is how many leading characters form the display prefix
@@ -81,9 +81,9 @@ type FormatConfig struct {
 	DisplayLength int
 }
 
-// Format generates and parses keys of one [FormatConfig]. It is immutable
-// and safe for concurrent use. Create one with [NewFormat].
-type Format struct {
+// keyFormat generates and parses keys of one [FormatConfig]. It is
+// immutable and safe for concurrent use.
+type keyFormat struct {
 	prefix   string // including the trailing '_'
 	envs     []string
 	bodyLen  int
@@ -128,23 +128,8 @@ func (h *keyHead) match(s string) bool {
 	return len(s) >= len(h.text) && s[:len(h.text)] == h.text
 }
 
-// DefaultFormat returns the format used when [Config].Format is nil:
-// prefix "kg", environments "live" (the default) and "test", a 32-character
-// body and a checksum, for example kg_live_ followed by 38 characters.
-func DefaultFormat() *Format { return defaultFormat }
-
-var defaultFormat = mustFormat(FormatConfig{Environments: []string{"live", "test"}})
-
-func mustFormat(cfg FormatConfig) *Format {
-	f, err := NewFormat(cfg)
-	if err != nil {
-		panic(err)
-	}
-	return f
-}
-
-// NewFormat validates cfg and returns its [Format].
-func NewFormat(cfg FormatConfig) (*Format, error) {
+// newFormat validates cfg and returns its format.
+func newFormat(cfg FormatConfig) (*keyFormat, error) {
 	if cfg.Prefix == "" {
 		cfg.Prefix = defaultPrefix
 	}
@@ -159,7 +144,7 @@ func NewFormat(cfg FormatConfig) (*Format, error) {
 		return nil, fmt.Errorf("%w: body length %d outside %d..%d",
 			ErrInvalidConfig, cfg.BodyLength, minBodyLength, maxBodyLength)
 	}
-	f := &Format{
+	f := &keyFormat{
 		prefix:   cfg.Prefix + "_",
 		envs:     make([]string, 0, len(cfg.Environments)),
 		bodyLen:  cfg.BodyLength,
@@ -224,7 +209,7 @@ func isLowerAlnum(s string, maxLen int) bool {
 	return true
 }
 
-func (f *Format) hasEnv(env string) bool {
+func (f *keyFormat) hasEnv(env string) bool {
 	for _, e := range f.envs {
 		if e == env {
 			return true
@@ -233,9 +218,9 @@ func (f *Format) hasEnv(env string) bool {
 	return false
 }
 
-// Parsed holds the parts of a key that [Format.Parse] accepted. It does not
+// parsedKey holds the parts of a key that parse accepted. It does not
 // hold the key itself, so it is safe to log.
-type Parsed struct {
+type parsedKey struct {
 	// Environment is the key's environment segment, or "" when the format
 	// has none.
 	Environment string
@@ -247,17 +232,17 @@ type Parsed struct {
 // environment, length, charset and checksum, in that order of cost. It
 // touches no store; every failure matches [ErrMalformed]. An oversized input is rejected by its length before any
 // byte of it is read.
-func (f *Format) Parse(s string) (Parsed, error) {
+func (f *keyFormat) parse(s string) (parsedKey, error) {
 	switch {
 	case s == "":
-		return Parsed{}, errEmpty
+		return parsedKey{}, errEmpty
 	case len(s) < f.minLen || len(s) > f.maxLen:
-		return Parsed{}, errLength
+		return parsedKey{}, errLength
 	}
 	// minLen exceeds 8 (the body alone is 22 or more), as match requires.
 	// The bare prefix first: garbage fails on one compare.
 	if !f.prefixHead.match(s) {
-		return Parsed{}, errPrefix
+		return parsedKey{}, errPrefix
 	}
 	var head *keyHead
 	for i := range f.heads {
@@ -267,23 +252,23 @@ func (f *Format) Parse(s string) (Parsed, error) {
 		}
 	}
 	if head == nil {
-		return Parsed{}, errEnvironment
+		return parsedKey{}, errEnvironment
 	}
 	env := head.env
 	rest := s[len(head.text):]
 	if len(rest) != f.tailLen() {
-		return Parsed{}, errLength
+		return parsedKey{}, errLength
 	}
 	if !isBase62(rest) {
-		return Parsed{}, errCharset
+		return parsedKey{}, errCharset
 	}
 	if f.checksum && decodeChecksum(rest[f.bodyLen:]) != uint64(crc32.Update(head.crc, castagnoli, stringBytes(rest[:f.bodyLen]))) {
-		return Parsed{}, errChecksum
+		return parsedKey{}, errChecksum
 	}
-	return Parsed{Environment: env, DisplayPrefix: s[:f.display]}, nil
+	return parsedKey{Environment: env, DisplayPrefix: s[:f.display]}, nil
 }
 
-func (f *Format) tailLen() int {
+func (f *keyFormat) tailLen() int {
 	if f.checksum {
 		return f.bodyLen + checksumLength
 	}
@@ -293,7 +278,7 @@ func (f *Format) tailLen() int {
 // Generate returns a new key for env, with its body read from crypto/rand.
 // An empty env selects the format's default environment; a format without
 // environments accepts only "".
-func (f *Format) Generate(env string) (Secret, error) {
+func (f *keyFormat) generate(env string) (Secret, error) {
 	if len(f.envs) > 0 && env == "" {
 		env = f.envs[0]
 	}

@@ -18,8 +18,12 @@ const defaultMaxActiveKeys = 10
 // Config configures a [Service]. The zero value of every field selects the
 // default it names. The Service stores every time in UTC.
 type Config struct {
-	// Format is the text form of keys. Default [DefaultFormat].
-	Format *Format
+	// Format is the text form of keys. The zero value is the default
+	// format: prefix "kg", environments "live" (the default) and "test",
+	// a 32-character body and a checksum, as kg_live_ followed by 38
+	// characters. Set any field and the format is as stated, each
+	// field's zero value its own default (no environments means none).
+	Format FormatConfig
 	// MaxActiveKeys caps the keys an owner may hold that are neither
 	// revoked nor expired. Default 10; negative means
 	// no limit.
@@ -66,7 +70,7 @@ type Config struct {
 // delegates persistence to a [Store]. It is safe for concurrent use.
 type Service struct {
 	store  Store
-	format *Format
+	format *keyFormat
 	max    int
 	life   time.Duration
 	scopes map[Permission]bool
@@ -89,15 +93,19 @@ func New(store Store, cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		store:  store,
-		format: cfg.Format,
 		max:    cfg.MaxActiveKeys,
 		life:   cfg.MaxLifetime,
 		scopes: map[Permission]bool{Read: true, Write: true, Delete: true},
 		plans:  cfg.Plans,
 		newID:  cfg.NewID,
 	}
-	if s.format == nil {
-		s.format = DefaultFormat()
+	f := cfg.Format
+	if f.Prefix == "" && f.Environments == nil && f.BodyLength == 0 && !f.NoChecksum && f.DisplayLength == 0 {
+		f.Environments = []string{"live", "test"}
+	}
+	var err error
+	if s.format, err = newFormat(f); err != nil {
+		return nil, err
 	}
 	if s.max == 0 {
 		s.max = defaultMaxActiveKeys
@@ -128,7 +136,6 @@ func New(store Store, cfg Config) (*Service, error) {
 		}
 		s.routes = append(s.routes, route)
 	}
-	var err error
 	if s.schemes, err = newHashSchemes(cfg.Peppers, cfg.VerifyUnpeppered); err != nil {
 		return nil, err
 	}
@@ -144,9 +151,6 @@ func New(store Store, cfg Config) (*Service, error) {
 	s.defaultAccount = &Account{Plan: s.defaultPlan()}
 	return s, nil
 }
-
-// Format returns the key format the service issues and accepts.
-func (s *Service) Format() *Format { return s.format }
 
 // Plans returns the plans that limit accounts and keys: [Config].Plans,
 // or when it is nil [ratelimit.DefaultPlans], whose default then limits
@@ -236,7 +240,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
 
 // issue generates the key text for k and returns its record.
 func (s *Service) issue(k Key) (*Record, Secret, error) {
-	secret, err := s.format.Generate(k.Environment)
+	secret, err := s.format.generate(k.Environment)
 	if err != nil {
 		return nil, Secret{}, err
 	}
@@ -256,7 +260,7 @@ func (s *Service) issue(k Key) (*Record, Secret, error) {
 // [Principal.Account]: put store/cachestore in front of a networked
 // store so that neither read is a round trip.
 func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
-	if _, err := s.format.Parse(key); err != nil {
+	if _, err := s.format.parse(key); err != nil {
 		return Principal{}, err
 	}
 	rec, err := s.lookup(ctx, key)

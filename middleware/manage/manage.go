@@ -193,7 +193,9 @@ func (h *Handler) presentsAPIKey(r *http.Request) bool {
 	}
 	for _, v := range r.Header.Values("Authorization") {
 		if token, ok := middleware.Bearer(v); ok {
-			if _, err := h.cfg.Service.Format().Parse(token); err == nil {
+			// Only a token of the key format gets past ErrMalformed, which
+			// Verify decides before any store is asked.
+			if _, err := h.cfg.Service.Verify(r.Context(), token); !errors.Is(err, apikey.ErrMalformed) {
 				return true
 			}
 		}
