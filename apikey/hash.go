@@ -13,9 +13,9 @@ import (
 // text: the only form of a key that a [Store] ever holds.
 type Hash [32]byte
 
-// HashKey returns the plain SHA-256 hash of key, the default scheme
+// hashKey returns the plain SHA-256 hash of key, the default scheme
 // (hash version 0).
-func HashKey(key string) Hash { return sha256.Sum256(stringBytes(key)) }
+func hashKey(key string) Hash { return sha256.Sum256(stringBytes(key)) }
 
 // minPepperLength is the shortest accepted [Pepper] secret, in bytes.
 const minPepperLength = 32
@@ -93,7 +93,7 @@ func newHashSchemes(peppers []Pepper, verifyUnpeppered bool) ([]hashScheme, erro
 // sum hashes key under the scheme.
 func (s *hashScheme) sum(key string) Hash {
 	if s.macs == nil {
-		return HashKey(key)
+		return hashKey(key)
 	}
 	k := s.macs.Get().(*keyedHash)
 	defer s.macs.Put(k)

@@ -72,16 +72,13 @@ func (p Principal) Account() Account {
 // Has reports whether the key grants perm.
 func (p Principal) Has(perm Permission) bool { return p.key().Permissions.Has(perm) }
 
-// Restricted reports whether any IP, referrer or endpoint restriction
-// applies to the key.
-func (p Principal) Restricted() bool { return !p.key().Restrictions.IsZero() }
-
-// Restrictions returns a copy of the key's restrictions.
-func (p Principal) Restrictions() Restrictions { return p.key().Restrictions.clone() }
+// Restrictions returns the key's restrictions; [Restrictions.IsZero]
+// when none applies. They are shared: do not modify them.
+func (p Principal) Restrictions() Restrictions { return p.key().Restrictions }
 
 // Key returns a copy of everything known about the key (its name,
 // environment, expiry, metadata and so on), never its text or hash.
-func (p Principal) Key() Key { return p.key().Clone() }
+func (p Principal) Key() Key { return p.key().clone() }
 
 // LogValue identifies the key for log/slog without revealing it.
 func (p Principal) LogValue() slog.Value {

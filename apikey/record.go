@@ -125,8 +125,8 @@ func (k *Key) Active(now time.Time) bool {
 	return true
 }
 
-// Clone returns a deep copy of k, sharing no slice or map with it.
-func (k Key) Clone() Key {
+// clone returns a deep copy of k, sharing no slice or map with it.
+func (k Key) clone() Key {
 	k.Permissions = slices.Clone(k.Permissions)
 	k.Limits = slices.Clone(k.Limits)
 	k.Restrictions = k.Restrictions.clone()

@@ -45,9 +45,6 @@ func (s Secret) displayPrefix() string {
 	return (*s.v.text)[:s.v.display]
 }
 
-// String returns "[REDACTED]".
-func (s Secret) String() string { return redacted }
-
 // Format writes "[REDACTED]" for every fmt verb, so that %x or %q cannot
 // encode the key either.
 func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }

@@ -70,7 +70,7 @@ func TestSecretNeverLeaks(t *testing.T) {
 	for _, out := range outputs {
 		assert.NotContains(t, out, hidden)
 	}
-	assert.Equal(t, "[REDACTED]", secret.String())
+	assert.Equal(t, "[REDACTED]", fmt.Sprint(secret))
 	assert.Equal(t, `"[REDACTED]"`, mustJSON(t, secret))
 	assert.Contains(t, fmt.Sprintf("%+v", issued), issued.Key.DisplayPrefix, "the display prefix still identifies the key")
 }

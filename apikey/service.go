@@ -235,7 +235,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
 		}
 		return Issued{}, fmt.Errorf("apikey: create: %w", err)
 	}
-	return Issued{Key: rec.Key.Clone(), Secret: secret}, nil
+	return Issued{Key: rec.Key.clone(), Secret: secret}, nil
 }
 
 // issue generates the key text for k and returns its record.
@@ -348,7 +348,7 @@ func (s *Service) Get(ctx context.Context, owner, id string) (Key, error) {
 	if err != nil {
 		return Key{}, err
 	}
-	return rec.Key.Clone(), nil
+	return rec.Key.clone(), nil
 }
 
 // List returns every key of owner, in every state, oldest first. Use
@@ -363,7 +363,7 @@ func (s *Service) List(ctx context.Context, owner string) ([]Key, error) {
 	}
 	keys := make([]Key, len(recs))
 	for i, rec := range recs {
-		keys[i] = rec.Key.Clone()
+		keys[i] = rec.Key.clone()
 	}
 	return keys, nil
 }
@@ -422,7 +422,7 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 	case StatusDisabled:
 		return Issued{}, ErrDisabled
 	}
-	k := old.Key.Clone()
+	k := old.Key.clone()
 	if k.Lineage == "" {
 		k.Lineage = old.ID
 	}
@@ -456,7 +456,7 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 		}
 		return Issued{}, fmt.Errorf("apikey: rotate: %w", err)
 	}
-	return Issued{Key: rec.Key.Clone(), Secret: secret}, nil
+	return Issued{Key: rec.Key.clone(), Secret: secret}, nil
 }
 
 // Delete removes owner's key id for good; afterwards it fails verification
@@ -489,7 +489,7 @@ func (s *Service) ExpiringWithin(ctx context.Context, d time.Duration) ([]Key, e
 	}
 	keys := make([]Key, len(recs))
 	for i, rec := range recs {
-		keys[i] = rec.Key.Clone()
+		keys[i] = rec.Key.clone()
 	}
 	return keys, nil
 }

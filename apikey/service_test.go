@@ -442,7 +442,7 @@ func TestPrincipal(t *testing.T) {
 	assert.Equal(t, now.Add(time.Hour), p.Key().ExpiresAt)
 	assert.True(t, p.CanAccessProject("proj_1"))
 	assert.False(t, p.CanAccessProject("proj_2"))
-	assert.True(t, p.Restricted())
+	assert.False(t, p.Restrictions().IsZero())
 	assert.True(t, p.Restrictions().AllowsReferrer("https://app.example.com/x"))
 	assert.Equal(t, "core", p.Key().Metadata["team"])
 

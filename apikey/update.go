@@ -45,7 +45,7 @@ func (s *Service) Update(ctx context.Context, owner, id string, change func(*Upd
 	if err != nil {
 		return Key{}, err
 	}
-	k := old.Key.Clone() // change may edit the slices and maps it gets
+	k := old.Key.clone() // change may edit the slices and maps it gets
 	p := UpdateParams{
 		Name: k.Name, Description: k.Description, Permissions: k.Permissions, ProjectID: k.ProjectID,
 		Plan: k.Plan, Limits: k.Limits, NotBefore: k.NotBefore, ExpiresAt: k.ExpiresAt,
@@ -108,7 +108,7 @@ func (s *Service) changeable(ctx context.Context, owner, id string) (*Record, er
 func (s *Service) write(ctx context.Context, typ event.Type, old, next *Record, now time.Time) (Key, error) {
 	ev := newEvent(ctx, typ, &old.Key, &next.Key, now)
 	if ev.Changes == nil {
-		return old.Key.Clone(), nil
+		return old.Key.clone(), nil
 	}
 	if err := s.store.Update(ctx, old, next, ev); err != nil {
 		switch {
@@ -119,7 +119,7 @@ func (s *Service) write(ctx context.Context, typ event.Type, old, next *Record, 
 		}
 		return Key{}, fmt.Errorf("apikey: update: %w", err)
 	}
-	return next.Key.Clone(), nil
+	return next.Key.clone(), nil
 }
 
 // Disable pauses owner's key id: until [Service.Enable], it fails
@@ -191,12 +191,12 @@ type Page[T any] struct {
 	Next string
 }
 
-// MaxPageSize is the most items one page holds; a larger limit asks for
+// maxPageSize is the most items one page holds; a larger limit asks for
 // this many.
-const MaxPageSize = 100
+const maxPageSize = 100
 
-// pageSize returns limit as a page size: 1 to [MaxPageSize], 0 being a
-// page of 20.
+// pageSize returns limit as a page size: 1 to 100, 0 being a page of
+// 20.
 func pageSize(limit int) (int, error) {
 	switch {
 	case limit < 0:
@@ -204,11 +204,11 @@ func pageSize(limit int) (int, error) {
 	case limit == 0:
 		return 20, nil
 	}
-	return min(limit, MaxPageSize), nil
+	return min(limit, maxPageSize), nil
 }
 
 // ListPage returns a page of owner's keys, in every state, oldest first:
-// up to limit (0 is 20, at most [MaxPageSize]) after the one cursor
+// up to limit (0 is 20, at most 100) after the one cursor
 // names ("" starts at the first). A cursor that [ListPage] did not
 // return fails with an [*InputError] for "cursor".
 func (s *Service) ListPage(ctx context.Context, owner, cursor string, limit int) (Page[Key], error) {
@@ -237,7 +237,7 @@ func (s *Service) ListPage(ctx context.Context, owner, cursor string, limit int)
 			page.Next = encodeCursor(last.CreatedAt, last.ID)
 			break
 		}
-		page.Items = append(page.Items, rec.Key.Clone())
+		page.Items = append(page.Items, rec.Key.clone())
 	}
 	return page, nil
 }
@@ -269,7 +269,7 @@ func decodeCursor(c string) (time.Time, string, error) {
 
 // Events returns a page of owner's audit trail, newest first, or of its
 // key keyID when that is not "" (the key may since have been deleted):
-// up to limit events (0 is 20, at most [MaxPageSize]) after the one
+// up to limit events (0 is 20, at most 100) after the one
 // cursor names. It fails with [errors.ErrUnsupported] when the store
 // keeps no events ([event.Store]).
 func (s *Service) Events(ctx context.Context, owner, keyID, cursor string, limit int) (Page[event.Event], error) {

@@ -395,8 +395,8 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 		m.record(sw, r, p, pattern)
 		return
 	}
-	if p.Restricted() {
-		if code, msg := m.restricted(r, p, pattern); code != "" {
+	if rs := p.Restrictions(); !rs.IsZero() {
+		if code, msg := m.restricted(r, &rs, pattern); code != "" {
 			m.fail(w, r, http.StatusForbidden, code, msg)
 			m.record(sw, r, p, pattern)
 			return
@@ -469,8 +469,7 @@ func (c *captureWriter) Write(b []byte) (int, error) {
 }
 
 // restricted checks the key's IP, referrer and endpoint restrictions.
-func (m *Middleware) restricted(r *http.Request, p apikey.Principal, pattern string) (code, msg string) {
-	rs := p.Restrictions()
+func (m *Middleware) restricted(r *http.Request, rs *apikey.Restrictions, pattern string) (code, msg string) {
 	switch {
 	case !rs.AllowsIP(m.ClientIP(r)):
 		return CodeIPNotAllowed, msgIP

@@ -2,6 +2,7 @@ package usage_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -37,7 +38,7 @@ func newFlakyStore(t *testing.T, ids ...string) *flakyStore {
 	t.Helper()
 	s := &flakyStore{Store: memstore.New()}
 	for _, id := range ids {
-		rec := &apikey.Record{Key: apikey.Key{ID: id, Owner: "acct"}, Hash: apikey.HashKey(id)}
+		rec := &apikey.Record{Key: apikey.Key{ID: id, Owner: "acct"}, Hash: apikey.Hash(sha256.Sum256([]byte(id)))}
 		require.NoError(t, s.Create(context.Background(), rec, 0, now, nil))
 	}
 	return s

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"log"
@@ -56,7 +57,7 @@ func main() {
 		log.Fatal(err)
 	}
 	fmt.Printf("issued %s for %s; verified: %v\n", issued.Key.DisplayPrefix, p.Owner(), p.Has(apikey.Read))
-	hash := apikey.HashKey(issued.Secret.Reveal())
+	hash := apikey.Hash(sha256.Sum256([]byte(issued.Secret.Reveal())))
 	fmt.Printf("%s holds the key: %v; its SHA-256: %v\n", path,
 		strings.Contains(string(data), issued.Secret.Reveal()),
 		strings.Contains(string(data), hex.EncodeToString(hash[:])))

@@ -466,6 +466,9 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"data": data, "next_cursor": cursorJSON(page.Next)})
 }
 
+// maxPageLimit is the largest page a list answers, as apikey's are.
+const maxPageLimit = 100
+
 // pageLimit reads the limit query parameter, 0 when absent.
 func (h *Handler) pageLimit(w http.ResponseWriter, r *http.Request) (int, bool) {
 	s := r.URL.Query().Get("limit")
@@ -473,8 +476,8 @@ func (h *Handler) pageLimit(w http.ResponseWriter, r *http.Request) (int, bool) 
 		return 0, true
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > apikey.MaxPageSize {
-		h.fail(w, r, http.StatusBadRequest, "invalid_input", fmt.Sprintf("limit must be a number from 1 to %d", apikey.MaxPageSize))
+	if err != nil || n < 1 || n > maxPageLimit {
+		h.fail(w, r, http.StatusBadRequest, "invalid_input", fmt.Sprintf("limit must be a number from 1 to %d", maxPageLimit))
 		return 0, false
 	}
 	return n, true

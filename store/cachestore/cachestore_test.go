@@ -2,6 +2,7 @@ package cachestore_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -70,7 +71,7 @@ func setup(t *testing.T, cfg cachestore.Config) (*cachestore.Store, *counting, *
 	s, err := cachestore.New(inner, cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
-	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.HashKey("k1")}
+	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.Hash(sha256.Sum256([]byte("k1")))}
 	require.NoError(t, s.Create(context.Background(), &rec, 0, c.Now(), nil))
 	return s, inner, c, rec
 }
@@ -82,13 +83,13 @@ func TestRefusedKeysShareOneLifetime(t *testing.T) {
 	ctx := context.Background()
 	s, inner, clock, _ := setup(t, cachestore.Config{TTL: time.Minute, NegativeTTL: time.Second})
 	now := clock.Now()
-	hashes := []apikey.Hash{apikey.HashKey("never issued")}
+	hashes := []apikey.Hash{apikey.Hash(sha256.Sum256([]byte("never issued")))}
 	for _, k := range []apikey.Key{
 		{ID: "revoked", Owner: "acct", RevokedAt: now.Add(-time.Hour)},
 		{ID: "expired", Owner: "acct", ExpiresAt: now.Add(-time.Hour)},
 		{ID: "disabled", Owner: "acct", DisabledAt: now.Add(-time.Hour)},
 	} {
-		rec := apikey.Record{Key: k, Hash: apikey.HashKey(k.ID)}
+		rec := apikey.Record{Key: k, Hash: apikey.Hash(sha256.Sum256([]byte(k.ID)))}
 		require.NoError(t, s.Create(ctx, &rec, 0, now, nil))
 		hashes = append(hashes, rec.Hash)
 	}
@@ -114,7 +115,7 @@ func TestHitsAreServedFromMemory(t *testing.T) {
 	}
 	assert.EqualValues(t, 1, inner.lookups.Load())
 
-	unknown := apikey.HashKey("nope")
+	unknown := apikey.Hash(sha256.Sum256([]byte("nope")))
 	for range 100 {
 		_, err := s.Lookup(ctx, unknown)
 		require.ErrorIs(t, err, apikey.ErrNotFound)
@@ -147,7 +148,7 @@ func TestSizeIsBounded(t *testing.T) {
 	ctx := context.Background()
 	s, _, _, _ := setup(t, cachestore.Config{MaxEntries: 640})
 	for i := range 10_000 {
-		_, _ = s.Lookup(ctx, apikey.HashKey(string(rune(i))+"x"))
+		_, _ = s.Lookup(ctx, apikey.Hash(sha256.Sum256([]byte(string(rune(i))+"x"))))
 	}
 	assert.LessOrEqual(t, s.Len(), 640)
 }
@@ -163,7 +164,7 @@ func TestInvalidationDuringLookupWins(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	<-f.ready
 	f.healthy(true)
-	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.HashKey("k1")}
+	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.Hash(sha256.Sum256([]byte("k1")))}
 	require.NoError(t, s.Create(ctx, &rec, 0, time.Now(), nil))
 
 	done := make(chan struct{})
@@ -192,7 +193,7 @@ func TestUnhealthyFeedBoundsStaleness(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	<-f.ready
-	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.HashKey("k1")}
+	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.Hash(sha256.Sum256([]byte("k1")))}
 	require.NoError(t, s.Create(ctx, &rec, 0, c.Now(), nil))
 
 	lookup := func() { _, err := s.Lookup(ctx, rec.Hash); require.NoError(t, err) }
@@ -242,14 +243,14 @@ func TestServedPastTTLWhileTheStoreFailsAndTheFeedIsUp(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	<-f.ready
 	f.healthy(true)
-	cached := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.HashKey("k1")}
-	other := apikey.Record{Key: apikey.Key{ID: "k2", Owner: "acct"}, Hash: apikey.HashKey("k2")}
+	cached := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.Hash(sha256.Sum256([]byte("k1")))}
+	other := apikey.Record{Key: apikey.Key{ID: "k2", Owner: "acct"}, Hash: apikey.Hash(sha256.Sum256([]byte("k2")))}
 	for _, rec := range []*apikey.Record{&cached, &other} {
 		require.NoError(t, s.Create(ctx, rec, 0, c.Now(), nil))
 		_, err = s.Lookup(ctx, rec.Hash)
 		require.NoError(t, err)
 	}
-	unknown := apikey.HashKey("nope")
+	unknown := apikey.Hash(sha256.Sum256([]byte("nope")))
 	_, err = s.Lookup(ctx, unknown)
 	require.ErrorIs(t, err, apikey.ErrNotFound)
 

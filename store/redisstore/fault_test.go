@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
@@ -163,7 +164,7 @@ func TestDeadlineIsHonoured(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
 	defer cancel()
 	time.Sleep(time.Millisecond)
-	_, err := rs.Lookup(ctx, apikey.HashKey("x"))
+	_, err := rs.Lookup(ctx, apikey.Hash(sha256.Sum256([]byte("x"))))
 	storeFailure(t, err)
 	assert.True(t, errors.Is(err, context.DeadlineExceeded), "%v", err)
 }
@@ -174,14 +175,14 @@ func TestCorruptRecordIsAnError(t *testing.T) {
 	ns, _, svc := newStack(t, client)
 	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
 	require.NoError(t, err)
-	h := apikey.HashKey(issued.Secret.Reveal())
+	h := apikey.Hash(sha256.Sum256([]byte(issued.Secret.Reveal())))
 
 	hexOf := func(h apikey.Hash) string { return hex.EncodeToString(h[:]) }
 	for name, data := range map[string]string{
 		"not JSON":      "{{{",
 		"empty object":  "{}",
 		"wrong hash":    `{"id":"x","owner":"acct","hash":"00"}`,
-		"other hash":    `{"id":"x","owner":"acct","hash":"` + hexOf(apikey.HashKey("other")) + `"}`,
+		"other hash":    `{"id":"x","owner":"acct","hash":"` + hexOf(apikey.Hash(sha256.Sum256([]byte("other")))) + `"}`,
 		"wrong type":    `{"id":1}`,
 		"truncated hex": `{"id":"x","owner":"acct","hash":"` + hexOf(h)[:10] + `"}`,
 	} {
@@ -396,7 +397,7 @@ func TestClusterFeedSurvivesLosingAMaster(t *testing.T) {
 		owner := fmt.Sprintf("acct%d", i)
 		issued, err = svc.Create(ctx, apikey.CreateParams{Owner: owner})
 		require.NoError(t, err)
-		hash := apikey.HashKey(issued.Secret.Reveal())
+		hash := apikey.Hash(sha256.Sum256([]byte(issued.Secret.Reveal())))
 		if others("{"+owner+"}") && others("kg:h:"+hex.EncodeToString(hash[:])) && others("{"+issued.Key.ID+"}") {
 			break
 		}

@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"testing"
@@ -39,7 +40,7 @@ func TestInterruptedChangesConverge(t *testing.T) {
 			require.NoError(t, err)
 			owner := "acct{1}" // a brace in the account: still one slot
 			newRecord := func(id string) *apikey.Record {
-				return &apikey.Record{Key: apikey.Key{ID: id, Owner: owner, CreatedAt: time.Now().UTC()}, Hash: apikey.HashKey("secret-" + id)}
+				return &apikey.Record{Key: apikey.Key{ID: id, Owner: owner, CreatedAt: time.Now().UTC()}, Hash: apikey.Hash(sha256.Sum256([]byte("secret-" + id)))}
 			}
 			// interrupt runs a change to the record id up to its script,
 			// with the hold deadline given; data "" deletes.
@@ -102,7 +103,7 @@ func TestRacingChangesLeaveTheCopyEqualToTheRecord(t *testing.T) {
 			client := d.Connect(t)
 			s, err := New(ctx, client, Config{Namespace: redistest.Name(t, client, "race")})
 			require.NoError(t, err)
-			rec := &apikey.Record{Key: apikey.Key{ID: "k", Owner: "acct", CreatedAt: time.Now().UTC()}, Hash: apikey.HashKey("secret")}
+			rec := &apikey.Record{Key: apikey.Key{ID: "k", Owner: "acct", CreatedAt: time.Now().UTC()}, Hash: apikey.Hash(sha256.Sum256([]byte("secret")))}
 			require.NoError(t, s.Create(ctx, rec, 0, time.Now(), nil))
 			var wg sync.WaitGroup
 			for i := range 8 {

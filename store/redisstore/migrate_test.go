@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"strconv"
@@ -34,7 +35,7 @@ func TestMigrateFromTheUnshardedLayout(t *testing.T) {
 			require.NoError(t, err)
 			issued, err := svc0.Create(ctx, apikey.CreateParams{Owner: "acct", Name: "old key"})
 			require.NoError(t, err)
-			h := apikey.HashKey(issued.Secret.Reveal())
+			h := apikey.Hash(sha256.Sum256([]byte(issued.Secret.Reveal())))
 			hx := hex.EncodeToString(h[:])
 			id := issued.Key.ID
 			record, err := json.Marshal(struct {

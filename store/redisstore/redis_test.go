@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"testing"
 	"time"
 
@@ -67,7 +68,7 @@ func TestConformanceWithCache(t *testing.T) {
 func TestChangesWithoutEventsWriteNone(t *testing.T) {
 	ctx := context.Background()
 	rs := newStore(t, redistest.Client(t))
-	rec := &apikey.Record{Key: apikey.Key{ID: "plain", Owner: "acct", CreatedAt: time.Now()}, Hash: apikey.HashKey("plain")}
+	rec := &apikey.Record{Key: apikey.Key{ID: "plain", Owner: "acct", CreatedAt: time.Now()}, Hash: apikey.Hash(sha256.Sum256([]byte("plain")))}
 	require.NoError(t, rs.Create(ctx, rec, 0, time.Now(), nil))
 	require.NoError(t, rs.Revoke(ctx, rec.ID, time.Now(), nil))
 	require.NoError(t, rs.Delete(ctx, rec.ID, nil))

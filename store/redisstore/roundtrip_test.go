@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func TestRoundTripsPerOperation(t *testing.T) {
 	require.NoError(t, err)
 	rotatedRec, err := rs.Get(ctx, rotated.Key.ID)
 	require.NoError(t, err)
-	h := func(s apikey.Secret) apikey.Hash { return apikey.HashKey(s.Reveal()) }
+	h := func(s apikey.Secret) apikey.Hash { return apikey.Hash(sha256.Sum256([]byte(s.Reveal()))) }
 	ev := &event.Event{Type: event.KeyUpdated, Account: "acct2", At: time.Now()}
 	ops := []struct {
 		name string
@@ -66,7 +67,7 @@ func TestRoundTripsPerOperation(t *testing.T) {
 		}},
 		{"Revoke", 6, func() { require.NoError(t, rs.Revoke(ctx, issued.Key.ID, time.Now(), ev)) }},
 		{"Rotate", 9, func() {
-			repl := &apikey.Record{Key: apikey.Key{ID: "repl", Owner: "acct2"}, Hash: apikey.HashKey("repl")}
+			repl := &apikey.Record{Key: apikey.Key{ID: "repl", Owner: "acct2"}, Hash: apikey.Hash(sha256.Sum256([]byte("repl")))}
 			require.NoError(t, rs.Rotate(ctx, rotatedRec, time.Now(), repl, 0, time.Now(), ev))
 		}},
 		{"Delete", 6, func() { require.NoError(t, rs.Delete(ctx, rotated.Key.ID, ev)) }},

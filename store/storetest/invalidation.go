@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -244,7 +245,7 @@ func Invalidation(t *testing.T, within time.Duration, newStore func(t *testing.T
 				if h == (apikey.Hash{}) {
 					t.Fatal("a key change with a zero hash")
 				}
-				sawKey = sawKey || h == apikey.HashKey(issued.Secret.Reveal())
+				sawKey = sawKey || h == apikey.Hash(sha256.Sum256([]byte(issued.Secret.Reveal())))
 			case id := <-accounts:
 				sawAccount = sawAccount || id == "acct_feed"
 			case <-guard:

@@ -22,9 +22,12 @@ package storetest
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,7 +138,7 @@ func record(owner string) *apikey.Record {
 			Permissions:   apikey.Permissions{apikey.Read},
 			CreatedAt:     epoch.Add(time.Duration(n) * time.Millisecond),
 		},
-		Hash: apikey.HashKey(id),
+		Hash: apikey.Hash(sha256.Sum256([]byte(id))),
 	}
 }
 
@@ -176,7 +179,7 @@ func testCreateGetLookup(t *testing.T, s apikey.Store) {
 	}
 	_, err = s.Get(ctx(), "no-such-id")
 	wantErr(t, "Get(unknown)", err, apikey.ErrNotFound)
-	_, err = s.Lookup(ctx(), apikey.HashKey("no-such-key"))
+	_, err = s.Lookup(ctx(), apikey.Hash(sha256.Sum256([]byte("no-such-key"))))
 	wantErr(t, "Lookup(unknown)", err, apikey.ErrNotFound)
 }
 
@@ -197,8 +200,13 @@ func testRoundTrip(t *testing.T, s apikey.Store) {
 		AllowedEndpoints: []string{"GET /api/v1/recordings", "POST /api/v1/recordings"},
 	}
 	rec.Metadata = map[string]string{"team": "core", "ticket": "OPS-1"}
+	// A copy sharing nothing with rec, which the store now owns.
 	want := *rec
-	want.Key = rec.Key.Clone()
+	want.Permissions, want.Limits = slices.Clone(rec.Permissions), slices.Clone(rec.Limits)
+	want.Restrictions.AllowedIPs = slices.Clone(rec.Restrictions.AllowedIPs)
+	want.Restrictions.AllowedReferrers = slices.Clone(rec.Restrictions.AllowedReferrers)
+	want.Restrictions.AllowedEndpoints = slices.Clone(rec.Restrictions.AllowedEndpoints)
+	want.Metadata = maps.Clone(rec.Metadata)
 	mustCreate(t, s, rec)
 
 	for name, get := range map[string]func() (*apikey.Record, error){
@@ -274,7 +282,7 @@ func testListIsolation(t *testing.T, s apikey.Store) {
 	for _, slot := range []int{7, 2, 11, 0, 5, 9, 1, 10, 3, 8, 6, 4} {
 		rec := record("acct_a")
 		rec.ID = fmt.Sprintf("%s-%02d", base.ID, 11-slot) // ID order reverses slot order...
-		rec.Hash = apikey.HashKey(rec.ID)
+		rec.Hash = apikey.Hash(sha256.Sum256([]byte(rec.ID)))
 		rec.CreatedAt = epoch.Add(time.Duration(slot/2) * time.Second) // ...within a pair of equal times
 		mustCreate(t, s, rec)
 	}
