@@ -31,17 +31,17 @@
 --          add it (0 to replace), 1 for monthly refills (0 daily), the
 --          first refill, and its year, month, day and time of day.
 --
--- Reply: little-endian doubles: allowed (1 or 0) and now, then the
--- account's state and the key's as they are after the decision (each
--- absent without a policy), then with credits the balance and the number
--- of refills applied. The Go side turns them into what each window
--- reports (remaining, reset, retry after), with the memory limiter's
--- code.
---
+-- Reply: integers (every number here is a whole one): allowed (1 or 0)
+-- and now, then t and v of each window of the account's policy and of the
+-- key's as they are after the decision, then with credits the balance and
+-- the number of refills applied. The Go side turns them into what each
+-- window reports (remaining, reset, retry after), with the memory
+-- limiter's code.
+
 -- A state is one packed string, not a hash: a GET and a SET of one string
 -- cost Redis half the CPU of HMGET and HSET of the same fields. It starts
 -- with its policy, so that one comparison tells an unchanged policy and
--- one unpack reads policy and state; the string written is the reply's.
+-- one unpack reads policy and state.
 
 local now = tonumber(ARGV[1])
 if not now then
@@ -151,8 +151,8 @@ local function admits(n, st)
   return ok
 end
 
--- take takes cost from each of the n windows of st, writes the state
--- back and returns it. The expiry moves only when the state would
+-- take takes cost from each of the n windows of st and writes the state
+-- back. The expiry moves only when the state would
 -- outlive the deadline set last, and then a slack further, so that most
 -- writes keep their TTL instead of paying for PEXPIRE; an idle state
 -- expires at most the slack after every window is back to its initial
@@ -182,7 +182,6 @@ local function take(key, n, st, format)
   else
     redis.call('SET', key, s, 'KEEPTTL')
   end
-  return s
 end
 
 local na, sta, fa = load(KEYS[1], ARGV[3])
@@ -247,15 +246,21 @@ if ARGV[5] ~= '' then
   end
 end
 
--- The reply: allowed and now, then each state as it is after the
--- decision, then the balance and refills.
-local ra, rk, rc = '', '', ''
 if allowed and cost > 0 then
-  if na > 0 then ra = take(KEYS[1], na, sta, fa) end
-  if nk > 0 then rk = take(KEYS[2], nk, stk, fk) end
-else
-  if na > 0 then ra = struct.pack(fa, unpack(sta, 1, 5 * na + 2)) end
-  if nk > 0 then rk = struct.pack(fk, unpack(stk, 1, 5 * nk + 2)) end
+  if na > 0 then take(KEYS[1], na, sta, fa) end
+  if nk > 0 then take(KEYS[2], nk, stk, fk) end
 end
-if c then rc = struct.pack('<dd', balance, refills) end
-return struct.pack('<dd', allowed and 1 or 0, now) .. ra .. rk .. rc
+
+-- The reply: allowed and now, then t and v of every window as it is
+-- after the decision, then the balance and refills.
+local reply, r = {allowed and 1 or 0, now}, 2
+for i = 1, na do
+  reply[r + 1], reply[r + 2] = sta[3 * na + 2 * i], sta[3 * na + 2 * i + 1]
+  r = r + 2
+end
+for i = 1, nk do
+  reply[r + 1], reply[r + 2] = stk[3 * nk + 2 * i], stk[3 * nk + 2 * i + 1]
+  r = r + 2
+end
+if c then reply[r + 1], reply[r + 2] = balance, refills end
+return reply

@@ -283,17 +283,17 @@ func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 	keys := []string{base + "a", base + "k:" + r.Key, base + "c"}
 	tctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
-	var reply string
+	var reply []int64
 	err := l.breakers.Do(ctx, nodeOf(tctx, l.client, keys[0]), func() (err error) {
-		reply, err = allowScript.Run(tctx, l.client, keys, args[:]...).Text()
+		reply, err = allowScript.Run(tctx, l.client, keys, args[:]...).Int64Slice()
 		return err
 	})
 	na, nk, nc := windows(acct), windows(key), 0
 	if r.Credits != nil {
 		nc = 1
 	}
-	if err == nil && len(reply) != 8*(2+stateLen(na)+stateLen(nk)+2*nc) {
-		err = fmt.Errorf("unexpected reply of %d bytes", len(reply))
+	if err == nil && len(reply) != 2+2*(na+nk+nc) {
+		err = fmt.Errorf("unexpected reply of %d numbers", len(reply))
 	}
 	if err != nil {
 		err = fmt.Errorf("redislimit: %w", err)
@@ -303,23 +303,21 @@ func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 		}
 		return ratelimit.Decision{}, err
 	}
-	allowed, now := num(reply, 0) == 1, num(reply, 1)
+	allowed, now := reply[0] == 1, reply[1]
 	var states [2*binding.MaxWindows + 1]binding.State
-	n, at := 0, 2 // at: the next state's first double
+	n, at := 0, 2 // at: the next window's t, followed by its v
 	for _, sc := range [2]*script{acct, key} {
-		w := windows(sc)
-		for k := range w {
-			t := at + 1 + 3*w + 2*k // past the policy: t and v
-			states[n] = sc.windows[k].Report(num(reply, t), num(reply, t+1), now, r.Cost, allowed)
+		for k := range windows(sc) {
+			states[n] = sc.windows[k].Report(reply[at], reply[at+1], now, r.Cost, allowed)
 			n++
+			at += 2
 		}
-		at += stateLen(w)
 	}
 	var balance int64
 	if nc == 1 {
 		// The schedule counts in nanoseconds; the script in microseconds.
-		balance = num(reply, at)
-		s := sched.Report(balance, num(reply, at+1), now*1000, r.Cost, allowed)
+		balance = reply[at]
+		s := sched.Report(balance, reply[at+1], now*1000, r.Cost, allowed)
 		s.Reset /= 1000
 		if s.Retry != binding.Never {
 			s.Retry = (s.Retry + 999) / 1000
@@ -416,17 +414,3 @@ func windows(sc *script) int {
 	return len(sc.windows)
 }
 
-// stateLen returns the number of doubles of the state of n windows: the
-// policy (the slack and three per window), t and v per window, and the
-// deadline; none for no windows.
-func stateLen(n int) int {
-	if n == 0 {
-		return 0
-	}
-	return 2 + 5*n
-}
-
-// num returns the i-th little-endian double of b as an integer.
-func num(b string, i int) int64 {
-	return int64(math.Float64frombits(binary.LittleEndian.Uint64([]byte(b[8*i : 8*i+8]))))
-}
