@@ -38,10 +38,9 @@ type Request struct {
 	// from it too, in the same decision.
 	Credits *Credits
 	// Cost is taken from every window and the balance. 0 takes nothing
-	// and always passes: the decision reports where they stand.
+	// and always passes: the decision reports where they stand, every
+	// window in [Decision].Windows.
 	Cost int64
-	// Report asks for [Decision].Windows, at the cost of an allocation.
-	Report bool
 }
 
 // Decision is a limiter's answer for one request. Limit, Remaining, Reset
@@ -85,8 +84,9 @@ type Decision struct {
 	// refusing limit admits the request, or negative when waiting will
 	// not (credits that no refill restores enough).
 	RetryAfter time.Duration
-	// Windows, when the request asked for a Report, holds every window:
-	// the account policy's, then the key policy's.
+	// Windows, for a request of Cost 0, holds every window: the account
+	// policy's, then the key policy's. It is nil otherwise, which spares
+	// the request path an allocation.
 	Windows []WindowState
 }
 

@@ -300,7 +300,7 @@ func decision(r *Request, na int, allowed bool, states []binding.State, now int6
 	if w.Retry == binding.Never {
 		d.RetryAfter = -1
 	}
-	if r.Report {
+	if r.Cost == 0 {
 		d.Windows = make([]WindowState, 0, len(states))
 	}
 	nw := na + r.KeyPolicy.len()
@@ -320,7 +320,7 @@ func decision(r *Request, na int, allowed bool, states []binding.State, now int6
 				d.Limit = r.Credits.Balance
 			}
 		}
-		if r.Report && p != nil {
+		if r.Cost == 0 && p != nil {
 			d.Windows = append(d.Windows, WindowState{Policy: p, Index: j, Remaining: states[k].Remaining, Reset: time.Unix(0, states[k].Reset).UTC()})
 		}
 	}

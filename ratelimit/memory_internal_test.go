@@ -117,7 +117,7 @@ func TestReportsKeepNoState(t *testing.T) {
 	credits := &Credits{Balance: 5, Granted: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 	for i := range 10_000 {
 		d, err := m.Allow(context.Background(), Request{Account: fmt.Sprint("acct-", i), AccountPolicy: free, Key: fmt.Sprint("key-", i),
-			KeyPolicy: starter, Credits: credits, Report: true})
+			KeyPolicy: starter, Credits: credits})
 		require.NoError(t, err)
 		require.True(t, d.Allowed)
 		require.Equal(t, int64(5), d.Balance)

@@ -60,7 +60,7 @@ func (h *Handler) writeAccount(w http.ResponseWriter, r *http.Request, a apikey.
 		out.Credits = &now
 	}
 	if h.cfg.Limiter != nil {
-		d, err := h.cfg.Limiter.Allow(r.Context(), ratelimit.Request{Account: a.ID, AccountPolicy: policy, Credits: a.Credits, Report: true})
+		d, err := h.cfg.Limiter.Allow(r.Context(), ratelimit.Request{Account: a.ID, AccountPolicy: policy, Credits: a.Credits})
 		if err != nil {
 			h.lifecycleError(w, r, err)
 			return

@@ -390,7 +390,7 @@ func testPolicyChange(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 		decide(t, l, r)
 	}
 	tiny := mustPolicy("tiny", ratelimit.PerMinute(2), ratelimit.PerDay(5))
-	r.AccountPolicy, r.Cost, r.Report = tiny, 0, true
+	r.AccountPolicy, r.Cost = tiny, 0
 	d = decide(t, l, r)
 	for _, w := range d.Windows {
 		if w.Remaining != 0 {
@@ -552,22 +552,22 @@ func testCreditsAllOrNothing(t *testing.T, l ratelimit.Limiter, _ *testclock.Clo
 	}
 }
 
-// A request asking for a report gets every window, the account's first;
-// the binding one among them is what the decision describes.
+// A request of cost 0 gets every window, the account's first; the
+// binding one among them is what the decision describes.
 func testReport(t *testing.T, l ratelimit.Limiter, _ *testclock.Clock) {
 	acct := mustPolicy("acct", ratelimit.PerMinute(10), ratelimit.PerDay(100))
 	key := mustPolicy("key", ratelimit.PerMinute(3))
 	r := ratelimit.Request{Account: "a", AccountPolicy: acct, Key: "k", KeyPolicy: key, Cost: 1}
 	if d := decide(t, l, r); d.Windows != nil {
-		t.Fatalf("Windows without a report: %+v", d.Windows)
+		t.Fatalf("Windows for a request that costs: %+v", d.Windows)
 	}
-	r.Report = true
+	r.Cost = 0
 	d := decide(t, l, r)
 	midnight := time.Date(2030, 1, 3, 0, 0, 0, 0, time.UTC)
 	want := []ratelimit.WindowState{
-		{Policy: acct, Index: 0, Remaining: 8, Reset: start.Add(12 * time.Second)},
-		{Policy: acct, Index: 1, Remaining: 98, Reset: midnight},
-		{Policy: key, Index: 0, Remaining: 1, Reset: start.Add(40 * time.Second)},
+		{Policy: acct, Index: 0, Remaining: 9, Reset: start.Add(6 * time.Second)},
+		{Policy: acct, Index: 1, Remaining: 99, Reset: midnight},
+		{Policy: key, Index: 0, Remaining: 2, Reset: start.Add(20 * time.Second)},
 	}
 	if len(d.Windows) != len(want) {
 		t.Fatalf("report: %+v; want %+v", d.Windows, want)

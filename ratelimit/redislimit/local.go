@@ -28,8 +28,8 @@ import (
 // A request is decided exactly when its lease would be under 2 tokens
 // (with the default Share, any window under 200 requests: a free plan's
 // 10 per minute stays exact), when it carries credits (they are money:
-// never taken ahead), costs 0, or asks for a Report; and, near the limit,
-// when less than a lease is left.
+// never taken ahead) or costs 0; and, near the limit, when less than a
+// lease is left.
 type Local struct {
 	// Share is the part of the smallest window limit one lease takes,
 	// in (0, 1]. Default 0.01.
@@ -147,7 +147,7 @@ func (s *shard) sweep(now time.Time) {
 // lease returns the tokens a lease for r takes, 0 when r is decided
 // exactly; smallest is the smallest limit of r's windows.
 func (l *local) lease(r *ratelimit.Request, smallest int64) int64 {
-	if l.share == 0 || r.Credits != nil || r.Cost == 0 || r.Report {
+	if l.share == 0 || r.Credits != nil || r.Cost == 0 {
 		return 0
 	}
 	if n := int64(float64(smallest) * l.share); n >= 2 && n >= r.Cost {

@@ -338,7 +338,7 @@ func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 	if w.Retry == binding.Never {
 		d.RetryAfter = -1
 	}
-	if r.Report {
+	if r.Cost == 0 {
 		d.Windows = make([]ratelimit.WindowState, 0, na+nk)
 	}
 	for k := range n {
@@ -357,7 +357,7 @@ func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 				d.Limit = r.Credits.Balance
 			}
 		}
-		if r.Report && p != nil {
+		if r.Cost == 0 && p != nil {
 			d.Windows = append(d.Windows, ratelimit.WindowState{Policy: p, Index: j, Remaining: states[k].Remaining, Reset: time.UnixMicro(states[k].Reset).UTC()})
 		}
 	}
