@@ -30,7 +30,12 @@
 // [Principal] (owner, permissions, project scope, restrictions) or an error:
 // [ErrMalformed] for garbage, [ErrInvalidKey] for unknown, deleted and
 // revoked keys alike, [ErrExpired], [ErrNotYetValid]; anything else is a
-// store failure that should be answered with 503, not 401.
+// store failure that should be answered with 503, not 401. Every change
+// is an event of the audit trail (package apikey/event), which a store
+// that keeps one writes with the change.
+//
+// An [Account] owns keys: the rate-limit plan they share, custom limits
+// and credits (package ratelimit's), changed with [Service.UpdateAccount].
 //
 // Time comes from [Config].Clock, so expiry and grace periods can be tested
 // at exact instants.
