@@ -86,7 +86,7 @@ func (n *node) done(ctx context.Context, err error, s *Set) {
 	if err != nil && ctx.Err() != nil {
 		return // the caller gave up: that says nothing of the node
 	}
-	if !fault(err) {
+	if !Fault(err) {
 		if n.faults.Load() != 0 {
 			n.faults.Store(0)
 		}
@@ -108,9 +108,9 @@ func (s *Set) node(addr string) *node {
 	return n.(*node)
 }
 
-// fault reports whether err, from a call whose caller is still waiting,
+// Fault reports whether err, from a call whose caller is still waiting,
 // says the node or the way to it failed.
-func fault(err error) bool {
+func Fault(err error) bool {
 	switch {
 	case err == nil:
 		return false
@@ -121,9 +121,12 @@ func fault(err error) bool {
 	}
 	// Error replies (go-redis's implement RedisError) are deliberate,
 	// but for a node that is not serving.
-	var reply interface{ RedisError() }
+	var reply interface {
+		error
+		RedisError()
+	}
 	if errors.As(err, &reply) {
-		msg := err.Error()
+		msg := reply.Error() // the reply's own text, however it was wrapped
 		for _, p := range []string{"CLUSTERDOWN", "LOADING", "MASTERDOWN"} {
 			if strings.HasPrefix(msg, p) {
 				return true

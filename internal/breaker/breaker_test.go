@@ -39,11 +39,12 @@ func TestFault(t *testing.T) {
 		{"connection closed", io.EOF, true},
 		{"a slot no master serves", reply("CLUSTERDOWN Hash slot not served"), true},
 		{"a node loading its data", reply("LOADING Redis is loading the dataset in memory"), true},
+		{"a slot no master serves, wrapped", fmt.Errorf("redisstore: layout check: %w", reply("CLUSTERDOWN The cluster is down")), true},
 		{"a missing key", reply("redis: nil"), false},
 		{"a script's error", reply("ERR user_script:1: bad"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			assert.Equal(t, tc.fault, fault(tc.err))
+			assert.Equal(t, tc.fault, Fault(tc.err))
 		})
 	}
 }

@@ -282,10 +282,11 @@ func (c *PrivateCluster) Listening(channel string) []int {
 	return nodes
 }
 
-// Start starts node i, which must be stopped, and waits until it answers.
-func (c *PrivateCluster) Start(i int) {
+// Start starts node i, which must be stopped, with extra arguments for
+// this start, and waits until it answers.
+func (c *PrivateCluster) Start(i int, args ...string) {
 	c.t.Helper()
-	cmd := exec.Command(c.bin, c.args[i]...)
+	cmd := exec.Command(c.bin, append(slices.Clone(c.args[i]), args...)...)
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
 	}

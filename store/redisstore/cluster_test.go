@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -249,4 +250,87 @@ func TestUsageFlushHoldsANodeBriefly(t *testing.T) {
 	}
 	slices.Sort(slowests)
 	t.Logf("the median flush's slowest command: %v (logged, not asserted: a busy machine moves it)", slowests[2])
+}
+
+// logBuffer collects what a logger writes, for several goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *logBuffer) has(s string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Contains(b.buf.String(), s)
+}
+
+// An instance starts while a master of its Cluster is down: the checks
+// that need that master wait for it in the background, and say so, and
+// the accounts of the other masters are served meanwhile.
+func TestStartsWithAMasterDown(t *testing.T) {
+	c := redistest.StartCluster(t, "--cluster-require-full-coverage", "no")
+	c.Kill(1)
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, ContextTimeoutEnabled: true,
+		DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = client.Close() })
+	ctx := context.Background()
+	logs := &logBuffer{}
+	rs, err := redisstore.New(ctx, client, redisstore.Config{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	require.NoError(t, err, "a master down must not keep an instance from starting")
+	require.True(t, logs.has("started with a master that does not answer"), logs.buf.String())
+
+	// An account whose slot is on a live master is served.
+	served := 0
+	for i := range 12 {
+		id := fmt.Sprint("acct-", i)
+		err := rs.PutAccount(ctx, nil, &apikey.Account{ID: id, Plan: "free", Version: 1})
+		if err != nil {
+			continue
+		}
+		a, err := rs.Account(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, "free", a.Plan)
+		served++
+	}
+	require.Positive(t, served, "no account of the live masters was served")
+
+	c.Start(1)
+	eventually(t, time.Minute, func() bool { return logs.has("every master answered") }, "the checks end once the master is back")
+	require.False(t, logs.has("level=ERROR"), logs.buf.String())
+
+	// A master that returns with a policy that evicts keys is reported.
+	c.Kill(1)
+	logs = &logBuffer{}
+	_, err = redisstore.New(ctx, client, redisstore.Config{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	require.NoError(t, err)
+	c.Start(1, "--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru")
+	eventually(t, time.Minute, func() bool { return logs.has("level=ERROR") }, "the evicting master is reported")
+	require.True(t, logs.has("allkeys-lru"), logs.buf.String())
+}
+
+// A Cluster none of whose masters answers is an error from New, naming
+// the addresses.
+func TestNoMasterAtStart(t *testing.T) {
+	c := redistest.StartCluster(t)
+	for i := range c.Addrs {
+		c.Kill(i)
+	}
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, ContextTimeoutEnabled: true,
+		DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = client.Close() })
+	_, err := redisstore.New(context.Background(), client, redisstore.Config{})
+	storeFailure(t, err)
+	require.ErrorContains(t, err, "cannot reach Redis at "+c.Addrs[0])
 }

@@ -20,28 +20,30 @@ const layoutVersion = "2"
 // checkLayout passes a namespace marked with this layout, and marks a
 // namespace that holds no key of the old one: once, it scans the node
 // that would hold them (an old namespace lives in the slot of {ns}).
-func (s *Store) checkLayout(ctx context.Context, ns string) error {
+// fault is the failure of a call to Redis, err a namespace refused.
+func (s *Store) checkLayout(ctx context.Context) (fault, err error) {
+	ns := strings.TrimSuffix(s.ns, ":")
 	marker := s.ns + "layout"
 	v, err := s.client.Get(ctx, marker).Result()
 	switch {
 	case err == nil && v == layoutVersion:
-		return nil
+		return nil, nil
 	case err != nil && !errors.Is(err, redis.Nil):
-		return wrap("layout check", err)
+		return wrap("layout check", err), nil
 	case err == nil:
-		return fmt.Errorf("redisstore: namespace %q is marked with layout %q, which this version does not know", ns, v)
+		return nil, fmt.Errorf("redisstore: namespace %q is marked with layout %q, which this version does not know", ns, v)
 	}
 	old, err := oldKeys(ctx, s.client, ns, 1)
 	if err != nil {
-		return wrap("layout check", err)
+		return wrap("layout check", err), nil
 	}
 	if len(old) > 0 {
-		return fmt.Errorf("%w: namespace %q", ErrOldLayout, ns)
+		return nil, fmt.Errorf("%w: namespace %q", ErrOldLayout, ns)
 	}
 	if err := s.client.SetNX(ctx, marker, layoutVersion, 0).Err(); err != nil {
-		return wrap("layout check", err)
+		return wrap("layout check", err), nil
 	}
-	return nil
+	return nil, nil
 }
 
 // oldKeys scans the node holding the slot of {ns} for keys of the old
@@ -116,7 +118,11 @@ func Migrate(ctx context.Context, client redis.UniversalClient, cfg Config) (int
 			return moved, wrap("migrate: delete "+k, err)
 		}
 	}
-	return moved, s.checkLayout(ctx, ns)
+	fault, err := s.checkLayout(ctx)
+	if fault != nil {
+		return moved, fault
+	}
+	return moved, err
 }
 
 func (s *Store) migrateAccount(ctx context.Context, from, id string) error {

@@ -23,9 +23,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -82,6 +84,10 @@ type Config struct {
 	// for providers that hide the CONFIG command. Make sure yourself that
 	// the policy is noeviction or volatile-*, and that persistence is on.
 	SkipEvictionCheck bool
+	// Logger receives what the store reports on its own: a check at start
+	// that waits for a master to return, and its outcome. Default
+	// [slog.Default].
+	Logger *slog.Logger
 }
 
 // Store keeps key records in Redis. It is safe for concurrent use.
@@ -97,6 +103,7 @@ type Store struct {
 	// breakers fail the reads on the request path (Lookup, Account) at
 	// once while their node is down, instead of each waiting for Timeout.
 	breakers breaker.Set
+	log      *slog.Logger
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -112,12 +119,18 @@ var ErrEvicting = errors.New("redisstore: Redis may evict keys")
 // Cluster) for its maxmemory-policy and fails with [ErrEvicting] for a
 // policy that can evict keys without a TTL, which key records are: an
 // evicted key would stop working with no trace. noeviction and the
-// volatile-* policies are accepted. A Redis that cannot be reached, or
-// that refuses CONFIG GET, is an error too (see
-// [Config].SkipEvictionCheck). New checks nothing else: persistence
-// (appendonly or RDB snapshots) is the operator's to turn on.
+// volatile-* policies are accepted. A Redis that refuses CONFIG GET is
+// an error too (see [Config].SkipEvictionCheck). New checks nothing
+// else: persistence (appendonly or RDB snapshots) is the operator's to
+// turn on.
 //
-// A Redis that does not answer is an error naming its address.
+// A Redis that does not answer is an error naming its address. A Cluster
+// starts while at least one master answers: the checks that need a
+// master that does not (its eviction policy, the namespace's layout when
+// it holds the marker) run again in the background until they succeed,
+// and [Config].Logger reports the wait and its outcome, so that a
+// restart or a scale-up during an outage serves the accounts of the
+// other masters.
 //
 // A namespace that still holds records in the layout of keygate before
 // Cluster sharding fails with [ErrOldLayout]: run [Migrate] first.
@@ -135,14 +148,6 @@ func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store,
 	if strings.ContainsAny(ns, "{}") {
 		return nil, fmt.Errorf("%w: namespace %q must not contain braces", apikey.ErrInvalidConfig, ns)
 	}
-	if err := client.Ping(ctx).Err(); err != nil {
-		return nil, unreachable(client, err)
-	}
-	if !cfg.SkipEvictionCheck {
-		if err := checkEviction(ctx, client); err != nil {
-			return nil, err
-		}
-	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 500 * time.Millisecond
 	}
@@ -155,12 +160,98 @@ func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store,
 	if cfg.EventRetention <= 0 {
 		cfg.EventRetention = event.Retention
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
 	s := &Store{client: client, ns: ns + ":", channel: ns + ":invalidate", timeout: cfg.Timeout,
-		manage: cfg.ManagementTimeout, feedTimeout: cfg.FeedTimeout, eventRetention: cfg.EventRetention}
-	if err := s.checkLayout(ctx, ns); err != nil {
+		manage: cfg.ManagementTimeout, feedTimeout: cfg.FeedTimeout, eventRetention: cfg.EventRetention,
+		log: cfg.Logger}
+	answered, pending, err := s.checkStart(ctx, !cfg.SkipEvictionCheck)
+	switch {
+	case err != nil:
 		return nil, err
+	case !answered:
+		return nil, unreachable(client, pending)
+	case pending != nil:
+		s.log.Warn("redisstore: started with a master that does not answer; its checks run when it does", "error", pending)
+		go s.recheck(!cfg.SkipEvictionCheck)
 	}
 	return s, nil
+}
+
+// checkStart makes New's checks: every master answers, none may evict
+// keys (when eviction is set), the namespace has this layout. It fails
+// for what waiting cannot mend, and returns the fault of a master that
+// did not answer as pending: its checks are then still to be made.
+// answered reports whether any master did.
+func (s *Store) checkStart(ctx context.Context, eviction bool) (answered bool, pending, err error) {
+	var mu sync.Mutex
+	var refused error // what a master said that waiting will not mend
+	check := func(ctx context.Context, c *redis.Client) error {
+		fault, err := c.Ping(ctx).Err(), error(nil)
+		if fault == nil && eviction {
+			fault, err = checkEviction(ctx, c)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case fault != nil && breaker.Fault(fault):
+			pending = fmt.Errorf("redisstore: the master at %s: %w", c.Options().Addr, fault)
+			return nil
+		case fault != nil:
+			err = fault // a reply, such as NOAUTH
+		default:
+			answered = true
+		}
+		if err != nil && refused == nil {
+			refused = err
+		}
+		return err
+	}
+	var mapErr error
+	switch c := s.client.(type) {
+	case *redis.ClusterClient:
+		mapErr = c.ForEachMaster(ctx, check)
+	case *redis.Client:
+		mapErr = check(ctx, c)
+	default:
+		refused = errors.New("redisstore: cannot check the masters of this client type; use a *redis.Client or *redis.ClusterClient")
+	}
+	switch {
+	case refused != nil:
+		return answered, pending, refused
+	case mapErr != nil:
+		return false, mapErr, nil // the Cluster's map: no node answered
+	case !answered:
+		return false, pending, nil
+	}
+	fault, err := s.checkLayout(ctx)
+	if fault != nil {
+		if !breaker.Fault(fault) {
+			return answered, pending, fault
+		}
+		pending = fault
+	}
+	return answered, pending, err
+}
+
+// recheck makes New's checks again until none is pending, waiting longer
+// each time, up to half a minute, and reports the outcome.
+func (s *Store) recheck(eviction bool) {
+	for wait := time.Second; ; wait = min(2*wait, 30*time.Second) {
+		time.Sleep(wait)
+		ctx, cancel := context.WithTimeout(context.Background(), s.manage)
+		_, pending, err := s.checkStart(ctx, eviction)
+		cancel()
+		switch {
+		case err != nil:
+			s.log.Error("redisstore: a check at start failed once its master answered", "error", err)
+			return
+		case pending == nil:
+			s.log.Info("redisstore: every master answered and passed the checks at start")
+			return
+		}
+	}
 }
 
 // unreachable describes a Redis that did not answer at start by its
@@ -182,25 +273,20 @@ func unreachable(client redis.UniversalClient, err error) error {
 	return fmt.Errorf("redisstore: cannot reach Redis at %s%s: %w", addr, hint, err)
 }
 
-// checkEviction reads maxmemory-policy from every master.
-func checkEviction(ctx context.Context, client redis.UniversalClient) error {
-	check := func(ctx context.Context, c *redis.Client) error {
-		cfg, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
-		if err != nil {
-			return fmt.Errorf("redisstore: reading maxmemory-policy (set Config.SkipEvictionCheck if your provider hides CONFIG): %w", err)
-		}
-		if policy := cfg["maxmemory-policy"]; strings.HasPrefix(policy, "allkeys-") {
-			return fmt.Errorf("%w: %s has maxmemory-policy %s; set it to noeviction", ErrEvicting, c.Options().Addr, policy)
-		}
-		return nil
+// checkEviction reads the maxmemory-policy of the node c. fault is the
+// failure of the call, err a policy refused.
+func checkEviction(ctx context.Context, c *redis.Client) (fault, err error) {
+	cfg, err := c.ConfigGet(ctx, "maxmemory-policy").Result()
+	if breaker.Fault(err) {
+		return err, nil
 	}
-	switch c := client.(type) {
-	case *redis.ClusterClient:
-		return c.ForEachMaster(ctx, check)
-	case *redis.Client:
-		return check(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: reading maxmemory-policy (set Config.SkipEvictionCheck if your provider hides CONFIG): %w", err)
 	}
-	return errors.New("redisstore: cannot check the eviction policy of this client type; set Config.SkipEvictionCheck")
+	if policy := cfg["maxmemory-policy"]; strings.HasPrefix(policy, "allkeys-") {
+		return nil, fmt.Errorf("%w: %s has maxmemory-policy %s; set it to noeviction", ErrEvicting, c.Options().Addr, policy)
+	}
+	return nil, nil
 }
 
 // The key layout.
