@@ -413,4 +413,3 @@ func windows(sc *script) int {
 	}
 	return len(sc.windows)
 }
-
