@@ -72,7 +72,7 @@ func (s *Store) claim(ctx context.Context, rec *apikey.Record) error {
 func (s *Store) unclaim(ctx context.Context, rec *apikey.Record) {
 	s.client.Del(ctx, s.copyKey(hexOf(rec.Hash)))
 	s.client.Del(ctx, s.idKey(rec.ID))
-	s.client.ZRem(ctx, s.expKey(), rec.ID)
+	s.client.ZRem(ctx, s.slotKey(rec.Owner, "exp"), rec.ID)
 }
 
 // Create implements [apikey.Store]: claim the ID and the hash, insert the
@@ -235,12 +235,12 @@ func (s *Store) write(ctx context.Context, c change, owner, old string, before, 
 // was there as before (nil: unknown).
 func (s *Store) index(ctx context.Context, before, rec *apikey.Record) error {
 	if at := expiry(rec); !at.IsZero() && (before == nil || !at.Equal(expiry(before))) {
-		if err := s.client.ZAdd(ctx, s.expKey(), redis.Z{Score: score(at), Member: rec.ID}).Err(); err != nil {
+		if err := s.client.ZAdd(ctx, s.slotKey(rec.Owner, "exp"), redis.Z{Score: score(at), Member: rec.ID}).Err(); err != nil {
 			return err
 		}
 	}
 	if !rec.RevokedAt.IsZero() && (before == nil || !rec.RevokedAt.Equal(before.RevokedAt)) {
-		return s.client.ZAdd(ctx, s.revKey(), redis.Z{Score: score(rec.RevokedAt), Member: rec.ID}).Err()
+		return s.client.ZAdd(ctx, s.slotKey(rec.Owner, "rev"), redis.Z{Score: score(rec.RevokedAt), Member: rec.ID}).Err()
 	}
 	return nil
 }
@@ -248,7 +248,8 @@ func (s *Store) index(ctx context.Context, before, rec *apikey.Record) error {
 // cleanup removes from the sets what applied to before (nil: unknown)
 // and no longer applies to rec, and a deleted record's ID index and
 // usage. It reports no error: the change is made, and a leftover entry is
-// harmless (see the write order above).
+// harmless (see the write order above). Entries of layout 2's sets go
+// too: they are only ever removed.
 func (s *Store) cleanup(ctx context.Context, before, rec *apikey.Record, deleted bool) {
 	if !deleted && (!expiry(rec).IsZero() || before != nil && expiry(before).IsZero()) {
 		return
@@ -257,9 +258,11 @@ func (s *Store) cleanup(ctx context.Context, before, rec *apikey.Record, deleted
 		if deleted {
 			p.Del(ctx, s.usageKey(rec.ID))
 			p.Del(ctx, s.idKey(rec.ID))
-			p.ZRem(ctx, s.revKey(), rec.ID)
+			p.ZRem(ctx, s.slotKey(rec.Owner, "rev"), rec.ID)
+			p.ZRem(ctx, s.ns+"rev", rec.ID)
 		}
-		p.ZRem(ctx, s.expKey(), rec.ID)
+		p.ZRem(ctx, s.slotKey(rec.Owner, "exp"), rec.ID)
+		p.ZRem(ctx, s.ns+"exp", rec.ID)
 		return nil
 	})
 }

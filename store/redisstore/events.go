@@ -9,35 +9,36 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/event"
 )
 
 // Purge implements [apikey.Store]: it takes candidates from the expiry
-// and revoked sets and deletes each record, as [Store.Delete] does, if it
-// still ended before cutoff; an entry that no longer matches its record
-// is corrected. Records revoked before the revoked set existed are not in
-// it: delete those with [Store.Delete].
+// and revoked sets of every slot and deletes each record, as
+// [Store.Delete] does, if it still ended before cutoff; an entry that no
+// longer matches its record is corrected. Records revoked before the
+// revoked sets existed are not in them: delete those with
+// [Store.Delete]. The sets of a master that does not answer are
+// skipped: Purge deletes what the others index, then reports it.
 func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *event.Event) (int, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	ids := make([]string, 0, limit)
-	for _, set := range []string{s.expKey(), s.revKey()} {
-		found, err := s.client.ZRangeByScore(ctx, set, &redis.ZRangeBy{Min: "-inf", Max: "(" + micros(cutoff), Count: int64(limit - len(ids))}).Result()
+	var found []entry
+	var lost []error
+	for _, kind := range []string{"exp", "rev"} {
+		more, err := s.rangeSets(ctx, kind, "-inf", "("+micros(cutoff), limit-len(found))
 		if err != nil {
-			return 0, wrap("purge", err)
+			lost = append(lost, err)
 		}
-		ids = append(ids, found...)
-		if len(ids) == limit {
+		found = append(found, more...)
+		if len(found) == limit {
 			break
 		}
 	}
 	n := 0
-	for _, id := range ids {
+	for _, e := range found {
 		var kept *apikey.Record // read, and not to be purged: its set entries are stale
-		purged, err := s.run(ctx, change{op: "purge", id: id, delete: true, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
+		purged, err := s.run(ctx, change{op: "purge", id: e.id, delete: true, ev: ev, apply: func(rec *apikey.Record) (bool, error) {
 			if end := rec.EndedAt(); !end.IsZero() && end.Before(cutoff) {
 				return true, nil
 			}
@@ -51,28 +52,28 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time, limit int, ev *even
 			kept, err = nil, nil
 			fallthrough
 		case err == nil:
-			if err := s.reindex(ctx, id, kept); err != nil {
+			if err := s.reindex(ctx, e, kept); err != nil {
 				return n, wrap("purge", err)
 			}
 		default:
 			return n, err
 		}
 	}
+	if len(lost) > 0 {
+		return n, wrap("purge: the indexes of a master that did not answer", errors.Join(lost...))
+	}
 	return n, nil
 }
 
-// reindex corrects the set entries of id from its record rec, nil when
-// it no longer exists.
-func (s *Store) reindex(ctx context.Context, id string, rec *apikey.Record) error {
-	if rec == nil || rec.RevokedAt.IsZero() {
-		if err := s.client.ZRem(ctx, s.revKey(), id).Err(); err != nil {
-			return err
-		}
+// reindex corrects the stale entry e from its record rec, nil when it no
+// longer exists: the entry goes, and rec's entries are written again.
+func (s *Store) reindex(ctx context.Context, e entry, rec *apikey.Record) error {
+	if err := s.client.ZRem(ctx, e.set, e.id).Err(); err != nil {
+		return err
 	}
 	if rec == nil {
-		return s.client.ZRem(ctx, s.expKey(), id).Err()
+		return nil
 	}
-	s.cleanup(ctx, nil, rec, false)
 	return s.index(ctx, nil, rec)
 }
 

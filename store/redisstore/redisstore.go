@@ -317,9 +317,10 @@ func checkEviction(ctx context.Context, c *redis.Client) (fault, err error) {
 //	ns:h:<sha256 hex>     HASH: the record JSON and its version (see change.go)
 //	ns:i:{<id>}           the account ID
 //	ns:u:{<id>}           usage counters (see [Store.AddUsage])
-//	ns:exp                ZSET of IDs with an expiry, by expiry
-//	ns:rev                ZSET of revoked IDs, by revocation time, for
-//	                      [Store.Purge] (with the expiry set)
+//	ns:{<slot>}:exp       ZSET of the IDs of a slot's accounts with an
+//	                      expiry, by expiry, and
+//	ns:{<slot>}:rev       of the revoked ones, by revocation time, for
+//	                      [Store.Purge] and [Store.Expiring] (see slots.go)
 //	ns:layout             "2": the namespace holds this layout
 //	ns:invalidate         pub/sub channel: the hash hex of every key that
 //	                      changes, and "a:" and the ID of every account
@@ -348,8 +349,6 @@ func (s *Store) keyEventsKey(owner, id string) string {
 func (s *Store) copyKey(h string) string   { return s.ns + "h:" + h }
 func (s *Store) idKey(id string) string    { return s.ns + "i:{" + tag(id) + "}" }
 func (s *Store) usageKey(id string) string { return s.ns + "u:{" + tag(id) + "}" }
-func (s *Store) expKey() string            { return s.ns + "exp" }
-func (s *Store) revKey() string            { return s.ns + "rev" }
 
 // eventJSON encodes ev for a script, "" for none.
 func eventJSON(ev *event.Event) (string, error) {
@@ -677,16 +676,25 @@ func (s *Store) getAll(ctx context.Context, names []string, key func(string) str
 	return out, nil
 }
 
-// Expiring implements [apikey.Store].
+// Expiring implements [apikey.Store], from the expiry sets of every
+// slot. It fails while a master does not answer: what it returned would
+// miss that master's accounts.
 func (s *Store) Expiring(ctx context.Context, from, to time.Time) ([]*apikey.Record, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	ids, err := s.client.ZRangeByScore(ctx, s.expKey(), &redis.ZRangeBy{
-		Min: strconv.FormatInt(from.UnixMicro()-1, 10), // µs rounding; filtered exactly below
-		Max: strconv.FormatInt(to.UnixMicro()+1, 10),
-	}).Result()
+	found, err := s.rangeSets(ctx, "exp",
+		strconv.FormatInt(from.UnixMicro()-1, 10), // µs rounding; filtered exactly below
+		strconv.FormatInt(to.UnixMicro()+1, 10), 0)
 	if err != nil {
-		return nil, wrap("expiring", err)
+		return nil, wrap("expiring: the indexes of a master that did not answer", err)
+	}
+	ids := make([]string, 0, len(found))
+	seen := make(map[string]bool, len(found)) // in a slot's set and layout 2's
+	for _, e := range found {
+		if !seen[e.id] {
+			seen[e.id] = true
+			ids = append(ids, e.id)
+		}
 	}
 	recs, err := s.getMany(ctx, "expiring", ids)
 	if err != nil {

@@ -59,7 +59,7 @@ func TestRoundTripsPerOperation(t *testing.T) {
 		{"Lookup (cold verify)", 1, func() { _, err := rs.Lookup(ctx, h(issued.Secret)); require.NoError(t, err) }},
 		{"Get (ID index, record)", 2, func() { issuedRec, err = rs.Get(ctx, issued.Key.ID); require.NoError(t, err) }},
 		{"List", 2, func() { _, err := rs.List(ctx, "acct"); require.NoError(t, err) }},
-		{"Expiring (set, ID indexes, records)", 3, func() { _, err := rs.Expiring(ctx, time.Now(), time.Now().Add(time.Hour)); require.NoError(t, err) }},
+		{"Expiring (every slot's set in 5 pipelines, ID indexes, records)", 7, func() { _, err := rs.Expiring(ctx, time.Now(), time.Now().Add(time.Hour)); require.NoError(t, err) }},
 		{"Update (events included)", 5, func() {
 			next := *issuedRec
 			next.Name = "renamed"
@@ -71,7 +71,7 @@ func TestRoundTripsPerOperation(t *testing.T) {
 			require.NoError(t, rs.Rotate(ctx, rotatedRec, time.Now(), repl, 0, time.Now(), ev))
 		}},
 		{"Delete", 6, func() { require.NoError(t, rs.Delete(ctx, rotated.Key.ID, ev)) }},
-		{"Purge (two sets, then 6 per record: the warm key's replacement and the revoked key)", 14, func() { _, err := rs.Purge(ctx, time.Now().Add(time.Hour), 100, ev); require.NoError(t, err) }},
+		{"Purge (two sets of every slot, 5 pipelines each, then 6 per record: the warm key's replacement and the revoked key)", 22, func() { _, err := rs.Purge(ctx, time.Now().Add(time.Hour), 100, ev); require.NoError(t, err) }},
 		{"Events", 1, func() { _, err := rs.Events(ctx, "acct", "", "", 20); require.NoError(t, err) }},
 		{"AddUsage (a batch of any size)", 1, func() {
 			require.NoError(t, rs.AddUsage(ctx, []usage.Delta{

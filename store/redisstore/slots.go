@@ -1,0 +1,178 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// The indexes a purge and an expiry query read, per slot.
+//
+// The expiry and revoked sets are kept per Cluster slot, in the slot of
+// the account they index, so that creating, revoking and rotating touch
+// only masters that hold the key's own data: a master lost costs the
+// accounts it holds, never every revocation. A slot's sets are
+//
+//	ns:{<slot tag>}:exp   ZSET of its accounts' IDs with an expiry
+//	ns:{<slot tag>}:rev   ZSET of its accounts' revoked IDs
+//
+// where the slot tag is the shortest text whose hash tag falls in that
+// slot. A purge or an expiry query reads the sets of every slot (16,384,
+// in pipelines to each master, whatever the number of keys), and those of
+// a master that does not answer are skipped and reported. The namespace-wide sets of
+// layout 2 (ns:exp, ns:rev) are still read and cleaned, never written,
+// so that instances of both layouts can run side by side until they
+// drain.
+
+// slots is the number of hash slots of a Redis Cluster.
+const slots = 16384
+
+// crc16 is CRC-16/XMODEM, the checksum by which Redis Cluster assigns a
+// key to a slot.
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := range len(s) {
+		crc ^= uint16(s[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}
+
+// slotOf returns the slot of a key whose hash tag holds tag.
+func slotOf(tag string) int { return int(crc16(tag)) % slots }
+
+// slotTags maps each slot to the shortest base-36 text that falls in it,
+// found once by counting.
+var slotTags = sync.OnceValue(func() *[slots]string {
+	var tags [slots]string
+	for n, left := 0, slots; left > 0; n++ {
+		t := strconv.FormatInt(int64(n), 36)
+		if s := slotOf(t); tags[s] == "" {
+			tags[s] = t
+			left--
+		}
+	}
+	return &tags
+})
+
+// slotKey returns the key of kind ("exp" or "rev") in the slot of
+// owner's account.
+func (s *Store) slotKey(owner, kind string) string {
+	return s.slotKeyOf(slotOf(tag(owner)), kind)
+}
+
+func (s *Store) slotKeyOf(slot int, kind string) string {
+	return s.ns + "{" + slotTags()[slot] + "}:" + kind
+}
+
+// slotBatch is how many slots one pipeline reads.
+const slotBatch = 4096
+
+// entry is a member of an index set.
+type entry struct{ set, id string }
+
+// rangeSets returns the members of every slot's set of kind, and of the
+// namespace-wide set of layout 2, whose score is in [lo, hi], up to
+// limit of them (0: all). It reads each master's slots from that master,
+// in pipelines; a master that fails is skipped at its first failure, and
+// the errors are returned, joined, with what the others held.
+func (s *Store) rangeSets(ctx context.Context, kind, lo, hi string, limit int) ([]entry, error) {
+	by := &redis.ZRangeBy{Min: lo, Max: hi}
+	var mu sync.Mutex
+	var found []entry
+	var errs []error
+	add := func(es []entry, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		found = append(found, es...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	legacy := s.ns + kind
+	ids, err := s.client.ZRangeByScore(ctx, legacy, by).Result()
+	for _, id := range ids {
+		add([]entry{{legacy, id}}, nil)
+	}
+	add(nil, err)
+	// read reads the sets of the slots in ranges from node.
+	read := func(ctx context.Context, node redis.Cmdable, ranges [][2]int) {
+		var keys []string
+		for _, r := range ranges {
+			for slot := r[0]; slot <= r[1]; slot++ {
+				keys = append(keys, s.slotKeyOf(slot, kind))
+			}
+		}
+		n := 0
+		for len(keys) > 0 && (limit == 0 || n < limit) {
+			batch := keys[:min(slotBatch, len(keys))]
+			keys = keys[len(batch):]
+			cmds := make([]*redis.StringSliceCmd, len(batch))
+			_, err := node.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for i, k := range batch {
+					cmds[i] = p.ZRangeByScore(ctx, k, by)
+				}
+				return nil
+			})
+			if err != nil {
+				add(nil, err)
+				return
+			}
+			var es []entry
+			for i, cmd := range cmds {
+				for _, id := range cmd.Val() {
+					es = append(es, entry{batch[i], id})
+				}
+			}
+			n += len(es)
+			add(es, nil)
+		}
+	}
+	switch c := s.client.(type) {
+	case *redis.ClusterClient:
+		owned, err := c.ClusterSlots(ctx).Result()
+		if err != nil {
+			return found, err
+		}
+		ranges := map[string][][2]int{}
+		for _, r := range owned {
+			if len(r.Nodes) > 0 {
+				ranges[r.Nodes[0].Addr] = append(ranges[r.Nodes[0].Addr], [2]int{r.Start, r.End})
+			}
+		}
+		err = c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			read(ctx, node, ranges[node.Options().Addr])
+			return nil
+		})
+		add(nil, err)
+	default:
+		read(ctx, s.client, [][2]int{{0, slots - 1}})
+	}
+	if limit > 0 && len(found) > limit {
+		found = found[:limit]
+	}
+	return found, errors.Join(dedupe(errs)...)
+}
+
+// dedupe drops repeated errors by their text: a lost master fails every
+// slot it holds alike.
+func dedupe(errs []error) []error {
+	seen := map[string]bool{}
+	out := errs[:0]
+	for _, err := range errs {
+		if !seen[err.Error()] {
+			seen[err.Error()] = true
+			out = append(out, err)
+		}
+	}
+	return out
+}
