@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -139,18 +140,13 @@ func (s *Store) rangeSets(ctx context.Context, kind, lo, hi string, limit int) (
 	}
 	switch c := s.client.(type) {
 	case *redis.ClusterClient:
-		owned, err := c.ClusterSlots(ctx).Result()
-		if err != nil {
-			return found, err
-		}
-		ranges := map[string][][2]int{}
-		for _, r := range owned {
-			if len(r.Nodes) > 0 {
-				ranges[r.Nodes[0].Addr] = append(ranges[r.Nodes[0].Addr], [2]int{r.Start, r.End})
+		err := c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
+			ranges, err := ownSlots(ctx, node)
+			if err != nil {
+				add(nil, err)
+				return nil
 			}
-		}
-		err = c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error {
-			read(ctx, node, ranges[node.Options().Addr])
+			read(ctx, node, ranges)
 			return nil
 		})
 		add(nil, err)
@@ -161,6 +157,27 @@ func (s *Store) rangeSets(ctx context.Context, kind, lo, hi string, limit int) (
 		found = found[:limit]
 	}
 	return found, errors.Join(dedupe(errs)...)
+}
+
+// ownSlots returns the slot ranges the Cluster node serves, as it says.
+func ownSlots(ctx context.Context, node *redis.Client) ([][2]int, error) {
+	id, err := node.ClusterMyID(ctx).Result()
+	if err != nil {
+		return nil, err
+	}
+	shards, err := node.ClusterShards(ctx).Result()
+	if err != nil {
+		return nil, err
+	}
+	var ranges [][2]int
+	for _, sh := range shards {
+		if slices.ContainsFunc(sh.Nodes, func(n redis.Node) bool { return n.ID == id }) {
+			for _, r := range sh.Slots {
+				ranges = append(ranges, [2]int{int(r.Start), int(r.End)})
+			}
+		}
+	}
+	return ranges, nil
 }
 
 // dedupe drops repeated errors by their text: a lost master fails every
