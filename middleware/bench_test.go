@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"golang.org/x/time/rate"
 
 	"github.com/keygate/keygate/apikey"
@@ -51,7 +53,7 @@ var plans, _ = ratelimit.NewPlans(unlimited, capped)
 // account; with keyCap each key also has a plan of its own, so that every
 // request is decided under the account's windows and the key's; with
 // credits each account has a balance that every request spends.
-func stack(b *testing.B, n int, keyCap, credits bool, limiter ratelimit.Limiter) (http.Handler, []*http.Request) {
+func stack(b *testing.B, n int, keyCap, credits bool, limiter ratelimit.Limiter, meters metric.MeterProvider) (http.Handler, []*http.Request) {
 	b.Helper()
 	svc, err := apikey.New(memstore.New(), apikey.Config{MaxActiveKeys: -1, Plans: plans})
 	if err != nil {
@@ -80,7 +82,7 @@ func stack(b *testing.B, n int, keyCap, credits bool, limiter ratelimit.Limiter)
 	if limiter == nil {
 		limiter = ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1})
 	}
-	mw, err := middleware.New(middleware.Config{Verifier: svc, Limiter: limiter})
+	mw, err := middleware.New(middleware.Config{Verifier: svc, Limiter: limiter, MeterProvider: meters})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -132,6 +134,7 @@ func BenchmarkStack(b *testing.B) {
 	cases := []struct {
 		name            string
 		keyCap, credits bool
+		metrics         bool                                 // through the OpenTelemetry SDK
 		limiter         func(b *testing.B) ratelimit.Limiter // nil: memory
 		wrap            func(stack http.Handler) http.Handler
 	}{
@@ -139,6 +142,7 @@ func BenchmarkStack(b *testing.B) {
 		{name: "full-stack"},
 		{name: "full-stack-key-cap", keyCap: true},
 		{name: "full-stack-credits", credits: true},
+		{name: "full-stack-metrics", metrics: true},
 		{name: "full-stack-redis-exact", limiter: redisLimiter(nil)},
 		{name: "full-stack-redis-local-first", limiter: redisLimiter(&redislimit.Local{})},
 		{name: "peer=hand-rolled-x-time-rate", wrap: func(http.Handler) http.Handler { return handRolled(noop) }},
@@ -154,7 +158,13 @@ func BenchmarkStack(b *testing.B) {
 				if c.limiter != nil {
 					limiter = c.limiter(b)
 				}
-				h, reqs := stack(b, n, c.keyCap, c.credits, limiter)
+				var meters metric.MeterProvider
+				if c.metrics {
+					provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+					b.Cleanup(func() { _ = provider.Shutdown(context.Background()) })
+					meters = provider
+				}
+				h, reqs := stack(b, n, c.keyCap, c.credits, limiter, meters)
 				if c.wrap != nil {
 					h = c.wrap(h)
 				}

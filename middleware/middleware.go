@@ -15,6 +15,7 @@ import (
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/internal/headers"
 	"github.com/keygate/keygate/ratelimit"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Verifier turns a presented key into its principal; [*apikey.Service]
@@ -108,15 +109,27 @@ type Config struct {
 	OnRateLimited func(r *http.Request, p apikey.Principal, d *ratelimit.Decision)
 	// Clock returns the time recorded with usage. Default [time.Now].
 	Clock func() time.Time
+	// MeterProvider, when set, receives the middleware's metrics through
+	// the OpenTelemetry metric API (the application picks the SDK and
+	// the exporter): the histograms keygate.verification.duration, by
+	// outcome (ok, invalid, error), and keygate.ratelimit.duration, by
+	// outcome (allowed, rate_limited, quota_exceeded, failed_open, error)
+	// and the account's plan, in seconds; their counts are the numbers
+	// of verifications and decisions. No attribute ever holds a key, a
+	// key ID or an account. Default none: no metrics, and no cost.
+	MeterProvider metric.MeterProvider
 }
 
 // Middleware authenticates API keys on net/http. Create one with [New];
 // it is safe for concurrent use.
 type Middleware struct {
-	cfg    Config
-	plans  *ratelimit.Plans // the Verifier's, or the default ones
-	custom sync.Map         // account ID -> *customTerms, for accounts with custom limits
-	keys   sync.Map         // key lineage -> *keyTerms, for keys with custom limits
+	cfg   Config
+	plans *ratelimit.Plans // the Verifier's, or the default ones
+	// metrics, nil without a MeterProvider: every recording is behind a
+	// nil check, so that none costs a request anything then.
+	metrics *metrics
+	custom  sync.Map // account ID -> *customTerms, for accounts with custom limits
+	keys    sync.Map // key lineage -> *keyTerms, for keys with custom limits
 }
 
 // New validates cfg and returns its Middleware.
@@ -140,6 +153,13 @@ func New(cfg Config) (*Middleware, error) {
 	if err := checkCosts(cfg, plans); err != nil {
 		return nil, err
 	}
+	var mt *metrics
+	if cfg.MeterProvider != nil {
+		var err error
+		if mt, err = newMetrics(cfg.MeterProvider, plans); err != nil {
+			return nil, fmt.Errorf("middleware: metrics: %w", err)
+		}
+	}
 	if cfg.Errors == nil {
 		cfg.Errors = DefaultErrors
 	}
@@ -152,7 +172,7 @@ func New(cfg Config) (*Middleware, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	return &Middleware{cfg: cfg, plans: plans}, nil
+	return &Middleware{cfg: cfg, plans: plans, metrics: mt}, nil
 }
 
 type principalKey struct{}
@@ -346,8 +366,15 @@ func (m *Middleware) Authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		var start time.Time
+		if m.metrics != nil {
+			start = time.Now()
+		}
 		key, err := m.extract(r)
 		if err != nil {
+			if m.metrics != nil {
+				m.metrics.verified(r.Context(), verifyInvalid, start)
+			}
 			m.cfg.OnAuthFailure(r, err)
 			msg := msgInvalid
 			if errors.Is(err, errKeyInQuery) {
@@ -361,11 +388,20 @@ func (m *Middleware) Authenticate(next http.Handler) http.Handler {
 			m.cfg.OnAuthFailure(r, err)
 			if errors.Is(err, apikey.ErrMalformed) || errors.Is(err, apikey.ErrInvalidKey) ||
 				errors.Is(err, apikey.ErrExpired) || errors.Is(err, apikey.ErrNotYetValid) {
+				if m.metrics != nil {
+					m.metrics.verified(r.Context(), verifyInvalid, start)
+				}
 				m.fail(w, r, http.StatusUnauthorized, CodeInvalidKey, msgInvalid)
 				return
 			}
+			if m.metrics != nil {
+				m.metrics.verified(r.Context(), verifyError, start)
+			}
 			m.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, msgUnavailable)
 			return
+		}
+		if m.metrics != nil {
+			m.metrics.verified(r.Context(), verifyOK, start)
 		}
 		m.serve(w, r, p, next, routes)
 	})
@@ -403,7 +439,14 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 		}
 	}
 	if m.cfg.Limiter != nil {
+		var start time.Time
+		if m.metrics != nil {
+			start = time.Now()
+		}
 		d, err := m.limit(r, p, pattern)
+		if m.metrics != nil {
+			m.metrics.decided(r.Context(), p.Account().Plan, decisionOutcome(&d, err), start)
+		}
 		if err != nil {
 			m.cfg.OnAuthFailure(r, fmt.Errorf("%w: %w", errLimiterDown, err))
 			m.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, msgUnavailable)
