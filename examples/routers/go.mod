@@ -8,4 +8,10 @@ require (
 	github.com/keygate/keygate v0.0.0
 )
 
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	go.opentelemetry.io/otel v1.47.0 // indirect
+	go.opentelemetry.io/otel/metric v1.47.0 // indirect
+)
+
 replace github.com/keygate/keygate => ../..
