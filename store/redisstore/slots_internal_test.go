@@ -50,44 +50,38 @@ var s0 = &Store{ns: "ns:"}
 // earlier version still write, are purged and corrected as the slots'
 // are, and leave those sets as they go.
 func TestLayout2SetsDrain(t *testing.T) {
-	for _, d := range redistest.Deployments {
-		t.Run(d.Name, func(t *testing.T) {
-			ctx := context.Background()
-			client := d.Connect(t)
-			s, err := New(ctx, client, Config{Namespace: redistest.Name(t, client, "drain")})
-			require.NoError(t, err)
-			now := time.Now().UTC()
-			var ids []string
-			for i := range 3 {
-				id := fmt.Sprint("old-", i)
-				rec := &apikey.Record{Key: apikey.Key{ID: id, Owner: fmt.Sprint("acct-", i), CreatedAt: now.Add(-2 * time.Hour),
-					ExpiresAt: now.Add(-time.Hour)}, Hash: apikey.Hash(sha256.Sum256([]byte("secret-" + id)))}
-				require.NoError(t, s.Create(ctx, rec, 0, rec.CreatedAt, nil))
-				// As layout 2 indexed it: in the namespace-wide set only.
-				require.NoError(t, client.ZRem(ctx, s.slotKey(rec.Owner, "exp"), id).Err())
-				require.NoError(t, client.ZAdd(ctx, s.ns+"exp", redis.Z{Score: score(rec.ExpiresAt), Member: id}).Err())
-				ids = append(ids, id)
-			}
-			// One entry no record matches any more: corrected away.
-			require.NoError(t, client.ZAdd(ctx, s.ns+"rev", redis.Z{Score: score(now.Add(-time.Hour)), Member: "gone"}).Err())
+	eachDeployment(t, "drain", func(t *testing.T, ctx context.Context, client redis.UniversalClient, s *Store) {
+		now := time.Now().UTC()
+		var ids []string
+		for i := range 3 {
+			id := fmt.Sprint("old-", i)
+			rec := &apikey.Record{Key: apikey.Key{ID: id, Owner: fmt.Sprint("acct-", i), CreatedAt: now.Add(-2 * time.Hour),
+				ExpiresAt: now.Add(-time.Hour)}, Hash: apikey.Hash(sha256.Sum256([]byte("secret-" + id)))}
+			require.NoError(t, s.Create(ctx, rec, 0, rec.CreatedAt, nil))
+			// As layout 2 indexed it: in the namespace-wide set only.
+			require.NoError(t, client.ZRem(ctx, s.slotKey(rec.Owner, "exp"), id).Err())
+			require.NoError(t, client.ZAdd(ctx, s.ns+"exp", redis.Z{Score: score(rec.ExpiresAt), Member: id}).Err())
+			ids = append(ids, id)
+		}
+		// One entry no record matches any more: corrected away.
+		require.NoError(t, client.ZAdd(ctx, s.ns+"rev", redis.Z{Score: score(now.Add(-time.Hour)), Member: "gone"}).Err())
 
-			recs, err := s.Expiring(ctx, now.Add(-90*time.Minute), now)
+		recs, err := s.Expiring(ctx, now.Add(-90*time.Minute), now)
+		require.NoError(t, err)
+		require.Len(t, recs, 3, "layout 2's entries are read")
+		n, err := s.Purge(ctx, now, 100, nil)
+		require.NoError(t, err)
+		assert.Equal(t, 3, n)
+		for _, set := range []string{s.ns + "exp", s.ns + "rev"} {
+			left, err := client.ZCard(ctx, set).Result()
 			require.NoError(t, err)
-			require.Len(t, recs, 3, "layout 2's entries are read")
-			n, err := s.Purge(ctx, now, 100, nil)
-			require.NoError(t, err)
-			assert.Equal(t, 3, n)
-			for _, set := range []string{s.ns + "exp", s.ns + "rev"} {
-				left, err := client.ZCard(ctx, set).Result()
-				require.NoError(t, err)
-				assert.Zero(t, left, set)
-			}
-			for _, id := range ids {
-				_, err := s.Get(ctx, id)
-				require.ErrorIs(t, err, apikey.ErrNotFound)
-			}
-		})
-	}
+			assert.Zero(t, left, set)
+		}
+		for _, id := range ids {
+			_, err := s.Get(ctx, id)
+			require.ErrorIs(t, err, apikey.ErrNotFound)
+		}
+	})
 }
 
 // Revoking a key needs only the masters of its own data: with the master
