@@ -10,7 +10,8 @@
 //	kg_live_8fQ2xZ0aLmN3pQ7rS1tU5vW9yA2bC4dE6fG7hJ
 //
 // The body is base62 from crypto/rand (32 characters, 190 bits, by
-// default); the checksum is the CRC-32C of everything before it, so
+// default; a store that routes, [Router], has its route lead the body);
+// the checksum is the CRC-32C of everything before it, so
 // [Service.Verify] rejects typos and garbage ([ErrMalformed]) before any
 // store is asked. [Config].Format reproduces other formats exactly, such
 // as idc_ + 32 characters without checksum.

@@ -20,5 +20,5 @@ var defaultFormat = func() *Format {
 func DefaultFormat() *Format { return defaultFormat }
 
 func (f *keyFormat) Parse(s string) (Parsed, error)      { return f.parse(s) }
-func (f *keyFormat) Generate(env string) (Secret, error) { return f.generate(env) }
+func (f *keyFormat) Generate(env string) (Secret, error) { return f.generate(env, "") }
 func (s *Service) Format() *Format                       { return s.format }

@@ -226,6 +226,8 @@ type parsedKey struct {
 	Environment string
 	// DisplayPrefix is the key's first characters, for identification.
 	DisplayPrefix string
+	// body is the offset of the body in the key.
+	body int
 }
 
 // Parse checks that s has the shape of a key this format generates: prefix,
@@ -265,7 +267,7 @@ func (f *keyFormat) parse(s string) (parsedKey, error) {
 	if f.checksum && decodeChecksum(rest[f.bodyLen:]) != uint64(crc32.Update(head.crc, castagnoli, stringBytes(rest[:f.bodyLen]))) {
 		return parsedKey{}, errChecksum
 	}
-	return parsedKey{Environment: env, DisplayPrefix: s[:f.display]}, nil
+	return parsedKey{Environment: env, DisplayPrefix: s[:f.display], body: len(head.text)}, nil
 }
 
 func (f *keyFormat) tailLen() int {
@@ -275,10 +277,11 @@ func (f *keyFormat) tailLen() int {
 	return f.bodyLen
 }
 
-// Generate returns a new key for env, with its body read from crypto/rand.
-// An empty env selects the format's default environment; a format without
+// generate returns a new key for env whose body is route (see [Router];
+// "" for none) followed by characters read from crypto/rand. An empty env
+// selects the format's default environment; a format without
 // environments accepts only "".
-func (f *keyFormat) generate(env string) (Secret, error) {
+func (f *keyFormat) generate(env, route string) (Secret, error) {
 	if len(f.envs) > 0 && env == "" {
 		env = f.envs[0]
 	}
@@ -298,7 +301,9 @@ func (f *keyFormat) generate(env string) (Secret, error) {
 		buf = append(buf, env...)
 		buf = append(buf, '_')
 	}
-	buf = appendRandomBase62(buf, f.bodyLen)
+	// The route leads the body, inside the checksum; the rest is random.
+	buf = append(buf, route...)
+	buf = appendRandomBase62(buf, f.bodyLen-len(route))
 	if f.checksum {
 		buf = appendChecksum(buf, crc32.Checksum(buf, castagnoli))
 	}

@@ -37,10 +37,10 @@ func TestPepperedHashIsHMACSHA256(t *testing.T) {
 
 			m := hmac.New(sha256.New, p.Secret)
 			m.Write([]byte(issued.Secret.Reveal()))
-			rec, err := store.Lookup(context.Background(), apikey.Hash(m.Sum(nil)))
+			rec, err := store.Lookup(context.Background(), apikey.Hash(m.Sum(nil)), "")
 			require.NoError(t, err)
 			assert.Equal(t, 1, rec.HashVersion)
-			_, err = store.Lookup(context.Background(), apikey.Hash(sha256.Sum256([]byte(issued.Secret.Reveal()))))
+			_, err = store.Lookup(context.Background(), apikey.Hash(sha256.Sum256([]byte(issued.Secret.Reveal()))), "")
 			require.ErrorIs(t, err, apikey.ErrNotFound, "no plain hash is stored")
 		})
 	}

@@ -142,6 +142,9 @@ type Record struct {
 	// HashVersion is 0 for plain SHA-256, or the [Pepper] version of an
 	// HMAC-SHA256 hash.
 	HashVersion int `json:"-"`
+	// Route is the route ([Router]) at the start of the key's body, ""
+	// when it carries none. A store that routes places the key by it.
+	Route string `json:"-"`
 	Key
 }
 

@@ -82,8 +82,13 @@ type Service struct {
 	defaultAccount *Account
 	routes         []string
 	schemes        []hashScheme // [0] hashes new keys; all verify
-	now            func() time.Time
-	newID          func() string
+	// router is the store's routes, nil unless it routes and the format
+	// leaves room for a route of routeLen characters.
+	router   Router
+	routeLen int
+	routeIDs bool // IDs the Service makes carry the route
+	now      func() time.Time
+	newID    func() string
 }
 
 // New returns a Service over store.
@@ -147,6 +152,17 @@ func New(store Store, cfg Config) (*Service, error) {
 	s.now = func() time.Time { return clock().UTC() }
 	if s.newID == nil {
 		s.newID = newUUID
+		s.routeIDs = true
+	}
+	if r, ok := store.(Router); ok {
+		n := len(r.Route("probe"))
+		switch {
+		case n == 0:
+		case n > 4 || !isBase62(r.Route("probe")):
+			return nil, fmt.Errorf("%w: the store's routes are not 1 to 4 base62 characters", ErrInvalidConfig)
+		case s.format.bodyLen-n >= minBodyLength:
+			s.router, s.routeLen = r, n
+		}
 	}
 	s.defaultAccount = &Account{Plan: s.defaultPlan()}
 	return s, nil
@@ -216,7 +232,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
 		return Issued{}, err
 	}
 	if k.ID == "" {
-		k.ID = s.newID()
+		k.ID = s.makeID(k.Owner)
 	}
 	k.CreatedAt = now
 	if s.life > 0 && k.ExpiresAt.IsZero() {
@@ -240,13 +256,27 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Issued, error) {
 
 // issue generates the key text for k and returns its record.
 func (s *Service) issue(k Key) (*Record, Secret, error) {
-	secret, err := s.format.generate(k.Environment)
+	route := ""
+	if s.router != nil {
+		route = s.router.Route(k.Owner)
+	}
+	secret, err := s.format.generate(k.Environment, route)
 	if err != nil {
 		return nil, Secret{}, err
 	}
 	k.DisplayPrefix = secret.displayPrefix()
 	scheme := &s.schemes[0]
-	return &Record{Key: k, Hash: scheme.sum(secret.Reveal()), HashVersion: scheme.version}, secret, nil
+	return &Record{Key: k, Hash: scheme.sum(secret.Reveal()), HashVersion: scheme.version, Route: route}, secret, nil
+}
+
+// makeID returns a new ID for a key of owner: the store's route and "_"
+// before a random UUID, when the store routes and the ID is the Service's
+// to make.
+func (s *Service) makeID(owner string) string {
+	if s.router != nil && s.routeIDs {
+		return s.router.Route(owner) + "_" + s.newID()
+	}
+	return s.newID()
 }
 
 // Verify checks a presented key: its shape (no store access for garbage),
@@ -260,10 +290,15 @@ func (s *Service) issue(k Key) (*Record, Secret, error) {
 // [Principal.Account]: put store/cachestore in front of a networked
 // store so that neither read is a round trip.
 func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
-	if _, err := s.format.parse(key); err != nil {
+	parsed, err := s.format.parse(key)
+	if err != nil {
 		return Principal{}, err
 	}
-	rec, err := s.lookup(ctx, key)
+	route := ""
+	if s.router != nil {
+		route = key[parsed.body : parsed.body+s.routeLen]
+	}
+	rec, err := s.lookup(ctx, key, route)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -296,10 +331,12 @@ func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
 	return Principal{rec: rec, acct: acct}, nil
 }
 
-// lookup finds key's record under each hash scheme in turn, newest first.
-func (s *Service) lookup(ctx context.Context, key string) (*Record, error) {
+// lookup finds key's record under each hash scheme in turn, newest
+// first, by what its text holds where routes are ("" when the store does
+// not route).
+func (s *Service) lookup(ctx context.Context, key, route string) (*Record, error) {
 	for i := range s.schemes {
-		rec, err := s.store.Lookup(ctx, s.schemes[i].sum(key))
+		rec, err := s.store.Lookup(ctx, s.schemes[i].sum(key), route)
 		if err == nil {
 			if rec == nil {
 				return nil, errNoRecord
@@ -349,23 +386,6 @@ func (s *Service) Get(ctx context.Context, owner, id string) (Key, error) {
 		return Key{}, err
 	}
 	return rec.Key.clone(), nil
-}
-
-// List returns every key of owner, in every state, oldest first. Use
-// [Key.Status] to tell them apart.
-func (s *Service) List(ctx context.Context, owner string) ([]Key, error) {
-	if err := checkAccountID(owner); err != nil {
-		return nil, err
-	}
-	recs, err := s.store.List(ctx, owner)
-	if err != nil {
-		return nil, fmt.Errorf("apikey: list: %w", err)
-	}
-	keys := make([]Key, len(recs))
-	for i, rec := range recs {
-		keys[i] = rec.Key.clone()
-	}
-	return keys, nil
 }
 
 // Revoke revokes owner's key id at once: from this call's return on, it
@@ -426,7 +446,7 @@ func (s *Service) Rotate(ctx context.Context, owner, id string, grace time.Durat
 	if k.Lineage == "" {
 		k.Lineage = old.ID
 	}
-	k.ID = s.newID()
+	k.ID = s.makeID(k.Owner)
 	k.CreatedAt = now
 	k.NotBefore = time.Time{}
 	if s.life > 0 {

@@ -315,7 +315,9 @@ var errDown = errors.New("store down")
 // failingStore fails every call, as an unreachable database would.
 type failingStore struct{ apikey.Store }
 
-func (failingStore) Lookup(context.Context, apikey.Hash) (*apikey.Record, error) { return nil, errDown }
+func (failingStore) Lookup(context.Context, apikey.Hash, string) (*apikey.Record, error) {
+	return nil, errDown
+}
 
 func TestRotateRejects(t *testing.T) {
 	t.Parallel()
@@ -378,7 +380,8 @@ func TestListAndExpiring(t *testing.T) {
 		_, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct", ExpiresAt: now.Add(time.Duration(i+1) * 24 * time.Hour)})
 		require.NoError(t, err, "a negative limit means none")
 	}
-	keys, err := svc.List(ctx, "acct")
+	page, err := svc.ListPage(ctx, "acct", "", 100)
+	keys := page.Items
 	require.NoError(t, err)
 	assert.Len(t, keys, 12)
 	soon, err := svc.ExpiringWithin(ctx, 72*time.Hour)
@@ -501,4 +504,45 @@ func mustPolicy(name string, windows ...ratelimit.Window) *ratelimit.Policy {
 		panic(err)
 	}
 	return p
+}
+
+// routed is a memory store that routes every owner to route.
+type routed struct {
+	*memstore.Store
+	route string
+}
+
+func (r routed) Route(string) string { return r.route }
+
+// A store that routes gets its route at the start of the keys' bodies and
+// of the IDs the Service makes, when the body has room for it beside 22
+// random characters; a route that is not 1 to 4 base62 characters is a
+// configuration error.
+func TestRoutes(t *testing.T) {
+	ctx := context.Background()
+	svc, err := apikey.New(routed{memstore.New(), "Ab9"}, apikey.Config{})
+	require.NoError(t, err)
+	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(issued.Secret.Reveal(), "kg_live_Ab9"), "the body starts with the route")
+	assert.True(t, strings.HasPrefix(issued.Key.ID, "Ab9_"), issued.Key.ID)
+	_, err = svc.Verify(ctx, issued.Secret.Reveal())
+	require.NoError(t, err)
+
+	own, err := apikey.New(routed{memstore.New(), "Ab9"}, apikey.Config{NewID: func() string { return "mine" }})
+	require.NoError(t, err)
+	issued, err = own.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	assert.Equal(t, "mine", issued.Key.ID, "the host's IDs stay its own")
+
+	short, err := apikey.New(routed{memstore.New(), "Ab9"}, apikey.Config{Format: apikey.FormatConfig{Prefix: "kg", BodyLength: 24}})
+	require.NoError(t, err)
+	issued, err = short.Create(ctx, apikey.CreateParams{Owner: "acct"})
+	require.NoError(t, err)
+	assert.False(t, strings.HasPrefix(issued.Key.ID, "Ab9_"), "no room for a route beside 22 random characters")
+
+	for _, bad := range []string{"ABCDE", "a_b", "é"} {
+		_, err := apikey.New(routed{memstore.New(), bad}, apikey.Config{})
+		require.ErrorIs(t, err, apikey.ErrInvalidConfig, bad)
+	}
 }

@@ -43,8 +43,12 @@ type Store interface {
 	// (revoked, expired). It returns [ErrNotFound] when there is none. This
 	// is the verification hot path: a networked store should bound it
 	// with a short timeout of its own (store/redisstore's Config.Timeout),
-	// so that a server that hangs costs a request a bounded time.
-	Lookup(ctx context.Context, hash Hash) (*Record, error)
+	// so that a server that hangs costs a request a bounded time. route
+	// is what the key's text holds where a [Router] store's routes are,
+	// "" when the store does not route: a Router finds the key by it
+	// ([Record].Route, or random characters for a key issued without a
+	// route), any other store ignores it.
+	Lookup(ctx context.Context, hash Hash, route string) (*Record, error)
 
 	// Get returns the record with the given ID, or [ErrNotFound].
 	Get(ctx context.Context, id string) (*Record, error)
@@ -114,6 +118,22 @@ type OwnedGetter interface {
 	// GetOwned returns owner's record id, and [ErrNotFound] for an
 	// unknown ID and another owner's alike, in the same time.
 	GetOwned(ctx context.Context, owner, id string) (*Record, error)
+}
+
+// Router is the optional capability of a [Store] that keeps each
+// account's data in one place of several (a Redis Cluster: one slot, on
+// one master), so that an outage there costs only the accounts it holds.
+// The [Service] puts the account's route at the start of the random body
+// of every key it issues, when at least 22 random characters (128 bits)
+// are left, sets [Record].Route, and passes what a key's text holds there
+// to [Store.Lookup]; and it starts the IDs it makes (without
+// [Config].NewID) with the route and "_". So a key's text and its ID
+// both lead to its account's place. store/storetest checks it.
+type Router interface {
+	// Route returns owner's route: 1 to 4 base62 characters, as many for
+	// every owner; "" for a store that does not route after all (a
+	// wrapper around one that does not).
+	Route(owner string) string
 }
 
 // ChangeFeed is the optional capability of a [Store] that several

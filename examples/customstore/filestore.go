@@ -161,7 +161,7 @@ func (s *fileStore) Create(_ context.Context, rec *apikey.Record, maxActive int,
 	return s.write(func(d *data) error { return d.insert(rec, maxActive, now) })
 }
 
-func (s *fileStore) Lookup(_ context.Context, hash apikey.Hash) (*apikey.Record, error) {
+func (s *fileStore) Lookup(_ context.Context, hash apikey.Hash, _ string) (*apikey.Record, error) {
 	if rec := s.data.Load().byHash[hash]; rec != nil {
 		return rec, nil
 	}

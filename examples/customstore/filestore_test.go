@@ -64,7 +64,7 @@ func TestFailedWriteChangesNothing(t *testing.T) {
 	if _, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct"}); err == nil {
 		t.Fatal("Create succeeded without a writable file")
 	}
-	if keys, _ := svc.List(ctx, "acct"); len(keys) != 0 {
-		t.Fatalf("a failed write left %d keys in memory", len(keys))
+	if page, _ := svc.ListPage(ctx, "acct", "", 100); len(page.Items) != 0 {
+		t.Fatalf("a failed write left %d keys in memory", len(page.Items))
 	}
 }

@@ -139,7 +139,8 @@ func TestRotationKeepsTheLimitUnderGrace(t *testing.T) {
 	status, body = call(h, "POST", "/keys/"+id+"/rotate", "alice", `{"grace_period_seconds":0}`)
 	require.Equal(t, 201, status, body)
 
-	keys, err := svc.List(context.Background(), "alice")
+	page, err := svc.ListPage(context.Background(), "alice", "", 100)
+	keys := page.Items
 	require.NoError(t, err)
 	active := 0
 	for _, k := range keys {
@@ -181,7 +182,8 @@ func TestBadInput(t *testing.T) {
 		assert.Equal(t, tc.status, status, tc.name)
 		assert.Contains(t, body["error"], tc.msg, tc.name)
 	}
-	keys, err := svc.List(context.Background(), "alice")
+	page, err := svc.ListPage(context.Background(), "alice", "", 100)
+	keys := page.Items
 	require.NoError(t, err)
 	assert.Len(t, keys, 1, "nothing changed")
 	assert.True(t, keys[0].ReplacedBy == "" && keys[0].RevokedAt.IsZero())
@@ -233,7 +235,8 @@ func TestCreateWithLimits(t *testing.T) {
 		assert.Equal(t, 400, status, body)
 		assert.Contains(t, out["error"], reason, body)
 	}
-	keys, err := svc.List(context.Background(), "alice")
+	page, err := svc.ListPage(context.Background(), "alice", "", 100)
+	keys := page.Items
 	require.NoError(t, err)
 	assert.Len(t, keys, 1, "refused creations created nothing")
 }

@@ -181,7 +181,7 @@ func (s *Store) shard(h apikey.Hash) *shard { return &s.shards[h[0]%shardCount] 
 // That keeps the keys in use verifying while, say, one Redis Cluster
 // master is down. Without a feed, or while it is down, the error is
 // returned.
-func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, error) {
+func (s *Store) Lookup(ctx context.Context, hash apikey.Hash, route string) (*apikey.Record, error) {
 	sh := s.shard(hash)
 	sh.mu.RLock()
 	e, ok := sh.entries[hash]
@@ -194,7 +194,7 @@ func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, e
 		return e.rec, nil
 	}
 	gen := s.gen.Load()
-	rec, err := s.inner.Lookup(ctx, hash)
+	rec, err := s.inner.Lookup(ctx, hash, route)
 	if err != nil && !errors.Is(err, apikey.ErrNotFound) {
 		if ok && e.rec != nil && s.watched && s.trusted.Load() {
 			// Still cached: no invalidation dropped it meanwhile.
@@ -312,6 +312,15 @@ func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, n
 // Get implements [apikey.Store]; it is not cached.
 func (s *Store) Get(ctx context.Context, id string) (*apikey.Record, error) {
 	return s.inner.Get(ctx, id)
+}
+
+// Route implements [apikey.Router]: the inner store's route, "" when it
+// does not route.
+func (s *Store) Route(owner string) string {
+	if r, ok := s.inner.(apikey.Router); ok {
+		return r.Route(owner)
+	}
+	return ""
 }
 
 // GetOwned passes the store behind's GetOwned through (see

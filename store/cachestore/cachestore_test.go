@@ -36,12 +36,12 @@ type counting struct {
 	hold    chan struct{}
 }
 
-func (c *counting) Lookup(ctx context.Context, h apikey.Hash) (*apikey.Record, error) {
+func (c *counting) Lookup(ctx context.Context, h apikey.Hash, route string) (*apikey.Record, error) {
 	c.lookups.Add(1)
 	if c.hold != nil {
 		<-c.hold
 	}
-	return c.Store.Lookup(ctx, h)
+	return c.Store.Lookup(ctx, h, route)
 }
 
 // feed is a fake apikey.ChangeFeed: the test sends key changes and
@@ -97,7 +97,7 @@ func TestRefusedKeysShareOneLifetime(t *testing.T) {
 		before := inner.lookups.Load()
 		for range 10 {
 			for _, h := range hashes {
-				_, _ = s.Lookup(ctx, h)
+				_, _ = s.Lookup(ctx, h, "")
 			}
 		}
 		assert.Equal(t, int32(len(hashes)), inner.lookups.Load()-before, "round %d: each asked once", round)
@@ -109,7 +109,7 @@ func TestHitsAreServedFromMemory(t *testing.T) {
 	ctx := context.Background()
 	s, inner, clock, rec := setup(t, cachestore.Config{TTL: time.Minute, NegativeTTL: time.Second})
 	for range 100 {
-		got, err := s.Lookup(ctx, rec.Hash)
+		got, err := s.Lookup(ctx, rec.Hash, "")
 		require.NoError(t, err)
 		assert.Equal(t, "k1", got.ID)
 	}
@@ -117,29 +117,29 @@ func TestHitsAreServedFromMemory(t *testing.T) {
 
 	unknown := apikey.Hash(sha256.Sum256([]byte("nope")))
 	for range 100 {
-		_, err := s.Lookup(ctx, unknown)
+		_, err := s.Lookup(ctx, unknown, "")
 		require.ErrorIs(t, err, apikey.ErrNotFound)
 	}
 	assert.EqualValues(t, 2, inner.lookups.Load(), "misses are cached too")
 
 	clock.Advance(time.Second)
-	_, _ = s.Lookup(ctx, unknown)
-	_, _ = s.Lookup(ctx, rec.Hash)
+	_, _ = s.Lookup(ctx, unknown, "")
+	_, _ = s.Lookup(ctx, rec.Hash, "")
 	assert.EqualValues(t, 3, inner.lookups.Load(), "the negative entry expired, the positive one did not")
 	clock.Advance(time.Minute)
-	_, _ = s.Lookup(ctx, rec.Hash)
+	_, _ = s.Lookup(ctx, rec.Hash, "")
 	assert.EqualValues(t, 4, inner.lookups.Load())
 
-	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = s.Lookup(ctx, rec.Hash) }))
+	assert.Zero(t, testing.AllocsPerRun(100, func() { _, _ = s.Lookup(ctx, rec.Hash, "") }))
 }
 
 func TestRevokeThroughTheCacheDropsTheEntry(t *testing.T) {
 	ctx := context.Background()
 	s, _, clock, rec := setup(t, cachestore.Config{})
-	_, err := s.Lookup(ctx, rec.Hash)
+	_, err := s.Lookup(ctx, rec.Hash, "")
 	require.NoError(t, err)
 	require.NoError(t, s.Revoke(ctx, rec.ID, clock.Now(), nil))
-	got, err := s.Lookup(ctx, rec.Hash)
+	got, err := s.Lookup(ctx, rec.Hash, "")
 	require.NoError(t, err)
 	assert.False(t, got.RevokedAt.IsZero(), "the revoked record, not the cached one")
 }
@@ -148,7 +148,7 @@ func TestSizeIsBounded(t *testing.T) {
 	ctx := context.Background()
 	s, _, _, _ := setup(t, cachestore.Config{MaxEntries: 640})
 	for i := range 10_000 {
-		_, _ = s.Lookup(ctx, apikey.Hash(sha256.Sum256([]byte(string(rune(i))+"x"))))
+		_, _ = s.Lookup(ctx, apikey.Hash(sha256.Sum256([]byte(string(rune(i))+"x"))), "")
 	}
 	assert.LessOrEqual(t, s.Len(), 640)
 }
@@ -170,7 +170,7 @@ func TestInvalidationDuringLookupWins(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_, _ = s.Lookup(ctx, rec.Hash)
+		_, _ = s.Lookup(ctx, rec.Hash, "")
 	}()
 	for inner.lookups.Load() == 0 {
 		time.Sleep(time.Millisecond)
@@ -196,7 +196,7 @@ func TestUnhealthyFeedBoundsStaleness(t *testing.T) {
 	rec := apikey.Record{Key: apikey.Key{ID: "k1", Owner: "acct"}, Hash: apikey.Hash(sha256.Sum256([]byte("k1")))}
 	require.NoError(t, s.Create(ctx, &rec, 0, c.Now(), nil))
 
-	lookup := func() { _, err := s.Lookup(ctx, rec.Hash); require.NoError(t, err) }
+	lookup := func() { _, err := s.Lookup(ctx, rec.Hash, ""); require.NoError(t, err) }
 	lookup()
 	c.Advance(time.Second)
 	lookup()
@@ -223,11 +223,11 @@ type failing struct {
 	down atomic.Bool
 }
 
-func (f *failing) Lookup(ctx context.Context, h apikey.Hash) (*apikey.Record, error) {
+func (f *failing) Lookup(ctx context.Context, h apikey.Hash, route string) (*apikey.Record, error) {
 	if f.down.Load() {
 		return nil, errors.New("store down")
 	}
-	return f.Store.Lookup(ctx, h)
+	return f.Store.Lookup(ctx, h, "")
 }
 
 // While the feed is up, a record the store cannot answer for is served
@@ -247,32 +247,32 @@ func TestServedPastTTLWhileTheStoreFailsAndTheFeedIsUp(t *testing.T) {
 	other := apikey.Record{Key: apikey.Key{ID: "k2", Owner: "acct"}, Hash: apikey.Hash(sha256.Sum256([]byte("k2")))}
 	for _, rec := range []*apikey.Record{&cached, &other} {
 		require.NoError(t, s.Create(ctx, rec, 0, c.Now(), nil))
-		_, err = s.Lookup(ctx, rec.Hash)
+		_, err = s.Lookup(ctx, rec.Hash, "")
 		require.NoError(t, err)
 	}
 	unknown := apikey.Hash(sha256.Sum256([]byte("nope")))
-	_, err = s.Lookup(ctx, unknown)
+	_, err = s.Lookup(ctx, unknown, "")
 	require.ErrorIs(t, err, apikey.ErrNotFound)
 
 	inner.down.Store(true)
 	c.Advance(time.Hour)
-	got, err := s.Lookup(ctx, cached.Hash)
+	got, err := s.Lookup(ctx, cached.Hash, "")
 	require.NoError(t, err, "served past its TTL while the store fails")
 	assert.Equal(t, "k1", got.ID)
-	_, err = s.Lookup(ctx, unknown)
+	_, err = s.Lookup(ctx, unknown, "")
 	require.Error(t, err)
 	assert.NotErrorIs(t, err, apikey.ErrNotFound, "a remembered miss is not repeated as an answer")
 
 	f.invalidate(other.Hash)
-	_, err = s.Lookup(ctx, other.Hash)
+	_, err = s.Lookup(ctx, other.Hash, "")
 	require.Error(t, err, "an invalidated entry is gone")
 
 	f.healthy(false)
 	f.healthy(true)
-	_, err = s.Lookup(ctx, cached.Hash)
+	_, err = s.Lookup(ctx, cached.Hash, "")
 	require.Error(t, err, "a feed that broke may have lost invalidations")
 
 	inner.down.Store(false)
-	_, err = s.Lookup(ctx, cached.Hash)
+	_, err = s.Lookup(ctx, cached.Hash, "")
 	require.NoError(t, err)
 }

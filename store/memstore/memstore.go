@@ -51,7 +51,7 @@ func New() *Store {
 }
 
 // Lookup implements [apikey.Store].
-func (s *Store) Lookup(_ context.Context, hash apikey.Hash) (*apikey.Record, error) {
+func (s *Store) Lookup(_ context.Context, hash apikey.Hash, _ string) (*apikey.Record, error) {
 	s.mu.RLock()
 	rec := s.byHash[hash]
 	s.mu.RUnlock()

@@ -36,10 +36,10 @@ import (
 // deadline is the hold deadline of a change starting now.
 func deadline() string { return micros(time.Now().Add(holdLease)) }
 
-// sync writes version (JSON data, "" for deleted) into the copy h; it
-// reports false when there was no copy.
-func (s *Store) sync(ctx context.Context, h string, version int64, data string) (bool, error) {
-	n, err := syncScript.Run(ctx, s.client, []string{s.copyKey(h)},
+// sync writes version (JSON data, "" for deleted) into the copy at key,
+// of the key whose hash is h; it reports false when there was no copy.
+func (s *Store) sync(ctx context.Context, key, h string, version int64, data string) (bool, error) {
+	n, err := syncScript.Run(ctx, s.client, []string{key},
 		version, data, time.Now().UnixMicro(), s.channel, h).Int()
 	return n == 1, err
 }
@@ -54,7 +54,7 @@ func (s *Store) claim(ctx context.Context, rec *apikey.Record) error {
 	if !ok {
 		return apikey.ErrDuplicate
 	}
-	n, err := claimScript.Run(ctx, s.client, []string{s.copyKey(hexOf(rec.Hash))}, rec.Owner, rec.ID, deadline()).Int()
+	n, err := claimScript.Run(ctx, s.client, []string{s.copyKey(rec.Route, hexOf(rec.Hash))}, rec.Owner, rec.ID, deadline()).Int()
 	if err != nil || n == 0 {
 		s.client.Del(ctx, s.idKey(rec.ID))
 		if err != nil {
@@ -70,7 +70,7 @@ func (s *Store) claim(ctx context.Context, rec *apikey.Record) error {
 
 // unclaim undoes claim for a record that was not created.
 func (s *Store) unclaim(ctx context.Context, rec *apikey.Record) {
-	s.client.Del(ctx, s.copyKey(hexOf(rec.Hash)))
+	s.client.Del(ctx, s.copyKey(rec.Route, hexOf(rec.Hash)))
 	s.client.Del(ctx, s.idKey(rec.ID))
 	s.client.ZRem(ctx, s.slotKey(rec.Owner, "exp"), rec.ID)
 }
@@ -106,7 +106,7 @@ func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, n
 		s.unclaim(ctx, rec)
 		return apikey.ErrTooManyKeys
 	}
-	switch ok, err := s.sync(ctx, hexOf(rec.Hash), 1, data); {
+	switch ok, err := s.sync(ctx, s.copyKey(rec.Route, hexOf(rec.Hash)), hexOf(rec.Hash), 1, data); {
 	case err != nil:
 		return wrap("create", err)
 	case !ok:
@@ -164,6 +164,7 @@ func (s *Store) run(ctx context.Context, c change) (bool, error) {
 func (s *Store) write(ctx context.Context, c change, owner, old string, before, rec *apikey.Record, version int64, evData string) (bool, error) {
 	next := version + 1
 	h := hexOf(rec.Hash)
+	ck := s.copyKey(rec.Route, h)
 	data := ""
 	if !c.delete {
 		var err error
@@ -175,7 +176,7 @@ func (s *Store) write(ctx context.Context, c change, owner, old string, before, 
 			return false, wrap(c.op, err)
 		}
 	}
-	switch res, err := holdScript.Run(ctx, s.client, []string{s.copyKey(h)}, next, deadline()).Text(); {
+	switch res, err := holdScript.Run(ctx, s.client, []string{ck}, next, deadline()).Text(); {
 	case err != nil:
 		return false, wrap(c.op, err)
 	case res == "stale":
@@ -194,7 +195,7 @@ func (s *Store) write(ctx context.Context, c change, owner, old string, before, 
 			return false, err
 		}
 		if err := s.claim(ctx, r); err != nil {
-			releaseScript.Run(ctx, s.client, []string{s.copyKey(h)}, next)
+			releaseScript.Run(ctx, s.client, []string{ck}, next)
 			return false, err
 		}
 		keys = append(keys, s.recKey(owner, r.ID))
@@ -205,7 +206,7 @@ func (s *Store) write(ctx context.Context, c change, owner, old string, before, 
 		return false, wrap(c.op, err) // whether it ran or not, the held copies converge
 	}
 	if res != "ok" {
-		releaseScript.Run(ctx, s.client, []string{s.copyKey(h)}, next)
+		releaseScript.Run(ctx, s.client, []string{ck}, next)
 		if r != nil {
 			s.unclaim(ctx, r)
 		}
@@ -219,11 +220,11 @@ func (s *Store) write(ctx context.Context, c change, owner, old string, before, 
 		}
 		return false, fmt.Errorf("redisstore: %s: unexpected reply %q", c.op, res)
 	}
-	if _, err := s.sync(ctx, h, next, data); err != nil {
+	if _, err := s.sync(ctx, ck, h, next, data); err != nil {
 		return false, wrap(c.op, err)
 	}
 	if r != nil {
-		if _, err := s.sync(ctx, hexOf(r.Hash), 1, rdata); err != nil {
+		if _, err := s.sync(ctx, s.copyKey(r.Route, hexOf(r.Hash)), hexOf(r.Hash), 1, rdata); err != nil {
 			return false, wrap(c.op, err)
 		}
 	}
@@ -258,6 +259,7 @@ func (s *Store) cleanup(ctx context.Context, before, rec *apikey.Record, deleted
 		if deleted {
 			p.Del(ctx, s.usageKey(rec.ID))
 			p.Del(ctx, s.idKey(rec.ID))
+			p.Del(ctx, s.legacyIDKey(rec.ID))
 			p.ZRem(ctx, s.slotKey(rec.Owner, "rev"), rec.ID)
 			p.ZRem(ctx, s.ns+"rev", rec.ID)
 		}

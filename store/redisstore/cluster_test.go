@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"slices"
@@ -98,7 +99,7 @@ func TestClusterSpreadsTheStore(t *testing.T) {
 		assert.NoError(t, err)
 	})
 	parallel(accounts, func(i int) {
-		_, err := svc.List(ctx, keys[i*perAccount].owner)
+		_, err := svc.ListPage(ctx, keys[i*perAccount].owner, "", 100)
 		assert.NoError(t, err)
 	})
 	parallel(100, func(i int) {
@@ -333,4 +334,75 @@ func TestNoMasterAtStart(t *testing.T) {
 	_, err := redisstore.New(context.Background(), client, redisstore.Config{})
 	storeFailure(t, err)
 	require.ErrorContains(t, err, "cannot reach Redis at "+c.Addrs[0])
+}
+
+// With one master of three down, an account whose keys live on another
+// works wholly (creating, revoking, rotating, verifying on an instance
+// started during the outage) and one on the lost master not at all; no
+// revocation that succeeded leaves its key verifying; and once the
+// master returns, every account works again, without a restart.
+func TestAnOutageCostsOnlyItsAccounts(t *testing.T) {
+	c := redistest.StartCluster(t, "--cluster-require-full-coverage", "no")
+	ctx := context.Background()
+	connect := func() *apikey.Service {
+		client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, ContextTimeoutEnabled: true,
+			DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+		t.Cleanup(func() { _ = client.Close() })
+		rs, err := redisstore.New(ctx, client, redisstore.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		require.NoError(t, err)
+		svc, err := apikey.New(rs, apikey.Config{})
+		require.NoError(t, err)
+		return svc
+	}
+	svc := connect()
+	const accounts = 24
+	keys := make([][]apikey.Issued, accounts)
+	for a := range accounts {
+		for range 2 {
+			issued, err := svc.Create(ctx, apikey.CreateParams{Owner: fmt.Sprint("acct-", a)})
+			require.NoError(t, err)
+			require.True(t, strings.HasPrefix(issued.Key.ID, issued.Secret.Reveal()[len("kg_live_"):][:3]+"_"),
+				"the key's ID and its text carry the account's route")
+			keys[a] = append(keys[a], issued)
+		}
+	}
+	c.Kill(1)
+	fresh := connect() // an instance started during the outage
+	working := 0
+	for a := range accounts {
+		owner := fmt.Sprint("acct-", a)
+		_, created := svc.Create(ctx, apikey.CreateParams{Owner: owner})
+		revoked := svc.Revoke(ctx, owner, keys[a][0].Key.ID)
+		_, rotated := svc.Rotate(ctx, owner, keys[a][1].Key.ID, time.Hour)
+		_, verified := fresh.Verify(ctx, keys[a][1].Secret.Reveal())
+		results := []error{created, revoked, rotated, verified}
+		failed := 0
+		for _, err := range results {
+			if err != nil {
+				failed++
+			}
+		}
+		require.True(t, failed == 0 || failed == len(results), "account %d works in part: %v", a, results)
+		if revoked == nil {
+			_, err := fresh.Verify(ctx, keys[a][0].Secret.Reveal())
+			require.ErrorIs(t, err, apikey.ErrInvalidKey, "account %d: a revoked key verifies", a)
+			working++
+		}
+	}
+	t.Logf("%d of %d accounts kept working with one master of three down", working, accounts)
+	require.GreaterOrEqual(t, working, accounts/2)
+	require.Less(t, working, accounts, "no account was on the lost master: the test proves nothing")
+
+	c.Start(1)
+	for a := range accounts {
+		owner := fmt.Sprint("acct-", a)
+		eventually(t, time.Minute, func() bool {
+			issued, err := svc.Create(ctx, apikey.CreateParams{Owner: owner})
+			if err != nil {
+				return false
+			}
+			_, err = fresh.Verify(ctx, issued.Secret.Reveal())
+			return err == nil
+		}, fmt.Sprintf("account %d works again", a))
+	}
 }

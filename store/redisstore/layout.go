@@ -191,7 +191,7 @@ func (s *Store) migrateRecord(ctx context.Context, old, id string) (bool, error)
 			return s.client.HSet(ctx, s.usageKey(id), counters).Err()
 		},
 		func() error {
-			return s.client.HSet(ctx, s.copyKey(hexOf(rec.Hash)), "r", data, "v", 1, "o", rec.Owner, "i", id).Err()
+			return s.client.HSet(ctx, s.copyKey(rec.Route, hexOf(rec.Hash)), "r", data, "v", 1, "o", rec.Owner, "i", id).Err()
 		},
 	}
 	for _, step := range steps {

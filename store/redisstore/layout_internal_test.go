@@ -44,7 +44,7 @@ func TestInterruptedChangesConverge(t *testing.T) {
 			t.Helper()
 			_, old, rec, version, err := s.read(ctx, id)
 			require.NoError(t, err)
-			require.Equal(t, "ok", holdScript.Run(ctx, client, []string{s.copyKey(hexOf(rec.Hash))}, version+1, micros(deadline)).Val())
+			require.Equal(t, "ok", holdScript.Run(ctx, client, []string{s.copyKey("", hexOf(rec.Hash))}, version+1, micros(deadline)).Val())
 			data := change(rec)
 			if data != "" {
 				data, err = encode(rec, version+1)
@@ -55,17 +55,17 @@ func TestInterruptedChangesConverge(t *testing.T) {
 			require.Equal(t, "ok", changeScript.Run(ctx, client, keys, args...).Val())
 		}
 		copyOf := func(rec *apikey.Record) map[string]string {
-			return client.HGetAll(ctx, s.copyKey(hexOf(rec.Hash))).Val()
+			return client.HGetAll(ctx, s.copyKey("", hexOf(rec.Hash))).Val()
 		}
 
 		rec := newRecord("revoked")
 		require.NoError(t, s.Create(ctx, rec, 0, time.Now(), nil))
 		interrupt("revoked", time.Now().Add(time.Hour), func(r *apikey.Record) string { r.RevokedAt = time.Now().UTC(); return "x" })
-		got, err := s.Lookup(ctx, rec.Hash)
+		got, err := s.Lookup(ctx, rec.Hash, "")
 		require.NoError(t, err)
 		assert.True(t, got.RevokedAt.IsZero(), "a young hold: the copy as it is")
-		require.NoError(t, client.HSet(ctx, s.copyKey(hexOf(rec.Hash)), "wd", micros(time.Now().Add(-time.Millisecond))).Err())
-		got, err = s.Lookup(ctx, rec.Hash)
+		require.NoError(t, client.HSet(ctx, s.copyKey("", hexOf(rec.Hash)), "wd", micros(time.Now().Add(-time.Millisecond))).Err())
+		got, err = s.Lookup(ctx, rec.Hash, "")
 		require.NoError(t, err)
 		assert.False(t, got.RevokedAt.IsZero(), "past the hold: repaired from the record")
 		assert.Equal(t, "2", copyOf(rec)["v"])
@@ -74,7 +74,7 @@ func TestInterruptedChangesConverge(t *testing.T) {
 		rec = newRecord("deleted")
 		require.NoError(t, s.Create(ctx, rec, 0, time.Now(), nil))
 		interrupt("deleted", time.Now().Add(-time.Millisecond), func(*apikey.Record) string { return "" })
-		_, err = s.Lookup(ctx, rec.Hash)
+		_, err = s.Lookup(ctx, rec.Hash, "")
 		require.ErrorIs(t, err, apikey.ErrNotFound)
 		assert.Empty(t, copyOf(rec), "the copy of a deleted record is deleted")
 
@@ -82,8 +82,8 @@ func TestInterruptedChangesConverge(t *testing.T) {
 		// and the claim is removed.
 		rec = newRecord("unborn")
 		require.NoError(t, s.claim(ctx, rec))
-		require.NoError(t, client.HSet(ctx, s.copyKey(hexOf(rec.Hash)), "wd", micros(time.Now().Add(-time.Millisecond))).Err())
-		_, err = s.Lookup(ctx, rec.Hash)
+		require.NoError(t, client.HSet(ctx, s.copyKey("", hexOf(rec.Hash)), "wd", micros(time.Now().Add(-time.Millisecond))).Err())
+		_, err = s.Lookup(ctx, rec.Hash, "")
 		require.ErrorIs(t, err, apikey.ErrNotFound)
 		assert.Empty(t, copyOf(rec))
 	})
@@ -104,7 +104,7 @@ func TestRacingChangesLeaveTheCopyEqualToTheRecord(t *testing.T) {
 						return true, nil
 					}})
 					assert.NoError(t, err)
-					_, err = s.Lookup(ctx, rec.Hash)
+					_, err = s.Lookup(ctx, rec.Hash, "")
 					assert.NoError(t, err)
 				}
 			})
@@ -113,7 +113,7 @@ func TestRacingChangesLeaveTheCopyEqualToTheRecord(t *testing.T) {
 		_, data, _, version, err := s.read(ctx, "k")
 		require.NoError(t, err)
 		assert.Equal(t, int64(41), version, "every change landed once")
-		copied := client.HGetAll(ctx, s.copyKey(hexOf(rec.Hash))).Val()
+		copied := client.HGetAll(ctx, s.copyKey("", hexOf(rec.Hash))).Val()
 		assert.Equal(t, data, copied["r"])
 		assert.NotContains(t, copied, "wt")
 	})

@@ -73,7 +73,8 @@ func TestMigrateFromTheUnshardedLayout(t *testing.T) {
 			require.NoError(t, err)
 			_, err = svc.Verify(ctx, issued.Secret.Reveal())
 			require.NoError(t, err)
-			keys, err := svc.List(ctx, "acct")
+			page, err := svc.ListPage(ctx, "acct", "", 100)
+			keys := page.Items
 			require.NoError(t, err)
 			require.Len(t, keys, 1)
 			assert.Equal(t, "old key", keys[0].Name)

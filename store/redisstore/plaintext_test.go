@@ -71,7 +71,8 @@ func TestRedisHoldsNoPlaintext(t *testing.T) {
 }
 
 func mustFirstID(t *testing.T, svc *apikey.Service) string {
-	keys, err := svc.List(context.Background(), "acct")
+	page, err := svc.ListPage(context.Background(), "acct", "", 100)
+	keys := page.Items
 	require.NoError(t, err)
 	require.NotEmpty(t, keys)
 	return keys[0].ID

@@ -5,10 +5,11 @@
 //
 // An account's keys, audit trail and account record share a hash tag, so
 // that one script changes them atomically in one Cluster slot and
-// accounts spread over every master; each key also has a lookup copy
-// under its hash, which verification reads in one round trip, and a
-// change writes the record first, then the copy, in an order that lets a
-// change cut half-way repair itself. Changes are announced on a pub/sub
+// accounts spread over every master; each key also has a lookup copy,
+// which verification reads in one round trip, kept in the account's slot
+// too (see [Store.Route]), and a change writes the record first, then
+// the copy, in an order that lets a change cut half-way repair itself.
+// A lost master costs only the accounts it holds. Changes are announced on a pub/sub
 // channel ([Store.WatchChanges]). The layout is described beside the
 // code that names the keys, the write order beside the code of the
 // changes.
@@ -309,14 +310,22 @@ func checkEviction(ctx context.Context, c *redis.Client) (fault, err error) {
 //	                      keep [event.PerKey] of them
 //	ns:{acct}:a           account JSON (see [Store.Account])
 //
-// A verification knows only the key's hash, so each record has a lookup
-// copy in the hash's own slot, read by [Store.Lookup] in one round trip,
-// and each ID an index naming its account, in the ID's slot with the
-// key's usage counters:
+// A verification knows only the key's text, so each record has a lookup
+// copy, read by [Store.Lookup] in one round trip, and each ID an index
+// naming its account, with the key's usage counters. They live in the
+// account's slot when the key's text, or the ID, starts with the
+// account's route ([Store.Route]), which the key service puts there, so
+// that everything a key's verification and changes touch is on its
+// account's master; keys and IDs without a route (made before routes,
+// or chosen by the host) keep them in slots of their own, as layout 2
+// did:
 //
-//	ns:h:<sha256 hex>     HASH: the record JSON and its version (see change.go)
-//	ns:i:{<id>}           the account ID
-//	ns:u:{<id>}           usage counters (see [Store.AddUsage])
+//	ns:{<slot>}:h:<hex>   HASH: the record JSON and its version (see
+//	                      change.go), by the SHA-256 hex of the key
+//	ns:{<slot>}:i:<id>    the account ID
+//	ns:{<slot>}:u:<id>    usage counters (see [Store.AddUsage])
+//	ns:h:<sha256 hex>, ns:i:{<id>}, ns:u:{<id>}
+//	                      the same, for keys and IDs without a route
 //	ns:{<slot>}:exp       ZSET of the IDs of a slot's accounts with an
 //	                      expiry, by expiry, and
 //	ns:{<slot>}:rev       of the revoked ones, by revocation time, for
@@ -346,9 +355,36 @@ func (s *Store) eventKey(owner string) string   { return s.account(owner) + "ev"
 func (s *Store) keyEventsKey(owner, id string) string {
 	return s.account(owner) + "ek:" + id
 }
-func (s *Store) copyKey(h string) string   { return s.ns + "h:" + h }
-func (s *Store) idKey(id string) string    { return s.ns + "i:{" + tag(id) + "}" }
-func (s *Store) usageKey(id string) string { return s.ns + "u:{" + tag(id) + "}" }
+
+// copyKey returns the key of the lookup copy of the key whose hash is h
+// (hex) and whose text carries route: in the slot route names, or, for
+// a key without a route, in a slot of its own (layout 2's).
+func (s *Store) copyKey(route, h string) string {
+	if slot, ok := routeSlot(route); ok {
+		return s.slotKeyOf(slot, "h:"+h)
+	}
+	return s.ns + "h:" + h
+}
+
+// idKey returns the key of the index of id: in the slot of the route id
+// starts with (see [Store.Route]), or in a slot of its own.
+func (s *Store) idKey(id string) string {
+	if slot, ok := idSlot(id); ok {
+		return s.slotKeyOf(slot, "i:"+id)
+	}
+	return s.legacyIDKey(id)
+}
+
+// legacyIDKey is the index of id as layout 2 kept every ID's.
+func (s *Store) legacyIDKey(id string) string { return s.ns + "i:{" + tag(id) + "}" }
+
+// usageKey returns the key of id's usage counters, in its index's slot.
+func (s *Store) usageKey(id string) string {
+	if slot, ok := idSlot(id); ok {
+		return s.slotKeyOf(slot, "u:"+id)
+	}
+	return s.ns + "u:{" + tag(id) + "}"
+}
 
 // eventJSON encodes ev for a script, "" for none.
 func eventJSON(ev *event.Event) (string, error) {
@@ -378,11 +414,12 @@ type wire struct {
 	apikey.Key
 	Hash        string `json:"hash"`
 	HashVersion int    `json:"hash_version"`
+	Route       string `json:"route,omitempty"`
 	Version     int64  `json:"store_version"`
 }
 
 func encode(rec *apikey.Record, version int64) (string, error) {
-	b, err := json.Marshal(wire{Key: rec.Key, Hash: hexOf(rec.Hash), HashVersion: rec.HashVersion, Version: version})
+	b, err := json.Marshal(wire{Key: rec.Key, Hash: hexOf(rec.Hash), HashVersion: rec.HashVersion, Route: rec.Route, Version: version})
 	if err != nil {
 		return "", fmt.Errorf("redisstore: encode record %s: %w", rec.ID, err)
 	}
@@ -394,7 +431,7 @@ func decode(data string) (*apikey.Record, int64, error) {
 	if err := json.Unmarshal([]byte(data), &w); err != nil {
 		return nil, 0, fmt.Errorf("redisstore: corrupt record: %w", err)
 	}
-	rec := &apikey.Record{Key: w.Key, HashVersion: w.HashVersion}
+	rec := &apikey.Record{Key: w.Key, HashVersion: w.HashVersion, Route: w.Route}
 	if n, err := hex.Decode(rec.Hash[:], []byte(w.Hash)); err != nil || n != len(rec.Hash) || w.ID == "" || w.Owner == "" {
 		return nil, 0, errors.New("redisstore: corrupt record: missing id, owner or hash")
 	}
@@ -433,12 +470,32 @@ func wrap(op string, err error) error { return fmt.Errorf("redisstore: %s: %w", 
 
 // Lookup implements [apikey.Store] with one HMGET of the key's copy (and,
 // only for a copy whose writer failed mid-change, the repair the package
-// doc describes).
-func (s *Store) Lookup(caller context.Context, hash apikey.Hash) (*apikey.Record, error) {
-	ctx, cancel := context.WithTimeout(caller, s.timeout)
+// doc describes). A key issued with a route (see [Store.Route]) has its
+// copy in the slot route names, its account's, so that verifying it
+// needs only that master. A key issued without one (before routes) is
+// not there: its copy of layout 2, in a slot of its own, is read then, a
+// second round trip that unknown keys pay too, within the same Timeout.
+func (s *Store) Lookup(caller context.Context, hash apikey.Hash, route string) (*apikey.Record, error) {
+	ctx, cancel := context.WithTimeout(caller, s.timeout) // one bound for both reads
 	defer cancel()
 	h := hexOf(hash)
-	key := s.copyKey(h)
+	routed, legacy := s.copyKey(route, h), s.copyKey("", h)
+	rec, err := s.lookup(caller, ctx, routed, hash)
+	if routed == legacy || !errors.Is(err, apikey.ErrNotFound) {
+		return rec, err
+	}
+	return s.lookup(caller, ctx, legacy, hash)
+}
+
+// Route implements [apikey.Router]: three base62 characters naming the
+// Cluster slot of owner's account (a single node has slots too), where
+// the copies and ID indexes of the keys it routes are kept.
+func (s *Store) Route(owner string) string { return routeOf(slotOf(tag(owner))) }
+
+// lookup reads the copy at key of the key whose hash is hash, within
+// ctx, the caller's context bounded by Timeout.
+func (s *Store) lookup(caller, ctx context.Context, key string, hash apikey.Hash) (*apikey.Record, error) {
+	h := hexOf(hash)
 	var vals []any
 	err := s.breakers.Do(caller, nodeOf(ctx, s.client, key), func() (err error) {
 		vals, err = s.client.HMGet(ctx, key, "r", "wd").Result()
@@ -449,7 +506,7 @@ func (s *Store) Lookup(caller context.Context, hash apikey.Hash) (*apikey.Record
 	}
 	data, _ := vals[0].(string)
 	if wd, _ := vals[1].(string); wd != "" && expired(wd) {
-		if data, err = s.repair(ctx, h); err != nil {
+		if data, err = s.repair(ctx, key, h); err != nil {
 			return nil, err
 		}
 	}
@@ -503,10 +560,11 @@ func expired(deadline string) bool {
 	return err != nil || d < time.Now().UnixMicro()
 }
 
-// repair writes the record of the copy h into it and returns its JSON,
-// "" when the record does not exist (the copy is then deleted).
-func (s *Store) repair(ctx context.Context, h string) (string, error) {
-	names, err := s.client.HMGet(ctx, s.copyKey(h), "o", "i").Result()
+// repair writes the record of the copy at key (of hash h) into it and
+// returns its JSON, "" when the record does not exist (the copy is then
+// deleted).
+func (s *Store) repair(ctx context.Context, key, h string) (string, error) {
+	names, err := s.client.HMGet(ctx, key, "o", "i").Result()
 	if err != nil {
 		return "", wrap("lookup", err)
 	}
@@ -528,7 +586,7 @@ func (s *Store) repair(ctx context.Context, h string) (string, error) {
 			return "", errors.New("redisstore: corrupt record: stored under another hash")
 		}
 	}
-	if _, err := s.sync(ctx, h, version, data); err != nil {
+	if _, err := s.sync(ctx, key, h, version, data); err != nil {
 		return "", wrap("lookup", err)
 	}
 	return data, nil
@@ -537,6 +595,9 @@ func (s *Store) repair(ctx context.Context, h string) (string, error) {
 // read returns the record id with its owner, JSON and version.
 func (s *Store) read(ctx context.Context, id string) (owner, data string, rec *apikey.Record, version int64, err error) {
 	owner, err = s.client.Get(ctx, s.idKey(id)).Result()
+	if legacy := s.legacyIDKey(id); errors.Is(err, redis.Nil) && s.idKey(id) != legacy {
+		owner, err = s.client.Get(ctx, legacy).Result() // an ID of layout 2's
+	}
 	if err == nil {
 		data, err = s.client.Get(ctx, s.recKey(owner, id)).Result()
 	}

@@ -34,7 +34,7 @@ func TestRoundTripsPerOperation(t *testing.T) {
 	warm, err := svc.Create(ctx, apikey.CreateParams{Owner: "warm", ExpiresAt: time.Now().Add(time.Hour)})
 	require.NoError(t, err)
 	_, _ = svc.Rotate(ctx, "warm", warm.Key.ID, time.Hour)
-	_, _ = svc.List(ctx, "warm")
+	_, _ = svc.ListPage(ctx, "warm", "", 100)
 	_ = svc.Delete(ctx, "warm", warm.Key.ID)
 	require.NoError(t, rs.AddUsage(ctx, []usage.Delta{{KeyID: "x", Requests: 1}}))
 	require.NoError(t, rs.PutAccount(ctx, nil, &apikey.Account{ID: "warm", Plan: "free", Version: 1}))
@@ -56,7 +56,7 @@ func TestRoundTripsPerOperation(t *testing.T) {
 	}{
 		{"Create (claim ID, claim copy, script, fill copy)", 4, func() { issued, err = svc.Create(ctx, apikey.CreateParams{Owner: "acct"}); require.NoError(t, err) }},
 		{"GetOwned", 1, func() { _, err := rs.GetOwned(ctx, "acct", issued.Key.ID); require.NoError(t, err) }},
-		{"Lookup (cold verify)", 1, func() { _, err := rs.Lookup(ctx, h(issued.Secret)); require.NoError(t, err) }},
+		{"Lookup (cold verify)", 1, func() { _, err := rs.Lookup(ctx, h(issued.Secret), rs.Route("acct")); require.NoError(t, err) }},
 		{"Get (ID index, record)", 2, func() { issuedRec, err = rs.Get(ctx, issued.Key.ID); require.NoError(t, err) }},
 		{"List", 2, func() { _, err := rs.List(ctx, "acct"); require.NoError(t, err) }},
 		{"Expiring (every slot's set in 5 pipelines, ID indexes, records)", 7, func() { _, err := rs.Expiring(ctx, time.Now(), time.Now().Add(time.Hour)); require.NoError(t, err) }},

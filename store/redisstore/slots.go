@@ -193,3 +193,42 @@ func dedupe(errs []error) []error {
 	}
 	return out
 }
+
+// routeOf returns the route of slot: its number in three base62 digits.
+func routeOf(slot int) string {
+	const digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	return string([]byte{digits[slot/(62*62)], digits[slot/62%62], digits[slot%62]})
+}
+
+// routeSlot returns the slot route names, if it is one of [routeOf]'s.
+func routeSlot(route string) (int, bool) {
+	if len(route) != 3 {
+		return 0, false
+	}
+	n := 0
+	for i := range 3 {
+		c := route[i]
+		var d int
+		switch {
+		case c >= '0' && c <= '9':
+			d = int(c - '0')
+		case c >= 'A' && c <= 'Z':
+			d = int(c-'A') + 10
+		case c >= 'a' && c <= 'z':
+			d = int(c-'a') + 36
+		default:
+			return 0, false
+		}
+		n = n*62 + d
+	}
+	return n, n < slots
+}
+
+// idSlot returns the slot of an ID that starts with a route and "_", as
+// the IDs the key service makes for a store that routes do.
+func idSlot(id string) (int, bool) {
+	if len(id) < 5 || id[3] != '_' {
+		return 0, false
+	}
+	return routeSlot(id[:3])
+}

@@ -178,7 +178,7 @@ func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, n
 }
 
 // Lookup implements [apikey.Store] with one query on the hash index.
-func (s *Store) Lookup(ctx context.Context, hash apikey.Hash) (*apikey.Record, error) {
+func (s *Store) Lookup(ctx context.Context, hash apikey.Hash, route string) (*apikey.Record, error) {
 	var rec *apikey.Record
 	err := s.read(ctx, func(ctx context.Context) (err error) {
 		rec, err = s.one(ctx, s.db, "lookup", "hash = ?", hash[:])

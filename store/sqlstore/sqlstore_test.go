@@ -388,7 +388,7 @@ func TestHungDatabase(t *testing.T) {
 				run  func() error
 			}{
 				{"Create", func() error { _, err := psvc.Create(caller, apikey.CreateParams{Owner: "acct"}); return err }},
-				{"List", func() error { _, err := psvc.List(caller, "acct"); return err }},
+				{"List", func() error { _, err := psvc.ListPage(caller, "acct", "", 100); return err }},
 				{"Get", func() error { _, err := psvc.Get(caller, "acct", issued.Key.ID); return err }},
 				{"Revoke", func() error { return psvc.Revoke(caller, "acct", issued.Key.ID) }},
 				{"Events", func() error { _, err := psvc.Events(caller, "acct", "", "", 10); return err }},

@@ -28,7 +28,7 @@ func testUpdate(t *testing.T, s apikey.Store) {
 	if err := s.Update(ctx(), prev, &next, nil); err != nil {
 		t.Fatalf("Update: %v", err)
 	}
-	got, err := s.Lookup(ctx(), rec.Hash)
+	got, err := s.Lookup(ctx(), rec.Hash, "")
 	if err != nil || got.Name != "renamed" || !got.ExpiresAt.Equal(next.ExpiresAt) {
 		t.Fatalf("Lookup after Update: %+v, %v; want the new name and expiry", got, err)
 	}
@@ -133,13 +133,13 @@ func testPurge(t *testing.T, s apikey.Store) {
 		t.Fatalf("concurrent purges deleted %d records, want %d", total, len(old)-1)
 	}
 	for _, rec := range old {
-		_, err := s.Lookup(ctx(), rec.Hash)
+		_, err := s.Lookup(ctx(), rec.Hash, "")
 		wantErr(t, "Lookup(purged "+rec.ID+")", err, apikey.ErrNotFound)
 		_, err = s.Get(ctx(), rec.ID)
 		wantErr(t, "Get(purged "+rec.ID+")", err, apikey.ErrNotFound)
 	}
 	for _, rec := range kept {
-		if _, err := s.Lookup(ctx(), rec.Hash); err != nil {
+		if _, err := s.Lookup(ctx(), rec.Hash, ""); err != nil {
 			t.Fatalf("Purge deleted %s, which ended after the cutoff or never: %v", rec.ID, err)
 		}
 	}

@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 	}{
 		{"CreateGetLookup", testCreateGetLookup},
 		{"GetOwned", testGetOwned},
+		{"Router", testRouter},
 		{"RoundTripsEveryField", testRoundTrip},
 		{"Duplicates", testDuplicates},
 		{"ListIsolatesOwners", testListIsolation},
@@ -109,8 +110,16 @@ func (c checked) found(method string, rec *apikey.Record, err error) (*apikey.Re
 	return rec, err
 }
 
-func (c checked) Lookup(ctx context.Context, h apikey.Hash) (*apikey.Record, error) {
-	rec, err := c.Store.Lookup(ctx, h)
+// Route passes the store's routes through, "" when it does not route.
+func (c checked) Route(owner string) string {
+	if r, ok := c.Store.(apikey.Router); ok {
+		return r.Route(owner)
+	}
+	return ""
+}
+
+func (c checked) Lookup(ctx context.Context, h apikey.Hash, route string) (*apikey.Record, error) {
+	rec, err := c.Store.Lookup(ctx, h, route)
 	return c.found("Lookup", rec, err)
 }
 
@@ -173,13 +182,13 @@ func testCreateGetLookup(t *testing.T, s apikey.Store) {
 	if got := mustGet(t, s, rec.ID); got.ID != rec.ID || got.Hash != rec.Hash {
 		t.Fatalf("Get returned %s/%s, want %s/%s", got.ID, got.Hash, rec.ID, rec.Hash)
 	}
-	got, err := s.Lookup(ctx(), rec.Hash)
+	got, err := s.Lookup(ctx(), rec.Hash, "")
 	if err != nil || got.ID != rec.ID {
 		t.Fatalf("Lookup: %v, %v; want record %s", got, err, rec.ID)
 	}
 	_, err = s.Get(ctx(), "no-such-id")
 	wantErr(t, "Get(unknown)", err, apikey.ErrNotFound)
-	_, err = s.Lookup(ctx(), apikey.Hash(sha256.Sum256([]byte("no-such-key"))))
+	_, err = s.Lookup(ctx(), apikey.Hash(sha256.Sum256([]byte("no-such-key"))), "")
 	wantErr(t, "Lookup(unknown)", err, apikey.ErrNotFound)
 }
 
@@ -211,7 +220,7 @@ func testRoundTrip(t *testing.T, s apikey.Store) {
 
 	for name, get := range map[string]func() (*apikey.Record, error){
 		"Get":    func() (*apikey.Record, error) { return s.Get(ctx(), want.ID) },
-		"Lookup": func() (*apikey.Record, error) { return s.Lookup(ctx(), want.Hash) },
+		"Lookup": func() (*apikey.Record, error) { return s.Lookup(ctx(), want.Hash, "") },
 	} {
 		got, err := get()
 		if err != nil {
@@ -260,7 +269,7 @@ func testDuplicates(t *testing.T, s apikey.Store) {
 	sameID := record("acct_a")
 	sameID.ID = rec.ID
 	wantErr(t, "Create(same ID)", s.Create(ctx(), sameID, 0, epoch, nil), apikey.ErrDuplicate)
-	_, err := s.Lookup(ctx(), sameID.Hash)
+	_, err := s.Lookup(ctx(), sameID.Hash, "")
 	wantErr(t, "Lookup(hash of rejected duplicate)", err, apikey.ErrNotFound)
 
 	sameHash := record("acct_b")
@@ -329,7 +338,7 @@ func testRevoke(t *testing.T, s apikey.Store) {
 	if err := s.Revoke(ctx(), rec.ID, first.Add(time.Hour), nil); err != nil {
 		t.Fatalf("second Revoke: %v", err)
 	}
-	got, err := s.Lookup(ctx(), rec.Hash)
+	got, err := s.Lookup(ctx(), rec.Hash, "")
 	if err != nil {
 		t.Fatalf("Lookup(revoked) must still find the record: %v", err)
 	}
@@ -351,7 +360,7 @@ func testRotate(t *testing.T, s apikey.Store) {
 	if got.ReplacedBy != repl.ID || !got.ExpiresAt.Equal(retire) {
 		t.Fatalf("retired record: ReplacedBy=%q ExpiresAt=%v, want %q %v", got.ReplacedBy, got.ExpiresAt, repl.ID, retire)
 	}
-	if _, err := s.Lookup(ctx(), repl.Hash); err != nil {
+	if _, err := s.Lookup(ctx(), repl.Hash, ""); err != nil {
 		t.Fatalf("Lookup(replacement): %v", err)
 	}
 	again := record("acct_a")
@@ -398,7 +407,7 @@ func testDelete(t *testing.T, s apikey.Store) {
 	}
 	_, err := s.Get(ctx(), rec.ID)
 	wantErr(t, "Get(deleted)", err, apikey.ErrNotFound)
-	_, err = s.Lookup(ctx(), rec.Hash)
+	_, err = s.Lookup(ctx(), rec.Hash, "")
 	wantErr(t, "Lookup(deleted)", err, apikey.ErrNotFound)
 	wantErr(t, "Delete(deleted)", s.Delete(ctx(), rec.ID, nil), apikey.ErrNotFound)
 	list, err := s.List(ctx(), "acct_a")

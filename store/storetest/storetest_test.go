@@ -16,7 +16,9 @@ import (
 // nilLookup answers every lookup with neither a record nor an error.
 type nilLookup struct{ *memstore.Store }
 
-func (nilLookup) Lookup(context.Context, apikey.Hash) (*apikey.Record, error) { return nil, nil }
+func (nilLookup) Lookup(context.Context, apikey.Hash, string) (*apikey.Record, error) {
+	return nil, nil
+}
 
 // unorderedList returns a list in random order, as a store that ranges
 // over a map does.
