@@ -406,3 +406,48 @@ func TestAnOutageCostsOnlyItsAccounts(t *testing.T) {
 		}, fmt.Sprintf("account %d works again", a))
 	}
 }
+
+// unrouted hides a store's routes, as the version before routes wrote.
+type unrouted struct{ apikey.Store }
+
+// A namespace written before routes needs no migration: its keys, whose
+// copies and IDs live in slots of their own, verify, revoke and rotate
+// under a store that routes, on a single node and on a Cluster, and a
+// rotation's replacement gets its account's route.
+func TestKeysFromBeforeRoutes(t *testing.T) {
+	for _, d := range redistest.Deployments {
+		t.Run(d.Name, func(t *testing.T) {
+			ctx := context.Background()
+			client := d.Connect(t)
+			ns := redistest.Name(t, client, "unrouted")
+			rs, err := redisstore.New(ctx, client, redisstore.Config{Namespace: ns})
+			require.NoError(t, err)
+			before, err := apikey.New(unrouted{rs}, apikey.Config{})
+			require.NoError(t, err)
+			var old []apikey.Issued
+			for i := range 3 {
+				issued, err := before.Create(ctx, apikey.CreateParams{Owner: fmt.Sprint("acct-", i)})
+				require.NoError(t, err)
+				old = append(old, issued)
+			}
+			after, err := apikey.New(rs, apikey.Config{})
+			require.NoError(t, err)
+			for _, k := range old {
+				_, err := after.Verify(ctx, k.Secret.Reveal())
+				require.NoError(t, err)
+			}
+			require.NoError(t, after.Revoke(ctx, old[0].Key.Owner, old[0].Key.ID))
+			_, err = after.Verify(ctx, old[0].Secret.Reveal())
+			require.ErrorIs(t, err, apikey.ErrInvalidKey)
+			repl, err := after.Rotate(ctx, old[1].Key.Owner, old[1].Key.ID, 0)
+			require.NoError(t, err)
+			assert.True(t, strings.HasPrefix(repl.Key.ID, rs.Route(old[1].Key.Owner)+"_"), repl.Key.ID)
+			_, err = after.Verify(ctx, repl.Secret.Reveal())
+			require.NoError(t, err)
+			_, err = after.Verify(ctx, old[1].Secret.Reveal())
+			require.ErrorIs(t, err, apikey.ErrExpired)
+			_, err = after.Get(ctx, old[2].Key.Owner, old[2].Key.ID)
+			require.NoError(t, err)
+		})
+	}
+}
