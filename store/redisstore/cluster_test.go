@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,7 @@ import (
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/internal/redistest"
+	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/redisstore"
 )
 
@@ -355,6 +357,17 @@ func TestAnOutageCostsOnlyItsAccounts(t *testing.T) {
 		return svc
 	}
 	svc := connect()
+	// An instance with a cache, fed by the invalidation feed.
+	cacheClient := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, ContextTimeoutEnabled: true,
+		DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = cacheClient.Close() })
+	crs, err := redisstore.New(ctx, cacheClient, redisstore.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	require.NoError(t, err)
+	cs, err := cachestore.New(crs, cachestore.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = cs.Close() })
+	cached, err := apikey.New(cs, apikey.Config{})
+	require.NoError(t, err)
 	const accounts = 24
 	keys := make([][]apikey.Issued, accounts)
 	for a := range accounts {
@@ -364,6 +377,12 @@ func TestAnOutageCostsOnlyItsAccounts(t *testing.T) {
 			require.True(t, strings.HasPrefix(issued.Key.ID, issued.Secret.Reveal()[len("kg_live_"):][:3]+"_"),
 				"the key's ID and its text carry the account's route")
 			keys[a] = append(keys[a], issued)
+		}
+	}
+	for a := range accounts {
+		for _, k := range keys[a] {
+			_, err := cached.Verify(ctx, k.Secret.Reveal()) // now in its cache
+			require.NoError(t, err)
 		}
 	}
 	c.Kill(1)
@@ -386,6 +405,10 @@ func TestAnOutageCostsOnlyItsAccounts(t *testing.T) {
 		if revoked == nil {
 			_, err := fresh.Verify(ctx, keys[a][0].Secret.Reveal())
 			require.ErrorIs(t, err, apikey.ErrInvalidKey, "account %d: a revoked key verifies", a)
+			eventually(t, time.Minute, func() bool {
+				_, err := cached.Verify(ctx, keys[a][0].Secret.Reveal())
+				return errors.Is(err, apikey.ErrInvalidKey)
+			}, fmt.Sprintf("account %d: the revoked key stops verifying on the instance that cached it", a))
 			working++
 		}
 	}
