@@ -159,7 +159,7 @@ func (s *Service) setDisabled(ctx context.Context, owner, id string, disabled bo
 // or expired more than retention ago, with an [event.KeyPurged] event each,
 // and returns how many it deleted. It is meant to be scheduled by the
 // host (say daily); several instances may run it at once. Until a
-// record is purged, its key's history (and [Service.List]) still show
+// record is purged, its key's history (and [Service.ListPage]) still show
 // it.
 func (s *Service) Purge(ctx context.Context, retention time.Duration) (int, error) {
 	if retention < 0 {
