@@ -30,7 +30,7 @@ func main() {
 	}
 	mw, err := middleware.New(middleware.Config{
 		Verifier: svc,
-		Limiter:  ratelimit.NewMemory(ratelimit.MemoryConfig{}), // 10/min and 1,000/day per key
+		Limiter:  ratelimit.NewMemory(ratelimit.MemoryConfig{}), // free plan: 10/min, 1,000/day per account
 	})
 	if err != nil {
 		log.Fatal(err)
