@@ -26,11 +26,10 @@ func checkCosts(cfg Config, plans *ratelimit.Plans) error {
 	return nil
 }
 
-// limit decides r, made with p's key, under its account's policy and
-// credits and its key's policy.
-func (m *Middleware) limit(r *http.Request, p apikey.Principal, pattern string) (ratelimit.Decision, error) {
-	acct := p.Account()
-	ap, err := m.accountPolicy(&acct)
+// limit decides r, made with p's key, under its account's (acct, p's)
+// policy and credits and its key's policy.
+func (m *Middleware) limit(r *http.Request, p apikey.Principal, acct *apikey.Account, pattern string) (ratelimit.Decision, error) {
+	ap, err := m.accountPolicy(acct)
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}

@@ -2,6 +2,8 @@ package middleware
 
 import (
 	"context"
+	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -10,21 +12,26 @@ import (
 	"github.com/keygate/keygate/ratelimit"
 )
 
-// The instruments, by name: histograms of the time taken, whose counts
-// are the numbers of verifications and decisions by outcome (a counter
-// beside each would cost every request another measurement). Their
-// attributes are bounded: an outcome from the lists below and, for
-// limiter decisions, the account's plan (the service's plans are few);
-// never a key, a key ID or an account.
+// The instruments, by name. Counts are exact; durations are measured on
+// one request in sampleEvery, which keeps the metrics' cost on the
+// request path to a counter increment (an SDK's measurement costs a few
+// hundred nanoseconds). Attributes are bounded: an outcome from the
+// lists below and, for limiter decisions, the account's plan (the
+// service's plans are few); never a key, a key ID or an account.
 const (
-	// instVerifications is the time Verify took, by outcome: ok, invalid
-	// (no key, a malformed, unknown, revoked, disabled, expired or not yet
-	// valid one) or error (the store failed).
-	instVerifications = "keygate.verification.duration"
-	// instDecisions is the time the limiter took, by outcome (allowed,
-	// rate_limited, quota_exceeded, failed_open, error) and plan.
-	instDecisions = "keygate.ratelimit.duration"
+	// Keys presented, by outcome: ok, invalid (no key, a malformed,
+	// unknown, revoked, disabled, expired or not yet valid one) or error
+	// (the store failed).
+	instVerifications        = "keygate.verifications"
+	instVerificationDuration = "keygate.verification.duration"
+	// Limiter decisions, by outcome (allowed, rate_limited,
+	// quota_exceeded, failed_open, error) and plan.
+	instDecisions        = "keygate.ratelimit.decisions"
+	instDecisionDuration = "keygate.ratelimit.duration"
 )
+
+// sampleEvery is how many requests one duration stands for.
+const sampleEvery = 64
 
 // The outcomes of a verification and of a decision, in the order of the
 // attribute sets built for them.
@@ -47,68 +54,137 @@ const (
 	decisionError
 )
 
-// metrics holds the instruments and every attribute set they are
-// recorded with, built once, so that recording allocates nothing.
+// counts are the counters of one attribute set, striped so that
+// requests on several cores rarely increment the same cache line.
+type counts struct {
+	stripes [8]struct {
+		n atomic.Int64
+		_ [56]byte
+	}
+}
+
+func (c *counts) add() { c.stripes[rand.Uint64()%uint64(len(c.stripes))].n.Add(1) }
+
+func (c *counts) sum() int64 {
+	var n int64
+	for i := range c.stripes {
+		n += c.stripes[i].n.Load()
+	}
+	return n
+}
+
+// series is one attribute set: its counts, and its options for the
+// duration histogram and the counter's observation, made once (a
+// variadic argument built at each call would escape through the
+// instrument's interface).
+type series struct {
+	counts  counts
+	record  []metric.RecordOption
+	observe []metric.ObserveOption
+}
+
+func newSeries(kv ...attribute.KeyValue) *series {
+	opt := metric.WithAttributeSet(attribute.NewSet(kv...))
+	return &series{record: []metric.RecordOption{opt}, observe: []metric.ObserveOption{opt}}
+}
+
+// metrics holds the instruments and a series per attribute set.
 type metrics struct {
-	verifications metric.Float64Histogram
-	decisions     metric.Float64Histogram
-	verifyAttrs   [len(verifyOutcomes)]attrs
-	decisionAttrs map[string]*[len(decisionOutcomes)]attrs // by plan
-	unknownPlan   *[len(decisionOutcomes)]attrs
+	verifyDuration   metric.Float64Histogram
+	decisionDuration metric.Float64Histogram
+	verify           [len(verifyOutcomes)]*series
+	decision         map[string]*[len(decisionOutcomes)]*series // by plan
+	unknownPlan      *[len(decisionOutcomes)]*series
 }
 
-// attrs is one attribute set as a histogram's options: a slice made
-// once, since a variadic argument built at each call would escape
-// through the instrument's interface, an allocation per measurement.
-type attrs []metric.RecordOption
-
-func newAttrs(kv ...attribute.KeyValue) attrs {
-	return attrs{metric.WithAttributeSet(attribute.NewSet(kv...))}
-}
-
-// newMetrics creates the instruments of provider's meter, with a set of
-// attributes for each outcome of each plan.
+// newMetrics creates the instruments of provider's meter, with a series
+// for each outcome of each plan.
 func newMetrics(provider metric.MeterProvider, plans *ratelimit.Plans) (*metrics, error) {
 	meter := provider.Meter("github.com/keygate/keygate/middleware")
-	m := &metrics{decisionAttrs: map[string]*[len(decisionOutcomes)]attrs{}}
-	var err error
-	if m.verifications, err = meter.Float64Histogram(instVerifications, metric.WithUnit("s"),
-		metric.WithDescription("Keys presented, by outcome, and the time their verification took, the store included")); err != nil {
-		return nil, err
-	}
-	if m.decisions, err = meter.Float64Histogram(instDecisions, metric.WithUnit("s"),
-		metric.WithDescription("Rate-limit decisions, by outcome and plan, and the time they took")); err != nil {
-		return nil, err
-	}
+	m := &metrics{decision: map[string]*[len(decisionOutcomes)]*series{}}
 	for i, o := range verifyOutcomes {
-		m.verifyAttrs[i] = newAttrs(attribute.String("outcome", o))
+		m.verify[i] = newSeries(attribute.String("outcome", o))
 	}
-	planAttrs := func(plan string) *[len(decisionOutcomes)]attrs {
-		var a [len(decisionOutcomes)]attrs
+	bySeries := func(plan string) *[len(decisionOutcomes)]*series {
+		var a [len(decisionOutcomes)]*series
 		for i, o := range decisionOutcomes {
-			a[i] = newAttrs(attribute.String("outcome", o), attribute.String("plan", plan))
+			a[i] = newSeries(attribute.String("outcome", o), attribute.String("plan", plan))
 		}
 		return &a
 	}
 	for _, plan := range plans.Names() {
-		m.decisionAttrs[plan] = planAttrs(plan)
+		m.decision[plan] = bySeries(plan)
 	}
-	m.unknownPlan = planAttrs("")
+	m.unknownPlan = bySeries("")
+
+	verifications, err := meter.Int64ObservableCounter(instVerifications, metric.WithUnit("{verification}"),
+		metric.WithDescription("Keys presented, by outcome"))
+	if err != nil {
+		return nil, err
+	}
+	decisions, err := meter.Int64ObservableCounter(instDecisions, metric.WithUnit("{decision}"),
+		metric.WithDescription("Rate-limit decisions, by outcome and plan"))
+	if err != nil {
+		return nil, err
+	}
+	if m.verifyDuration, err = meter.Float64Histogram(instVerificationDuration, metric.WithUnit("s"),
+		metric.WithDescription("The time a key's verification took, the store included, on a sample of requests")); err != nil {
+		return nil, err
+	}
+	if m.decisionDuration, err = meter.Float64Histogram(instDecisionDuration, metric.WithUnit("s"),
+		metric.WithDescription("The time a rate-limit decision took, on a sample of requests")); err != nil {
+		return nil, err
+	}
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, s := range m.verify {
+			o.ObserveInt64(verifications, s.counts.sum(), s.observe...)
+		}
+		for _, byOutcome := range m.decision {
+			for _, s := range byOutcome {
+				o.ObserveInt64(decisions, s.counts.sum(), s.observe...)
+			}
+		}
+		for _, s := range m.unknownPlan {
+			o.ObserveInt64(decisions, s.counts.sum(), s.observe...)
+		}
+		return nil
+	}, verifications, decisions)
+	if err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
-// verified records a verification that started at start.
-func (m *metrics) verified(ctx context.Context, outcome int, start time.Time) {
-	m.verifications.Record(ctx, time.Since(start).Seconds(), m.verifyAttrs[outcome]...)
+// start returns the time a measured request starts, and the zero time
+// for the requests left out of the sample.
+func (m *metrics) start() time.Time {
+	if rand.Uint64()%sampleEvery != 0 {
+		return time.Time{}
+	}
+	return time.Now()
 }
 
-// decided records a decision under plan that started at start.
+// verified counts a verification with outcome; start is [metrics.start]'s.
+func (m *metrics) verified(ctx context.Context, outcome int, start time.Time) {
+	s := m.verify[outcome]
+	s.counts.add()
+	if !start.IsZero() {
+		m.verifyDuration.Record(ctx, time.Since(start).Seconds(), s.record...)
+	}
+}
+
+// decided counts a decision under plan with outcome; start is
+// [metrics.start]'s.
 func (m *metrics) decided(ctx context.Context, plan string, outcome int, start time.Time) {
-	byOutcome, ok := m.decisionAttrs[plan]
+	byOutcome, ok := m.decision[plan]
 	if !ok {
 		byOutcome = m.unknownPlan
 	}
-	m.decisions.Record(ctx, time.Since(start).Seconds(), byOutcome[outcome]...)
+	s := byOutcome[outcome]
+	s.counts.add()
+	if !start.IsZero() {
+		m.decisionDuration.Record(ctx, time.Since(start).Seconds(), s.record...)
+	}
 }
 
 // decisionOutcome names the outcome of a decision d the limiter made, or

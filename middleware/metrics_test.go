@@ -20,8 +20,8 @@ import (
 	"github.com/keygate/keygate/store/memstore"
 )
 
-// counts returns the counts of histogram name by their attributes,
-// written as "outcome" or "outcome/plan".
+// counts returns the sums of counter name by their attributes, written
+// as "outcome" or "outcome/plan", leaving out those at 0.
 func counts(t *testing.T, rm *metricdata.ResourceMetrics, name string) map[string]int64 {
 	t.Helper()
 	out := map[string]int64{}
@@ -30,12 +30,15 @@ func counts(t *testing.T, rm *metricdata.ResourceMetrics, name string) map[strin
 			if m.Name != name {
 				continue
 			}
-			for _, dp := range m.Data.(metricdata.Histogram[float64]).DataPoints {
+			for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+				if dp.Value == 0 {
+					continue
+				}
 				k, _ := dp.Attributes.Value("outcome")
 				if plan, ok := dp.Attributes.Value("plan"); ok {
-					out[k.AsString()+"/"+plan.AsString()] += int64(dp.Count)
+					out[k.AsString()+"/"+plan.AsString()] += dp.Value
 				} else {
-					out[k.AsString()] += int64(dp.Count)
+					out[k.AsString()] += dp.Value
 				}
 			}
 		}
@@ -76,8 +79,34 @@ func TestMetrics(t *testing.T) {
 
 	var rm metricdata.ResourceMetrics
 	require.NoError(t, reader.Collect(context.Background(), &rm))
-	assert.Equal(t, map[string]int64{"ok": 12, "invalid": 2}, counts(t, &rm, "keygate.verification.duration"))
-	assert.Equal(t, map[string]int64{"allowed/free": 10, "rate_limited/free": 2}, counts(t, &rm, "keygate.ratelimit.duration"))
+	assert.Equal(t, map[string]int64{"ok": 12, "invalid": 2}, counts(t, &rm, "keygate.verifications"))
+	assert.Equal(t, map[string]int64{"allowed/free": 10, "rate_limited/free": 2}, counts(t, &rm, "keygate.ratelimit.decisions"))
+	// Durations are measured on a sample, 1 request in 64: enough
+	// requests give some, far fewer than the requests.
+	durations := func() uint64 {
+		var rm metricdata.ResourceMetrics
+		require.NoError(t, reader.Collect(context.Background(), &rm))
+		var n uint64
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if h, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == "keygate.verification.duration" {
+					for _, dp := range h.DataPoints {
+						n += dp.Count
+					}
+				}
+			}
+		}
+		return n
+	}
+	sent := 14
+	for ; (durations() == 0 || sent < 2_000) && sent < 20_000; sent += 100 {
+		for range 100 {
+			send(issued.Secret.Reveal())
+		}
+	}
+	require.NotZero(t, durations())
+	require.Less(t, durations(), uint64(sent/8), "every request measured: %d of %d", durations(), sent)
+
 	all := fmt.Sprintf("%+v", rm)
 	for _, secret := range []string{issued.Secret.Reveal(), issued.Key.ID, issued.Key.DisplayPrefix, "acct_metrics_owner"} {
 		assert.NotContains(t, all, secret)

@@ -111,12 +111,13 @@ type Config struct {
 	Clock func() time.Time
 	// MeterProvider, when set, receives the middleware's metrics through
 	// the OpenTelemetry metric API (the application picks the SDK and
-	// the exporter): the histograms keygate.verification.duration, by
-	// outcome (ok, invalid, error), and keygate.ratelimit.duration, by
-	// outcome (allowed, rate_limited, quota_exceeded, failed_open, error)
-	// and the account's plan, in seconds; their counts are the numbers
-	// of verifications and decisions. No attribute ever holds a key, a
-	// key ID or an account. Default none: no metrics, and no cost.
+	// the exporter): the counters keygate.verifications, by outcome (ok,
+	// invalid, error), and keygate.ratelimit.decisions, by outcome
+	// (allowed, rate_limited, quota_exceeded, failed_open, error) and the
+	// account's plan; and the histograms keygate.verification.duration
+	// and keygate.ratelimit.duration, in seconds, by the same, measured
+	// on one request in 64. No attribute ever holds a key, a key ID or an
+	// account. Default none: no metrics, and no cost.
 	MeterProvider metric.MeterProvider
 }
 
@@ -368,7 +369,7 @@ func (m *Middleware) Authenticate(next http.Handler) http.Handler {
 		}
 		var start time.Time
 		if m.metrics != nil {
-			start = time.Now()
+			start = m.metrics.start()
 		}
 		key, err := m.extract(r)
 		if err != nil {
@@ -441,11 +442,12 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 	if m.cfg.Limiter != nil {
 		var start time.Time
 		if m.metrics != nil {
-			start = time.Now()
+			start = m.metrics.start()
 		}
-		d, err := m.limit(r, p, pattern)
+		acct := p.Account()
+		d, err := m.limit(r, p, &acct, pattern)
 		if m.metrics != nil {
-			m.metrics.decided(r.Context(), p.Account().Plan, decisionOutcome(&d, err), start)
+			m.metrics.decided(r.Context(), acct.Plan, decisionOutcome(&d, err), start)
 		}
 		if err != nil {
 			m.cfg.OnAuthFailure(r, fmt.Errorf("%w: %w", errLimiterDown, err))
