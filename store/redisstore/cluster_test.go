@@ -453,6 +453,16 @@ func TestKeysFromBeforeRoutes(t *testing.T) {
 				require.NoError(t, err)
 				old = append(old, issued)
 			}
+			// A host's ID shaped like a routed one, from before routes: its
+			// index where layout 2 kept every ID's.
+			shaped, err := before.Create(ctx, apikey.CreateParams{Owner: "acct-x", ID: "0ab_old", ExpiresAt: time.Now().Add(time.Hour)})
+			require.NoError(t, err)
+			if d.Name == "node" { // KEYS sees one node's keys
+				routed, err := client.Keys(ctx, ns+":{*}:i:0ab_old").Result()
+				require.NoError(t, err)
+				require.Len(t, routed, 1)
+				require.NoError(t, client.Rename(ctx, routed[0], ns+":i:{0ab_old}").Err())
+			}
 			after, err := apikey.New(rs, apikey.Config{})
 			require.NoError(t, err)
 			for _, k := range old {
@@ -471,6 +481,15 @@ func TestKeysFromBeforeRoutes(t *testing.T) {
 			require.ErrorIs(t, err, apikey.ErrExpired)
 			_, err = after.Get(ctx, old[2].Key.Owner, old[2].Key.ID)
 			require.NoError(t, err)
+			got, err := rs.Get(ctx, "0ab_old")
+			require.NoError(t, err)
+			require.Equal(t, "acct-x", got.Owner)
+			expiring, err := rs.Expiring(ctx, time.Now(), time.Now().Add(2*time.Hour))
+			require.NoError(t, err)
+			require.Len(t, expiring, 1)
+			require.NoError(t, after.Revoke(ctx, "acct-x", "0ab_old"))
+			_, err = after.Verify(ctx, shaped.Secret.Reveal())
+			require.ErrorIs(t, err, apikey.ErrInvalidKey)
 		})
 	}
 }

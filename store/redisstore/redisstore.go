@@ -690,6 +690,20 @@ func (s *Store) getMany(ctx context.Context, op string, ids []string) ([]*apikey
 	if err != nil {
 		return nil, wrap(op, err)
 	}
+	// An ID of layout 2's shaped like a routed one has its index at its
+	// old place: a third round trip, for those only.
+	old, err := s.getAll(ctx, ids, func(id string) string {
+		if legacy := s.legacyIDKey(id); owners[id] == "" && s.idKey(id) != legacy {
+			return legacy
+		}
+		return ""
+	})
+	if err != nil {
+		return nil, wrap(op, err)
+	}
+	for id, owner := range old {
+		owners[id] = owner
+	}
 	datas, err := s.getAll(ctx, ids, func(id string) string {
 		if owners[id] == "" {
 			return "" // deleted meanwhile
