@@ -512,7 +512,12 @@ type routed struct {
 	route string
 }
 
-func (r routed) Route(string) string { return r.route }
+func (r routed) Route(owner string) string {
+	if owner == "odd" {
+		return r.route[:1] // breaks the contract: one length for every owner
+	}
+	return r.route
+}
 
 // A store that routes gets its route at the start of the keys' bodies and
 // of the IDs the Service makes, when the body has room for it beside 22
@@ -540,6 +545,12 @@ func TestRoutes(t *testing.T) {
 	issued, err = short.Create(ctx, apikey.CreateParams{Owner: "acct"})
 	require.NoError(t, err)
 	assert.False(t, strings.HasPrefix(issued.Key.ID, "Ab9_"), "no room for a route beside 22 random characters")
+
+	_, err = svc.Create(ctx, apikey.CreateParams{Owner: "odd"})
+	require.Error(t, err, "a route of another length would make a key that never verifies")
+	page, err := svc.ListPage(ctx, "odd", "", 10)
+	require.NoError(t, err)
+	assert.Empty(t, page.Items)
 
 	for _, bad := range []string{"ABCDE", "a_b", "é"} {
 		_, err := apikey.New(routed{memstore.New(), bad}, apikey.Config{})
