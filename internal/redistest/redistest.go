@@ -282,6 +282,15 @@ func (c *PrivateCluster) Listening(channel string) []int {
 	return nodes
 }
 
+// Client returns a client of the cluster, closed after the test, that
+// fails at once on a node that is down (no retry, a short dial timeout).
+func (c *PrivateCluster) Client() *redis.ClusterClient {
+	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, ContextTimeoutEnabled: true,
+		DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	c.t.Cleanup(func() { _ = client.Close() })
+	return client
+}
+
 // Start starts node i, which must be stopped, with extra arguments for
 // this start, and waits until it answers.
 func (c *PrivateCluster) Start(i int, args ...string) {

@@ -285,9 +285,7 @@ func (b *logBuffer) has(s string) bool {
 func TestStartsWithAMasterDown(t *testing.T) {
 	c := redistest.StartCluster(t, "--cluster-require-full-coverage", "no")
 	c.Kill(1)
-	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, ContextTimeoutEnabled: true,
-		DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	t.Cleanup(func() { _ = client.Close() })
+	client := c.Client()
 	ctx := context.Background()
 	logs := &logBuffer{}
 	rs, err := redisstore.New(ctx, client, redisstore.Config{Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -330,9 +328,7 @@ func TestNoMasterAtStart(t *testing.T) {
 	for i := range c.Addrs {
 		c.Kill(i)
 	}
-	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, ContextTimeoutEnabled: true,
-		DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	t.Cleanup(func() { _ = client.Close() })
+	client := c.Client()
 	_, err := redisstore.New(context.Background(), client, redisstore.Config{})
 	storeFailure(t, err)
 	require.ErrorContains(t, err, "cannot reach Redis at "+c.Addrs[0])
@@ -346,11 +342,9 @@ func TestNoMasterAtStart(t *testing.T) {
 func TestAnOutageCostsOnlyItsAccounts(t *testing.T) {
 	c := redistest.StartCluster(t, "--cluster-require-full-coverage", "no")
 	ctx := context.Background()
+	quiet := redisstore.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))} // the lost master is expected
 	connect := func() *apikey.Service {
-		client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, ContextTimeoutEnabled: true,
-			DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-		t.Cleanup(func() { _ = client.Close() })
-		rs, err := redisstore.New(ctx, client, redisstore.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		rs, err := redisstore.New(ctx, c.Client(), quiet)
 		require.NoError(t, err)
 		svc, err := apikey.New(rs, apikey.Config{})
 		require.NoError(t, err)
@@ -358,10 +352,7 @@ func TestAnOutageCostsOnlyItsAccounts(t *testing.T) {
 	}
 	svc := connect()
 	// An instance with a cache, fed by the invalidation feed.
-	cacheClient := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, ContextTimeoutEnabled: true,
-		DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	t.Cleanup(func() { _ = cacheClient.Close() })
-	crs, err := redisstore.New(ctx, cacheClient, redisstore.Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	crs, err := redisstore.New(ctx, c.Client(), quiet)
 	require.NoError(t, err)
 	cs, err := cachestore.New(crs, cachestore.Config{})
 	require.NoError(t, err)

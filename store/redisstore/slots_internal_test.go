@@ -91,9 +91,7 @@ func TestLayout2SetsDrain(t *testing.T) {
 // reports the master it could not read.
 func TestRevocationSurvivesAnotherMaster(t *testing.T) {
 	c := redistest.StartCluster(t, "--cluster-require-full-coverage", "no")
-	client := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs, ContextTimeoutEnabled: true,
-		DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	t.Cleanup(func() { _ = client.Close() })
+	client := c.Client()
 	ctx := context.Background()
 	s, err := New(ctx, client, Config{})
 	require.NoError(t, err)
