@@ -63,7 +63,7 @@ type counts struct {
 	}
 }
 
-func (c *counts) add() { c.stripes[rand.Uint64()%uint64(len(c.stripes))].n.Add(1) }
+func (c *counts) add(stripe uint64) { c.stripes[stripe%uint64(len(c.stripes))].n.Add(1) }
 
 func (c *counts) sum() int64 {
 	var n int64
@@ -93,29 +93,25 @@ type metrics struct {
 	verifyDuration   metric.Float64Histogram
 	decisionDuration metric.Float64Histogram
 	verify           [len(verifyOutcomes)]*series
-	decision         map[string]*[len(decisionOutcomes)]*series // by plan
-	unknownPlan      *[len(decisionOutcomes)]*series
+	plans            []string                         // the plans' names, scanned: they are few
+	decision         [][len(decisionOutcomes)]*series // by plan, as plans, then the unknown plan's
 }
 
 // newMetrics creates the instruments of provider's meter, with a series
 // for each outcome of each plan.
 func newMetrics(provider metric.MeterProvider, plans *ratelimit.Plans) (*metrics, error) {
 	meter := provider.Meter("github.com/keygate/keygate/middleware")
-	m := &metrics{decision: map[string]*[len(decisionOutcomes)]*series{}}
+	m := &metrics{plans: plans.Names()}
 	for i, o := range verifyOutcomes {
 		m.verify[i] = newSeries(attribute.String("outcome", o))
 	}
-	bySeries := func(plan string) *[len(decisionOutcomes)]*series {
+	for _, plan := range append(m.plans, "") {
 		var a [len(decisionOutcomes)]*series
 		for i, o := range decisionOutcomes {
 			a[i] = newSeries(attribute.String("outcome", o), attribute.String("plan", plan))
 		}
-		return &a
+		m.decision = append(m.decision, a)
 	}
-	for _, plan := range plans.Names() {
-		m.decision[plan] = bySeries(plan)
-	}
-	m.unknownPlan = bySeries("")
 
 	verifications, err := meter.Int64ObservableCounter(instVerifications, metric.WithUnit("{verification}"),
 		metric.WithDescription("Keys presented, by outcome"))
@@ -144,9 +140,6 @@ func newMetrics(provider metric.MeterProvider, plans *ratelimit.Plans) (*metrics
 				o.ObserveInt64(decisions, s.counts.sum(), s.observe...)
 			}
 		}
-		for _, s := range m.unknownPlan {
-			o.ObserveInt64(decisions, s.counts.sum(), s.observe...)
-		}
 		return nil
 	}, verifications, decisions)
 	if err != nil {
@@ -155,33 +148,45 @@ func newMetrics(provider metric.MeterProvider, plans *ratelimit.Plans) (*metrics
 	return m, nil
 }
 
-// start returns the time a measured request starts, and the zero time
-// for the requests left out of the sample.
-func (m *metrics) start() time.Time {
-	if rand.Uint64()%sampleEvery != 0 {
-		return time.Time{}
-	}
-	return time.Now()
+// draw is one request's draw from the runtime's random source: the
+// stripe its counts go to and, for one request in sampleEvery, when it
+// started (zero for the others, whose durations are not measured).
+type draw struct {
+	stripe uint64
+	start  time.Time
 }
 
-// verified counts a verification with outcome; start is [metrics.start]'s.
-func (m *metrics) verified(ctx context.Context, outcome int, start time.Time) {
+// draw draws for a request that starts now.
+func (m *metrics) draw() draw {
+	r := rand.Uint64()
+	d := draw{stripe: r >> 32}
+	if r%sampleEvery == 0 {
+		d.start = time.Now()
+	}
+	return d
+}
+
+// verified counts a verification with outcome, made under d.
+func (m *metrics) verified(ctx context.Context, outcome int, d *draw) {
 	s := m.verify[outcome]
-	s.counts.add()
-	if !start.IsZero() {
-		m.verifyDuration.Record(ctx, time.Since(start).Seconds(), s.record...)
+	s.counts.add(d.stripe)
+	if !d.start.IsZero() {
+		m.verifyDuration.Record(ctx, time.Since(d.start).Seconds(), s.record...)
 	}
 }
 
-// decided counts a decision under plan with outcome; start is
-// [metrics.start]'s.
-func (m *metrics) decided(ctx context.Context, plan string, outcome int, start time.Time) {
-	byOutcome, ok := m.decision[plan]
-	if !ok {
-		byOutcome = m.unknownPlan
+// decided counts a decision under plan with outcome, made under d, which
+// started at start (zero when d is not measured).
+func (m *metrics) decided(ctx context.Context, plan string, outcome int, d *draw, start time.Time) {
+	i := len(m.plans) // the unknown plan's
+	for j, name := range m.plans {
+		if name == plan {
+			i = j
+			break
+		}
 	}
-	s := byOutcome[outcome]
-	s.counts.add()
+	s := m.decision[i][outcome]
+	s.counts.add(d.stripe)
 	if !start.IsZero() {
 		m.decisionDuration.Record(ctx, time.Since(start).Seconds(), s.record...)
 	}

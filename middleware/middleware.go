@@ -367,14 +367,14 @@ func (m *Middleware) Authenticate(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		var start time.Time
+		var d draw
 		if m.metrics != nil {
-			start = m.metrics.start()
+			d = m.metrics.draw()
 		}
 		key, err := m.extract(r)
 		if err != nil {
 			if m.metrics != nil {
-				m.metrics.verified(r.Context(), verifyInvalid, start)
+				m.metrics.verified(r.Context(), verifyInvalid, &d)
 			}
 			m.cfg.OnAuthFailure(r, err)
 			msg := msgInvalid
@@ -390,27 +390,27 @@ func (m *Middleware) Authenticate(next http.Handler) http.Handler {
 			if errors.Is(err, apikey.ErrMalformed) || errors.Is(err, apikey.ErrInvalidKey) ||
 				errors.Is(err, apikey.ErrExpired) || errors.Is(err, apikey.ErrNotYetValid) {
 				if m.metrics != nil {
-					m.metrics.verified(r.Context(), verifyInvalid, start)
+					m.metrics.verified(r.Context(), verifyInvalid, &d)
 				}
 				m.fail(w, r, http.StatusUnauthorized, CodeInvalidKey, msgInvalid)
 				return
 			}
 			if m.metrics != nil {
-				m.metrics.verified(r.Context(), verifyError, start)
+				m.metrics.verified(r.Context(), verifyError, &d)
 			}
 			m.fail(w, r, http.StatusServiceUnavailable, CodeUnavailable, msgUnavailable)
 			return
 		}
 		if m.metrics != nil {
-			m.metrics.verified(r.Context(), verifyOK, start)
+			m.metrics.verified(r.Context(), verifyOK, &d)
 		}
-		m.serve(w, r, p, next, routes)
+		m.serve(w, r, p, next, routes, &d)
 	})
 }
 
 // serve handles a request whose key verified: every outcome from here on
 // counts as usage of the key.
-func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Principal, next http.Handler, routes Router) {
+func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Principal, next http.Handler, routes Router, dr *draw) {
 	var sw *statusWriter
 	if m.cfg.Usage != nil {
 		sw = &statusWriter{ResponseWriter: w, status: http.StatusOK}
@@ -441,13 +441,13 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 	}
 	if m.cfg.Limiter != nil {
 		var start time.Time
-		if m.metrics != nil {
-			start = m.metrics.start()
+		if m.metrics != nil && !dr.start.IsZero() {
+			start = time.Now()
 		}
 		acct := p.Account()
 		d, err := m.limit(r, p, &acct, pattern)
 		if m.metrics != nil {
-			m.metrics.decided(r.Context(), acct.Plan, decisionOutcome(&d, err), start)
+			m.metrics.decided(r.Context(), acct.Plan, decisionOutcome(&d, err), dr, start)
 		}
 		if err != nil {
 			m.cfg.OnAuthFailure(r, fmt.Errorf("%w: %w", errLimiterDown, err))
