@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"unsafe"
+
+	"github.com/keygate/keygate/internal/base62"
 )
 
 // Limits of a [FormatConfig].
@@ -38,15 +40,13 @@ const (
 // instruction of amd64 and arm64, at about half the cost.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-const base62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
 // base62Value maps a byte to its base62 digit value, or 0xff.
 var base62Value = func() (t [256]byte) {
 	for i := range t {
 		t[i] = 0xff
 	}
-	for i := range len(base62) {
-		t[base62[i]] = byte(i)
+	for i := range len(base62.Digits) {
+		t[base62.Digits[i]] = byte(i)
 	}
 	return t
 }()
@@ -261,7 +261,7 @@ func (f *keyFormat) parse(s string) (parsedKey, error) {
 	if len(rest) != f.tailLen() {
 		return parsedKey{}, errLength
 	}
-	if !isBase62(rest) {
+	if !base62.Valid(rest) {
 		return parsedKey{}, errCharset
 	}
 	if f.checksum && decodeChecksum(rest[f.bodyLen:]) != uint64(crc32.Update(head.crc, castagnoli, stringBytes(rest[:f.bodyLen]))) {
@@ -322,7 +322,7 @@ func appendRandomBase62(buf []byte, n int) []byte {
 			if b >= 248 {
 				continue
 			}
-			buf = append(buf, base62[b%62])
+			buf = append(buf, base62.Digits[b%62])
 			if n--; n == 0 {
 				break
 			}
@@ -335,7 +335,7 @@ func appendChecksum(buf []byte, sum uint32) []byte {
 	var digits [checksumLength]byte
 	v := uint64(sum)
 	for i := checksumLength - 1; i >= 0; i-- {
-		digits[i] = base62[v%62]
+		digits[i] = base62.Digits[v%62]
 		v /= 62
 	}
 	return append(buf, digits[:]...)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/keygate/keygate/apikey/event"
+	"github.com/keygate/keygate/internal/base62"
 	"github.com/keygate/keygate/ratelimit"
 )
 
@@ -160,7 +161,7 @@ func New(store Store, cfg Config) (*Service, error) {
 		n := len(route)
 		switch {
 		case n == 0:
-		case n > 4 || !isBase62(route):
+		case n > 4 || !base62.Valid(route):
 			return nil, fmt.Errorf("%w: the store's routes are not 1 to 4 base62 characters", ErrInvalidConfig)
 		case s.format.bodyLen-n >= minBodyLength:
 			s.router, s.routeLen = r, n
@@ -262,7 +263,7 @@ func (s *Service) issue(k Key) (*Record, Secret, error) {
 	if s.router != nil {
 		// A route of another length or alphabet would make a key that
 		// never parses, or never verifies: refuse it instead.
-		if route = s.router.Route(k.Owner); len(route) != s.routeLen || !isBase62(route) {
+		if route = s.router.Route(k.Owner); len(route) != s.routeLen || !base62.Valid(route) {
 			return nil, Secret{}, fmt.Errorf("apikey: the store's route for %q is not %d base62 characters", k.Owner, s.routeLen)
 		}
 	}

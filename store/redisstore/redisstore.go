@@ -360,8 +360,8 @@ func (s *Store) keyEventsKey(owner, id string) string {
 // (hex) and whose text carries route: in the slot route names, or, for
 // a key without a route, in a slot of its own (layout 2's).
 func (s *Store) copyKey(route, h string) string {
-	if slot, ok := routeSlot(route); ok {
-		return s.slotKeyOf(slot, "h:"+h)
+	if routable(route) {
+		return s.routed(route, "h:"+h)
 	}
 	return s.ns + "h:" + h
 }
@@ -369,8 +369,8 @@ func (s *Store) copyKey(route, h string) string {
 // idKey returns the key of the index of id: in the slot of the route id
 // starts with (see [Store.Route]), or in a slot of its own.
 func (s *Store) idKey(id string) string {
-	if slot, ok := idSlot(id); ok {
-		return s.slotKeyOf(slot, "i:"+id)
+	if route := idRoute(id); route != "" {
+		return s.routed(route, "i:"+id)
 	}
 	return s.legacyIDKey(id)
 }
@@ -380,11 +380,14 @@ func (s *Store) legacyIDKey(id string) string { return s.ns + "i:{" + tag(id) + 
 
 // usageKey returns the key of id's usage counters, in its index's slot.
 func (s *Store) usageKey(id string) string {
-	if slot, ok := idSlot(id); ok {
-		return s.slotKeyOf(slot, "u:"+id)
+	if route := idRoute(id); route != "" {
+		return s.routed(route, "u:"+id)
 	}
 	return s.ns + "u:{" + tag(id) + "}"
 }
+
+// routed returns the key rest in the slot route names.
+func (s *Store) routed(route, rest string) string { return s.ns + "{" + route + "}:" + rest }
 
 // eventJSON encodes ev for a script, "" for none.
 func eventJSON(ev *event.Event) (string, error) {
@@ -487,10 +490,11 @@ func (s *Store) Lookup(caller context.Context, hash apikey.Hash, route string) (
 	return s.lookup(caller, ctx, legacy, hash)
 }
 
-// Route implements [apikey.Router]: three base62 characters naming the
-// Cluster slot of owner's account (a single node has slots too), where
-// the copies and ID indexes of the keys it routes are kept.
-func (s *Store) Route(owner string) string { return routeOf(slotOf(tag(owner))) }
+// Route implements [apikey.Router]: three base62 characters that, as a
+// hash tag, fall in the Cluster slot of owner's account (a single node
+// has slots too), where the copies and ID indexes of the keys it routes
+// are kept.
+func (s *Store) Route(owner string) string { return slotTags()[slotOf(tag(owner))] }
 
 // lookup reads the copy at key of the key whose hash is hash, within
 // ctx, the caller's context bounded by Timeout.

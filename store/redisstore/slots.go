@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strconv"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/keygate/keygate/internal/base62"
 )
 
 // The indexes a purge and an expiry query read, per slot.
@@ -20,8 +21,7 @@ import (
 //	ns:{<slot tag>}:exp   ZSET of its accounts' IDs with an expiry
 //	ns:{<slot tag>}:rev   ZSET of its accounts' revoked IDs
 //
-// where the slot tag is the shortest text whose hash tag falls in that
-// slot. A purge or an expiry query reads the sets of every slot (16,384,
+// where the slot tag is the slot's route (see [Store.Route]). A purge or an expiry query reads the sets of every slot (16,384,
 // in pipelines to each master, whatever the number of keys), and those of
 // a master that does not answer are skipped and reported. The namespace-wide sets of
 // layout 2 (ns:exp, ns:rev) are still read and cleaned, never written,
@@ -51,19 +51,25 @@ func crc16(s string) uint16 {
 // slotOf returns the slot of a key whose hash tag holds tag.
 func slotOf(tag string) int { return int(crc16(tag)) % slots }
 
-// slotTags maps each slot to the shortest base-36 text that falls in it,
-// found once by counting.
+// slotTags maps each slot to the first text of three base62 digits, in
+// the digits' order, whose hash tag falls in it: the slot's route, and
+// the hash tag of what is kept per slot. Every slot has one (62^3 texts
+// cover the 16,384 slots).
 var slotTags = sync.OnceValue(func() *[slots]string {
 	var tags [slots]string
-	for n, left := 0, slots; left > 0; n++ {
-		t := strconv.FormatInt(int64(n), 36)
+	d := base62.Digits
+	for i := range len(d) * len(d) * len(d) {
+		t := string([]byte{d[i/(62*62)], d[i/62%62], d[i%62]})
 		if s := slotOf(t); tags[s] == "" {
 			tags[s] = t
-			left--
 		}
 	}
 	return &tags
 })
+
+// routable reports whether s has a route's shape (three base62 digits),
+// which, as a hash tag, names a slot.
+func routable(s string) bool { return len(s) == 3 && base62.Valid(s) }
 
 // slotKey returns the key of kind ("exp" or "rev") in the slot of
 // owner's account.
@@ -71,9 +77,7 @@ func (s *Store) slotKey(owner, kind string) string {
 	return s.slotKeyOf(slotOf(tag(owner)), kind)
 }
 
-func (s *Store) slotKeyOf(slot int, kind string) string {
-	return s.ns + "{" + slotTags()[slot] + "}:" + kind
-}
+func (s *Store) slotKeyOf(slot int, kind string) string { return s.routed(slotTags()[slot], kind) }
 
 // slotBatch is how many slots one pipeline reads.
 const slotBatch = 4096
@@ -194,41 +198,11 @@ func dedupe(errs []error) []error {
 	return out
 }
 
-// routeOf returns the route of slot: its number in three base62 digits.
-func routeOf(slot int) string {
-	const digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	return string([]byte{digits[slot/(62*62)], digits[slot/62%62], digits[slot%62]})
-}
-
-// routeSlot returns the slot route names, if it is one of [routeOf]'s.
-func routeSlot(route string) (int, bool) {
-	if len(route) != 3 {
-		return 0, false
+// idRoute returns the route an ID starts with, followed by "_", as the
+// IDs the key service makes for a store that routes do; "" for another.
+func idRoute(id string) string {
+	if len(id) > 4 && id[3] == '_' && routable(id[:3]) {
+		return id[:3]
 	}
-	n := 0
-	for i := range 3 {
-		c := route[i]
-		var d int
-		switch {
-		case c >= '0' && c <= '9':
-			d = int(c - '0')
-		case c >= 'A' && c <= 'Z':
-			d = int(c-'A') + 10
-		case c >= 'a' && c <= 'z':
-			d = int(c-'a') + 36
-		default:
-			return 0, false
-		}
-		n = n*62 + d
-	}
-	return n, n < slots
-}
-
-// idSlot returns the slot of an ID that starts with a route and "_", as
-// the IDs the key service makes for a store that routes do.
-func idSlot(id string) (int, bool) {
-	if len(id) < 5 || id[3] != '_' {
-		return 0, false
-	}
-	return routeSlot(id[:3])
+	return ""
 }
