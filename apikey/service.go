@@ -75,8 +75,9 @@ type Service struct {
 	max    int
 	life   time.Duration
 	scopes map[Permission]bool
-	plans  *ratelimit.Plans
-	// planNames are plans' names, the default first; none without plans.
+	plans  *ratelimit.Plans // Config.Plans, or the default ones
+	// planNames are Config.Plans' names, the default first; none
+	// without: accounts and keys then name no plan.
 	planNames []string
 	// defaultAccount is the account of an owner with none stored, shared
 	// by their principals.
@@ -102,7 +103,7 @@ func New(store Store, cfg Config) (*Service, error) {
 		max:    cfg.MaxActiveKeys,
 		life:   cfg.MaxLifetime,
 		scopes: map[Permission]bool{Read: true, Write: true, Delete: true},
-		plans:  cfg.Plans,
+		plans:  ratelimit.DefaultPlans(),
 		newID:  cfg.NewID,
 	}
 	f := cfg.Format
@@ -126,8 +127,8 @@ func New(store Store, cfg Config) (*Service, error) {
 		}
 		s.scopes[p] = true
 	}
-	if s.plans != nil {
-		s.planNames = s.plans.Names()
+	if cfg.Plans != nil {
+		s.plans, s.planNames = cfg.Plans, cfg.Plans.Names()
 	}
 	for _, p := range s.planNames {
 		if !validToken(p, maxPlanLength) {
@@ -174,12 +175,7 @@ func New(store Store, cfg Config) (*Service, error) {
 // Plans returns the plans that limit accounts and keys: [Config].Plans,
 // or when it is nil [ratelimit.DefaultPlans], whose default then limits
 // every account (and none may name a plan).
-func (s *Service) Plans() *ratelimit.Plans {
-	if s.plans == nil {
-		return ratelimit.DefaultPlans()
-	}
-	return s.plans
-}
+func (s *Service) Plans() *ratelimit.Plans { return s.plans }
 
 // CreateParams describes a key to issue. Only Owner is required.
 type CreateParams struct {
