@@ -323,13 +323,10 @@ func (s *Store) Route(owner string) string {
 	return ""
 }
 
-// GetOwned passes the store behind's GetOwned through (see
-// [apikey.Store]), or asks its Get and compares the owner; it is not
-// cached.
+// GetOwned implements [apikey.OwnedGetter]: the store behind's, or its
+// Get with the owner compared; it is not cached.
 func (s *Store) GetOwned(ctx context.Context, owner, id string) (*apikey.Record, error) {
-	if og, ok := s.inner.(interface {
-		GetOwned(ctx context.Context, owner, id string) (*apikey.Record, error)
-	}); ok {
+	if og, ok := s.inner.(apikey.OwnedGetter); ok {
 		return og.GetOwned(ctx, owner, id)
 	}
 	rec, err := s.inner.Get(ctx, id)

@@ -507,14 +507,12 @@ func testMaxActiveConcurrent(t *testing.T, s apikey.Store) {
 	}
 }
 
-// testGetOwned runs only for stores with the optional GetOwned method
-// (see apikey.Store): another owner's ID is not found, as an unknown one.
+// testGetOwned runs only for stores with [apikey.OwnedGetter]: another
+// owner's ID is not found, as an unknown one.
 func testGetOwned(t *testing.T, s apikey.Store) {
-	og, ok := s.(interface {
-		GetOwned(ctx context.Context, owner, id string) (*apikey.Record, error)
-	})
+	og, ok := s.(apikey.OwnedGetter)
 	if !ok {
-		t.Skip("the store has no GetOwned method")
+		t.Skip("the store does not implement apikey.OwnedGetter")
 	}
 	rec := record("acct_a")
 	mustCreate(t, s, rec)
