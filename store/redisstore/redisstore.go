@@ -598,9 +598,9 @@ func (s *Store) repair(ctx context.Context, key, h string) (string, error) {
 
 // read returns the record id with its owner, JSON and version.
 func (s *Store) read(ctx context.Context, id string) (owner, data string, rec *apikey.Record, version int64, err error) {
-	owner, err = s.client.Get(ctx, s.idKey(id)).Result()
-	if legacy := s.legacyIDKey(id); errors.Is(err, redis.Nil) && s.idKey(id) != legacy {
-		owner, err = s.client.Get(ctx, legacy).Result() // an ID of layout 2's
+	owners, err := s.ownersOf(ctx, []string{id})
+	if owner = owners[id]; err == nil && owner == "" {
+		err = redis.Nil
 	}
 	if err == nil {
 		data, err = s.client.Get(ctx, s.recKey(owner, id)).Result()
@@ -690,23 +690,9 @@ func (s *Store) getMany(ctx context.Context, op string, ids []string) ([]*apikey
 	if len(ids) == 0 {
 		return recs, nil
 	}
-	owners, err := s.getAll(ctx, ids, s.idKey)
+	owners, err := s.ownersOf(ctx, ids)
 	if err != nil {
 		return nil, wrap(op, err)
-	}
-	// An ID of layout 2's shaped like a routed one has its index at its
-	// old place: a third round trip, for those only.
-	old, err := s.getAll(ctx, ids, func(id string) string {
-		if legacy := s.legacyIDKey(id); owners[id] == "" && s.idKey(id) != legacy {
-			return legacy
-		}
-		return ""
-	})
-	if err != nil {
-		return nil, wrap(op, err)
-	}
-	for id, owner := range old {
-		owners[id] = owner
 	}
 	datas, err := s.getAll(ctx, ids, func(id string) string {
 		if owners[id] == "" {
@@ -729,6 +715,27 @@ func (s *Store) getMany(ctx context.Context, op string, ids []string) ([]*apikey
 		recs = append(recs, rec)
 	}
 	return recs, nil
+}
+
+// ownersOf returns the account of each of ids that has an index. An ID
+// of layout 2's shaped like a routed one has its index at its old place:
+// those missing are looked for there, in one more pipeline, for those
+// only (none when there are none).
+func (s *Store) ownersOf(ctx context.Context, ids []string) (map[string]string, error) {
+	owners, err := s.getAll(ctx, ids, s.idKey)
+	if err != nil {
+		return nil, err
+	}
+	old, err := s.getAll(ctx, ids, func(id string) string {
+		if legacy := s.legacyIDKey(id); owners[id] == "" && s.idKey(id) != legacy {
+			return legacy
+		}
+		return ""
+	})
+	for id, owner := range old {
+		owners[id] = owner
+	}
+	return owners, err
 }
 
 // getAll GETs the key of each name in one pipeline and returns the
