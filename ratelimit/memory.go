@@ -3,8 +3,7 @@ package ratelimit
 import (
 	"context"
 	"encoding/binary"
-	"math"
-	"sync"
+		"sync"
 	"time"
 
 	"github.com/keygate/keygate/internal/binding"
@@ -63,63 +62,36 @@ type memShard struct {
 // more.
 type bucket struct {
 	policy *Policy
-	w      [2]winState
-	more   *[binding.MaxWindows]winState
+	w      [2]binding.Cell
+	more   *[binding.MaxWindows]binding.Cell
 }
 
 // reset gives b the initial state of p's windows.
 func (b *bucket) reset(p *Policy) {
-	b.policy, b.w, b.more = p, [2]winState{}, nil
+	b.policy, b.w, b.more = p, [2]binding.Cell{}, nil
 	if len(p.windows) > len(b.w) {
-		b.more = new([binding.MaxWindows]winState)
+		b.more = new([binding.MaxWindows]binding.Cell)
 	}
 }
 
-// adopt moves b to policy p at now, keeping what was spent: each window
-// of p starts from the state of the old policy's window of the same kind
-// and period, a bucket's spent tokens rescaled to its new rate (rounded
-// up, so that a change never mints a token).
+// adopt moves b to policy p at now, keeping what was spent (see
+// [binding.Carry]).
 func (b *bucket) adopt(p *Policy, now int64) {
 	old := b.policy
-	var was [binding.MaxWindows]winState
+	var was [binding.MaxWindows]binding.Cell
 	copy(was[:], b.state())
 	b.reset(p)
-	if old == nil {
-		return
-	}
-	state := b.state()
-	for i := range p.windows {
-		w := &p.windows[i]
-		for j := range old.windows {
-			o := &old.windows[j]
-			if o.Fixed != w.Fixed || o.Period != w.Period || o.Monthly != w.Monthly {
-				continue
-			}
-			s := was[j]
-			if !w.Fixed && o.interval != w.interval && s.t > now {
-				spent := (s.t - now + o.interval - 1) / o.interval
-				s.t = now + spent*w.interval
-			}
-			state[i] = s
-			break
-		}
+	if old != nil {
+		binding.Carry(p.limits, b.state(), old.limits, was[:], now)
 	}
 }
 
 // state returns b's window states, at least one per window of its policy.
-func (b *bucket) state() []winState {
+func (b *bucket) state() []binding.Cell {
 	if b.more != nil {
 		return b.more[:]
 	}
 	return b.w[:]
-}
-
-// winState is a token bucket's theoretical arrival time (GCRA: the
-// instant at which the bucket is full again, in t), or a fixed window's
-// count (v) and start (t).
-type winState struct {
-	v int64
-	t int64
 }
 
 var _ Limiter = (*Memory)(nil)
@@ -328,31 +300,18 @@ func decision(r *Request, na int, allowed bool, states []binding.State, now int6
 }
 
 // check reports whether every window of b admits cost at now, bringing
-// each up to now first, which changes nothing a request could observe (a
-// fixed window rolled over, a bucket's arrival time brought up to now). A
-// nil b admits anything.
+// each up to now first (see [binding.Window.Admits]). A nil b admits
+// anything.
 func (b *bucket) check(now, cost int64) bool {
 	if b == nil {
 		return true
 	}
 	// Equal lengths, checked once, so the loop indexes without checks.
-	windows := b.policy.windows
+	windows := b.policy.limits
 	state := b.state()[:len(windows)]
 	allowed := true
 	for i := range windows {
-		w, s := &windows[i], &state[i]
-		if w.Fixed {
-			// A window never goes back: a stale clock counts in the
-			// current one.
-			if now >= w.report.End(s.t) {
-				s.v, s.t = 0, w.report.Start(now)
-			}
-			allowed = allowed && s.v+cost <= w.Limit
-			continue
-		}
-		// max(tat, now): a clock that steps back finds the bucket no fuller.
-		s.t = max(s.t, now)
-		allowed = allowed && s.t+cost*w.interval-now <= w.tau
+		allowed = windows[i].Admits(&state[i], now, cost) && allowed
 	}
 	return allowed
 }
@@ -363,42 +322,12 @@ func (b *bucket) take(now, cost int64, allowed bool, out []binding.State) int {
 	if b == nil {
 		return 0
 	}
-	windows := b.policy.windows
+	windows := b.policy.limits
 	state, out := b.state()[:len(windows)], out[:len(windows)]
 	for i := range windows {
-		w, s := &windows[i], &state[i]
-		if w.Fixed {
-			if allowed {
-				s.v += cost
-			}
-			if w.Monthly {
-				out[i] = w.report.Month(s.t, s.v, now, cost, allowed)
-			} else {
-				out[i] = w.report.Fixed(s.t, s.v, now, cost, allowed)
-			}
-			continue
-		}
-		if allowed {
-			s.t += cost * w.interval
-		}
-		out[i] = w.report.Bucket(s.t, now, cost, allowed)
+		out[i] = windows[i].Take(&state[i], now, cost, allowed)
 	}
 	return len(windows)
-}
-
-// freshAt is when state will equal a new bucket's.
-func freshAt(p *Policy, state []winState) int64 {
-	fresh := int64(math.MinInt64)
-	for i := range p.windows {
-		w, s := &p.windows[i], &state[i]
-		switch {
-		case !w.Fixed:
-			fresh = max(fresh, s.t) // a bucket is full at its arrival time
-		case s.v > 0:
-			fresh = max(fresh, w.report.End(s.t)) // the next window starts at 0
-		}
-	}
-	return fresh
 }
 
 // Sweep evicts every key whose buckets are back to their initial state,
@@ -411,7 +340,7 @@ func (m *Memory) Sweep() {
 		now := m.now()
 		for _, bs := range []map[string]*bucket{sh.accounts, sh.keys} {
 			for k, b := range bs {
-				if freshAt(b.policy, b.state()) <= now {
+				if binding.FreshAt(b.policy.limits, b.state()) <= now {
 					delete(bs, k)
 				}
 			}

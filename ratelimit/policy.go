@@ -77,16 +77,9 @@ func PerMonth(n int64) Window { return Window{Name: "month", Limit: n, Monthly: 
 // immutable and safe to share.
 type Policy struct {
 	name    string
-	windows []window
-	maxCost int64 // the smallest capacity: no larger cost can ever pass
-}
-
-// window is a Window with what the limiters' hot path derives from it.
-type window struct {
-	Window
-	interval int64 // ns for one token to return: Period / Limit; 0 for a fixed window
-	tau      int64 // how far ahead a bucket may run: Burst * interval
-	report   binding.Window
+	windows []Window         // defaults filled in
+	limits  []binding.Window // the same windows as the limiters decide them, in nanoseconds
+	maxCost int64            // the smallest capacity: no larger cost can ever pass
 }
 
 // NewPolicy validates windows, 1 to 4 of them, and returns their policy.
@@ -117,18 +110,17 @@ func NewPolicy(name string, windows ...Window) (*Policy, error) {
 		default:
 			w.Name = fmt.Sprintf("w%d", int64(w.Period/time.Second))
 		}
-		interval := int64(w.Period) / w.Limit
-		if w.Fixed {
-			interval = 0 // a counter: no refill
-		} else if interval < 1 {
-			return nil, fmt.Errorf("%w %q: window %d allows more than one request per nanosecond", ErrInvalidPolicy, name, i)
+		bw := binding.Window{Limit: w.Limit, Period: int64(w.Period), Monthly: w.Monthly, Unit: 1}
+		if !w.Fixed {
+			bw.Interval = int64(w.Period) / w.Limit
+			if bw.Interval < 1 {
+				return nil, fmt.Errorf("%w %q: window %d allows more than one request per nanosecond", ErrInvalidPolicy, name, i)
+			}
+			bw.Tau = w.Burst * bw.Interval
 		}
 		p.maxCost = min(p.maxCost, w.Burst)
-		bw := binding.Window{Limit: w.Limit, Interval: interval, Tau: w.Burst * interval}
-		if w.Fixed {
-			bw = binding.Window{Limit: w.Limit, Period: int64(w.Period), Monthly: w.Monthly, Unit: 1}
-		}
-		p.windows = append(p.windows, window{Window: w, interval: interval, tau: w.Burst * interval, report: bw})
+		p.windows = append(p.windows, w)
+		p.limits = append(p.limits, bw)
 	}
 	return p, nil
 }
@@ -228,11 +220,7 @@ func (p *Policy) Name() string { return p.name }
 
 // Windows returns a copy of the policy's windows, defaults filled in.
 func (p *Policy) Windows() []Window {
-	out := make([]Window, len(p.windows))
-	for i, w := range p.windows {
-		out[i] = w.Window
-	}
-	return out
+	return slices.Clone(p.windows)
 }
 
 // The usual plans of an API, which [DefaultPlans] returns. Unexported,

@@ -1,6 +1,7 @@
-// Package binding holds what both rate limiters (ratelimit.Memory and
-// redislimit) compute alike once a request has been decided: what each
-// window of the policy reports, and which window binds.
+// Package binding holds what the rate limiters (ratelimit.Memory,
+// redislimit and sqllimit) compute alike: a window's state and how a
+// request changes it, what each window reports once a request has been
+// decided, and which window binds.
 package binding
 
 import "time"
@@ -15,14 +16,19 @@ type Window struct {
 	// A token bucket kept as GCRA: Interval is the time one token takes
 	// to return, and Tau the time a full bucket spans (burst × Interval).
 	Interval, Tau int64
-	// Period is a fixed window's length; 0 for a bucket and for a
-	// calendar month.
+	// Period is the window's length (a bucket's too, so that a state
+	// carries over only between windows of one length); 0 for a calendar
+	// month.
 	Period int64
 	// Monthly marks a fixed window of one calendar month, UTC. Unit is
 	// then the limiter's unit of time in nanoseconds.
 	Monthly bool
 	Unit    int64
 }
+
+// IsBucket reports whether w is a token bucket; otherwise it is a fixed
+// window (of a Period, or a calendar month).
+func (w *Window) IsBucket() bool { return w.Interval > 0 }
 
 // Start returns the start of fixed window w that holds now.
 func (w *Window) Start(now int64) int64 {
@@ -63,12 +69,12 @@ type State struct {
 // time t (at least now), or a fixed window's start t and count v.
 func (w *Window) Report(t, v, now, cost int64, allowed bool) State {
 	switch {
+	case w.IsBucket():
+		return w.Bucket(t, now, cost, allowed)
 	case w.Monthly:
 		return w.Month(t, v, now, cost, allowed)
-	case w.Period > 0:
-		return w.Fixed(t, v, now, cost, allowed)
 	}
-	return w.Bucket(t, now, cost, allowed)
+	return w.Fixed(t, v, now, cost, allowed)
 }
 
 // Fixed is [Window.Report] for a fixed window of a Period. Split from

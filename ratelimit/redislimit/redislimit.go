@@ -189,7 +189,7 @@ func (l *Limiter) scriptFor(p *ratelimit.Policy) *script {
 		period := w.Period.Microseconds()
 		span := period
 		iv := period / w.Limit
-		bw := binding.Window{Limit: w.Limit, Interval: iv, Tau: w.Burst * iv}
+		bw := binding.Window{Limit: w.Limit, Interval: iv, Tau: w.Burst * iv, Period: period}
 		switch {
 		case w.Monthly:
 			iv, span = -1, minMonth
