@@ -43,6 +43,8 @@ import (
 
 	"github.com/keygate/keygate/internal/binding"
 	"github.com/keygate/keygate/internal/breaker"
+	"github.com/keygate/keygate/internal/decide"
+	"github.com/keygate/keygate/internal/lease"
 	"github.com/keygate/keygate/ratelimit"
 )
 
@@ -72,11 +74,30 @@ type Config struct {
 	Local *Local
 }
 
+// Local configures the local-first mode (see [Config].Local): Share, the
+// part of the request's smallest window limit one lease takes, in (0, 1]
+// (default 0.01), and TTL, how long a lease's tokens may be spent before
+// the rest are dropped (default 1 second).
+//
+// An instance takes tokens from Redis in advance, in the same
+// all-or-nothing script as an exact decision, and spends them in
+// process: steady traffic makes one Redis call per lease. The tokens an
+// instance holds count as spent in Redis, so in any interval N instances
+// admit at most N × lease requests more than exact mode would (with the
+// default Share, N percent of the limit), and tokens unspent when a lease
+// ends (after TTL, or when the instance stops) are lost to the window, at
+// most N × lease per TTL. A request is decided exactly when its lease
+// would be under 2 tokens (with the default Share, any window under 200
+// requests: a free plan's 10 per minute stays exact), when it carries
+// credits (they are money: never taken ahead) or costs 0, and, near the
+// limit, when less than a lease is left.
+type Local = lease.Config
+
 // Limiter is a [ratelimit.Limiter] on Redis. It is safe for concurrent use.
 type Limiter struct {
 	client  redis.UniversalClient
 	cfg     Config
-	local   *local
+	local   *lease.Leaser
 	scripts sync.Map // *ratelimit.Policy -> *script
 	cached  atomic.Int64
 	// clock replaces Redis server time in the package's own tests
@@ -116,11 +137,13 @@ func New(client redis.UniversalClient, cfg Config) (*Limiter, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 500 * time.Millisecond
 	}
-	loc, err := newLocal(cfg.Local)
+	l := &Limiter{client: client, cfg: cfg}
+	loc, err := lease.New(cfg.Local, l.exact)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("redislimit: %w", err)
 	}
-	return &Limiter{client: client, cfg: cfg, local: loc}, nil
+	l.local = loc
+	return l, nil
 }
 
 // honoursDeadlines reports whether client ends a command at its
@@ -246,7 +269,7 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 			smallest = min(smallest, w.Limit)
 		}
 	}
-	return l.decide(ctx, r, smallest, l.now())
+	return l.local.Decide(ctx, r, smallest, l.now())
 }
 
 func (l *Limiter) now() time.Time {
@@ -272,7 +295,7 @@ func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 	}
 	var sched binding.Credits
 	if r.Credits != nil {
-		sched = schedule(r.Credits)
+		sched = decide.Schedule(r.Credits)
 		args[4] = creditSpec(r.Credits)
 	}
 	tag := r.Account
@@ -325,52 +348,14 @@ func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 		states[n] = s
 		n++
 	}
-	i := binding.Pick(allowed, states[:n])
-	w := &states[i]
-	d := ratelimit.Decision{
-		Allowed:    allowed,
-		Balance:    balance,
-		Remaining:  w.Remaining,
-		Reset:      time.UnixMicro(w.Reset).UTC(),
-		ResetAfter: time.Duration(w.Reset-now) * time.Microsecond,
-		RetryAfter: time.Duration(w.Retry) * time.Microsecond,
+	var acctWindows, keyWindows []binding.Window
+	if acct != nil {
+		acctWindows = acct.windows
 	}
-	if w.Retry == binding.Never {
-		d.RetryAfter = -1
+	if key != nil {
+		keyWindows = key.windows
 	}
-	if r.Cost == 0 {
-		d.Windows = make([]ratelimit.WindowState, 0, na+nk)
-	}
-	for k := range n {
-		p, j, sc := r.AccountPolicy, k, acct
-		switch {
-		case k >= na+nk: // the balance, last
-			p, sc = nil, nil
-		case k >= na:
-			p, j, sc = r.KeyPolicy, k-na, key
-		}
-		if k == i {
-			d.Policy, d.Tightest, d.Quota = p, j, p == nil
-			if p != nil {
-				d.Limit = sc.windows[j].Limit
-			} else if d.Limit = r.Credits.Refill; d.Limit == 0 {
-				d.Limit = r.Credits.Balance
-			}
-		}
-		if r.Cost == 0 && p != nil {
-			d.Windows = append(d.Windows, ratelimit.WindowState{Policy: p, Index: j, Remaining: states[k].Remaining, Reset: time.UnixMicro(states[k].Reset).UTC()})
-		}
-	}
-	return d, nil
-}
-
-// schedule returns c's schedule in nanoseconds, as the memory limiter
-// keeps it.
-func schedule(c *ratelimit.Credits) binding.Credits {
-	return binding.Credits{
-		Balance: c.Balance, Granted: c.Granted.UnixNano(), Refill: c.Refill, Add: c.Add,
-		Monthly: c.Monthly, First: c.RefillAt.UnixNano(),
-	}
+	return decide.Decision(&r, acctWindows, keyWindows, allowed, states[:n], balance, now, time.Microsecond), nil
 }
 
 // creditSpec returns c as allow.lua reads it, in microseconds.

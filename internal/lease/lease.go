@@ -1,4 +1,8 @@
-package redislimit
+// Package lease is the local-first mode of the shared limiters
+// (redislimit, sqllimit): tokens leased from the shared store and spent
+// in process, and refusals repeated in process, so that a busy key costs
+// the store one call per lease, not one per request.
+package lease
 
 import (
 	"context"
@@ -10,27 +14,9 @@ import (
 	"github.com/keygate/keygate/ratelimit"
 )
 
-// Local configures the local-first mode (see [Config].Local).
-//
-// An instance takes tokens from Redis in advance, a lease of Share of the
-// request's smallest window limit (rounded down), in the same all-or-
-// nothing script as an exact decision, and spends them in process: steady
-// traffic makes one Redis call per lease, not per request. The tokens an
-// instance holds already count as spent in Redis, so:
-//
-//   - overshoot: in any interval, N instances admit at most N × lease
-//     requests more than exact mode would (the tokens held when the
-//     interval starts); with the default Share, N percent of the limit;
-//   - under-admission: tokens held but unspent when a lease ends (after
-//     TTL, or when the instance stops) are lost to the window, at most N ×
-//     lease per TTL.
-//
-// A request is decided exactly when its lease would be under 2 tokens
-// (with the default Share, any window under 200 requests: a free plan's
-// 10 per minute stays exact), when it carries credits (they are money:
-// never taken ahead) or costs 0; and, near the limit, when less than a
-// lease is left.
-type Local struct {
+// Config configures the local-first mode of a shared limiter; each
+// limiter's Local documents it for its users, with the bounds it keeps.
+type Config struct {
 	// Share is the part of the smallest window limit one lease takes,
 	// in (0, 1]. Default 0.01.
 	Share float64
@@ -39,9 +25,15 @@ type Local struct {
 	TTL time.Duration
 }
 
-// local holds, per account, key, policies and credits, the tokens leased
-// and the last refusal. Shards keep one lock from being global.
-type local struct {
+// Exact decides one request with the shared store: the limiter's exact
+// mode, which leases go through too (a lease is a request of its size).
+type Exact func(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, error)
+
+// Leaser decides requests in process when it can, and with Exact
+// otherwise. It holds, per account, key, policies and credits, the tokens
+// leased and the last refusal; shards keep one lock from being global.
+type Leaser struct {
+	exact  Exact
 	share  float64
 	ttl    time.Duration
 	seed   maphash.Seed
@@ -64,7 +56,7 @@ type entryKey struct {
 
 type entry struct {
 	mu sync.Mutex
-	// The lease: tokens left until expires, Redis's remaining count when
+	// The lease: tokens left until expires, the store's remaining count when
 	// it was taken, and that decision for the other fields.
 	tokens, base int64
 	expires      time.Time
@@ -74,7 +66,7 @@ type entry struct {
 	deniedAt, deniedUntil time.Time
 	deniedCost            int64
 	denial                ratelimit.Decision
-	// A lease that failed (Redis down): its answer is repeated until
+	// A lease that failed (the store down): its answer is repeated until
 	// failedUntil to the requests that waited for it, so that they do not
 	// each wait for a lease of their own in turn.
 	failedUntil time.Time
@@ -85,8 +77,11 @@ type entry struct {
 // failWait is how long a failed lease's answer is repeated.
 const failWait = 100 * time.Millisecond
 
-func newLocal(cfg *Local) (*local, error) {
-	l := &local{seed: maphash.MakeSeed()}
+// New returns a Leaser deciding with exact. A nil cfg leases nothing:
+// every request is decided exactly, and only refusals are repeated in
+// process.
+func New(cfg *Config, exact Exact) (*Leaser, error) {
+	l := &Leaser{exact: exact, seed: maphash.MakeSeed()}
 	if cfg != nil {
 		l.share, l.ttl = cfg.Share, cfg.TTL
 		if l.share == 0 {
@@ -96,7 +91,7 @@ func newLocal(cfg *Local) (*local, error) {
 			l.ttl = time.Second
 		}
 		if !(l.share > 0 && l.share <= 1) || l.ttl < 0 {
-			return nil, fmt.Errorf("redislimit: Local.Share %v must be in (0, 1] and Local.TTL %v positive", cfg.Share, cfg.TTL)
+			return nil, fmt.Errorf("Local.Share %v must be in (0, 1] and Local.TTL %v positive", cfg.Share, cfg.TTL)
 		}
 	}
 	for i := range l.shards {
@@ -109,7 +104,7 @@ func newLocal(cfg *Local) (*local, error) {
 // entry returns the state of r's names, created on first use: one per
 // account when only the account has windows, so that all its keys spend
 // one lease.
-func (l *local) entry(r *ratelimit.Request, now time.Time) *entry {
+func (l *Leaser) entry(r *ratelimit.Request, now time.Time) *entry {
 	k := entryKey{r.Account, r.Key, r.AccountPolicy, r.KeyPolicy, r.Credits}
 	if r.KeyPolicy == nil && r.Account != "" {
 		k.key = ""
@@ -146,7 +141,7 @@ func (s *shard) sweep(now time.Time) {
 
 // lease returns the tokens a lease for r takes, 0 when r is decided
 // exactly; smallest is the smallest limit of r's windows.
-func (l *local) lease(r *ratelimit.Request, smallest int64) int64 {
+func (l *Leaser) lease(r *ratelimit.Request, smallest int64) int64 {
 	if l.share == 0 || r.Credits != nil || r.Cost == 0 {
 		return 0
 	}
@@ -156,11 +151,12 @@ func (l *local) lease(r *ratelimit.Request, smallest int64) int64 {
 	return 0
 }
 
-// decide decides r in process when it can: a refusal still in force, or
-// tokens of a live lease; otherwise with Redis, for a lease or for r.
-// smallest is the smallest limit of r's windows.
-func (l *Limiter) decide(ctx context.Context, r ratelimit.Request, smallest int64, now time.Time) (ratelimit.Decision, error) {
-	e := l.local.entry(&r, now)
+// Decide decides r, a valid request, in process when it can: a refusal
+// still in force, or tokens of a live lease; otherwise with Exact, for a
+// lease or for r. smallest is the smallest limit of r's windows; now is
+// the instance's clock, which only times leases and refusals.
+func (l *Leaser) Decide(ctx context.Context, r ratelimit.Request, smallest int64, now time.Time) (ratelimit.Decision, error) {
+	e := l.entry(&r, now)
 	e.mu.Lock()
 	if r.Cost > 0 && r.Cost >= e.deniedCost && now.Before(e.deniedUntil) {
 		d, at := e.denial, e.deniedAt
@@ -171,7 +167,7 @@ func (l *Limiter) decide(ctx context.Context, r ratelimit.Request, smallest int6
 		d.ResetAfter = d.Reset.Sub(now)
 		return d, nil
 	}
-	n := l.local.lease(&r, smallest)
+	n := l.lease(&r, smallest)
 	if n == 0 {
 		e.mu.Unlock()
 		d, err := l.exact(ctx, r)
@@ -198,7 +194,7 @@ func (l *Limiter) decide(ctx context.Context, r ratelimit.Request, smallest int6
 			e.refused(r.Cost, d, err, now)
 			return d, err
 		}
-		e.tokens, e.base, e.expires, e.grant = n, d.Remaining, now.Add(l.local.ttl), d
+		e.tokens, e.base, e.expires, e.grant = n, d.Remaining, now.Add(l.ttl), d
 	}
 	e.tokens -= r.Cost
 	d := e.grant
@@ -207,8 +203,8 @@ func (l *Limiter) decide(ctx context.Context, r ratelimit.Request, smallest int6
 	return d, nil
 }
 
-// refused keeps Redis's answer d (or err) when it is a refusal, to
-// answer locally: until a millisecond before Redis would admit the
+// refused keeps the store's answer d (or err) when it is a refusal, to
+// answer locally: until a millisecond before the store would admit the
 // request (its clock and ours differ in rounding), or a second when
 // waiting will not do (a spent balance that a top-up, a new Credits,
 // would end anyway). e.mu must be held.
