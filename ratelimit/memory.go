@@ -3,7 +3,7 @@ package ratelimit
 import (
 	"context"
 	"encoding/binary"
-		"sync"
+	"sync"
 	"time"
 
 	"github.com/keygate/keygate/internal/binding"
