@@ -2,29 +2,23 @@ package sqlstore_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql"
-	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	_ "modernc.org/sqlite"
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/internal/breaker"
+	"github.com/keygate/keygate/internal/sqltest"
 	"github.com/keygate/keygate/internal/testproxy"
 	"github.com/keygate/keygate/middleware"
 	"github.com/keygate/keygate/middleware/manage"
@@ -32,73 +26,11 @@ import (
 	"github.com/keygate/keygate/store/storetest"
 )
 
-// The servers the tests use; without one a test skips, unless
-// KEYGATE_REQUIRE_SQL=1 (as in CI) makes it fail.
-var (
-	postgresURL = env("KEYGATE_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test?sslmode=disable")
-	mysqlDSN    = env("KEYGATE_MYSQL_DSN", "root@tcp(127.0.0.1:3306)/test?interpolateParams=true")
-)
-
-func env(name, fallback string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return fallback
-}
-
-func randomName(t testing.TB) string {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	return "kgtest_" + hex.EncodeToString(b[:])
-}
-
-func open(t testing.TB, driver, dsn string) *sql.DB {
-	t.Helper()
-	db, err := sql.Open(driver, dsn)
-	require.NoError(t, err)
-	db.SetMaxOpenConns(16) // a server's connections are shared by every test
-	t.Cleanup(func() { _ = db.Close() })
-	if err := db.PingContext(context.Background()); err != nil {
-		if os.Getenv("KEYGATE_REQUIRE_SQL") == "1" {
-			t.Fatalf("KEYGATE_REQUIRE_SQL=1 but %s is unreachable: %v", driver, err)
-		}
-		t.Skipf("no %s server (%v)", driver, err)
-	}
-	return db
-}
-
-// fresh returns an empty database of dialect d: a schema of its own on
-// PostgreSQL, a database of its own on MySQL, a file on SQLite.
+// fresh returns an empty database of dialect d.
 func fresh(t testing.TB, d sqlstore.Dialect) *sql.DB {
 	t.Helper()
-	name := randomName(t)
-	switch d {
-	case sqlstore.Postgres:
-		admin := open(t, "pgx", postgresURL)
-		_, err := admin.Exec("CREATE SCHEMA " + name)
-		require.NoError(t, err)
-		t.Cleanup(func() { _, _ = admin.Exec("DROP SCHEMA " + name + " CASCADE") })
-		sep := "?"
-		if strings.Contains(postgresURL, "?") {
-			sep = "&"
-		}
-		return open(t, "pgx", postgresURL+sep+"search_path="+name)
-	case sqlstore.MySQL:
-		admin := open(t, "mysql", mysqlDSN)
-		_, err := admin.Exec("CREATE DATABASE " + name)
-		require.NoError(t, err)
-		t.Cleanup(func() { _, _ = admin.Exec("DROP DATABASE " + name) })
-		i := strings.LastIndex(mysqlDSN, "/")
-		rest := mysqlDSN[i+1:]
-		params := ""
-		if j := strings.Index(rest, "?"); j >= 0 {
-			params = rest[j:]
-		}
-		return open(t, "mysql", mysqlDSN[:i+1]+name+params)
-	default:
-		path := filepath.Join(t.TempDir(), "keys.db")
-		return open(t, "sqlite", "file:"+path+"?_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-	}
+	db, _ := sqltest.Fresh(t, d)
+	return db
 }
 
 // newStore returns a migrated, empty store of dialect d.
@@ -123,7 +55,7 @@ func newStoreDB(t testing.TB, d sqlstore.Dialect) (*sqlstore.Store, *sql.DB) {
 	return s, db
 }
 
-var dialects = []sqlstore.Dialect{sqlstore.SQLite, sqlstore.Postgres, sqlstore.MySQL}
+var dialects = sqltest.Dialects
 
 func TestConformance(t *testing.T) {
 	for _, d := range dialects {
@@ -289,10 +221,10 @@ func proxiedDB(t *testing.T, d sqlstore.Dialect, pgParams, myParams string) (api
 	require.NoError(t, err)
 	if d == sqlstore.Postgres {
 		p := testproxy.Start(t, "127.0.0.1:5432")
-		return issued, p, open(t, "pgx", "postgres://postgres@"+p.Addr+"/test?sslmode=disable&search_path="+dbName+pgParams)
+		return issued, p, sqltest.Open(t, "pgx", "postgres://postgres@"+p.Addr+"/test?sslmode=disable&search_path="+dbName+pgParams)
 	}
 	p := testproxy.Start(t, "127.0.0.1:3306")
-	return issued, p, open(t, "mysql", "root@tcp("+p.Addr+")/"+dbName+"?interpolateParams=true"+myParams)
+	return issued, p, sqltest.Open(t, "mysql", "root@tcp("+p.Addr+")/"+dbName+"?interpolateParams=true"+myParams)
 }
 
 // A connection cut under a request is an error, never "invalid key", and

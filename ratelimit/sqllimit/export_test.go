@@ -1,0 +1,18 @@
+package sqllimit
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// NewWithClock is New with clock in place of the database's time, so
+// that the tests decide at instants of their choosing.
+func NewWithClock(ctx context.Context, db *sql.DB, cfg Config, clock func() time.Time) (*Limiter, error) {
+	l, err := New(ctx, db, cfg)
+	if err != nil {
+		return nil, err
+	}
+	l.clock = clock
+	return l, nil
+}
