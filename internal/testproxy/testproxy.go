@@ -115,8 +115,10 @@ func (p *Proxy) Cut() {
 	p.conns = nil
 }
 
-// Restore listens again on the same address.
+// Restore listens again on the same address, and ends a hang for new
+// connections.
 func (p *Proxy) Restore() {
+	p.hung.Store(false)
 	ln, err := net.Listen("tcp", p.Addr)
 	if err != nil {
 		p.t.Fatal(err)

@@ -141,3 +141,34 @@ func TestTwoInstancesShareLimitsAndCredits(t *testing.T) {
 		})
 	}
 }
+
+// An instance killed while holding a lease loses its unspent tokens to
+// the window only until the bucket refills them: a lease of n tokens
+// returns n × Period/Limit later. The survivors see the lease as spent
+// meanwhile, never more.
+func TestKilledLeaseReturnsAsTheBucketRefills(t *testing.T) {
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			_, dsn := migrated(t, d)
+			c := testclock.New(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC))
+			busy, err := ratelimit.NewPolicy("busy", ratelimit.PerMinute(10_000))
+			require.NoError(t, err)
+			r := ratelimit.Request{Account: "acct", AccountPolicy: busy, Key: "k", Cost: 1}
+			killed := limiter(t, sqltest.Open(t, sqltest.Driver(d), dsn), sqllimit.Config{Dialect: d, Local: &sqllimit.Local{}}, c.Now)
+			dec, err := killed.Allow(context.Background(), r)
+			require.NoError(t, err)
+			require.True(t, dec.Allowed)
+			assert.Equal(t, int64(9_900+99), dec.Remaining, "a lease of 1%, one token spent in process")
+
+			survivor := limiter(t, sqltest.Open(t, sqltest.Driver(d), dsn), sqllimit.Config{Dialect: d}, c.Now)
+			r.Cost = 0
+			dec, err = survivor.Allow(context.Background(), r)
+			require.NoError(t, err)
+			assert.Equal(t, int64(9_900), dec.Remaining, "the lease counts as spent")
+			c.Advance(100 * time.Minute / 10_000)
+			dec, err = survivor.Allow(context.Background(), r)
+			require.NoError(t, err)
+			assert.Equal(t, int64(10_000), dec.Remaining, "and returns as the bucket refills")
+		})
+	}
+}
