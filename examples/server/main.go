@@ -7,7 +7,9 @@
 // DATABASE_URL (postgres://... or mysql://...) or REDIS_URL (one node's
 // URL, a comma list of a Redis Cluster's nodes, or a Sentinel's URL with
 // ?master_name=) names another store, or KEYGATE_STORE=memory keeps them
-// in memory. Other environment:
+// in memory. Limits and credits live in the same store, shared by every
+// instance and kept across restarts (in process with KEYGATE_STORE=memory);
+// LIMITER=local makes them local-first. Other environment:
 // ADDR (default :8080); ADMIN_TOKEN, which is otherwise generated on
 // the first start, kept in the data directory (mode 0600) and printed
 // only then; KEY_MAX_LIFETIME, the longest a key may live (a Go
@@ -174,18 +176,23 @@ func describe(cfg serverConfig) string {
 	switch {
 	case cfg.Memory:
 		return "keys in memory: they are lost when it stops"
-	case cfg.RedisURL != "" && cfg.LocalLimiter:
-		return "keys in the Redis of REDIS_URL, limits local-first" // the URL may hold a password
 	case cfg.RedisURL != "":
-		return "keys in the Redis of REDIS_URL"
+		return "keys and limits in the Redis of REDIS_URL" + localFirst(cfg) // the URL may hold a password
 	case cfg.DatabaseURL != "":
-		return "keys in the database of DATABASE_URL"
+		return "keys and limits in the database of DATABASE_URL" + localFirst(cfg)
 	}
 	path, err := filepath.Abs(filepath.Join(cfg.DataDir, "keys.db"))
 	if err != nil {
 		path = filepath.Join(cfg.DataDir, "keys.db")
 	}
-	return "keys in SQLite at " + path
+	return "keys and limits in SQLite at " + path + localFirst(cfg)
+}
+
+func localFirst(cfg serverConfig) string {
+	if cfg.LocalLimiter {
+		return ", limits local-first"
+	}
+	return ""
 }
 
 // adminToken returns $ADMIN_TOKEN or, unset, the token kept in the data

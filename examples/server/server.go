@@ -28,6 +28,7 @@ import (
 	"github.com/keygate/keygate/middleware/manage"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/redislimit"
+	"github.com/keygate/keygate/ratelimit/sqllimit"
 	"github.com/keygate/keygate/store/cachestore"
 	"github.com/keygate/keygate/store/memstore"
 	"github.com/keygate/keygate/store/redisstore"
@@ -43,8 +44,9 @@ type serverConfig struct {
 	DataDir     string // SQLite's directory, when nothing else is chosen
 	RedisURL    string // "" for the memory store and limiter
 	Namespace   string // Redis key namespace
-	// LocalLimiter makes the Redis limiter local-first (LIMITER=local):
-	// large windows decided in process from leased tokens.
+	// LocalLimiter makes the Redis or SQL limiter local-first
+	// (LIMITER=local): large windows decided in process from leased
+	// tokens.
 	LocalLimiter bool
 	AdminToken   string // bearer token of the management endpoints
 	// MaxLifetime caps how long a key lives (KEY_MAX_LIFETIME); 0 is no
@@ -116,10 +118,24 @@ func newServer(cfg serverConfig) (*server, error) {
 			return nil, err
 		}
 	default:
-		sqlStore, err := s.openSQL(cfg)
+		sqlStore, db, dialect, err := s.openSQL(cfg)
 		if err != nil {
 			return nil, err
 		}
+		// Limits and credits in the same database: shared by every
+		// instance, kept across restarts.
+		lcfg := sqllimit.Config{Dialect: dialect}
+		if cfg.LocalLimiter {
+			lcfg.Local = &sqllimit.Local{}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		sl, err := sqllimit.New(ctx, db, lcfg)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, sl.Close)
+		limiter = sl
 		// The store's change feed drops revoked keys from every
 		// instance's cache within its poll interval.
 		cache, err := cachestore.New(sqlStore, cachestore.Config{Clock: cfg.Clock})
@@ -271,23 +287,25 @@ func redisClient(u string) (redis.UniversalClient, error) {
 }
 
 // openSQL opens the SQL store cfg names, SQLite in cfg.DataDir by
-// default, and brings its schema up to date.
-func (s *server) openSQL(cfg serverConfig) (*sqlstore.Store, error) {
+// default, and brings its schema up to date. It returns the database
+// and its dialect too, for the limiter.
+func (s *server) openSQL(cfg serverConfig) (*sqlstore.Store, *sql.DB, sqlstore.Dialect, error) {
 	driver, dsn, dialect, err := sqlSource(cfg)
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	s.closers = append(s.closers, db.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := sqlstore.Migrate(ctx, db, dialect); err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
-	return sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
+	st, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
+	return st, db, dialect, err
 }
 
 // sqlSource returns the driver, data source and dialect of cfg's SQL

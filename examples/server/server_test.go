@@ -642,9 +642,11 @@ func TestServeChild(t *testing.T) {
 	}
 }
 
-// With no environment but a data directory, the service keeps its keys
-// in SQLite: killed with SIGKILL right after a 201, it verifies the key
-// when it starts again, with the admin token it generated the first time.
+// With no environment but a data directory, the service keeps its keys,
+// limits and credits in SQLite: killed with SIGKILL right after a 201, it
+// verifies the key when it starts again, with the admin token it
+// generated the first time; credits spent stay spent, and a day window
+// goes on from where it stood.
 func TestKeysSurviveKill9(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -667,8 +669,8 @@ func TestKeysSurviveKill9(t *testing.T) {
 		})
 		return cmd
 	}
-	call := func(method, path string, header map[string]string) (int, map[string]any) {
-		req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader("{}"))
+	call := func(method, path string, header map[string]string, body string) (int, map[string]any) {
+		req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
 		require.NoError(t, err)
 		for k, v := range header {
 			req.Header.Set(k, v)
@@ -676,9 +678,9 @@ func TestKeysSurviveKill9(t *testing.T) {
 		resp, err := http.DefaultClient.Do(req)
 		require.NoError(t, err)
 		defer resp.Body.Close()
-		var body map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&body)
-		return resp.StatusCode, body
+		var answer map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&answer)
+		return resp.StatusCode, answer
 	}
 
 	first := serve()
@@ -688,8 +690,24 @@ func TestKeysSurviveKill9(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 	admin := map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(token))}
-	status, created := call("POST", "/api/v1/api-keys", admin)
+	status, body := call("PUT", "/api/v1/account", admin, `{"credits":{"balance":3}}`)
+	require.Equal(t, http.StatusOK, status, body)
+	windowed := map[string]string{"Authorization": admin["Authorization"], "X-Account-ID": "acct_window"}
+	status, body = call("PUT", "/api/v1/account", windowed, `{"limits":[{"limit":5,"period_seconds":86400}]}`)
+	require.Equal(t, http.StatusOK, status, body)
+	status, created := call("POST", "/api/v1/api-keys", admin, "{}")
 	require.Equal(t, http.StatusCreated, status, created)
+	status, windowKey := call("POST", "/api/v1/api-keys", windowed, "{}")
+	require.Equal(t, http.StatusCreated, status, windowKey)
+	paying := map[string]string{"X-API-Key": created["api_key"].(string)}
+	for i := range 3 {
+		status, body := call("GET", "/api/v1/health", paying, "")
+		require.Equal(t, http.StatusOK, status, "credit %d: %v", i+1, body)
+		status, body = call("GET", "/api/v1/health", map[string]string{"X-API-Key": windowKey["api_key"].(string)}, "")
+		require.Equal(t, http.StatusOK, status, "request %d of 5 today: %v", i+1, body)
+	}
+	status, body = call("GET", "/api/v1/health", paying, "")
+	require.Equal(t, http.StatusTooManyRequests, status, "3 credits spent: %v", body)
 	// What the service wrote is its user's alone, whatever the umask.
 	info, err = os.Stat(dataDir)
 	require.NoError(t, err)
@@ -703,9 +721,18 @@ func TestKeysSurviveKill9(t *testing.T) {
 	_ = first.Wait()
 
 	serve()
-	status, body := call("GET", "/api/v1/health", map[string]string{"X-API-Key": created["api_key"].(string)})
-	assert.Equal(t, http.StatusOK, status, "the key verifies after a SIGKILL and a restart: %v", body)
-	status, _ = call("GET", "/api/v1/api-keys", admin)
+	status, body = call("GET", "/api/v1/health", paying, "")
+	assert.Equal(t, http.StatusTooManyRequests, status, "the key verifies after a SIGKILL and a restart, and its credits stay spent: %v", body)
+	assert.Equal(t, "Quota exceeded", body["error"])
+	req, err := http.NewRequest("GET", "http://"+addr+"/api/v1/health", nil)
+	require.NoError(t, err)
+	req.Header.Set("X-API-Key", windowKey["api_key"].(string))
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "1", resp.Header.Get("X-RateLimit-Remaining"), "the fourth of 5 today, not the first")
+	status, _ = call("GET", "/api/v1/api-keys", admin, "")
 	assert.Equal(t, http.StatusOK, status, "the kept admin token still works")
 }
 
