@@ -16,3 +16,6 @@ func NewWithClock(ctx context.Context, db *sql.DB, cfg Config, clock func() time
 	l.clock = clock
 	return l, nil
 }
+
+// Calls returns how many decisions l made with the database.
+func (l *Limiter) Calls() int64 { return l.calls.Load() }

@@ -116,9 +116,12 @@ type Limiter struct {
 	// (export_test.go); nil everywhere else.
 	clock    func() time.Time
 	breakers breaker.Set
-	stop     chan struct{}
-	done     chan struct{}
-	once     sync.Once
+	// calls counts the decisions made with the database, which the
+	// benchmarks report per request.
+	calls atomic.Int64
+	stop  chan struct{}
+	done  chan struct{}
+	once  sync.Once
 }
 
 var _ ratelimit.Limiter = (*Limiter)(nil)
@@ -295,6 +298,7 @@ type row struct {
 // exact decides r with one transaction, within Config.Timeout and
 // through the breaker.
 func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, error) {
+	l.calls.Add(1)
 	tctx, cancel := context.WithTimeout(ctx, l.cfg.Timeout)
 	defer cancel()
 	var d ratelimit.Decision
