@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# End-to-end throughput on loopback (BENCHMARKS.md, issue 14): wrk against
-# a bare net/http server and the reference service on Redis, exact and
-# local-first, interleaved over ROUNDS rounds. Needs wrk and a Redis at
-# REDIS_URL (default the local one). Usage: internal/e2e/run.sh
+# End-to-end throughput on loopback: wrk against a bare net/http server
+# and the reference service on its SQLite default and on Redis, each
+# exact and local-first, interleaved over ROUNDS rounds. Needs wrk and a
+# Redis at REDIS_URL (default the local one). Usage: internal/e2e/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10s} CONNS=${CONNS:-64}
@@ -22,6 +22,8 @@ start() { # name port env...
 start bare 18080
 start server 18081 LIMITER=exact
 start server 18082 LIMITER=local
+start server 18083 LIMITER=exact REDIS_URL= DATA_DIR="$bin/sqlite-exact"
+start server 18084 LIMITER=local REDIS_URL= DATA_DIR="$bin/sqlite-local"
 
 # One account per service, on a custom limit that never binds, and a key.
 key() { # port
@@ -31,8 +33,8 @@ key() { # port
   curl -sf -X POST "127.0.0.1:$1/api/v1/api-keys" -H "$a" -H "$acct" -d '{"name":"e2e"}' |
     sed 's/.*"api_key":"\([^"]*\)".*/\1/'
 }
-k1=$(key 18081) k2=$(key 18082)
-for p in 18081:$k1 18082:$k2; do
+k1=$(key 18081) k2=$(key 18082) k3=$(key 18083) k4=$(key 18084)
+for p in 18081:$k1 18082:$k2 18083:$k3 18084:$k4; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${p#*:}" "127.0.0.1:${p%%:*}/api/v1/health")
   [ "$code" = 200 ] || { echo "port ${p%%:*} answers $code, not 200" >&2; exit 1; }
 done
@@ -49,4 +51,6 @@ for r in $(seq "$ROUNDS"); do
   measure bare 18080
   measure redis-exact 18081 "$k1"
   measure redis-local-first 18082 "$k2"
+  measure sqlite-exact 18083 "$k3"
+  measure sqlite-local-first 18084 "$k4"
 done

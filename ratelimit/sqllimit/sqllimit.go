@@ -6,7 +6,10 @@
 // It decides as ratelimit.Memory does (GCRA token buckets, fixed windows
 // aligned to the Unix epoch, calendar months, all or nothing across an
 // account's windows, its key's and its credits, policy changes that keep
-// what was spent), on the database's clock, never an instance's.
+// what was spent), on the database's clock, never an instance's: an
+// instance's clock only times its leases and the refusals it repeats,
+// by Go's monotonic clock, so a wall clock set back or forward on one
+// instance changes no decision.
 //
 // State lives in the table keygate_limits, which [sqlstore.Migrate]
 // creates (migration 0009; [sqlstore.Migrations] for a migration tool of
