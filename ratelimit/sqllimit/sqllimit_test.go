@@ -172,3 +172,60 @@ func TestKilledLeaseReturnsAsTheBucketRefills(t *testing.T) {
 		})
 	}
 }
+
+// Four instances share an account limit of 6,000 a minute, local-first,
+// each with 8 goroutines, at one instant (no refill). Below the limit
+// they make fewer than 0.02 database calls per request; past it they
+// admit what exact mode would, 6,000, less at most the 4 leases of 60
+// held unspent when the window ran out, and never more: leased tokens
+// count as spent.
+func TestLocalFirstFourInstances(t *testing.T) {
+	for _, d := range sqltest.Dialects {
+		t.Run(string(d), func(t *testing.T) {
+			_, dsn := migrated(t, d)
+			c := testclock.New(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC))
+			policy, err := ratelimit.NewPolicy("big", ratelimit.PerMinute(6000))
+			require.NoError(t, err)
+			const instances, lease = 4, 60
+			var limiters [instances]*sqllimit.Limiter
+			for i := range limiters {
+				limiters[i] = limiter(t, sqltest.Open(t, sqltest.Driver(d), dsn), sqllimit.Config{Dialect: d, Local: &sqllimit.Local{}}, c.Now)
+			}
+			calls := func() (n int64) {
+				for _, l := range limiters {
+					n += l.Calls()
+				}
+				return n
+			}
+			var allowed atomic.Int64
+			send := func(each int) {
+				var wg sync.WaitGroup
+				for _, l := range limiters {
+					for range 8 {
+						wg.Go(func() {
+							for range each {
+								dec, err := l.Allow(context.Background(), ratelimit.Request{Account: "acct", AccountPolicy: policy, Key: "k", Cost: 1})
+								if !assert.NoError(t, err) {
+									return
+								}
+								if dec.Allowed {
+									allowed.Add(1)
+								}
+							}
+						})
+					}
+				}
+				wg.Wait()
+			}
+			send(125) // 4,000 requests, under the limit
+			t.Logf("under the limit: %d of 4000 admitted, %.4f database calls per request", allowed.Load(), float64(calls())/4000)
+			assert.EqualValues(t, 4000, allowed.Load())
+			assert.Less(t, float64(calls())/4000, 0.02)
+
+			send(500) // 16,000 more
+			t.Logf("over it: %d of 20000 admitted; exact mode admits 6000, the bound is -%d; %d database calls in all", allowed.Load(), instances*lease, calls())
+			assert.LessOrEqual(t, allowed.Load(), int64(6000))
+			assert.GreaterOrEqual(t, allowed.Load(), int64(6000-instances*lease))
+		})
+	}
+}
