@@ -33,6 +33,10 @@ type Exact func(ctx context.Context, r ratelimit.Request) (ratelimit.Decision, e
 // otherwise. It holds, per account, key, policies and credits, the tokens
 // leased and the last refusal; shards keep one lock from being global.
 type Leaser struct {
+	// Clock times leases and refusals, in process. Default [time.Now]
+	// (whose monotonic reading no wall-clock step moves); tests set
+	// theirs.
+	Clock  func() time.Time
 	exact  Exact
 	share  float64
 	ttl    time.Duration
@@ -153,9 +157,12 @@ func (l *Leaser) lease(r *ratelimit.Request, smallest int64) int64 {
 
 // Decide decides r, a valid request, in process when it can: a refusal
 // still in force, or tokens of a live lease; otherwise with Exact, for a
-// lease or for r. smallest is the smallest limit of r's windows; now is
-// the instance's clock, which only times leases and refusals.
-func (l *Leaser) Decide(ctx context.Context, r ratelimit.Request, smallest int64, now time.Time) (ratelimit.Decision, error) {
+// lease or for r. smallest is the smallest limit of r's windows.
+func (l *Leaser) Decide(ctx context.Context, r ratelimit.Request, smallest int64) (ratelimit.Decision, error) {
+	now := time.Now()
+	if l.Clock != nil {
+		now = l.Clock()
+	}
 	e := l.entry(&r, now)
 	e.mu.Lock()
 	if r.Cost > 0 && r.Cost >= e.deniedCost && now.Before(e.deniedUntil) {

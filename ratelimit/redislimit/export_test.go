@@ -13,6 +13,6 @@ func NewWithClock(client redis.UniversalClient, cfg Config, clock func() time.Ti
 	if err != nil {
 		return nil, err
 	}
-	l.clock = clock
+	l.clock, l.local.Clock = clock, clock
 	return l, nil
 }

@@ -269,14 +269,7 @@ func (l *Limiter) Allow(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 			smallest = min(smallest, w.Limit)
 		}
 	}
-	return l.local.Decide(ctx, r, smallest, l.now())
-}
-
-func (l *Limiter) now() time.Time {
-	if l.clock != nil {
-		return l.clock()
-	}
-	return time.Now()
+	return l.local.Decide(ctx, r, smallest)
 }
 
 // exact decides r with one script call.

@@ -13,7 +13,7 @@ func NewWithClock(ctx context.Context, db *sql.DB, cfg Config, clock func() time
 	if err != nil {
 		return nil, err
 	}
-	l.clock = clock
+	l.clock, l.local.Clock = clock, clock
 	return l, nil
 }
 
