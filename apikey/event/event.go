@@ -80,3 +80,30 @@ type Store interface {
 	// "cursor".
 	Events(ctx context.Context, account, keyID, before string, limit int) ([]Event, error)
 }
+
+// Outbox is the optional capability of a key store (apikey.Store) that
+// keeps its events for delivery: every event it writes to the audit
+// trail (see [Store]) it also writes to its outbox, in the same atomic
+// step, and keeps it there until a delivery is settled as done. A
+// dispatcher (apikey/event/dispatch) drains it. store/storetest checks
+// it.
+type Outbox interface {
+	// Lease returns up to n events due at now, oldest first, each leased
+	// to this call for ttl: until then no other Lease returns it. Of
+	// each key it returns only the oldest event still in the outbox, so
+	// that events of one key are delivered in order.
+	Lease(ctx context.Context, now time.Time, n int, ttl time.Duration) ([]Delivery, error)
+	// Settle ends the attempt of a leased delivery: done removes the
+	// event from the outbox; otherwise it is due again at retry. A lease
+	// that has expired (and may be another's by now) settles nothing.
+	Settle(ctx context.Context, d *Delivery, done bool, retry time.Time) error
+}
+
+// Delivery is an event leased from an [Outbox].
+type Delivery struct {
+	Event Event
+	// Attempts counts the attempts settled before this lease.
+	Attempts int
+	// Lease identifies the lease, for Settle.
+	Lease string
+}

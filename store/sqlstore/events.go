@@ -26,9 +26,13 @@ func (s *Store) record(ctx context.Context, tx *sql.Tx, ev *event.Event) error {
 		return fmt.Errorf("sqlstore: encode event: %w", err)
 	}
 	at := ev.At.UnixMicro()
-	if _, err := tx.ExecContext(ctx, s.bind("INSERT INTO keygate_events (account, key_id, event, at) VALUES (?, ?, ?, ?)"),
-		ev.Account, ev.KeyID, string(data), at); err != nil {
-		return wrap("record the event", err)
+	insert := "INSERT INTO keygate_events (account, key_id, event, at) VALUES (?, ?, ?, ?)"
+	if !s.outbox {
+		if _, err := tx.ExecContext(ctx, s.bind(insert), ev.Account, ev.KeyID, string(data), at); err != nil {
+			return wrap("record the event", err)
+		}
+	} else if err := s.recordForDelivery(ctx, tx, insert, ev, string(data), at); err != nil {
+		return err
 	}
 	// at 0: written before events had a time; the bound per key drops them.
 	if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_events WHERE account = ? AND at > 0 AND at < ?"),

@@ -87,6 +87,11 @@ type Config struct {
 	// [event.PerKey] for the bound per key). Default
 	// [event.Retention], 90 days.
 	EventRetention time.Duration
+	// Outbox keeps every event for delivery too (the store is then an
+	// [event.Outbox]), written in the same transaction as its change,
+	// until a dispatcher (apikey/event/dispatch) settles it. Leave it off
+	// when nothing drains it: the outbox would only grow.
+	Outbox bool
 }
 
 // Store keeps key records in a SQL database. It is safe for concurrent
@@ -99,6 +104,7 @@ type Store struct {
 	manageTimeout time.Duration
 	// eventRetention is Config.EventRetention.
 	eventRetention time.Duration
+	outbox         bool
 	addUsage       string // the statement of AddUsage, built once
 	// breaker fails the reads on the request path at once while the
 	// database is failing, instead of each waiting for Timeout.
@@ -210,7 +216,7 @@ func newStore(db *sql.DB, cfg Config) (*Store, error) {
 		cfg.EventRetention = event.Retention
 	}
 	s := &Store{db: db, dialect: cfg.Dialect, pollInterval: cfg.PollInterval, timeout: cfg.Timeout,
-		manageTimeout: cfg.ManagementTimeout, eventRetention: cfg.EventRetention}
+		manageTimeout: cfg.ManagementTimeout, eventRetention: cfg.EventRetention, outbox: cfg.Outbox}
 	s.addUsage = s.bind(addUsageSQL(cfg.Dialect))
 	return s, nil
 }

@@ -50,7 +50,7 @@ func newStoreDB(t testing.TB, d sqlstore.Dialect) (*sqlstore.Store, *sql.DB) {
 	// machine, opening a connection can take longer than the 500 ms the
 	// request path is given by default (the bounds have tests of their
 	// own, with a proxy).
-	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d, Timeout: 10 * time.Second})
+	s, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: d, Timeout: 10 * time.Second, Outbox: true})
 	require.NoError(t, err)
 	return s, db
 }

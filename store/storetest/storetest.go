@@ -74,6 +74,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 		{"ServiceListPage", testServiceListPage},
 		{"Events", testEvents},
 		{"EventsKept", testEventsKept},
+		{"Outbox", testOutbox},
 		{"Accounts", testAccounts},
 		{"AccountCreateRace", testAccountCreateRace},
 	}
@@ -83,7 +84,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 			if s == nil {
 				t.Fatal("newStore returned nil")
 			}
-			if strings.HasPrefix(tc.name, "Usage") || strings.HasPrefix(tc.name, "Account") || tc.name == "GetOwned" || strings.HasPrefix(tc.name, "Events") {
+			if strings.HasPrefix(tc.name, "Usage") || strings.HasPrefix(tc.name, "Account") || tc.name == "GetOwned" || strings.HasPrefix(tc.name, "Events") || tc.name == "Outbox" {
 				tc.fn(t, s) // asserts the store's own capabilities
 				return
 			}

@@ -1,0 +1,155 @@
+package storetest
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
+)
+
+// testOutbox checks a store's outbox: every change's event is there once,
+// with its audit trail's ID; a key's events are leased one at a time, in
+// order; a lease excludes others until it ends; a settled delivery is
+// gone, a retried one due again later; two instances leasing at once
+// never both get one event.
+func testOutbox(t *testing.T, s apikey.Store) {
+	box, ok := s.(event.Outbox)
+	if !ok {
+		t.Skip("the store keeps no outbox (event.Outbox)")
+	}
+	svc, clock := newService(t, s)
+	const owner = "acct_outbox"
+	var keys []string
+	for range 3 {
+		issued, err := svc.Create(ctx(), apikey.CreateParams{Owner: owner})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, issued.Key.ID)
+	}
+	if _, err := svc.Disable(ctx(), owner, keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Revoke(ctx(), owner, keys[0]); err != nil {
+		t.Fatal(err)
+	}
+	trail, err := svc.Events(ctx(), owner, "", "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clock.Now()
+	lease := func(n int) []event.Delivery {
+		t.Helper()
+		ds, err := box.Lease(ctx(), now, n, time.Minute)
+		if err != nil {
+			t.Fatalf("Lease: %v", err)
+		}
+		return ds
+	}
+	settle := func(d *event.Delivery, done bool, retry time.Time) {
+		t.Helper()
+		if err := box.Settle(ctx(), d, done, retry); err != nil {
+			t.Fatalf("Settle: %v", err)
+		}
+	}
+
+	// One event per key at a time: three keys, three events, the first
+	// of each, oldest first.
+	first := lease(100)
+	if len(first) != 3 {
+		t.Fatalf("Lease returned %d events, want the first of each of 3 keys", len(first))
+	}
+	for i, d := range first {
+		if d.Event.KeyID != keys[i] || d.Event.Type != event.KeyCreated || d.Attempts != 0 {
+			t.Fatalf("delivery %d: %+v, want key %s's creation, first attempt", i, d, keys[i])
+		}
+	}
+	if more := lease(100); len(more) != 0 {
+		t.Fatalf("a second Lease within the first's ttl returned %d events", len(more))
+	}
+	// The creation of keys[0] fails: due again in a minute; its later
+	// events wait behind it.
+	settle(&first[0], false, now.Add(time.Minute))
+	settle(&first[1], true, time.Time{})
+	settle(&first[2], true, time.Time{})
+	if more := lease(100); len(more) != 0 {
+		t.Fatalf("events of a key whose delivery waits for a retry were leased: %+v", more)
+	}
+	settle(&first[1], true, time.Time{}) // settled already: nothing happens
+
+	now = now.Add(time.Minute)
+	var got []event.Delivery
+	for range 4 {
+		ds := lease(100)
+		if len(ds) > 1 {
+			t.Fatalf("Lease returned %d events of one key at once", len(ds))
+		}
+		for i := range ds {
+			settle(&ds[i], true, time.Time{})
+		}
+		got = append(got, ds...)
+	}
+	if len(got) != 3 || got[0].Attempts != 1 {
+		t.Fatalf("after the retry: %d deliveries (attempts %d), want keys[0]'s 3 events, the first on its second attempt", len(got), got[0].Attempts)
+	}
+	var ids []string
+	for _, e := range trail.Items {
+		if e.KeyID == keys[0] {
+			ids = append([]string{e.ID}, ids...) // the trail is newest first
+		}
+	}
+	for i, d := range got {
+		if d.Event.ID != ids[i] {
+			t.Fatalf("delivery %d has ID %s, want its audit event's %s (in order: %v)", i, d.Event.ID, ids[i], ids)
+		}
+	}
+
+	// An expired lease is leased again.
+	if _, err := svc.Create(ctx(), apikey.CreateParams{Owner: owner}); err != nil {
+		t.Fatal(err)
+	}
+	if len(lease(10)) != 1 {
+		t.Fatal("a new event was not leased")
+	}
+	now = now.Add(time.Minute)
+	again := lease(10)
+	if len(again) != 1 {
+		t.Fatal("an event whose lease expired was not leased again")
+	}
+	settle(&again[0], true, time.Time{})
+
+	// Two instances leasing at once share the events, never both one.
+	for i := range 20 {
+		if _, err := svc.Create(ctx(), apikey.CreateParams{Owner: "acct_outbox_" + strconv.Itoa(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	var seen []string
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 10 {
+				ds, err := box.Lease(ctx(), now, 3, time.Minute)
+				if err != nil {
+					t.Errorf("Lease: %v", err)
+					return
+				}
+				mu.Lock()
+				for _, d := range ds {
+					seen = append(seen, d.Event.ID)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	slices.Sort(seen)
+	if len(seen) != 20 || len(slices.Compact(seen)) != 20 {
+		t.Fatalf("concurrent leases returned %d events (%d distinct), want each of 20 once", len(seen), len(slices.Compact(slices.Clone(seen))))
+	}
+}
