@@ -1,0 +1,205 @@
+// Package dispatch delivers the events of a store's outbox
+// ([event.Outbox]) to a [Sink]: at least once, in order per key, with
+// retries that back off, and without a request ever waiting for it.
+//
+// A [Dispatcher] leases a batch of due events from the outbox (one per
+// key at a time, so a key's events arrive in order), delivers them
+// concurrently and settles each: done, or due again after a backoff that
+// starts at MinBackoff and doubles, with jitter, up to an hour. Several
+// instances may run one on the same store: a lease keeps them from
+// sending the same attempt. An instance killed mid-delivery leaves its
+// lease to expire, and the event goes again (at least once: receivers
+// drop duplicates by event ID). An event still undelivered Horizon after
+// it happened is dropped and logged as an error: what happens at the
+// bound is said, never silent.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/keygate/keygate/apikey/event"
+)
+
+// Sink receives events.
+type Sink interface {
+	// Deliver delivers e, within ctx. An error means the event goes
+	// again later; one wrapping [ErrGone] means the sink will never take
+	// an event again, and the dispatcher stops.
+	Deliver(ctx context.Context, e event.Event) error
+}
+
+// ErrGone is the error of a sink that will never take an event again,
+// as a webhook receiver answering 410 Gone.
+var ErrGone = errors.New("dispatch: the sink is gone")
+
+// Config configures a [Dispatcher]. Outbox and Sink are required; the
+// zero value of every other field selects the default it names.
+type Config struct {
+	Outbox event.Outbox
+	Sink   Sink
+	// Horizon is how long an event is retried, counted from when it
+	// happened. Default 72 hours.
+	Horizon time.Duration
+	// MinBackoff is the wait before the first retry; each later one
+	// waits twice as long, up to an hour, each with jitter (between half
+	// and all of it). Default 5 seconds.
+	MinBackoff time.Duration
+	// Concurrency bounds the deliveries under way at once. Default 8.
+	Concurrency int
+	// Batch is how many events one lease takes. Default 100.
+	Batch int
+	// PollInterval is how often an empty outbox is read again. Default
+	// 1 second.
+	PollInterval time.Duration
+	// DeliveryTimeout bounds one delivery. Default 30 seconds.
+	DeliveryTimeout time.Duration
+	// Clock returns the current time. Default [time.Now].
+	Clock func() time.Time
+	// Logger receives failed deliveries (warnings), dropped events and
+	// outbox failures (errors). Default [slog.Default].
+	Logger *slog.Logger
+}
+
+// Dispatcher drains an outbox into a sink. Create one with [New].
+type Dispatcher struct {
+	cfg Config
+}
+
+// New returns a Dispatcher. It fails without an Outbox or a Sink.
+func New(cfg Config) (*Dispatcher, error) {
+	if cfg.Outbox == nil || cfg.Sink == nil {
+		return nil, errors.New("dispatch: Config.Outbox and Config.Sink are required")
+	}
+	if cfg.Horizon <= 0 {
+		cfg.Horizon = 72 * time.Hour
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 5 * time.Second
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = 100
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.DeliveryTimeout <= 0 {
+		cfg.DeliveryTimeout = 30 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Dispatcher{cfg: cfg}, nil
+}
+
+// maxBackoff caps the wait between two attempts.
+const maxBackoff = time.Hour
+
+// Run delivers events until ctx ends (it then returns nil) or the sink
+// is gone (it returns that error). An outbox that fails is logged and
+// read again after PollInterval.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	for {
+		n, err := d.Once(ctx)
+		switch {
+		case errors.Is(err, ErrGone):
+			return err
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			d.cfg.Logger.Error("dispatch: reading the outbox", "error", err)
+		}
+		if n == d.cfg.Batch {
+			continue // more are due
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d.cfg.PollInterval):
+		}
+	}
+}
+
+// Once leases one batch, delivers it and settles every delivery; it
+// returns how many events it leased.
+func (d *Dispatcher) Once(ctx context.Context) (int, error) {
+	// The lease outlives the slowest delivery, so that no other instance
+	// sends the same attempt meanwhile.
+	ttl := d.cfg.DeliveryTimeout + time.Minute
+	ds, err := d.cfg.Outbox.Lease(ctx, d.cfg.Clock(), d.cfg.Batch, ttl)
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	var gone error
+	var mu sync.Mutex
+	sem := make(chan struct{}, d.cfg.Concurrency)
+	for i := range ds {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := d.deliver(ctx, &ds[i]); err != nil {
+				mu.Lock()
+				gone = err
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return len(ds), gone
+}
+
+// deliver makes one attempt of dl and settles it; it returns the sink's
+// error only when the sink is gone.
+func (d *Dispatcher) deliver(ctx context.Context, dl *event.Delivery) error {
+	e := &dl.Event
+	if d.cfg.Clock().Sub(e.At) > d.cfg.Horizon {
+		d.cfg.Logger.Error("dispatch: an event undelivered past the horizon is dropped",
+			"event", e.ID, "type", e.Type, "account", e.Account, "key", e.KeyID, "attempts", dl.Attempts, "horizon", d.cfg.Horizon)
+		d.settle(ctx, dl, true)
+		return nil
+	}
+	dctx, cancel := context.WithTimeout(ctx, d.cfg.DeliveryTimeout)
+	err := d.cfg.Sink.Deliver(dctx, *e)
+	cancel()
+	switch {
+	case err == nil:
+		d.settle(ctx, dl, true)
+		return nil
+	case errors.Is(err, ErrGone):
+		d.settle(ctx, dl, false)
+		d.cfg.Logger.Error("dispatch: the sink is gone; stopping", "event", e.ID, "error", err)
+		return err
+	}
+	d.cfg.Logger.Warn("dispatch: a delivery failed; it goes again later", "event", e.ID, "type", e.Type, "attempts", dl.Attempts+1, "error", err)
+	d.settle(ctx, dl, false)
+	return nil
+}
+
+// settle records dl's outcome: done, or due again after its backoff.
+func (d *Dispatcher) settle(ctx context.Context, dl *event.Delivery, done bool) {
+	var retry time.Time
+	if !done {
+		wait := d.cfg.MinBackoff << min(dl.Attempts, 20)
+		wait = min(wait, maxBackoff)
+		wait = wait/2 + rand.N(wait/2+1) // jitter: half to all of it
+		retry = d.cfg.Clock().Add(wait)
+	}
+	// Settled even when the caller's context has ended: the attempt was
+	// made, and a lost settlement costs a duplicate delivery.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := d.cfg.Outbox.Settle(sctx, dl, done, retry); err != nil {
+		d.cfg.Logger.Error("dispatch: settling a delivery; it may go again", "event", dl.Event.ID, "error", err)
+	}
+}

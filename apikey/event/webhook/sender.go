@@ -1,0 +1,103 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/keygate/keygate/apikey/event"
+	"github.com/keygate/keygate/apikey/event/dispatch"
+)
+
+// SenderConfig configures a [Sender]. URL and Secrets are required; the
+// zero value of every other field selects the default it names.
+type SenderConfig struct {
+	// URL receives the messages, by POST: http or https.
+	URL string
+	// Secrets sign every message, one signature each: the new secret
+	// first while a secret rotates, then the old one until receivers
+	// have moved.
+	Secrets []string
+	// Client sends the messages. Default: an http.Client that follows no
+	// redirect and gives a receiver 10 seconds.
+	Client *http.Client
+	// Clock returns the current time, for webhook-timestamp. Default
+	// [time.Now].
+	Clock func() time.Time
+}
+
+// Sender delivers events to one receiver as Standard Webhooks messages:
+// the event's JSON as the body, its ID as webhook-id (the same on every
+// retry), signed with every secret. It is a [dispatch.Sink]: a 2xx
+// answer delivers, 410 Gone is [dispatch.ErrGone], anything else (or no
+// answer) is an error and the event goes again.
+type Sender struct {
+	cfg SenderConfig
+}
+
+var _ dispatch.Sink = (*Sender)(nil)
+
+// NewSender returns a Sender. It fails for a URL that is not absolute
+// http or https, and with [ErrInvalidSecret] for no secret or a bad one.
+func NewSender(cfg SenderConfig) (*Sender, error) {
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("webhook: URL %q is not an absolute http or https URL", cfg.URL)
+	}
+	if _, err := Sign("msg", time.Unix(0, 0), nil, cfg.Secrets...); err != nil {
+		return nil, err
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{
+			Timeout: 10 * time.Second,
+			// A redirect would send the signed event where nobody
+			// configured it.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	return &Sender{cfg: cfg}, nil
+}
+
+// Deliver implements [dispatch.Sink].
+func (s *Sender) Deliver(ctx context.Context, e event.Event) error {
+	body, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("webhook: encode the event: %w", err)
+	}
+	at := s.cfg.Clock()
+	sig, err := Sign(e.ID, at, body, s.cfg.Secrets...)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(HeaderID, e.ID)
+	req.Header.Set(HeaderTimestamp, fmt.Sprint(at.Unix()))
+	req.Header.Set(HeaderSignature, sig)
+	resp, err := s.cfg.Client.Do(req)
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	// Read a little of the answer, so that the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	_ = resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+		return nil
+	case resp.StatusCode == http.StatusGone:
+		return fmt.Errorf("%w: %s answered 410 Gone", dispatch.ErrGone, s.cfg.URL)
+	}
+	return errors.New("webhook: the receiver answered " + resp.Status)
+}
