@@ -9,7 +9,11 @@
 // ?master_name=) names another store, or KEYGATE_STORE=memory keeps them
 // in memory. Limits and credits live in the same store, shared by every
 // instance and kept across restarts (in process with KEYGATE_STORE=memory);
-// LIMITER=local makes them local-first. Other environment:
+// LIMITER=local makes them local-first. WEBHOOK_URL and WEBHOOK_SECRET (a
+// whsec_ secret; two, space-separated, while it rotates) send every key's
+// events to the operator's endpoint as Standard Webhooks messages, from
+// the SQL store's outbox: at least once, in order per key, retried for 72
+// hours. Other environment:
 // ADDR (default :8080); ADMIN_TOKEN, which is otherwise generated on
 // the first start, kept in the data directory (mode 0600) and printed
 // only then; KEY_MAX_LIFETIME, the longest a key may live (a Go
@@ -81,6 +85,10 @@ func run() error {
 		RedisURL:    os.Getenv("REDIS_URL"),
 		DatabaseURL: os.Getenv("DATABASE_URL"),
 		DataDir:     getenv("DATA_DIR", "keygate-data"),
+		WebhookURL:  os.Getenv("WEBHOOK_URL"),
+	}
+	if secret := os.Getenv("WEBHOOK_SECRET"); secret != "" {
+		cfg.WebhookSecrets = strings.Fields(secret)
 	}
 	for _, d := range []struct {
 		name string

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	"net/http"
 	"net/url"
 	"os"
@@ -23,6 +24,9 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event"
+	"github.com/keygate/keygate/apikey/event/dispatch"
+	"github.com/keygate/keygate/apikey/event/webhook"
 	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/middleware"
 	"github.com/keygate/keygate/middleware/manage"
@@ -49,6 +53,10 @@ type serverConfig struct {
 	// tokens.
 	LocalLimiter bool
 	AdminToken   string // bearer token of the management endpoints
+	// WebhookURL receives every event of every key, signed with
+	// WebhookSecrets (WEBHOOK_URL, WEBHOOK_SECRET); "" sends none.
+	WebhookURL     string
+	WebhookSecrets []string
 	// MaxLifetime caps how long a key lives (KEY_MAX_LIFETIME); 0 is no
 	// cap.
 	MaxLifetime time.Duration
@@ -82,6 +90,9 @@ func newServer(cfg serverConfig) (*server, error) {
 		cfg.Clock = time.Now
 	}
 	s := &server{}
+	if cfg.WebhookURL != "" && (cfg.Memory || cfg.RedisURL != "") {
+		return nil, errors.New("WEBHOOK_URL needs the SQL store (SQLite or DATABASE_URL): the memory and Redis stores keep no outbox yet")
+	}
 	var (
 		keys    apikey.Store
 		counts  usage.Store
@@ -136,6 +147,11 @@ func newServer(cfg serverConfig) (*server, error) {
 		}
 		s.closers = append(s.closers, sl.Close)
 		limiter = sl
+		if cfg.WebhookURL != "" {
+			if err := s.dispatch(cfg, sqlStore); err != nil {
+				return nil, err
+			}
+		}
 		// The store's change feed drops revoked keys from every
 		// instance's cache within its poll interval.
 		cache, err := cachestore.New(sqlStore, cachestore.Config{Clock: cfg.Clock})
@@ -304,8 +320,31 @@ func (s *server) openSQL(cfg serverConfig) (*sqlstore.Store, *sql.DB, sqlstore.D
 	if err := sqlstore.Migrate(ctx, db, dialect); err != nil {
 		return nil, nil, "", err
 	}
-	st, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect})
+	st, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect, Outbox: cfg.WebhookURL != ""})
 	return st, db, dialect, err
+}
+
+// dispatch sends the events of box to cfg's webhook until the server
+// closes.
+func (s *server) dispatch(cfg serverConfig, box event.Outbox) error {
+	sender, err := webhook.NewSender(webhook.SenderConfig{URL: cfg.WebhookURL, Secrets: cfg.WebhookSecrets})
+	if err != nil {
+		return fmt.Errorf("WEBHOOK_URL, WEBHOOK_SECRET: %w", err)
+	}
+	d, err := dispatch.New(dispatch.Config{Outbox: box, Sink: sender})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := d.Run(ctx); err != nil {
+			log.Printf("webhook: %v", err)
+		}
+	}()
+	s.closers = append(s.closers, func() error { cancel(); <-done; return nil })
+	return nil
 }
 
 // sqlSource returns the driver, data source and dialect of cfg's SQL

@@ -3,9 +3,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +27,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/keygate/keygate/apikey/event/webhook"
 	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/internal/testclock"
 )
@@ -648,83 +652,49 @@ func TestServeChild(t *testing.T) {
 // generated the first time; credits spent stay spent, and a day window
 // goes on from where it stood.
 func TestKeysSurviveKill9(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	c := newChild(t)
+	first := c.serve()
+	token, err := os.ReadFile(filepath.Join(c.dataDir, "admin-token"))
 	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	dataDir := t.TempDir()
-	serve := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestServeChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), serveEnv+"=1", "ADDR="+addr, "DATA_DIR="+dataDir,
-			"ADMIN_TOKEN=", "REDIS_URL=", "DATABASE_URL=", "KEYGATE_STORE=")
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		eventually(t, time.Minute, func() bool {
-			resp, err := http.Get("http://" + addr + "/api/v1/health")
-			if err != nil {
-				return false
-			}
-			_ = resp.Body.Close()
-			return resp.StatusCode == http.StatusUnauthorized
-		})
-		return cmd
-	}
-	call := func(method, path string, header map[string]string, body string) (int, map[string]any) {
-		req, err := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
-		require.NoError(t, err)
-		for k, v := range header {
-			req.Header.Set(k, v)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		var answer map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&answer)
-		return resp.StatusCode, answer
-	}
-
-	first := serve()
-	token, err := os.ReadFile(filepath.Join(dataDir, "admin-token"))
-	require.NoError(t, err)
-	info, err := os.Stat(filepath.Join(dataDir, "admin-token"))
+	info, err := os.Stat(filepath.Join(c.dataDir, "admin-token"))
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o600), info.Mode().Perm())
 	admin := map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(token))}
-	status, body := call("PUT", "/api/v1/account", admin, `{"credits":{"balance":3}}`)
+	status, body := c.call("PUT", "/api/v1/account", admin, `{"credits":{"balance":3}}`)
 	require.Equal(t, http.StatusOK, status, body)
 	windowed := map[string]string{"Authorization": admin["Authorization"], "X-Account-ID": "acct_window"}
-	status, body = call("PUT", "/api/v1/account", windowed, `{"limits":[{"limit":5,"period_seconds":86400}]}`)
+	status, body = c.call("PUT", "/api/v1/account", windowed, `{"limits":[{"limit":5,"period_seconds":86400}]}`)
 	require.Equal(t, http.StatusOK, status, body)
-	status, created := call("POST", "/api/v1/api-keys", admin, "{}")
+	status, created := c.call("POST", "/api/v1/api-keys", admin, "{}")
 	require.Equal(t, http.StatusCreated, status, created)
-	status, windowKey := call("POST", "/api/v1/api-keys", windowed, "{}")
+	status, windowKey := c.call("POST", "/api/v1/api-keys", windowed, "{}")
 	require.Equal(t, http.StatusCreated, status, windowKey)
 	paying := map[string]string{"X-API-Key": created["api_key"].(string)}
 	for i := range 3 {
-		status, body := call("GET", "/api/v1/health", paying, "")
+		status, body := c.call("GET", "/api/v1/health", paying, "")
 		require.Equal(t, http.StatusOK, status, "credit %d: %v", i+1, body)
-		status, body = call("GET", "/api/v1/health", map[string]string{"X-API-Key": windowKey["api_key"].(string)}, "")
+		status, body = c.call("GET", "/api/v1/health", map[string]string{"X-API-Key": windowKey["api_key"].(string)}, "")
 		require.Equal(t, http.StatusOK, status, "request %d of 5 today: %v", i+1, body)
 	}
-	status, body = call("GET", "/api/v1/health", paying, "")
+	status, body = c.call("GET", "/api/v1/health", paying, "")
 	require.Equal(t, http.StatusTooManyRequests, status, "3 credits spent: %v", body)
 	// What the service wrote is its user's alone, whatever the umask.
-	info, err = os.Stat(dataDir)
+	info, err = os.Stat(c.dataDir)
 	require.NoError(t, err)
 	assert.Equal(t, os.FileMode(0o700), info.Mode().Perm(), "the data directory")
 	for _, name := range []string{"keys.db", "keys.db-wal", "keys.db-shm"} {
-		info, err := os.Stat(filepath.Join(dataDir, name))
+		info, err := os.Stat(filepath.Join(c.dataDir, name))
 		require.NoError(t, err)
 		assert.Equal(t, os.FileMode(0o600), info.Mode().Perm(), name)
 	}
 	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
 	_ = first.Wait()
 
-	serve()
-	status, body = call("GET", "/api/v1/health", paying, "")
+	c.serve()
+	status, body = c.call("GET", "/api/v1/health", paying, "")
 	assert.Equal(t, http.StatusTooManyRequests, status, "the key verifies after a SIGKILL and a restart, and its credits stay spent: %v", body)
 	assert.Equal(t, "Quota exceeded", body["error"])
-	req, err := http.NewRequest("GET", "http://"+addr+"/api/v1/health", nil)
+	req, err := http.NewRequest("GET", "http://"+c.addr+"/api/v1/health", nil)
 	require.NoError(t, err)
 	req.Header.Set("X-API-Key", windowKey["api_key"].(string))
 	resp, err := http.DefaultClient.Do(req)
@@ -732,8 +702,68 @@ func TestKeysSurviveKill9(t *testing.T) {
 	_ = resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, "1", resp.Header.Get("X-RateLimit-Remaining"), "the fourth of 5 today, not the first")
-	status, _ = call("GET", "/api/v1/api-keys", admin, "")
+	status, _ = c.call("GET", "/api/v1/api-keys", admin, "")
 	assert.Equal(t, http.StatusOK, status, "the kept admin token still works")
+}
+
+// child runs the reference service in a process of its own, on SQLite
+// in a data directory, so that a test can kill it with SIGKILL and start
+// it again on the same data.
+type child struct {
+	t       *testing.T
+	addr    string
+	dataDir string
+	env     []string
+}
+
+func newChild(t *testing.T, env ...string) *child {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	return &child{t: t, addr: addr, dataDir: t.TempDir(), env: env}
+}
+
+// serve starts the service and waits until it answers.
+func (c *child) serve() *exec.Cmd {
+	t := c.t
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeChild$", "-test.count=1")
+	cmd.Env = append(os.Environ(), serveEnv+"=1", "ADDR="+c.addr, "DATA_DIR="+c.dataDir,
+		"ADMIN_TOKEN=", "REDIS_URL=", "DATABASE_URL=", "KEYGATE_STORE=", "WEBHOOK_URL=", "WEBHOOK_SECRET=")
+	cmd.Env = append(cmd.Env, c.env...)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	eventually(t, time.Minute, func() bool {
+		resp, err := http.Get("http://" + c.addr + "/api/v1/health")
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusUnauthorized
+	})
+	return cmd
+}
+
+// call makes a request of the service and decodes its JSON answer.
+func (c *child) call(method, path string, header map[string]string, body string) (int, map[string]any) {
+	req, err := http.NewRequest(method, "http://"+c.addr+path, strings.NewReader(body))
+	require.NoError(c.t, err)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(c.t, err)
+	defer resp.Body.Close()
+	var answer map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&answer)
+	return resp.StatusCode, answer
+}
+
+// admin returns the headers of the admin token the service generated.
+func (c *child) admin() map[string]string {
+	token, err := os.ReadFile(filepath.Join(c.dataDir, "admin-token"))
+	require.NoError(c.t, err)
+	return map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(token))}
 }
 
 // A port already taken is an error naming ADDR, and the service prints
@@ -785,4 +815,103 @@ func eventually(t *testing.T, within time.Duration, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Events survive SIGKILL: with WEBHOOK_URL set, a receiver down while
+// keys change and the service killed, every event arrives once the
+// service runs again and the receiver is back: in order per key, each
+// verified with its Standard Webhooks signature, under the webhook-id
+// of its first attempt.
+func TestEventsSurviveKill9(t *testing.T) {
+	secret := webhook.NewSecret()
+	var mu sync.Mutex
+	up := false
+	attempted := map[string]bool{} // webhook-ids tried while down
+	var got []map[string]any
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !assert.NoError(t, webhook.Verify(secret, r.Header, body)) {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !up {
+			attempted[r.Header.Get(webhook.HeaderID)] = true
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		var e map[string]any
+		require.NoError(t, json.Unmarshal(body, &e))
+		assert.Equal(t, e["id"], r.Header.Get(webhook.HeaderID))
+		got = append(got, e)
+	}))
+	t.Cleanup(receiver.Close)
+
+	c := newChild(t, "WEBHOOK_URL="+receiver.URL, "WEBHOOK_SECRET="+secret)
+	first := c.serve()
+	admin := c.admin()
+	status, a := c.call("POST", "/api/v1/api-keys", admin, `{"name":"a"}`)
+	require.Equal(t, http.StatusCreated, status, a)
+	status, b := c.call("POST", "/api/v1/api-keys", admin, `{"name":"b"}`)
+	require.Equal(t, http.StatusCreated, status, b)
+	aID := a["id"].(string)
+	for _, step := range []struct{ method, path, body string }{
+		{"PATCH", "/api/v1/api-keys/" + aID, `{"name":"a2"}`},
+		{"POST", "/api/v1/api-keys/" + aID + "/disable", ""},
+		{"DELETE", "/api/v1/api-keys/" + aID, ""},
+	} {
+		status, body := c.call(step.method, step.path, admin, step.body)
+		require.Less(t, status, 300, "%s %s: %v", step.method, step.path, body)
+	}
+	// Kill it once both keys' first events have failed and been settled:
+	// the outbox then holds all five, two of them tried.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(c.dataDir, "keys.db")+"?mode=ro")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Close() })
+	eventually(t, time.Minute, func() bool {
+		var tried, pending int
+		err := db.QueryRow("SELECT COUNT(CASE WHEN attempts > 0 AND lease = '' THEN 1 END), COUNT(*) FROM keygate_outbox").Scan(&tried, &pending)
+		return err == nil && tried == 2 && pending == 5
+	})
+	require.NoError(t, first.Process.Signal(syscall.SIGKILL))
+	_ = first.Wait()
+	mu.Lock()
+	up = true
+	tried := maps.Clone(attempted)
+	mu.Unlock()
+	require.Len(t, tried, 2)
+
+	c.serve()
+	eventually(t, time.Minute, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) >= 5
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, got, 5, "each event once")
+	var ofA []string
+	ids := map[string]bool{}
+	for _, e := range got {
+		ids[e["id"].(string)] = true
+		if e["key_id"] == aID {
+			ofA = append(ofA, e["type"].(string))
+		}
+		assert.NotContains(t, fmt.Sprint(e), a["api_key"], "never the key's text")
+	}
+	assert.Equal(t, []string{"key.created", "key.updated", "key.disabled", "key.revoked"}, ofA)
+	for id := range tried {
+		assert.True(t, ids[id], "event %s arrived under the webhook-id of its first attempt", id)
+	}
+}
+
+// WEBHOOK_URL needs a store with an outbox, and a valid secret.
+func TestWebhookNeedsTheSQLStoreAndASecret(t *testing.T) {
+	_, err := newServer(serverConfig{Memory: true, AdminToken: testToken, WebhookURL: "https://example.com/hook", WebhookSecrets: []string{webhook.NewSecret()}})
+	require.ErrorContains(t, err, "WEBHOOK_URL needs the SQL store")
+	_, err = newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, WebhookURL: "https://example.com/hook"})
+	require.ErrorContains(t, err, "WEBHOOK_SECRET")
+	_, err = newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, WebhookURL: "ftp://example.com", WebhookSecrets: []string{webhook.NewSecret()}})
+	require.ErrorContains(t, err, "WEBHOOK_URL")
 }
