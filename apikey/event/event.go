@@ -1,8 +1,10 @@
 // Package event is the audit trail of keys: what a lifecycle change
-// records ([Event]), and the optional capability of a store that keeps
-// them ([Store]). The key service (apikey.Service) makes an Event of
-// every change and hands it to its store, which writes it in the same
-// atomic step as the change.
+// records ([Event]), and the optional capabilities of a store that keeps
+// them ([Store]) and keeps them for delivery ([Outbox]). The key service
+// (apikey.Service) makes an Event of every change and hands it to its
+// store, which writes it in the same atomic step as the change;
+// apikey/event/dispatch delivers an outbox to a sink, as
+// apikey/event/webhook's Sender.
 package event
 
 import (
