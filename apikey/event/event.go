@@ -28,6 +28,16 @@ const (
 	KeyPurged   Type = "key.purged"
 )
 
+// The facts about keys that are not changes, recorded once each (see
+// [Facts]).
+const (
+	// KeyExpiring: the key expires within Data["threshold"] (as "7d" or
+	// a Go duration), at Data["expires_at"] (RFC 3339).
+	KeyExpiring Type = "key.expiring"
+	// KeyExpired: the key expired at Data["expires_at"].
+	KeyExpired Type = "key.expired"
+)
+
 // How long and how much of the audit trail a shipped store keeps: every
 // event for Retention by default (the store's Config can change it),
 // and of those at least each key's latest PerKey, so that one key's
@@ -58,6 +68,8 @@ type Event struct {
 	// Changes maps each field that changed (by its JSON name in
 	// apikey.Key) to its old and new values.
 	Changes map[string]Change `json:"changes,omitempty"`
+	// Data holds what a fact states (see [KeyExpiring]).
+	Data map[string]string `json:"data,omitempty"`
 }
 
 // Change is a field's value before and after an [Event], as JSON; a
@@ -108,4 +120,18 @@ type Delivery struct {
 	Attempts int
 	// Lease identifies the lease, for Settle.
 	Lease string
+}
+
+// Facts is the optional capability of a key store that records facts
+// that are not changes (a key about to expire, a key that expired) once
+// each, however many instances notice them, and however often.
+// store/storetest checks it.
+type Facts interface {
+	// Once writes ev to the audit trail (and to the outbox, when the
+	// store keeps one) in one atomic step with a claim of fact, unless
+	// fact was claimed before, and reports whether it wrote. A fact names
+	// what it states: its subject, kind, threshold and window, as
+	// "key.expiring/<key ID>/7d/<expiry>". A claim is kept for
+	// [Retention] after ev.At.
+	Once(ctx context.Context, fact string, ev *Event) (bool, error)
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/event"
@@ -21,7 +22,7 @@ func (s *Store) record(ev *event.Event) {
 	s.seq++
 	e := *ev
 	e.ID = strconv.FormatUint(s.seq, 10)
-	e.Changes = maps.Clone(e.Changes)
+	e.Changes, e.Data = maps.Clone(e.Changes), maps.Clone(e.Data)
 	cutoff := e.At.Add(-event.Retention)
 	evs := slices.DeleteFunc(s.events[e.Account], func(old event.Event) bool { return old.At.Before(cutoff) })
 	n := 0
@@ -57,9 +58,26 @@ func (s *Store) Events(_ context.Context, account, keyID, before string, limit i
 	for i := len(evs) - 1; i >= 0 && len(out) < limit; i-- {
 		e := evs[i]
 		if n, _ := strconv.ParseUint(e.ID, 10, 64); n < from && (keyID == "" || e.KeyID == keyID) {
-			e.Changes = maps.Clone(e.Changes)
+			e.Changes, e.Data = maps.Clone(e.Changes), maps.Clone(e.Data)
 			out = append(out, e)
 		}
 	}
 	return out, nil
+}
+
+var _ event.Facts = (*Store)(nil)
+
+// Once implements [event.Facts]; claims older than [event.Retention]
+// go when the next fact is recorded.
+func (s *Store) Once(_ context.Context, fact string, ev *event.Event) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.facts[fact]; ok {
+		return false, nil
+	}
+	cutoff := ev.At.Add(-event.Retention)
+	maps.DeleteFunc(s.facts, func(_ string, at time.Time) bool { return at.Before(cutoff) })
+	s.facts[fact] = ev.At
+	s.record(ev)
+	return true, nil
 }

@@ -34,6 +34,7 @@ type Store struct {
 	events   map[string][]event.Event // by account, oldest first
 	seq      uint64                   // the last event's ID
 	accounts map[string]*apikey.Account
+	facts    map[string]time.Time // claimed facts, by the time of their event
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -42,6 +43,7 @@ var _ apikey.Store = (*Store)(nil)
 func New() *Store {
 	return &Store{
 		byHash:   make(map[apikey.Hash]*apikey.Record),
+		facts:    make(map[string]time.Time),
 		byID:     make(map[string]*apikey.Record),
 		byOwner:  make(map[string]map[string]struct{}),
 		usage:    make(map[string]*usage.Usage),

@@ -94,3 +94,39 @@ func (s *Store) Events(ctx context.Context, account, keyID, before string, limit
 	}
 	return out, nil
 }
+
+var _ event.Facts = (*Store)(nil)
+
+// errClaimed ends the transaction of a fact claimed before.
+var errClaimed = errors.New("claimed")
+
+// Once implements [event.Facts]: the claim is a row of keygate_facts,
+// inserted unless it exists, and the event is recorded in the same
+// transaction; claims older than the retention go then too.
+func (s *Store) Once(ctx context.Context, fact string, ev *event.Event) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	insert := "INSERT INTO keygate_facts (fact, at) VALUES (?, ?) ON CONFLICT (fact) DO NOTHING"
+	if s.dialect == MySQL {
+		insert = "INSERT INTO keygate_facts (fact, at) VALUES (?, ?) ON DUPLICATE KEY UPDATE fact = fact"
+	}
+	err := s.run(ctx, "record a fact", func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.bind(insert), fact, ev.At.UnixMicro())
+		if err != nil {
+			return wrap("claim a fact", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return wrap("claim a fact", err)
+		} else if n != 1 {
+			return errClaimed
+		}
+		if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_facts WHERE at < ?"), ev.At.Add(-s.eventRetention).UnixMicro()); err != nil {
+			return wrap("trim the facts", err)
+		}
+		return s.record(ctx, tx, ev)
+	})
+	if errors.Is(err, errClaimed) {
+		return false, nil
+	}
+	return err == nil, err
+}

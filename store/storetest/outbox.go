@@ -153,3 +153,74 @@ func testOutbox(t *testing.T, s apikey.Store) {
 		t.Fatalf("concurrent leases returned %d events (%d distinct), want each of 20 once", len(seen), len(slices.Compact(slices.Clone(seen))))
 	}
 }
+
+// testFacts checks that a fact is recorded once: of eight instances
+// claiming it at once one writes its event, to the audit trail and, when
+// the store keeps one, to the outbox; later claims write nothing.
+func testFacts(t *testing.T, s apikey.Store) {
+	facts, ok := s.(event.Facts)
+	if !ok {
+		t.Skip("the store records no facts (event.Facts)")
+	}
+	svc, clock := newService(t, s)
+	const owner = "acct_facts"
+	issued, err := svc.Create(ctx(), apikey.CreateParams{Owner: owner, ExpiresAt: epoch.Add(24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, _ := s.(event.Outbox)
+	if box != nil { // the creation's delivery, out of the way
+		ds, err := box.Lease(ctx(), clock.Now(), 10, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ds {
+			if err := box.Settle(ctx(), &ds[i], true, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fact := "key.expiring/" + issued.Key.ID + "/1d/" + strconv.FormatInt(issued.Key.ExpiresAt.Unix(), 10)
+	ev := event.Event{Type: event.KeyExpiring, KeyID: issued.Key.ID, Account: owner, At: clock.Now(),
+		Data: map[string]string{"threshold": "1d", "expires_at": issued.Key.ExpiresAt.Format(time.RFC3339)}}
+	var wrote sync.WaitGroup
+	var mu sync.Mutex
+	n := 0
+	for range 8 {
+		wrote.Go(func() {
+			e := ev
+			ok, err := facts.Once(ctx(), fact, &e)
+			if err != nil {
+				t.Errorf("Once: %v", err)
+			}
+			if ok {
+				mu.Lock()
+				n++
+				mu.Unlock()
+			}
+		})
+	}
+	wrote.Wait()
+	if n != 1 {
+		t.Fatalf("%d of 8 claims of one fact wrote its event, want 1", n)
+	}
+	if ok, err := facts.Once(ctx(), fact, &ev); ok || err != nil {
+		t.Fatalf("a later claim: %v, %v; want false, nil", ok, err)
+	}
+	trail, err := svc.Events(ctx(), owner, issued.Key.ID, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(trail.Items) != 2 || trail.Items[0].Type != event.KeyExpiring || trail.Items[0].Data["threshold"] != "1d" {
+		t.Fatalf("the audit trail holds %+v; want the creation and the fact, once, with its data", trail.Items)
+	}
+	if box != nil {
+		ds, err := box.Lease(ctx(), clock.Now(), 10, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ds) != 1 || ds[0].Event.Type != event.KeyExpiring || ds[0].Event.ID != trail.Items[0].ID {
+			t.Fatalf("the outbox holds %+v; want the fact once, under its audit ID", ds)
+		}
+	}
+}

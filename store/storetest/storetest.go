@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 		{"Events", testEvents},
 		{"EventsKept", testEventsKept},
 		{"Outbox", testOutbox},
+		{"Facts", testFacts},
 		{"Accounts", testAccounts},
 		{"AccountCreateRace", testAccountCreateRace},
 	}
@@ -84,7 +85,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 			if s == nil {
 				t.Fatal("newStore returned nil")
 			}
-			if strings.HasPrefix(tc.name, "Usage") || strings.HasPrefix(tc.name, "Account") || tc.name == "GetOwned" || strings.HasPrefix(tc.name, "Events") || tc.name == "Outbox" {
+			if strings.HasPrefix(tc.name, "Usage") || strings.HasPrefix(tc.name, "Account") || tc.name == "GetOwned" || strings.HasPrefix(tc.name, "Events") || tc.name == "Outbox" || tc.name == "Facts" {
 				tc.fn(t, s) // asserts the store's own capabilities
 				return
 			}
