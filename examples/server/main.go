@@ -13,7 +13,8 @@
 // whsec_ secret; two, space-separated, while it rotates) send every key's
 // events to the operator's endpoint as Standard Webhooks messages, from
 // the SQL store's outbox: at least once, in order per key, retried for 72
-// hours. Other environment:
+// hours; the audit trail (and so the webhook) also hears of keys 7 days
+// and 1 day before they expire, and when they have. Other environment:
 // ADDR (default :8080); ADMIN_TOKEN, which is otherwise generated on
 // the first start, kept in the data directory (mode 0600) and printed
 // only then; KEY_MAX_LIFETIME, the longest a key may live (a Go

@@ -26,6 +26,7 @@ import (
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/apikey/event/dispatch"
+	"github.com/keygate/keygate/apikey/event/notice"
 	"github.com/keygate/keygate/apikey/event/webhook"
 	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/middleware"
@@ -97,11 +98,12 @@ func newServer(cfg serverConfig) (*server, error) {
 		keys    apikey.Store
 		counts  usage.Store
 		limiter ratelimit.Limiter
+		facts   notice.Store // the store behind any cache: expiry notices
 	)
 	switch {
 	case cfg.Memory:
 		mem := memstore.New()
-		keys, counts = mem, mem
+		keys, counts, facts = mem, mem, mem
 	case cfg.RedisURL != "":
 		client, err := redisClient(cfg.RedisURL)
 		if err != nil {
@@ -119,7 +121,7 @@ func newServer(cfg serverConfig) (*server, error) {
 			return nil, err
 		}
 		s.closers = append(s.closers, cache.Close)
-		keys, counts = cache, rs
+		keys, counts, facts = cache, rs, rs
 		lcfg := redislimit.Config{Prefix: cfg.Namespace + ":rl:"}
 		if cfg.LocalLimiter {
 			lcfg.Local = &redislimit.Local{}
@@ -159,7 +161,7 @@ func newServer(cfg serverConfig) (*server, error) {
 			return nil, err
 		}
 		s.closers = append(s.closers, cache.Close)
-		keys, counts = cache, sqlStore
+		keys, counts, facts = cache, sqlStore, sqlStore
 	}
 	if limiter == nil {
 		ml := ratelimit.NewMemory(ratelimit.MemoryConfig{Clock: cfg.Clock})
@@ -178,6 +180,9 @@ func newServer(cfg serverConfig) (*server, error) {
 	}
 	if cfg.Retention > 0 {
 		s.purgeEvery(svc, time.Hour, cfg.Retention)
+	}
+	if err := s.notify(facts, cfg.Clock); err != nil {
+		return nil, err
 	}
 	recorder, err := usage.New(counts, usage.Config{FlushInterval: time.Second})
 	if err != nil {
@@ -247,11 +252,7 @@ func newServer(cfg serverConfig) (*server, error) {
 // revoked or expired more than retention ago. Several instances may
 // purge at once.
 func (s *server) purgeEvery(svc *apikey.Service, interval, retention time.Duration) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	s.closers = append(s.closers, func() error { cancel(); <-done; return nil })
-	go func() {
-		defer close(done)
+	s.background(func(ctx context.Context) {
 		for {
 			if n, err := svc.Purge(ctx, retention); err != nil && ctx.Err() == nil {
 				fmt.Fprintf(os.Stderr, "purging old keys: %v (%d purged)\n", err, n)
@@ -262,7 +263,19 @@ func (s *server) purgeEvery(svc *apikey.Service, interval, retention time.Durati
 			case <-time.After(interval):
 			}
 		}
+	})
+}
+
+// background runs run in a goroutine until the server closes, which
+// cancels its context and waits for it.
+func (s *server) background(run func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		run(ctx)
 	}()
+	s.closers = append(s.closers, func() error { cancel(); <-done; return nil })
 }
 
 // redisClient returns the client of REDIS_URL: a Cluster's for a comma
@@ -324,6 +337,17 @@ func (s *server) openSQL(cfg serverConfig) (*sqlstore.Store, *sql.DB, sqlstore.D
 	return st, db, dialect, err
 }
 
+// notify records key.expiring (7 days and 1 day ahead) and key.expired
+// in store's audit trail, and so its outbox, until the server closes.
+func (s *server) notify(store notice.Store, clock func() time.Time) error {
+	n, err := notice.New(notice.Config{Store: store, Clock: clock})
+	if err != nil {
+		return err
+	}
+	s.background(n.Run)
+	return nil
+}
+
 // dispatch sends the events of box to cfg's webhook until the server
 // closes.
 func (s *server) dispatch(cfg serverConfig, box event.Outbox) error {
@@ -335,15 +359,11 @@ func (s *server) dispatch(cfg serverConfig, box event.Outbox) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	s.background(func(ctx context.Context) {
 		if err := d.Run(ctx); err != nil {
 			log.Printf("webhook: %v", err)
 		}
-	}()
-	s.closers = append(s.closers, func() error { cancel(); <-done; return nil })
+	})
 	return nil
 }
 

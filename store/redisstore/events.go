@@ -134,3 +134,24 @@ func (s *Store) Events(ctx context.Context, account, keyID, before string, limit
 	}
 	return out, nil
 }
+
+var _ event.Facts = (*Store)(nil)
+
+// Once implements [event.Facts]: one script in the account's slot
+// claims the fact (a key that expires with the retention) and records
+// its event.
+func (s *Store) Once(ctx context.Context, fact string, ev *event.Event) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	data, err := eventJSON(ev)
+	if err != nil {
+		return false, err
+	}
+	keys := []string{s.account(ev.Account) + "f:" + fact, s.eventKey(ev.Account), s.keyEventsKey(ev.Account, ev.KeyID)}
+	args := append(append([]any{data}, s.eventArgs(ev)...), ev.KeyID)
+	n, err := factScript.Run(ctx, s.client, keys, args...).Int()
+	if err != nil {
+		return false, wrap("record a fact", err)
+	}
+	return n == 1, nil
+}

@@ -309,6 +309,8 @@ func checkEviction(ctx context.Context, c *redis.Client) (fault, err error) {
 //	ns:{acct}:ek:<id>     LIST of key <id>'s event IDs, oldest first, to
 //	                      keep [event.PerKey] of them
 //	ns:{acct}:a           account JSON (see [Store.Account])
+//	ns:{acct}:f:<fact>    "1": a fact recorded (see [Store.Once]), for the
+//	                      events' retention
 //
 // A verification knows only the key's text, so each record has a lookup
 // copy, read by [Store.Lookup] in one round trip, and each ID an index

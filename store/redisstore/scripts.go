@@ -186,3 +186,16 @@ for j = 5, #ARGV, 2 do
 end
 return 1
 `)
+
+// factScript records a fact once: it claims the fact, for the
+// retention, and records its event, unless the fact was claimed before.
+// Returns 1 when it recorded.
+//
+// KEYS: the fact's claim, event stream, the key's event list.
+// ARGV: event JSON, the event's time (ms), the retention (ms), the most
+// events a key keeps, the key's ID.
+var factScript = redis.NewScript(addEvent + `
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then return 0 end
+addEvent(KEYS[2], KEYS[3], ARGV[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+return 1
+`)

@@ -12,17 +12,19 @@ import (
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/apikey/event/notice"
+	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/internal/sqltest"
 	"github.com/keygate/keygate/internal/testclock"
 	"github.com/keygate/keygate/store/memstore"
+	"github.com/keygate/keygate/store/redisstore"
 	"github.com/keygate/keygate/store/sqlstore"
 )
 
 // Two instances on one store, with the clock moved past both thresholds
 // and then past the expiry, record exactly one notice per key and
 // threshold, and one of its expiry; instances started again record none
-// of them twice. On SQLite, PostgreSQL, MariaDB, and memory (one
-// process).
+// of them twice. On SQLite, PostgreSQL, MariaDB, Redis (a node and a
+// Cluster) and memory (one process).
 func TestOneNoticePerKeyAndThreshold(t *testing.T) {
 	ctx := context.Background()
 	stores := map[string]func(t *testing.T) func() notice.Store{
@@ -37,6 +39,16 @@ func TestOneNoticePerKeyAndThreshold(t *testing.T) {
 			require.NoError(t, sqlstore.Migrate(ctx, db, d))
 			return func() notice.Store { // an instance of its own, on its own connections
 				s, err := sqlstore.New(ctx, sqltest.Open(t, sqltest.Driver(d), dsn), sqlstore.Config{Dialect: d, Timeout: 10 * time.Second})
+				require.NoError(t, err)
+				return s
+			}
+		}
+	}
+	for _, d := range redistest.Deployments {
+		stores["redis-"+d.Name] = func(t *testing.T) func() notice.Store {
+			ns := redistest.Name(t, d.Connect(t), "notice")
+			return func() notice.Store { // an instance of its own, on its own client
+				s, err := redisstore.New(ctx, d.Connect(t), redisstore.Config{Namespace: ns})
 				require.NoError(t, err)
 				return s
 			}
