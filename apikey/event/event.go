@@ -36,6 +36,9 @@ const (
 	KeyExpiring Type = "key.expiring"
 	// KeyExpired: the key expired at Data["expires_at"].
 	KeyExpired Type = "key.expired"
+	// KeyLeaked: the key was found in public, by Data["source"] (as
+	// "github") at Data["url"].
+	KeyLeaked Type = "key.leaked"
 )
 
 // How long and how much of the audit trail a shipped store keeps: every

@@ -14,7 +14,11 @@
 // events to the operator's endpoint as Standard Webhooks messages, from
 // the SQL store's outbox: at least once, in order per key, retried for 72
 // hours; the audit trail (and so the webhook) also hears of keys 7 days
-// and 1 day before they expire, and when they have. Other environment:
+// and 1 day before they expire, and when they have. GITHUB_SCANNING_KEYS
+// (a file of GitHub's secret-scanning public keys, as
+// https://api.github.com/meta/public_keys/secret_scanning serves them)
+// mounts POST /api/v1/secret-scanning/github, which revokes the keys
+// GitHub finds in public code. Other environment:
 // ADDR (default :8080); ADMIN_TOKEN, which is otherwise generated on
 // the first start, kept in the data directory (mode 0600) and printed
 // only then; KEY_MAX_LIFETIME, the longest a key may live (a Go
@@ -90,6 +94,13 @@ func run() error {
 	}
 	if secret := os.Getenv("WEBHOOK_SECRET"); secret != "" {
 		cfg.WebhookSecrets = strings.Fields(secret)
+	}
+	if path := os.Getenv("GITHUB_SCANNING_KEYS"); path != "" {
+		keys, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("GITHUB_SCANNING_KEYS: %w", err)
+		}
+		cfg.GitHubScanningKeys = keys
 	}
 	for _, d := range []struct {
 		name string

@@ -31,6 +31,7 @@ import (
 	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/middleware"
 	"github.com/keygate/keygate/middleware/manage"
+	"github.com/keygate/keygate/middleware/scanning"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/ratelimit/redislimit"
 	"github.com/keygate/keygate/ratelimit/sqllimit"
@@ -58,6 +59,10 @@ type serverConfig struct {
 	// WebhookSecrets (WEBHOOK_URL, WEBHOOK_SECRET); "" sends none.
 	WebhookURL     string
 	WebhookSecrets []string
+	// GitHubScanningKeys are GitHub's secret-scanning public keys as it
+	// serves them (the file GITHUB_SCANNING_KEYS names); nil mounts no
+	// scanning handler.
+	GitHubScanningKeys []byte
 	// MaxLifetime caps how long a key lives (KEY_MAX_LIFETIME); 0 is no
 	// cap.
 	MaxLifetime time.Duration
@@ -243,6 +248,17 @@ func newServer(cfg serverConfig) (*server, error) {
 	root.Handle("/api/v1/api-keys", keysAPI)
 	root.Handle("/api/v1/api-keys/", keysAPI)
 	root.Handle("/api/v1/account", keysAPI)
+	if cfg.GitHubScanningKeys != nil {
+		keys, err := scanning.ParseGitHubKeys(cfg.GitHubScanningKeys)
+		if err != nil {
+			return nil, fmt.Errorf("GITHUB_SCANNING_KEYS: %w", err)
+		}
+		h, err := scanning.New(scanning.Config{Service: svc, GitHubKeys: keys, Facts: facts})
+		if err != nil {
+			return nil, err
+		}
+		root.Handle("POST /api/v1/secret-scanning/github", h)
+	}
 	root.Handle("/", mw.Authenticate(resources))
 	s.handler = root
 	return s, nil

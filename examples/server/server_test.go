@@ -3,8 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
 	"database/sql"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"maps"
@@ -914,4 +919,28 @@ func TestWebhookNeedsTheSQLStoreAndASecret(t *testing.T) {
 	require.ErrorContains(t, err, "WEBHOOK_SECRET")
 	_, err = newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, WebhookURL: "ftp://example.com", WebhookSecrets: []string{webhook.NewSecret()}})
 	require.ErrorContains(t, err, "WEBHOOK_URL")
+}
+
+// GITHUB_SCANNING_KEYS mounts the secret-scanning handler, which refuses
+// a report GitHub did not sign.
+func TestSecretScanningIsMounted(t *testing.T) {
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	der, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	require.NoError(t, err)
+	keys, err := json.Marshal(map[string]any{"public_keys": []map[string]any{{
+		"key_identifier": "gh-1", "key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
+	}}})
+	require.NoError(t, err)
+	srv, err := newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, GitHubScanningKeys: keys})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = srv.Close() })
+	r := httptest.NewRequest("POST", "/api/v1/secret-scanning/github", strings.NewReader(`[{"token":"kg_live_x","type":"t","url":"u","source":"content"}]`))
+	r.Header.Set("Github-Public-Key-Identifier", "gh-1")
+	w := httptest.NewRecorder()
+	srv.handler.ServeHTTP(w, r)
+	assert.Equal(t, http.StatusUnauthorized, w.Code, w.Body.String())
+
+	_, err = newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, GitHubScanningKeys: []byte(`{"public_keys":[]}`)})
+	require.ErrorContains(t, err, "GITHUB_SCANNING_KEYS")
 }
