@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/ratelimit"
 )
 
@@ -32,6 +33,11 @@ type Account struct {
 	// RefillAt, must be in the future; by default it is the next
 	// midnight UTC, or the first of the next month when Monthly.
 	Credits *ratelimit.Credits `json:"credits,omitempty"`
+	// Webhooks are the endpoints the account registered for its keys'
+	// events, up to [event.MaxEndpoints] (middleware/manage serves them;
+	// apikey/event/webhook delivers to them). [Principal].Account leaves
+	// them out.
+	Webhooks []event.Endpoint `json:"webhooks,omitempty"`
 	// UpdatedAt is when the account was last changed.
 	UpdatedAt time.Time `json:"updated_at"`
 	// Version counts the account's changes: 1 when it is created, one
@@ -68,6 +74,11 @@ func (a Account) clone() Account {
 	if a.Credits != nil {
 		c := *a.Credits
 		a.Credits = &c
+	}
+	a.Webhooks = slices.Clone(a.Webhooks)
+	for i := range a.Webhooks {
+		e := &a.Webhooks[i]
+		e.Events, e.Secrets = slices.Clone(e.Events), slices.Clone(e.Secrets)
 	}
 	return a
 }
@@ -293,6 +304,17 @@ func (s *Service) validateAccount(a *Account) error {
 	}
 	if err := validateLimits(a.Limits); err != nil {
 		return err
+	}
+	if len(a.Webhooks) > event.MaxEndpoints {
+		return invalid("webhooks", "an account has at most %d endpoints", event.MaxEndpoints)
+	}
+	for i, e := range a.Webhooks {
+		switch {
+		case e.ID == "" || e.URL == "" || len(e.Secrets) == 0:
+			return invalid("webhooks", "endpoint %d needs an ID, a URL and a secret", i)
+		case slices.ContainsFunc(a.Webhooks[:i], func(o event.Endpoint) bool { return o.ID == e.ID }):
+			return invalid("webhooks", "two endpoints with the ID %q", e.ID)
+		}
 	}
 	if c := a.Credits; c != nil {
 		switch {

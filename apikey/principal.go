@@ -59,13 +59,14 @@ func (p Principal) Lineage() string {
 
 // Account returns the key's account as it was when the key verified:
 // its plan (the default plan when none was stored), custom limits and
-// credits. Limits and Credits are shared: do not modify them.
+// credits, without its webhooks (whose secrets a request has no use
+// for). Limits and Credits are shared: do not modify them.
 func (p Principal) Account() Account {
 	if p.acct == nil {
 		return Account{ID: p.Owner()}
 	}
 	a := *p.acct
-	a.ID = p.Owner()
+	a.ID, a.Webhooks = p.Owner(), nil
 	return a
 }
 

@@ -74,6 +74,18 @@ type Config struct {
 	// when Authenticate vouches for that (an operator's login, a billing
 	// system); default off, answered 405.
 	AccountUpdates bool
+	// Webhooks serves the account's webhook endpoints at WebhooksPath
+	// (route it to the Handler too). They are kept in the account
+	// (apikey.Account.Webhooks), so the store must keep accounts; deliver
+	// to them with apikey/event/webhook's Accounts. Default off (404).
+	Webhooks bool
+	// WebhooksPath is where the webhook endpoints are mounted. Default
+	// "/api/v1/webhooks".
+	WebhooksPath string
+	// AllowPrivateWebhooks lets accounts register http URLs and loopback
+	// or private addresses: local development only. Default: https to
+	// public addresses only (see webhook.CheckURL).
+	AllowPrivateWebhooks bool
 }
 
 // maxBody bounds a request body.
@@ -97,6 +109,18 @@ const maxGrace = 30 * 24 * time.Hour
 //	GET    {prefix}/events         the account's audit trail, ?limit=&cursor=
 //	GET    {account}               the account's plan, limits and credits
 //	PUT    {account}               change them (with [Config].AccountUpdates)
+//
+// and with [Config].Webhooks the account's webhook endpoints, up to 10:
+//
+//	POST   {webhooks}                    register {"url","events","description"} (201, its secret shown once)
+//	GET    {webhooks}                    list them, {"data":[...]} (never a secret)
+//	GET    {webhooks}/{id}               one
+//	PATCH  {webhooks}/{id}               change url, events, description, disabled
+//	DELETE {webhooks}/{id}               delete
+//	POST   {webhooks}/{id}/rotate-secret a new secret, shown once (the old one signs too for a day)
+//
+// A URL that is not https, or resolves to a loopback, private, link-local
+// or metadata address, is refused with 400.
 //
 // Pages hold up to limit items (default 20, at most 100), newest event or
 // oldest key first, and next_cursor names the next page (null on the
@@ -131,6 +155,9 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.AccountPath == "" {
 		cfg.AccountPath = "/api/v1/account"
 	}
+	if cfg.WebhooksPath == "" {
+		cfg.WebhooksPath = "/api/v1/webhooks"
+	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
 	p := strings.TrimSuffix(cfg.Prefix, "/")
 	h.mux.HandleFunc("POST "+p, h.create)
@@ -148,6 +175,15 @@ func New(cfg Config) (*Handler, error) {
 	h.mux.HandleFunc("GET "+p+"/events", h.events)
 	h.mux.HandleFunc("GET "+cfg.AccountPath, h.getAccount)
 	h.mux.HandleFunc("PUT "+cfg.AccountPath, h.putAccount)
+	if cfg.Webhooks {
+		wp := strings.TrimSuffix(cfg.WebhooksPath, "/")
+		h.mux.HandleFunc("POST "+wp, h.createEndpoint)
+		h.mux.HandleFunc("GET "+wp, h.listEndpoints)
+		h.mux.HandleFunc("GET "+wp+"/{id}", h.getEndpoint)
+		h.mux.HandleFunc("PATCH "+wp+"/{id}", h.updateEndpoint)
+		h.mux.HandleFunc("DELETE "+wp+"/{id}", h.deleteEndpoint)
+		h.mux.HandleFunc("POST "+wp+"/{id}/rotate-secret", h.rotateSecret)
+	}
 	return h, nil
 }
 

@@ -69,16 +69,21 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 
 // Deliver implements [dispatch.Sink].
 func (s *Sender) Deliver(ctx context.Context, e event.Event) error {
+	return post(ctx, s.cfg.Client, s.cfg.URL, s.cfg.Secrets, e, s.cfg.Clock())
+}
+
+// post sends e to url with client, signed with secrets at at: nil for a
+// 2xx answer, [dispatch.ErrGone] for 410, an error otherwise.
+func post(ctx context.Context, client *http.Client, url string, secrets []string, e event.Event, at time.Time) error {
 	body, err := json.Marshal(e)
 	if err != nil {
 		return fmt.Errorf("webhook: encode the event: %w", err)
 	}
-	at := s.cfg.Clock()
-	sig, err := Sign(e.ID, at, body, s.cfg.Secrets...)
+	sig, err := Sign(e.ID, at, body, secrets...)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.URL, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
@@ -86,7 +91,7 @@ func (s *Sender) Deliver(ctx context.Context, e event.Event) error {
 	req.Header.Set(HeaderID, e.ID)
 	req.Header.Set(HeaderTimestamp, fmt.Sprint(at.Unix()))
 	req.Header.Set(HeaderSignature, sig)
-	resp, err := s.cfg.Client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}
@@ -97,7 +102,7 @@ func (s *Sender) Deliver(ctx context.Context, e event.Event) error {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return nil
 	case resp.StatusCode == http.StatusGone:
-		return fmt.Errorf("%w: %s answered 410 Gone", dispatch.ErrGone, s.cfg.URL)
+		return fmt.Errorf("%w: the receiver answered 410 Gone", dispatch.ErrGone)
 	}
 	return errors.New("webhook: the receiver answered " + resp.Status)
 }
