@@ -18,7 +18,9 @@
 // (a file of GitHub's secret-scanning public keys, as
 // https://api.github.com/meta/public_keys/secret_scanning serves them)
 // mounts POST /api/v1/secret-scanning/github, which revokes the keys
-// GitHub finds in public code. Other environment:
+// GitHub finds in public code. On SQL, accounts register webhooks of
+// their own at /api/v1/webhooks (https to public addresses only, unless
+// WEBHOOK_ALLOW_PRIVATE=1 for local development). Other environment:
 // ADDR (default :8080); ADMIN_TOKEN, which is otherwise generated on
 // the first start, kept in the data directory (mode 0600) and printed
 // only then; KEY_MAX_LIFETIME, the longest a key may live (a Go
@@ -95,6 +97,7 @@ func run() error {
 	if secret := os.Getenv("WEBHOOK_SECRET"); secret != "" {
 		cfg.WebhookSecrets = strings.Fields(secret)
 	}
+	cfg.AllowPrivateWebhooks = os.Getenv("WEBHOOK_ALLOW_PRIVATE") == "1"
 	if path := os.Getenv("GITHUB_SCANNING_KEYS"); path != "" {
 		keys, err := os.ReadFile(path)
 		if err != nil {

@@ -59,6 +59,9 @@ type serverConfig struct {
 	// WebhookSecrets (WEBHOOK_URL, WEBHOOK_SECRET); "" sends none.
 	WebhookURL     string
 	WebhookSecrets []string
+	// AllowPrivateWebhooks lets accounts register http and loopback or
+	// private endpoints (WEBHOOK_ALLOW_PRIVATE=1): local development.
+	AllowPrivateWebhooks bool
 	// GitHubScanningKeys are GitHub's secret-scanning public keys as it
 	// serves them (the file GITHUB_SCANNING_KEYS names); nil mounts no
 	// scanning handler.
@@ -104,6 +107,7 @@ func newServer(cfg serverConfig) (*server, error) {
 		counts  usage.Store
 		limiter ratelimit.Limiter
 		facts   notice.Store // the store behind any cache: expiry notices
+		box     event.Outbox // events to deliver; only the SQL store keeps them
 	)
 	switch {
 	case cfg.Memory:
@@ -154,11 +158,7 @@ func newServer(cfg serverConfig) (*server, error) {
 		}
 		s.closers = append(s.closers, sl.Close)
 		limiter = sl
-		if cfg.WebhookURL != "" {
-			if err := s.dispatch(cfg, sqlStore); err != nil {
-				return nil, err
-			}
-		}
+		box = sqlStore
 		// The store's change feed drops revoked keys from every
 		// instance's cache within its poll interval.
 		cache, err := cachestore.New(sqlStore, cachestore.Config{Clock: cfg.Clock})
@@ -189,6 +189,11 @@ func newServer(cfg serverConfig) (*server, error) {
 	if err := s.notify(facts, cfg.Clock); err != nil {
 		return nil, err
 	}
+	if box != nil {
+		if err := s.dispatch(cfg, box, svc); err != nil {
+			return nil, err
+		}
+	}
 	recorder, err := usage.New(counts, usage.Config{FlushInterval: time.Second})
 	if err != nil {
 		return nil, err
@@ -215,6 +220,9 @@ func newServer(cfg serverConfig) (*server, error) {
 		Recorder: recorder,
 		Clock:    cfg.Clock,
 		Limiter:  limiter,
+		// Accounts' own webhooks, where events are kept for delivery.
+		Webhooks:             box != nil,
+		AllowPrivateWebhooks: cfg.AllowPrivateWebhooks,
 		// PUT /api/v1/account stands in for the host's billing: here the
 		// admin token sets any account's plan, limits and credits.
 		AccountUpdates: true,
@@ -248,6 +256,8 @@ func newServer(cfg serverConfig) (*server, error) {
 	root.Handle("/api/v1/api-keys", keysAPI)
 	root.Handle("/api/v1/api-keys/", keysAPI)
 	root.Handle("/api/v1/account", keysAPI)
+	root.Handle("/api/v1/webhooks", keysAPI)
+	root.Handle("/api/v1/webhooks/", keysAPI)
 	if cfg.GitHubScanningKeys != nil {
 		keys, err := scanning.ParseGitHubKeys(cfg.GitHubScanningKeys)
 		if err != nil {
@@ -349,7 +359,7 @@ func (s *server) openSQL(cfg serverConfig) (*sqlstore.Store, *sql.DB, sqlstore.D
 	if err := sqlstore.Migrate(ctx, db, dialect); err != nil {
 		return nil, nil, "", err
 	}
-	st, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect, Outbox: cfg.WebhookURL != ""})
+	st, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect, Outbox: true})
 	return st, db, dialect, err
 }
 
@@ -364,14 +374,41 @@ func (s *server) notify(store notice.Store, clock func() time.Time) error {
 	return nil
 }
 
-// dispatch sends the events of box to cfg's webhook until the server
-// closes.
-func (s *server) dispatch(cfg serverConfig, box event.Outbox) error {
-	sender, err := webhook.NewSender(webhook.SenderConfig{URL: cfg.WebhookURL, Secrets: cfg.WebhookSecrets})
+// dispatch sends the events of box to the accounts' own webhooks, and
+// with WEBHOOK_URL to the operator's, until the server closes.
+func (s *server) dispatch(cfg serverConfig, box event.Outbox, svc *apikey.Service) error {
+	accounts, err := webhook.NewAccounts(webhook.AccountsConfig{
+		Endpoints: func(ctx context.Context, account string) ([]event.Endpoint, error) {
+			a, err := svc.Account(ctx, account)
+			return a.Webhooks, err
+		},
+		AllowPrivate: cfg.AllowPrivateWebhooks,
+		OnGone: func(ctx context.Context, account, endpoint string) {
+			_, err := svc.UpdateAccount(ctx, account, func(a *apikey.Account) error {
+				for i := range a.Webhooks {
+					if a.Webhooks[i].ID == endpoint && a.Webhooks[i].DisabledAt.IsZero() {
+						a.Webhooks[i].DisabledAt = cfg.Clock()
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				log.Printf("webhook: turning off endpoint %s, which answered 410: %v", endpoint, err)
+			}
+		},
+	})
 	if err != nil {
-		return fmt.Errorf("WEBHOOK_URL, WEBHOOK_SECRET: %w", err)
+		return err
 	}
-	d, err := dispatch.New(dispatch.Config{Outbox: box, Sink: sender})
+	sinks := &allSinks{sinks: []dispatch.Sink{accounts}}
+	if cfg.WebhookURL != "" {
+		operator, err := webhook.NewSender(webhook.SenderConfig{URL: cfg.WebhookURL, Secrets: cfg.WebhookSecrets})
+		if err != nil {
+			return fmt.Errorf("WEBHOOK_URL, WEBHOOK_SECRET: %w", err)
+		}
+		sinks.sinks = append(sinks.sinks, operator)
+	}
+	d, err := dispatch.New(dispatch.Config{Outbox: box, Sink: sinks})
 	if err != nil {
 		return err
 	}
@@ -381,6 +418,33 @@ func (s *server) dispatch(cfg serverConfig, box event.Outbox) error {
 		}
 	})
 	return nil
+}
+
+// allSinks delivers each event to every sink; one that failed has the
+// event again, with the others, which drop it by its webhook-id. A sink
+// that is gone (410) is dropped, so that the others go on.
+type allSinks struct {
+	mu    sync.Mutex
+	sinks []dispatch.Sink
+}
+
+func (a *allSinks) Deliver(ctx context.Context, e event.Event) error {
+	a.mu.Lock()
+	sinks := slices.Clone(a.sinks)
+	a.mu.Unlock()
+	var errs []error
+	for _, s := range sinks {
+		err := s.Deliver(ctx, e)
+		if errors.Is(err, dispatch.ErrGone) {
+			log.Printf("webhook: %v; no more events go there", err)
+			a.mu.Lock()
+			a.sinks = slices.DeleteFunc(a.sinks, func(o dispatch.Sink) bool { return o == s })
+			a.mu.Unlock()
+			continue
+		}
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // sqlSource returns the driver, data source and dialect of cfg's SQL

@@ -944,3 +944,63 @@ func TestSecretScanningIsMounted(t *testing.T) {
 	_, err = newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, GitHubScanningKeys: []byte(`{"public_keys":[]}`)})
 	require.ErrorContains(t, err, "GITHUB_SCANNING_KEYS")
 }
+
+// An account's endpoint receives its account's events only, signed with
+// its own secret.
+func TestAccountWebhooks(t *testing.T) {
+	type received struct {
+		mu     sync.Mutex
+		secret string
+		events []map[string]any
+	}
+	receivers := map[string]*received{"acct_a": {}, "acct_b": {}}
+	urls := map[string]string{}
+	for account, rc := range receivers {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			if !assert.NoError(t, webhook.Verify(rc.secret, r.Header, body), "%s's endpoint: a message signed with another secret", account) {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			var e map[string]any
+			require.NoError(t, json.Unmarshal(body, &e))
+			rc.events = append(rc.events, e)
+		}))
+		t.Cleanup(srv.Close)
+		urls[account] = srv.URL
+	}
+	srv, err := newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, AllowPrivateWebhooks: true})
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv.handler)
+	t.Cleanup(func() { ts.Close(); _ = srv.Close() })
+	e := &env{t: t, url: ts.URL}
+	for account, rc := range receivers {
+		r := e.do("POST", "/api/v1/webhooks", admin(account), map[string]any{"url": urls[account], "events": []string{"key.*"}})
+		require.Equal(t, http.StatusCreated, r.status, r.raw)
+		rc.mu.Lock()
+		rc.secret = r.body["secret"].(string)
+		rc.mu.Unlock()
+	}
+	keys := map[string]string{}
+	for account := range receivers {
+		id, _ := e.create(account, map[string]any{"name": account})
+		keys[account] = id
+		r := e.do("DELETE", "/api/v1/api-keys/"+id, admin(account), nil)
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+	}
+	for account, rc := range receivers {
+		eventually(t, time.Minute, func() bool {
+			rc.mu.Lock()
+			defer rc.mu.Unlock()
+			return len(rc.events) >= 2
+		})
+		rc.mu.Lock()
+		for _, ev := range rc.events {
+			assert.Equal(t, account, ev["account"], "an event of another account")
+			assert.Equal(t, keys[account], ev["key_id"])
+		}
+		rc.mu.Unlock()
+	}
+}
