@@ -107,8 +107,10 @@ type Store interface {
 type Outbox interface {
 	// Lease returns up to n events due at now, oldest first, each leased
 	// to this call for ttl: until then no other Lease returns it. Of
-	// each key it returns only the oldest event still in the outbox, so
-	// that events of one key are delivered in order.
+	// each key it returns at most the oldest event still in the outbox,
+	// so that events of one key are delivered in order (a store may hold
+	// back more: one event of an account at a time). An event's ID is
+	// its audit trail's, unique within its account.
 	Lease(ctx context.Context, now time.Time, n int, ttl time.Duration) ([]Delivery, error)
 	// Settle ends the attempt of a leased delivery: done removes the
 	// event from the outbox; otherwise it is due again at retry. A lease

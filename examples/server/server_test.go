@@ -848,7 +848,7 @@ func TestEventsSurviveKill9(t *testing.T) {
 		}
 		var e map[string]any
 		require.NoError(t, json.Unmarshal(body, &e))
-		assert.Equal(t, e["id"], r.Header.Get(webhook.HeaderID))
+		e["webhook-id"] = r.Header.Get(webhook.HeaderID)
 		got = append(got, e)
 	}))
 	t.Cleanup(receiver.Close)
@@ -899,7 +899,7 @@ func TestEventsSurviveKill9(t *testing.T) {
 	var ofA []string
 	ids := map[string]bool{}
 	for _, e := range got {
-		ids[e["id"].(string)] = true
+		ids[e["webhook-id"].(string)] = true
 		if e["key_id"] == aID {
 			ofA = append(ofA, e["type"].(string))
 		}

@@ -92,8 +92,8 @@ func (s *Store) Create(ctx context.Context, rec *apikey.Record, maxActive int, n
 	if err := s.claim(ctx, rec); err != nil {
 		return err
 	}
-	keys := []string{s.recKey(rec.Owner, rec.ID), s.ownerKey(rec.Owner), s.eventKey(rec.Owner), s.keyEventsKey(rec.Owner, rec.ID)}
-	args := append([]any{data, rec.ID, max(maxActive, 0), micros(now), activeScore(rec), evData}, s.eventArgs(ev)...)
+	keys := append([]string{s.recKey(rec.Owner, rec.ID), s.ownerKey(rec.Owner)}, s.eventKeys(rec.Owner, rec.ID)...)
+	args := append([]any{data, rec.ID, max(maxActive, 0), micros(now), activeScore(rec), evData}, s.eventArgs(ev, rec.Owner)...)
 	res, err := createScript.Run(ctx, s.client, keys, args...).Text()
 	if err != nil {
 		return wrap("create", err) // whether it ran or not, the held copy converges to the record
@@ -182,8 +182,8 @@ func (s *Store) write(ctx context.Context, c change, owner, old string, before, 
 	case res == "stale":
 		return false, nil
 	}
-	keys := []string{s.recKey(owner, c.id), s.ownerKey(owner), s.eventKey(owner), s.keyEventsKey(owner, c.id)}
-	args := append([]any{old, data, c.id, activeScore(rec), evData, "", "", "", max(c.maxActive, 0), micros(c.now)}, s.eventArgs(c.ev)...)
+	keys := append([]string{s.recKey(owner, c.id), s.ownerKey(owner)}, s.eventKeys(owner, c.id)...)
+	args := append([]any{old, data, c.id, activeScore(rec), evData, "", "", "", max(c.maxActive, 0), micros(c.now)}, s.eventArgs(c.ev, owner)...)
 	r := c.replacement
 	var rdata string
 	if r != nil {

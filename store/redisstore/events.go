@@ -147,8 +147,8 @@ func (s *Store) Once(ctx context.Context, fact string, ev *event.Event) (bool, e
 	if err != nil {
 		return false, err
 	}
-	keys := []string{s.account(ev.Account) + "f:" + fact, s.eventKey(ev.Account), s.keyEventsKey(ev.Account, ev.KeyID)}
-	args := append(append([]any{data}, s.eventArgs(ev)...), ev.KeyID)
+	keys := append([]string{s.account(ev.Account) + "f:" + fact}, s.eventKeys(ev.Account, ev.KeyID)...)
+	args := append(append([]any{data}, s.eventArgs(ev, ev.Account)...), ev.KeyID)
 	n, err := factScript.Run(ctx, s.client, keys, args...).Int()
 	if err != nil {
 		return false, wrap("record a fact", err)

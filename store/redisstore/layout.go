@@ -180,8 +180,8 @@ func (s *Store) migrateRecord(ctx context.Context, old, id string) (bool, error)
 	steps := []func() error{
 		func() error { return s.client.Set(ctx, s.idKey(id), rec.Owner, 0).Err() },
 		func() error { // as Create writes them; "dup" when an interrupted run did
-			keys := []string{s.recKey(rec.Owner, id), s.ownerKey(rec.Owner), s.eventKey(rec.Owner), s.keyEventsKey(rec.Owner, id)}
-			return createScript.Run(ctx, s.client, keys, append([]any{data, id, 0, 0, activeScore(rec), ""}, s.eventArgs(nil)...)...).Err()
+			keys := append([]string{s.recKey(rec.Owner, id), s.ownerKey(rec.Owner)}, s.eventKeys(rec.Owner, id)...)
+			return createScript.Run(ctx, s.client, keys, append([]any{data, id, 0, 0, activeScore(rec), ""}, s.eventArgs(nil, rec.Owner)...)...).Err()
 		},
 		func() error { return s.index(ctx, nil, rec) },
 		func() error {

@@ -50,8 +50,8 @@ func TestInterruptedChangesConverge(t *testing.T) {
 				data, err = encode(rec, version+1)
 				require.NoError(t, err)
 			}
-			keys := []string{s.recKey(owner, id), s.ownerKey(owner), s.eventKey(owner), s.keyEventsKey(owner, id)}
-			args := append([]any{old, data, id, activeScore(rec), "", "", "", "", 0, micros(time.Now())}, s.eventArgs(nil)...)
+			keys := append([]string{s.recKey(owner, id), s.ownerKey(owner)}, s.eventKeys(owner, id)...)
+			args := append([]any{old, data, id, activeScore(rec), "", "", "", "", 0, micros(time.Now())}, s.eventArgs(nil, owner)...)
 			require.Equal(t, "ok", changeScript.Run(ctx, client, keys, args...).Val())
 		}
 		copyOf := func(rec *apikey.Record) map[string]string {

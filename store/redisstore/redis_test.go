@@ -22,7 +22,7 @@ import (
 func newStack(t testing.TB, client redis.UniversalClient) (string, *redisstore.Store, *apikey.Service) {
 	t.Helper()
 	ns := redistest.Name(t, client, "store")
-	rs, err := redisstore.New(context.Background(), client, redisstore.Config{Namespace: ns})
+	rs, err := redisstore.New(context.Background(), client, redisstore.Config{Namespace: ns, Outbox: true})
 	if err != nil {
 		t.Fatal(err)
 	}

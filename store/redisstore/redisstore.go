@@ -75,6 +75,11 @@ type Config struct {
 	// [event.PerKey] for the bound per key). Default
 	// [event.Retention], 90 days.
 	EventRetention time.Duration
+	// Outbox keeps every event for delivery too (the store is then an
+	// [event.Outbox]), in the same script as its change, until a
+	// dispatcher (apikey/event/dispatch) settles it. Leave it off when
+	// nothing drains it.
+	Outbox bool
 	// FeedTimeout bounds how long the invalidation feed may stay silent
 	// before [Store.WatchChanges] reports it broken, so that a cache
 	// in front stops trusting what it holds: the longest a revocation
@@ -101,6 +106,7 @@ type Store struct {
 	feedTimeout time.Duration
 	// eventRetention is Config.EventRetention.
 	eventRetention time.Duration
+	outbox         bool
 	// breakers fail the reads on the request path (Lookup, Account) at
 	// once while their node is down, instead of each waiting for Timeout.
 	breakers breaker.Set
@@ -165,7 +171,7 @@ func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store,
 		cfg.Logger = slog.Default()
 	}
 	s := &Store{client: client, ns: ns + ":", channel: ns + ":invalidate", timeout: cfg.Timeout,
-		manage: cfg.ManagementTimeout, feedTimeout: cfg.FeedTimeout, eventRetention: cfg.EventRetention,
+		manage: cfg.ManagementTimeout, feedTimeout: cfg.FeedTimeout, eventRetention: cfg.EventRetention, outbox: cfg.Outbox,
 		log: cfg.Logger}
 	answered, pending, err := s.checkStart(ctx, !cfg.SkipEvictionCheck)
 	switch {
@@ -403,14 +409,26 @@ func eventJSON(ev *event.Event) (string, error) {
 	return string(b), nil
 }
 
-// eventArgs are the scripts' arguments that record ev: its time, the
-// retention (both in milliseconds) and the most events a key keeps.
-func (s *Store) eventArgs(ev *event.Event) []any {
+// eventArgs are the scripts' arguments that record ev of owner's: its
+// time, the retention (both in milliseconds), the most events a key
+// keeps, whether the outbox is on, and the owner.
+func (s *Store) eventArgs(ev *event.Event, owner string) []any {
 	var at int64
 	if ev != nil {
 		at = ev.At.UnixMilli()
 	}
-	return []any{at, s.eventRetention.Milliseconds(), event.PerKey}
+	outbox := ""
+	if s.outbox {
+		outbox = "1"
+	}
+	return []any{at, s.eventRetention.Milliseconds(), event.PerKey, outbox, owner}
+}
+
+// eventKeys are the keys of the scripts that record an event of key id
+// of owner's: the account's stream, the key's event list, the slot's
+// outbox set and the account's delivery state.
+func (s *Store) eventKeys(owner, id string) []string {
+	return []string{s.eventKey(owner), s.keyEventsKey(owner, id), s.slotKey(owner, "ob"), s.account(owner) + "od"}
 }
 
 // wire is the JSON form of a record. Version counts the record's

@@ -14,13 +14,23 @@ import "github.com/redis/go-redis/v9"
 // the stream's events older than the retention before it, and keeps the
 // key's event IDs in a list of its own, dropping the key's oldest event
 // past perKey. The list expires a retention after the key's last event.
+// With the outbox on (outbox "1"), the account is pending in its slot's
+// outbox set (obset), due at the event's time unless it was pending
+// already, and its delivery state (od) starts its cursor just before
+// this event the first time.
 const addEvent = `
-local function addEvent(stream, list, id, event, at, retention, perKey)
+local function addEvent(stream, list, id, event, at, retention, perKey, obset, od, outbox, owner)
   local ms, cutoff = tonumber(at), math.max(tonumber(at) - tonumber(retention), 0)
   local last = redis.call('XREVRANGE', stream, '+', '-', 'COUNT', 1)[1]
   if last then ms = math.max(ms, tonumber(string.match(last[1], '^%d+'))) end
   local eid = redis.call('XADD', stream, 'MINID', string.format('%d', cutoff),
     string.format('%d', ms) .. '-*', 'k', id, 'e', event)
+  if outbox == '1' then
+    if redis.call('HEXISTS', od, 'cursor') == 0 then
+      redis.call('HSET', od, 'cursor', last and last[1] or '0-0')
+    end
+    redis.call('ZADD', obset, 'NX', ms, owner)
+  end
   redis.call('RPUSH', list, eid)
   while true do
     local head = redis.call('LINDEX', list, 0)
@@ -37,10 +47,11 @@ end
 // createScript inserts an account's record unless its ID exists or the
 // owner is at the limit, and records the event.
 //
-// KEYS: record, owner set, event stream, the key's event list.
+// KEYS: record, owner set, event stream, the key's event list, the
+// slot's outbox set, the account's delivery state.
 // ARGV: record JSON, ID, max active (0 = none), now (µs), owner score,
 // event JSON ("" = none), the event's time (ms), the retention (ms), the
-// most events a key keeps.
+// most events a key keeps, "1" with the outbox on, the owner.
 var createScript = redis.NewScript(addEvent + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 'dup' end
 local max = tonumber(ARGV[3])
@@ -50,7 +61,7 @@ end
 redis.call('SET', KEYS[1], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[5], ARGV[2])
 if ARGV[6] ~= '' then
-  addEvent(KEYS[3], KEYS[4], ARGV[2], ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+  addEvent(KEYS[3], KEYS[4], ARGV[2], ARGV[6], ARGV[7], ARGV[8], ARGV[9], KEYS[5], KEYS[6], ARGV[10], ARGV[11])
 end
 return 'ok'
 `)
@@ -60,17 +71,18 @@ return 'ok'
 // (rotation) after counting the owner's active keys, and records the
 // event.
 //
-// KEYS: record, owner set, event stream, the key's event list, and when
-// rotating the replacement's record.
+// KEYS: record, owner set, event stream, the key's event list, the
+// slot's outbox set, the account's delivery state, and when rotating the
+// replacement's record.
 // ARGV: old JSON, new JSON ("" = delete), ID, owner score, event JSON
 // ("" = none), replacement JSON ("" = none), replacement ID, replacement
 // owner score, the owner's limit (0 = none) and now (µs), against which
 // the replacement is counted, the event's time (ms), the retention (ms),
-// the most events a key keeps.
+// the most events a key keeps, "1" with the outbox on, the owner.
 var changeScript = redis.NewScript(addEvent + `
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'conflict' end
 if ARGV[6] ~= '' then
-  if redis.call('EXISTS', KEYS[5]) == 1 then return 'dup' end
+  if redis.call('EXISTS', KEYS[7]) == 1 then return 'dup' end
   local max = tonumber(ARGV[9])
   if max > 0 and redis.call('ZCOUNT', KEYS[2], '(' .. ARGV[10], '+inf') >= max then
     return 'limit'
@@ -84,11 +96,11 @@ else
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
 end
 if ARGV[6] ~= '' then
-  redis.call('SET', KEYS[5], ARGV[6])
+  redis.call('SET', KEYS[7], ARGV[6])
   redis.call('ZADD', KEYS[2], ARGV[8], ARGV[7])
 end
 if ARGV[5] ~= '' then
-  addEvent(KEYS[3], KEYS[4], ARGV[3], ARGV[5], ARGV[11], ARGV[12], ARGV[13])
+  addEvent(KEYS[3], KEYS[4], ARGV[3], ARGV[5], ARGV[11], ARGV[12], ARGV[13], KEYS[5], KEYS[6], ARGV[14], ARGV[15])
 end
 return 'ok'
 `)
@@ -191,11 +203,62 @@ return 1
 // retention, and records its event, unless the fact was claimed before.
 // Returns 1 when it recorded.
 //
-// KEYS: the fact's claim, event stream, the key's event list.
+// KEYS: the fact's claim, event stream, the key's event list, the slot's
+// outbox set, the account's delivery state.
 // ARGV: event JSON, the event's time (ms), the retention (ms), the most
-// events a key keeps, the key's ID.
+// events a key keeps, "1" with the outbox on, the owner, the key's ID.
 var factScript = redis.NewScript(addEvent + `
 if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[3]) then return 0 end
-addEvent(KEYS[2], KEYS[3], ARGV[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+addEvent(KEYS[2], KEYS[3], ARGV[7], ARGV[1], ARGV[2], ARGV[3], ARGV[4], KEYS[4], KEYS[5], ARGV[5], ARGV[6])
+return 1
+`)
+
+// leaseScript leases the account's next undelivered event, if its
+// outbox entry is due: the account stays in the outbox set, due when
+// the lease ends. Returns nil, or the event's stream ID, key ID, JSON
+// and the attempts settled.
+//
+// KEYS: the slot's outbox set, the account's delivery state, its event
+// stream. ARGV: owner, now (ms), lease (ms), lease token.
+var leaseScript = redis.NewScript(`
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[2]) then return false end
+local cursor = redis.call('HGET', KEYS[2], 'cursor') or '0-0'
+local nxt = redis.call('XRANGE', KEYS[3], '(' .. cursor, '+', 'COUNT', 1)[1]
+if not nxt then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return false
+end
+redis.call('HSET', KEYS[2], 'lease', ARGV[4])
+redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[2]) + tonumber(ARGV[3]), ARGV[1])
+local k, e = '', ''
+for i = 1, #nxt[2], 2 do
+  if nxt[2][i] == 'k' then k = nxt[2][i + 1] elseif nxt[2][i] == 'e' then e = nxt[2][i + 1] end
+end
+return {nxt[1], k, e, redis.call('HGET', KEYS[2], 'attempts') or '0'}
+`)
+
+// settleScript ends a lease, unless another has replaced it: done moves
+// the cursor past the event, and the account stays pending, due at once,
+// while events follow it; otherwise the event is due again at retry.
+// Returns 0 for a lease that is not the current one.
+//
+// KEYS: the slot's outbox set, the account's delivery state, its event
+// stream. ARGV: owner, lease token, event's stream ID, "1" for done,
+// retry (ms).
+var settleScript = redis.NewScript(`
+if redis.call('HGET', KEYS[2], 'lease') ~= ARGV[2] then return 0 end
+if ARGV[4] == '1' then
+  redis.call('HSET', KEYS[2], 'cursor', ARGV[3], 'attempts', 0, 'lease', '')
+  if redis.call('XRANGE', KEYS[3], '(' .. ARGV[3], '+', 'COUNT', 1)[1] then
+    redis.call('ZADD', KEYS[1], 0, ARGV[1])
+  else
+    redis.call('ZREM', KEYS[1], ARGV[1])
+  end
+else
+  redis.call('HINCRBY', KEYS[2], 'attempts', 1)
+  redis.call('HSET', KEYS[2], 'lease', '')
+  redis.call('ZADD', KEYS[1], ARGV[5], ARGV[1])
+end
 return 1
 `)

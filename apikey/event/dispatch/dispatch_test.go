@@ -49,7 +49,7 @@ func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	var e event.Event
 	require.NoError(r.t, json.Unmarshal(body, &e))
-	assert.Equal(r.t, e.ID, req.Header.Get(webhook.HeaderID))
+	assert.Equal(r.t, webhook.MessageID(&e), req.Header.Get(webhook.HeaderID))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.tries[e.ID]++

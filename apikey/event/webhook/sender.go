@@ -3,6 +3,8 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -33,8 +35,8 @@ type SenderConfig struct {
 }
 
 // Sender delivers events to one receiver as Standard Webhooks messages:
-// the event's JSON as the body, its ID as webhook-id (the same on every
-// retry), signed with every secret. It is a [dispatch.Sink]: a 2xx
+// the event's JSON as the body, [MessageID] as webhook-id (the same on
+// every retry), signed with every secret. It is a [dispatch.Sink]: a 2xx
 // answer delivers, 410 Gone is [dispatch.ErrGone], anything else (or no
 // answer) is an error and the event goes again.
 type Sender struct {
@@ -79,7 +81,8 @@ func post(ctx context.Context, client *http.Client, url string, secrets []string
 	if err != nil {
 		return fmt.Errorf("webhook: encode the event: %w", err)
 	}
-	sig, err := Sign(e.ID, at, body, secrets...)
+	id := MessageID(&e)
+	sig, err := Sign(id, at, body, secrets...)
 	if err != nil {
 		return err
 	}
@@ -88,7 +91,7 @@ func post(ctx context.Context, client *http.Client, url string, secrets []string
 		return fmt.Errorf("webhook: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(HeaderID, e.ID)
+	req.Header.Set(HeaderID, id)
 	req.Header.Set(HeaderTimestamp, fmt.Sprint(at.Unix()))
 	req.Header.Set(HeaderSignature, sig)
 	resp, err := client.Do(req)
@@ -105,4 +108,14 @@ func post(ctx context.Context, client *http.Client, url string, secrets []string
 		return fmt.Errorf("%w: the receiver answered 410 Gone", dispatch.ErrGone)
 	}
 	return errors.New("webhook: the receiver answered " + resp.Status)
+}
+
+// MessageID returns the webhook-id of e's messages: "msg_" and the
+// base64url of the first 16 bytes of SHA-256 over its account and ID. The
+// same on every attempt, so that a receiver drops a retry it handled;
+// unique across accounts, whose event IDs a store may number each on
+// their own.
+func MessageID(e *event.Event) string {
+	sum := sha256.Sum256([]byte(e.Account + "\x00" + e.ID))
+	return "msg_" + base64.RawURLEncoding.EncodeToString(sum[:16])
 }
