@@ -12,14 +12,14 @@
 // LIMITER=local makes them local-first. WEBHOOK_URL and WEBHOOK_SECRET (a
 // whsec_ secret; two, space-separated, while it rotates) send every key's
 // events to the operator's endpoint as Standard Webhooks messages, from
-// the SQL store's outbox: at least once, in order per key, retried for 72
+// the store's outbox (SQL or Redis): at least once, in order per key, retried for 72
 // hours; the audit trail (and so the webhook) also hears of keys 7 days
 // and 1 day before they expire, and when they have. GITHUB_SCANNING_KEYS
 // (a file of GitHub's secret-scanning public keys, as
 // https://api.github.com/meta/public_keys/secret_scanning serves them)
 // mounts POST /api/v1/secret-scanning/github, which revokes the keys
-// GitHub finds in public code. On SQL, accounts register webhooks of
-// their own at /api/v1/webhooks (https to public addresses only, unless
+// GitHub finds in public code. On SQL and Redis, accounts register
+// webhooks of their own at /api/v1/webhooks (https to public addresses only, unless
 // WEBHOOK_ALLOW_PRIVATE=1 for local development). Other environment:
 // ADDR (default :8080); ADMIN_TOKEN, which is otherwise generated on
 // the first start, kept in the data directory (mode 0600) and printed

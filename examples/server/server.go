@@ -99,15 +99,15 @@ func newServer(cfg serverConfig) (*server, error) {
 		cfg.Clock = time.Now
 	}
 	s := &server{}
-	if cfg.WebhookURL != "" && (cfg.Memory || cfg.RedisURL != "") {
-		return nil, errors.New("WEBHOOK_URL needs the SQL store (SQLite or DATABASE_URL): the memory and Redis stores keep no outbox yet")
+	if cfg.WebhookURL != "" && cfg.Memory {
+		return nil, errors.New("WEBHOOK_URL needs a durable store (SQLite, DATABASE_URL or REDIS_URL): the memory store keeps no outbox")
 	}
 	var (
 		keys    apikey.Store
 		counts  usage.Store
 		limiter ratelimit.Limiter
 		facts   notice.Store // the store behind any cache: expiry notices
-		box     event.Outbox // events to deliver; only the SQL store keeps them
+		box     event.Outbox // events to deliver; the memory store keeps none
 	)
 	switch {
 	case cfg.Memory:
@@ -121,7 +121,7 @@ func newServer(cfg serverConfig) (*server, error) {
 		s.closers = append(s.closers, client.Close)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		rs, err := redisstore.New(ctx, client, redisstore.Config{Namespace: cfg.Namespace})
+		rs, err := redisstore.New(ctx, client, redisstore.Config{Namespace: cfg.Namespace, Outbox: true})
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +130,7 @@ func newServer(cfg serverConfig) (*server, error) {
 			return nil, err
 		}
 		s.closers = append(s.closers, cache.Close)
-		keys, counts, facts = cache, rs, rs
+		keys, counts, facts, box = cache, rs, rs, rs
 		lcfg := redislimit.Config{Prefix: cfg.Namespace + ":rl:"}
 		if cfg.LocalLimiter {
 			lcfg.Local = &redislimit.Local{}

@@ -911,10 +911,11 @@ func TestEventsSurviveKill9(t *testing.T) {
 	}
 }
 
-// WEBHOOK_URL needs a store with an outbox, and a valid secret.
-func TestWebhookNeedsTheSQLStoreAndASecret(t *testing.T) {
+// WEBHOOK_URL needs a store with an outbox (not memory), and a valid
+// secret.
+func TestWebhookNeedsADurableStoreAndASecret(t *testing.T) {
 	_, err := newServer(serverConfig{Memory: true, AdminToken: testToken, WebhookURL: "https://example.com/hook", WebhookSecrets: []string{webhook.NewSecret()}})
-	require.ErrorContains(t, err, "WEBHOOK_URL needs the SQL store")
+	require.ErrorContains(t, err, "WEBHOOK_URL needs a durable store")
 	_, err = newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, WebhookURL: "https://example.com/hook"})
 	require.ErrorContains(t, err, "WEBHOOK_SECRET")
 	_, err = newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, WebhookURL: "ftp://example.com", WebhookSecrets: []string{webhook.NewSecret()}})
@@ -946,8 +947,14 @@ func TestSecretScanningIsMounted(t *testing.T) {
 }
 
 // An account's endpoint receives its account's events only, signed with
-// its own secret.
+// its own secret, from the outbox of SQLite and of Redis.
 func TestAccountWebhooks(t *testing.T) {
+	for _, store := range []string{"sqlite", "redis"} {
+		t.Run(store, func(t *testing.T) { accountWebhooks(t, store) })
+	}
+}
+
+func accountWebhooks(t *testing.T, store string) {
 	type received struct {
 		mu     sync.Mutex
 		secret string
@@ -971,7 +978,12 @@ func TestAccountWebhooks(t *testing.T) {
 		t.Cleanup(srv.Close)
 		urls[account] = srv.URL
 	}
-	srv, err := newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, AllowPrivateWebhooks: true})
+	cfg := serverConfig{DataDir: t.TempDir(), AdminToken: testToken, AllowPrivateWebhooks: true}
+	if store == "redis" {
+		cfg.RedisURL = redistest.URL()
+		cfg.Namespace = redistest.Name(t, redistest.Client(t), "srv")
+	}
+	srv, err := newServer(cfg)
 	require.NoError(t, err)
 	ts := httptest.NewServer(srv.handler)
 	t.Cleanup(func() { ts.Close(); _ = srv.Close() })
