@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event/notice"
 	"github.com/keygate/keygate/internal/redistest"
 	"github.com/keygate/keygate/middleware"
 	"github.com/keygate/keygate/ratelimit"
@@ -52,8 +53,9 @@ var plans, _ = ratelimit.NewPlans(unlimited, capped)
 // headers around noop, and requests carrying n distinct keys, ten to an
 // account; with keyCap each key also has a plan of its own, so that every
 // request is decided under the account's windows and the key's; with
-// credits each account has a balance that every request spends.
-func stack(b *testing.B, n int, keyCap, credits bool, limiter ratelimit.Limiter, meters metric.MeterProvider) (http.Handler, []*http.Request) {
+// credits each account has a balance that every request spends; with
+// withNotices the middleware watches for limit thresholds.
+func stack(b *testing.B, n int, keyCap, credits, withNotices bool, limiter ratelimit.Limiter, meters metric.MeterProvider) (http.Handler, []*http.Request) {
 	b.Helper()
 	svc, err := apikey.New(memstore.New(), apikey.Config{MaxActiveKeys: -1, Plans: plans})
 	if err != nil {
@@ -82,7 +84,14 @@ func stack(b *testing.B, n int, keyCap, credits bool, limiter ratelimit.Limiter,
 	if limiter == nil {
 		limiter = ratelimit.NewMemory(ratelimit.MemoryConfig{SweepInterval: -1})
 	}
-	mw, err := middleware.New(middleware.Config{Verifier: svc, Limiter: limiter, MeterProvider: meters})
+	var notices *notice.Limits
+	if withNotices {
+		// Nothing runs it: the limits never bind, so nothing is queued.
+		if notices, err = notice.NewLimits(notice.LimitsConfig{Facts: memstore.New()}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	mw, err := middleware.New(middleware.Config{Verifier: svc, Limiter: limiter, MeterProvider: meters, Notices: notices})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -135,6 +144,7 @@ func BenchmarkStack(b *testing.B) {
 		name            string
 		keyCap, credits bool
 		metrics         bool                                 // through the OpenTelemetry SDK
+		notices         bool                                 // limit thresholds watched
 		limiter         func(b *testing.B) ratelimit.Limiter // nil: memory
 		wrap            func(stack http.Handler) http.Handler
 	}{
@@ -143,6 +153,7 @@ func BenchmarkStack(b *testing.B) {
 		{name: "full-stack-key-cap", keyCap: true},
 		{name: "full-stack-credits", credits: true},
 		{name: "full-stack-metrics", metrics: true},
+		{name: "full-stack-notices", notices: true},
 		{name: "full-stack-redis-exact", limiter: redisLimiter(nil)},
 		{name: "full-stack-redis-local-first", limiter: redisLimiter(&redislimit.Local{})},
 		{name: "peer=hand-rolled-x-time-rate", wrap: func(http.Handler) http.Handler { return handRolled(noop) }},
@@ -164,7 +175,7 @@ func BenchmarkStack(b *testing.B) {
 					b.Cleanup(func() { _ = provider.Shutdown(context.Background()) })
 					meters = provider
 				}
-				h, reqs := stack(b, n, c.keyCap, c.credits, limiter, meters)
+				h, reqs := stack(b, n, c.keyCap, c.credits, c.notices, limiter, meters)
 				if c.wrap != nil {
 					h = c.wrap(h)
 				}

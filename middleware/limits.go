@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event/notice"
 	"github.com/keygate/keygate/internal/terms"
 	"github.com/keygate/keygate/ratelimit"
 )
@@ -27,15 +28,15 @@ func checkCosts(cfg Config, plans *ratelimit.Plans) error {
 }
 
 // limit decides r, made with p's key, under its account's (acct, p's)
-// policy and credits and its key's policy.
-func (m *Middleware) limit(r *http.Request, p apikey.Principal, acct *apikey.Account, pattern string) (ratelimit.Decision, error) {
+// policy and credits and its key's policy, which it returns too.
+func (m *Middleware) limit(r *http.Request, p apikey.Principal, acct *apikey.Account, pattern string) (ratelimit.Decision, *ratelimit.Policy, error) {
 	ap, err := m.accountPolicy(acct)
 	if err != nil {
-		return ratelimit.Decision{}, err
+		return ratelimit.Decision{}, nil, err
 	}
 	kp, err := m.keyPolicy(p)
 	if err != nil {
-		return ratelimit.Decision{}, err
+		return ratelimit.Decision{}, nil, err
 	}
 	cost := int64(1)
 	if len(m.cfg.Costs) > 0 {
@@ -43,9 +44,24 @@ func (m *Middleware) limit(r *http.Request, p apikey.Principal, acct *apikey.Acc
 			cost = c
 		}
 	}
-	return m.cfg.Limiter.Allow(r.Context(), ratelimit.Request{
+	d, err := m.cfg.Limiter.Allow(r.Context(), ratelimit.Request{
 		Account: acct.ID, AccountPolicy: ap, Credits: acct.Credits,
 		Key: p.Lineage(), KeyPolicy: kp, Cost: cost,
+	})
+	return d, kp, err
+}
+
+// notice hands d to Config.Notices when it left its window or balance
+// past the first threshold: a non-blocking send of a value, only then.
+func (m *Middleware) notice(p apikey.Principal, acct *apikey.Account, kp *ratelimit.Policy, d *ratelimit.Decision) {
+	n := m.cfg.Notices
+	if n == nil || d.FailedOpen || !n.Near(d.Limit, d.Remaining, !d.Allowed) {
+		return
+	}
+	n.Offer(notice.Crossing{
+		Account: acct.ID, KeyID: p.KeyID(), Lineage: p.Lineage(),
+		Policy: d.Policy, Index: d.Tightest, Key: d.Policy != nil && d.Policy == kp, Credits: acct.Credits,
+		Limit: d.Limit, Remaining: d.Remaining, Reset: d.Reset, Denied: !d.Allowed,
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/keygate/keygate/apikey"
+	"github.com/keygate/keygate/apikey/event/notice"
 	"github.com/keygate/keygate/internal/headers"
 	"github.com/keygate/keygate/ratelimit"
 	"go.opentelemetry.io/otel/metric"
@@ -107,6 +108,13 @@ type Config struct {
 	OnAuthFailure func(r *http.Request, err error)
 	// OnRateLimited is called for every 429.
 	OnRateLimited func(r *http.Request, p apikey.Principal, d *ratelimit.Decision)
+	// Notices, when set, hears of the decisions that leave the binding
+	// window or the credit balance past its first threshold (80% spent
+	// by default), to record limit.threshold, credits.low and
+	// credits.exhausted events (see notice.Limits; run it). The request
+	// hands it a value and never waits; below the threshold it costs one
+	// comparison.
+	Notices *notice.Limits
 	// Clock returns the time recorded with usage. Default [time.Now].
 	Clock func() time.Time
 	// MeterProvider, when set, receives the middleware's metrics through
@@ -445,7 +453,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 			start = time.Now()
 		}
 		acct := p.Account()
-		d, err := m.limit(r, p, &acct, pattern)
+		d, kp, err := m.limit(r, p, &acct, pattern)
 		if m.metrics != nil {
 			m.metrics.decided(r.Context(), acct.Plan, decisionOutcome(&d, err), dr, start)
 		}
@@ -458,6 +466,7 @@ func (m *Middleware) serve(w http.ResponseWriter, r *http.Request, p apikey.Prin
 		if !d.FailedOpen {
 			a.headers.Set(w.Header(), d.Limit, d.Remaining, d.Reset, d.RetryAfterSeconds())
 		}
+		m.notice(p, &acct, kp, &d)
 		ratelimit.SetIETFHeaders(w.Header(), &d, m.cfg.IETF)
 		if !d.Allowed {
 			denied := d // a copy for the hook, so d itself stays on the stack

@@ -39,6 +39,14 @@ const (
 	// KeyLeaked: the key was found in public, by Data["source"] (as
 	// "github") at Data["url"].
 	KeyLeaked Type = "key.leaked"
+	// LimitThreshold: a request (by KeyID) left a window of the account
+	// or of the key (Data["subject"]) Data["threshold"] percent spent.
+	LimitThreshold Type = "limit.threshold"
+	// CreditsLow: the account's credit balance is Data["threshold"]
+	// percent spent.
+	CreditsLow Type = "credits.low"
+	// CreditsExhausted: the account's credit balance is spent.
+	CreditsExhausted Type = "credits.exhausted"
 )
 
 // How long and how much of the audit trail a shipped store keeps: every

@@ -201,8 +201,16 @@ func newServer(cfg serverConfig) (*server, error) {
 	s.closers = append(s.closers, func() error { return recorder.Close(context.Background()) })
 
 	resources := http.NewServeMux()
+	// limit.threshold, credits.low and credits.exhausted, told once per
+	// window, off the request path.
+	notices, err := notice.NewLimits(notice.LimitsConfig{Facts: facts, Clock: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	s.background(notices.Run)
 	mw, err := middleware.New(middleware.Config{
 		Verifier: svc,
+		Notices:  notices,
 		Limiter:  limiter,
 		Usage:    recorder,
 		HideKey:  true,
