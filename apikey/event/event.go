@@ -47,6 +47,10 @@ const (
 	CreditsLow Type = "credits.low"
 	// CreditsExhausted: the account's credit balance is spent.
 	CreditsExhausted Type = "credits.exhausted"
+	// EndpointDisabled: the account's webhook endpoint Data["endpoint"]
+	// (at Data["url"]) was turned off, for Data["reason"] ("gone": it
+	// answered 410). It has no KeyID.
+	EndpointDisabled Type = "endpoint.disabled"
 )
 
 // How long and how much of the audit trail a shipped store keeps: every

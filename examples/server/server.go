@@ -190,7 +190,7 @@ func newServer(cfg serverConfig) (*server, error) {
 		return nil, err
 	}
 	if box != nil {
-		if err := s.dispatch(cfg, box, svc); err != nil {
+		if err := s.dispatch(cfg, box, facts, svc); err != nil {
 			return nil, err
 		}
 	}
@@ -384,13 +384,14 @@ func (s *server) notify(store notice.Store, clock func() time.Time) error {
 
 // dispatch sends the events of box to the accounts' own webhooks, and
 // with WEBHOOK_URL to the operator's, until the server closes.
-func (s *server) dispatch(cfg serverConfig, box event.Outbox, svc *apikey.Service) error {
+func (s *server) dispatch(cfg serverConfig, box event.Outbox, facts event.Facts, svc *apikey.Service) error {
 	accounts, err := webhook.NewAccounts(webhook.AccountsConfig{
 		Endpoints: func(ctx context.Context, account string) ([]event.Endpoint, error) {
 			a, err := svc.Account(ctx, account)
 			return a.Webhooks, err
 		},
 		AllowPrivate: cfg.AllowPrivateWebhooks,
+		Facts:        facts,
 		OnGone: func(ctx context.Context, account, endpoint string) {
 			_, err := svc.UpdateAccount(ctx, account, func(a *apikey.Account) error {
 				for i := range a.Webhooks {

@@ -1016,3 +1016,26 @@ func accountWebhooks(t *testing.T, store string) {
 		rc.mu.Unlock()
 	}
 }
+
+// An account's endpoint that answers 410 Gone is turned off, and the
+// account's trail says so with endpoint.disabled.
+func TestGoneEndpointIsTurnedOff(t *testing.T) {
+	gone := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusGone) }))
+	t.Cleanup(gone.Close)
+	srv, err := newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, AllowPrivateWebhooks: true})
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv.handler)
+	t.Cleanup(func() { ts.Close(); _ = srv.Close() })
+	e := &env{t: t, url: ts.URL}
+	r := e.do("POST", "/api/v1/webhooks", admin("acct_gone"), map[string]any{"url": gone.URL})
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	e.create("acct_gone", map[string]any{"name": "k"})
+	eventually(t, time.Minute, func() bool {
+		r := e.do("GET", "/api/v1/webhooks", admin("acct_gone"), nil)
+		data, _ := r.body["data"].([]any)
+		return len(data) == 1 && data[0].(map[string]any)["status"] == "disabled"
+	})
+	r = e.do("GET", "/api/v1/api-keys/events", admin("acct_gone"), nil)
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	assert.Contains(t, r.raw, `"type":"endpoint.disabled"`)
+}

@@ -24,6 +24,9 @@ type AccountsConfig struct {
 	// it off (set its DisabledAt). Default: nothing; its events are then
 	// dropped, each once.
 	OnGone func(ctx context.Context, account, endpoint string)
+	// Facts, when set (the key store), records an endpoint.disabled event
+	// for an endpoint that answered 410, once.
+	Facts event.Facts
 	// Clock returns the current time. Default [time.Now].
 	Clock func() time.Time
 }
@@ -69,6 +72,13 @@ func (a *Accounts) Deliver(ctx context.Context, e event.Event) error {
 		case errors.Is(err, dispatch.ErrGone):
 			if a.cfg.OnGone != nil {
 				a.cfg.OnGone(ctx, e.Account, ep.ID)
+			}
+			if a.cfg.Facts != nil {
+				ev := &event.Event{Type: event.EndpointDisabled, Account: e.Account, At: now,
+					Data: map[string]string{"endpoint": ep.ID, "url": ep.URL, "reason": "gone"}}
+				if _, err := a.cfg.Facts.Once(ctx, string(event.EndpointDisabled)+"/"+e.Account+"/"+ep.ID+"/"+ep.CreatedAt.UTC().Format(time.RFC3339Nano), ev); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		case err != nil:
 			errs = append(errs, fmt.Errorf("endpoint %s: %w", ep.ID, err))
