@@ -62,6 +62,11 @@ type Config struct {
 	Clock func() time.Time
 	// NewID returns a new, unique key ID. Default: a random UUID (version 4).
 	NewID func() string
+	// OnRotatedKeyUsed, when set, is called by Verify for a key that a
+	// rotation replaced and that still verifies in its grace period,
+	// within the request: keep it quick (notice.Limits.RotatedKeyUsed
+	// queues a key.rotation.old_key_used event).
+	OnRotatedKeyUsed func(p Principal)
 }
 
 // Service is the key lifecycle: create, verify, list, update, disable,
@@ -91,6 +96,8 @@ type Service struct {
 	routeIDs bool // IDs the Service makes carry the route
 	now      func() time.Time
 	newID    func() string
+	// onRotated is Config.OnRotatedKeyUsed.
+	onRotated func(p Principal)
 }
 
 // New returns a Service over store.
@@ -99,12 +106,13 @@ func New(store Store, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("%w: nil store", ErrInvalidConfig)
 	}
 	s := &Service{
-		store:  store,
-		max:    cfg.MaxActiveKeys,
-		life:   cfg.MaxLifetime,
-		scopes: map[Permission]bool{Read: true, Write: true, Delete: true},
-		plans:  ratelimit.DefaultPlans(),
-		newID:  cfg.NewID,
+		store:     store,
+		max:       cfg.MaxActiveKeys,
+		life:      cfg.MaxLifetime,
+		scopes:    map[Permission]bool{Read: true, Write: true, Delete: true},
+		plans:     ratelimit.DefaultPlans(),
+		newID:     cfg.NewID,
+		onRotated: cfg.OnRotatedKeyUsed,
 	}
 	f := cfg.Format
 	if f.Prefix == "" && f.Environments == nil && f.BodyLength == 0 && !f.NoChecksum && f.DisplayLength == 0 {
@@ -331,7 +339,11 @@ func (s *Service) Verify(ctx context.Context, key string) (Principal, error) {
 			return Principal{}, fmt.Errorf("apikey: verify: reading the account: %w", err)
 		}
 	}
-	return Principal{rec: rec, acct: acct}, nil
+	p := Principal{rec: rec, acct: acct}
+	if rec.ReplacedBy != "" && s.onRotated != nil {
+		s.onRotated(p)
+	}
+	return p, nil
 }
 
 // lookup finds key's record under each hash scheme in turn, newest

@@ -47,6 +47,9 @@ const (
 	CreditsLow Type = "credits.low"
 	// CreditsExhausted: the account's credit balance is spent.
 	CreditsExhausted Type = "credits.exhausted"
+	// RotatedKeyUsed: a key that a rotation replaced (KeyID) was used in
+	// its grace period; told once an hour at most.
+	RotatedKeyUsed Type = "key.rotation.old_key_used"
 	// EndpointDisabled: the account's webhook endpoint Data["endpoint"]
 	// (at Data["url"]) was turned off, for Data["reason"] ("gone": it
 	// answered 410). It has no KeyID.

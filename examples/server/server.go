@@ -173,12 +173,21 @@ func newServer(cfg serverConfig) (*server, error) {
 		s.closers = append(s.closers, ml.Close)
 		limiter = ml
 	}
+	// limit.threshold, credits.low, credits.exhausted and
+	// key.rotation.old_key_used, told once per window, off the request
+	// path.
+	notices, err := notice.NewLimits(notice.LimitsConfig{Facts: facts, Clock: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	s.background(notices.Run)
 	demo := newRecordings()
 	svc, err := apikey.New(keys, apikey.Config{
-		Clock:       cfg.Clock,
-		Plans:       ratelimit.DefaultPlans(),
-		Endpoints:   demo.patterns(),
-		MaxLifetime: cfg.MaxLifetime,
+		OnRotatedKeyUsed: notices.RotatedKeyUsed,
+		Clock:            cfg.Clock,
+		Plans:            ratelimit.DefaultPlans(),
+		Endpoints:        demo.patterns(),
+		MaxLifetime:      cfg.MaxLifetime,
 	})
 	if err != nil {
 		return nil, err
@@ -201,13 +210,6 @@ func newServer(cfg serverConfig) (*server, error) {
 	s.closers = append(s.closers, func() error { return recorder.Close(context.Background()) })
 
 	resources := http.NewServeMux()
-	// limit.threshold, credits.low and credits.exhausted, told once per
-	// window, off the request path.
-	notices, err := notice.NewLimits(notice.LimitsConfig{Facts: facts, Clock: cfg.Clock})
-	if err != nil {
-		return nil, err
-	}
-	s.background(notices.Run)
 	mw, err := middleware.New(middleware.Config{
 		Verifier: svc,
 		Notices:  notices,

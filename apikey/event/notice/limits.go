@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/ratelimit"
 )
@@ -66,6 +67,9 @@ type Crossing struct {
 	Limit, Remaining int64
 	Reset            time.Time
 	Denied           bool
+	// rotated marks a use of a replaced key in its grace period (see
+	// [Limits.RotatedKeyUsed]) instead.
+	rotated bool
 }
 
 // maxSeen bounds the facts remembered; past it they are forgotten, and
@@ -114,6 +118,12 @@ func (l *Limits) Offer(c Crossing) {
 	}
 }
 
+// RotatedKeyUsed queues a key.rotation.old_key_used event for p's key,
+// which a rotation replaced: for apikey.Config.OnRotatedKeyUsed.
+func (l *Limits) RotatedKeyUsed(p apikey.Principal) {
+	l.Offer(Crossing{Account: p.Owner(), KeyID: p.KeyID(), Lineage: p.Lineage(), rotated: true})
+}
+
 // Dropped returns how many crossings a full queue dropped.
 func (l *Limits) Dropped() int64 { return l.dropped.Load() }
 
@@ -133,6 +143,11 @@ func (l *Limits) Run(ctx context.Context) {
 
 // record records the thresholds c crossed.
 func (l *Limits) record(ctx context.Context, c *Crossing) error {
+	if c.rotated {
+		now := l.cfg.Clock()
+		fact := string(event.RotatedKeyUsed) + "/" + c.KeyID + "/" + strconv.FormatInt(now.Unix()/3600, 10)
+		return l.once(ctx, fact, &event.Event{Type: event.RotatedKeyUsed, KeyID: c.KeyID, Account: c.Account, At: now})
+	}
 	spent := 100
 	if !c.Denied && c.Limit > 0 {
 		spent = int((c.Limit - max(c.Remaining, 0)) * 100 / c.Limit)
@@ -172,9 +187,6 @@ func (l *Limits) record(ctx context.Context, c *Crossing) error {
 			kind = event.CreditsExhausted
 		}
 		fact := string(kind) + "/" + subject + "/" + owner + "/" + window + "/" + strconv.Itoa(t)
-		if _, ok := l.seen[fact]; ok {
-			continue
-		}
 		ev := &event.Event{Type: kind, KeyID: c.KeyID, Account: c.Account, At: l.cfg.Clock(), Data: map[string]string{
 			"subject": subject, "threshold": strconv.Itoa(t),
 			"limit": strconv.FormatInt(c.Limit, 10), "remaining": strconv.FormatInt(max(c.Remaining, 0), 10),
@@ -183,13 +195,24 @@ func (l *Limits) record(ctx context.Context, c *Crossing) error {
 		if c.Policy != nil {
 			ev.Data["window"] = c.Policy.Windows()[c.Index].Name
 		}
-		if _, err := l.cfg.Facts.Once(ctx, fact, ev); err != nil {
+		if err := l.once(ctx, fact, ev); err != nil {
 			return err
 		}
-		if len(l.seen) >= maxSeen {
-			clear(l.seen)
-		}
-		l.seen[fact] = struct{}{}
 	}
+	return nil
+}
+
+// once records fact's event unless this instance did, or saw it done.
+func (l *Limits) once(ctx context.Context, fact string, ev *event.Event) error {
+	if _, ok := l.seen[fact]; ok {
+		return nil
+	}
+	if _, err := l.cfg.Facts.Once(ctx, fact, ev); err != nil {
+		return err
+	}
+	if len(l.seen) >= maxSeen {
+		clear(l.seen)
+	}
+	l.seen[fact] = struct{}{}
 	return nil
 }

@@ -78,3 +78,46 @@ func TestLimitThresholds(t *testing.T) {
 	assert.Equal(t, []string{"key.created ", string(event.CreditsLow) + " 80", string(event.CreditsExhausted) + " 100"}, types("acct_paid", paid.Key.ID))
 	assert.Zero(t, limits.Dropped())
 }
+
+// A key that a rotation replaced, used in its grace period, is told
+// once an hour, however often it is used.
+func TestRotatedKeyUsed(t *testing.T) {
+	ctx := context.Background()
+	store := memstore.New()
+	clock := testclock.New(time.Date(2030, 1, 2, 10, 0, 0, 0, time.UTC))
+	limits, err := notice.NewLimits(notice.LimitsConfig{Facts: store, Clock: clock.Now})
+	require.NoError(t, err)
+	svc, err := apikey.New(store, apikey.Config{Clock: clock.Now, OnRotatedKeyUsed: limits.RotatedKeyUsed})
+	require.NoError(t, err)
+	run, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); limits.Run(run) }()
+	t.Cleanup(func() { stop(); <-done })
+
+	old, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct_r"})
+	require.NoError(t, err)
+	_, err = svc.Verify(ctx, old.Secret.Reveal())
+	require.NoError(t, err)
+	_, err = svc.Rotate(ctx, "acct_r", old.Key.ID, 24*time.Hour)
+	require.NoError(t, err)
+	count := func() int {
+		page, err := svc.Events(ctx, "acct_r", old.Key.ID, "", 100)
+		require.NoError(t, err)
+		n := 0
+		for _, e := range page.Items {
+			if e.Type == event.RotatedKeyUsed {
+				n++
+			}
+		}
+		return n
+	}
+	for range 5 {
+		_, err = svc.Verify(ctx, old.Secret.Reveal())
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return count() == 1 }, 10*time.Second, time.Millisecond)
+	clock.Advance(time.Hour)
+	_, err = svc.Verify(ctx, old.Secret.Reveal())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return count() == 2 }, 10*time.Second, time.Millisecond)
+}

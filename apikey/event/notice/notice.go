@@ -1,15 +1,20 @@
 // Package notice records the facts about keys that are not changes, as
-// events of their audit trail (and outbox): [event.KeyExpiring] when a
-// key comes within a threshold of its expiry (7 days and 1 day by
-// default), and [event.KeyExpired] once it has expired.
+// events of their audit trail (and outbox), each once however many
+// instances notice it and however often they restart: every fact is
+// claimed in the store with its event ([event.Facts]).
 //
-// A [Notifier] reads the store's expiring keys every Interval and
-// records each fact through the store's [event.Facts], which claims it
-// first: however many instances run a Notifier, and however often they
-// restart, each fact is one event. A key that comes within several
-// thresholds between two reads (created 12 hours before its expiry, say)
-// gets the notice of the nearest only. Nothing of this is on the request
-// path.
+// A [Notifier] reads the store's expiring keys every Interval and records
+// [event.KeyExpiring] when a key comes within a threshold of its expiry
+// (7 days and 1 day by default; a key that comes within several between
+// two reads, created 12 hours before its expiry say, gets the nearest
+// only) and [event.KeyExpired] once it has expired.
+//
+// [Limits] hears from the request path, without holding it: the
+// decisions that leave a window or a credit balance nearly spent
+// (middleware.Config.Notices), for [event.LimitThreshold],
+// [event.CreditsLow] and [event.CreditsExhausted], and the uses of keys
+// that a rotation replaced (apikey.Config.OnRotatedKeyUsed), for
+// [event.RotatedKeyUsed].
 package notice
 
 import (
