@@ -1,0 +1,65 @@
+package webhook_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/keygate/keygate/apikey/event"
+	"github.com/keygate/keygate/apikey/event/webhook"
+)
+
+// An endpoint saved while its name resolved to a public address, and
+// that resolves to a loopback one by the time of a delivery (DNS
+// rebinding), receives nothing: the address is checked as it is
+// dialled. With AllowPrivate it is delivered.
+func TestDeliveriesCheckTheDialledAddress(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	secret := webhook.NewSecret()
+	endpoints := func(context.Context, string) ([]event.Endpoint, error) {
+		return []event.Endpoint{{ID: "whep_1", URL: srv.URL, Secrets: []string{secret}, CreatedAt: time.Now()}}, nil
+	}
+	e := event.Event{ID: "1", Type: event.KeyCreated, Account: "acct_1", KeyID: "k", At: time.Now()}
+
+	guarded, err := webhook.NewAccounts(webhook.AccountsConfig{Endpoints: endpoints})
+	require.NoError(t, err)
+	err = guarded.Deliver(context.Background(), e)
+	require.ErrorIs(t, err, webhook.ErrUnsafeURL)
+	assert.Zero(t, hits.Load(), "nothing reached the loopback address")
+
+	open, err := webhook.NewAccounts(webhook.AccountsConfig{Endpoints: endpoints, AllowPrivate: true})
+	require.NoError(t, err)
+	require.NoError(t, open.Deliver(context.Background(), e))
+	assert.Equal(t, int64(1), hits.Load())
+}
+
+// An endpoint that does not select an event's type, or that is off,
+// gets nothing.
+func TestDeliveriesFollowTheEndpoint(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	t.Cleanup(srv.Close)
+	secret := webhook.NewSecret()
+	eps := []event.Endpoint{
+		{ID: "revocations", URL: srv.URL, Secrets: []string{secret}, Events: []string{"key.revoked"}},
+		{ID: "off", URL: srv.URL, Secrets: []string{secret}, DisabledAt: time.Now()},
+		{ID: "all-keys", URL: srv.URL, Secrets: []string{secret}, Events: []string{"key.*"}},
+	}
+	a, err := webhook.NewAccounts(webhook.AccountsConfig{AllowPrivate: true,
+		Endpoints: func(context.Context, string) ([]event.Endpoint, error) { return eps, nil }})
+	require.NoError(t, err)
+	require.NoError(t, a.Deliver(context.Background(), event.Event{ID: "1", Type: event.KeyCreated, Account: "a"}))
+	assert.Equal(t, int64(1), hits.Load(), "key.* only")
+	require.NoError(t, a.Deliver(context.Background(), event.Event{ID: "2", Type: event.KeyRevoked, Account: "a"}))
+	assert.Equal(t, int64(3), hits.Load(), "both that select it")
+	require.NoError(t, a.Deliver(context.Background(), event.Event{ID: "3", Type: event.LimitThreshold, Account: "a"}))
+	assert.Equal(t, int64(3), hits.Load(), "none")
+}
