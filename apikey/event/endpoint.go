@@ -1,6 +1,7 @@
 package event
 
 import (
+	"context"
 	"strings"
 	"time"
 )
@@ -49,4 +50,35 @@ func (e *Endpoint) Signing(now time.Time) []string {
 		return e.Secrets[:2]
 	}
 	return e.Secrets[:min(len(e.Secrets), 1)]
+}
+
+// MaxAttempts is how many delivery attempts a [DeliveryLog] keeps per
+// endpoint: the latest.
+const MaxAttempts = 100
+
+// Attempt is one attempt to deliver an event to an account's endpoint,
+// as its delivery log keeps it. The event is kept with it, so that it
+// can be sent again.
+type Attempt struct {
+	ID       string `json:"id"`
+	Endpoint string `json:"endpoint"`
+	// Status is "delivered" (a 2xx answer) or "failed".
+	Status string `json:"status"`
+	// Code is the answer's HTTP status; 0 when there was none, and then
+	// Error says why.
+	Code  int       `json:"code,omitempty"`
+	Error string    `json:"error,omitempty"`
+	At    time.Time `json:"at"`
+	Event Event     `json:"event"`
+}
+
+// DeliveryLog is the optional capability of a key store that keeps, per
+// account endpoint, its latest [MaxAttempts] delivery attempts.
+// store/storetest checks it.
+type DeliveryLog interface {
+	// LogAttempt adds a to the log of its account's endpoint
+	// a.Endpoint, dropping the oldest past [MaxAttempts].
+	LogAttempt(ctx context.Context, account string, a *Attempt) error
+	// Attempts returns the log of account's endpoint, newest first.
+	Attempts(ctx context.Context, account, endpoint string) ([]Attempt, error)
 }

@@ -81,3 +81,22 @@ func (s *Store) Once(_ context.Context, fact string, ev *event.Event) (bool, err
 	s.record(ev)
 	return true, nil
 }
+
+var _ event.DeliveryLog = (*Store)(nil)
+
+// LogAttempt implements [event.DeliveryLog].
+func (s *Store) LogAttempt(_ context.Context, account string, a *event.Attempt) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := [2]string{account, a.Endpoint}
+	log := append([]event.Attempt{*a}, s.attempts[k]...)
+	s.attempts[k] = log[:min(len(log), event.MaxAttempts)]
+	return nil
+}
+
+// Attempts implements [event.DeliveryLog].
+func (s *Store) Attempts(_ context.Context, account, endpoint string) ([]event.Attempt, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return append([]event.Attempt{}, s.attempts[[2]string{account, endpoint}]...), nil
+}

@@ -34,7 +34,8 @@ type Store struct {
 	events   map[string][]event.Event // by account, oldest first
 	seq      uint64                   // the last event's ID
 	accounts map[string]*apikey.Account
-	facts    map[string]time.Time // claimed facts, by the time of their event
+	facts    map[string]time.Time          // claimed facts, by the time of their event
+	attempts map[[2]string][]event.Attempt // delivery logs by account and endpoint, newest first
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -44,6 +45,7 @@ func New() *Store {
 	return &Store{
 		byHash:   make(map[apikey.Hash]*apikey.Record),
 		facts:    make(map[string]time.Time),
+		attempts: make(map[[2]string][]event.Attempt),
 		byID:     make(map[string]*apikey.Record),
 		byOwner:  make(map[string]map[string]struct{}),
 		usage:    make(map[string]*usage.Usage),

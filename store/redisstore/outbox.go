@@ -102,3 +102,43 @@ func (s *Store) Settle(ctx context.Context, d *event.Delivery, done bool, retry 
 func (s *Store) outboxKeys(owner string) []string {
 	return []string{s.slotKey(owner, "ob"), s.account(owner) + "od", s.eventKey(owner)}
 }
+
+var _ event.DeliveryLog = (*Store)(nil)
+
+// LogAttempt implements [event.DeliveryLog]: a list per endpoint, in its
+// account's slot, newest first, trimmed to [event.MaxAttempts].
+func (s *Store) LogAttempt(ctx context.Context, account string, a *event.Attempt) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("redisstore: encode an attempt: %w", err)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	key := s.account(account) + "dl:" + a.Endpoint
+	_, err = s.client.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.LPush(ctx, key, data)
+		p.LTrim(ctx, key, 0, event.MaxAttempts-1)
+		return nil
+	})
+	if err != nil {
+		return wrap("log an attempt", err)
+	}
+	return nil
+}
+
+// Attempts implements [event.DeliveryLog].
+func (s *Store) Attempts(ctx context.Context, account, endpoint string) ([]event.Attempt, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	items, err := s.client.LRange(ctx, s.account(account)+"dl:"+endpoint, 0, event.MaxAttempts-1).Result()
+	if err != nil {
+		return nil, wrap("delivery log", err)
+	}
+	out := make([]event.Attempt, len(items))
+	for i, data := range items {
+		if err := json.Unmarshal([]byte(data), &out[i]); err != nil {
+			return nil, fmt.Errorf("redisstore: a corrupt delivery attempt: %w", err)
+		}
+	}
+	return out, nil
+}

@@ -134,3 +134,61 @@ func (s *Store) Settle(ctx context.Context, d *event.Delivery, done bool, retry 
 	}
 	return nil
 }
+
+var _ event.DeliveryLog = (*Store)(nil)
+
+// LogAttempt implements [event.DeliveryLog].
+func (s *Store) LogAttempt(ctx context.Context, account string, a *event.Attempt) error {
+	data, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("sqlstore: encode an attempt: %w", err)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	return s.run(ctx, "log an attempt", func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, s.bind("INSERT INTO keygate_deliveries (account, endpoint, attempt) VALUES (?, ?, ?)"), account, a.Endpoint, string(data)); err != nil {
+			return wrap("log an attempt", err)
+		}
+		var oldest int64
+		err := tx.QueryRowContext(ctx, s.bind("SELECT seq FROM keygate_deliveries WHERE account = ? AND endpoint = ? ORDER BY seq DESC LIMIT 1 OFFSET ?"),
+			account, a.Endpoint, event.MaxAttempts).Scan(&oldest)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil
+		case err != nil:
+			return wrap("trim the delivery log", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.bind("DELETE FROM keygate_deliveries WHERE account = ? AND endpoint = ? AND seq <= ?"), account, a.Endpoint, oldest); err != nil {
+			return wrap("trim the delivery log", err)
+		}
+		return nil
+	})
+}
+
+// Attempts implements [event.DeliveryLog].
+func (s *Store) Attempts(ctx context.Context, account, endpoint string) ([]event.Attempt, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	rows, err := s.db.QueryContext(ctx, s.bind("SELECT attempt FROM keygate_deliveries WHERE account = ? AND endpoint = ? ORDER BY seq DESC LIMIT ?"),
+		account, endpoint, event.MaxAttempts)
+	if err != nil {
+		return nil, wrap("delivery log", err)
+	}
+	defer rows.Close()
+	out := []event.Attempt{}
+	for rows.Next() {
+		var data string
+		var a event.Attempt
+		if err := rows.Scan(&data); err != nil {
+			return nil, wrap("delivery log", err)
+		}
+		if err := json.Unmarshal([]byte(data), &a); err != nil {
+			return nil, fmt.Errorf("sqlstore: a corrupt delivery attempt: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("delivery log", err)
+	}
+	return out, nil
+}

@@ -245,3 +245,41 @@ func testFacts(t *testing.T, s apikey.Store) {
 		}
 	}
 }
+
+// testDeliveryLog checks that a store keeps each account endpoint's
+// latest delivery attempts, newest first, and no other's.
+func testDeliveryLog(t *testing.T, s apikey.Store) {
+	log, ok := s.(event.DeliveryLog)
+	if !ok {
+		t.Skip("the store keeps no delivery log (event.DeliveryLog)")
+	}
+	at := epoch
+	for i := range event.MaxAttempts + 5 {
+		a := &event.Attempt{ID: "dlv_" + strconv.Itoa(i), Endpoint: "whep_1", Status: "failed", Error: "refused", At: at.Add(time.Duration(i) * time.Second),
+			Event: event.Event{ID: strconv.Itoa(i), Type: event.KeyRevoked, KeyID: "k", Account: "acct_log", At: at, Data: map[string]string{"n": strconv.Itoa(i)}}}
+		if err := log.LogAttempt(ctx(), "acct_log", a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := log.LogAttempt(ctx(), "acct_log", &event.Attempt{ID: "dlv_other", Endpoint: "whep_2", Status: "delivered", Code: 200, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := log.Attempts(ctx(), "acct_log", "whep_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != event.MaxAttempts || got[0].ID != "dlv_"+strconv.Itoa(event.MaxAttempts+4) || got[len(got)-1].ID != "dlv_5" {
+		t.Fatalf("the log holds %d attempts, from %s to %s; want the latest %d, newest first", len(got), got[0].ID, got[len(got)-1].ID, event.MaxAttempts)
+	}
+	first := got[0]
+	if first.Status != "failed" || first.Error != "refused" || !first.At.Equal(at.Add(time.Duration(event.MaxAttempts+4)*time.Second)) ||
+		first.Event.Type != event.KeyRevoked || first.Event.Data["n"] != strconv.Itoa(event.MaxAttempts+4) {
+		t.Fatalf("an attempt came back as %+v", first)
+	}
+	if other, err := log.Attempts(ctx(), "acct_log", "whep_2"); err != nil || len(other) != 1 || other[0].Code != 200 {
+		t.Fatalf("another endpoint's log: %+v, %v", other, err)
+	}
+	if none, err := log.Attempts(ctx(), "acct_other", "whep_1"); err != nil || len(none) != 0 {
+		t.Fatalf("another account's endpoint of the same ID: %+v, %v", none, err)
+	}
+}

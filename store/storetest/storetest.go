@@ -76,6 +76,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 		{"EventsKept", testEventsKept},
 		{"Outbox", testOutbox},
 		{"Facts", testFacts},
+		{"DeliveryLog", testDeliveryLog},
 		{"Accounts", testAccounts},
 		{"AccountCreateRace", testAccountCreateRace},
 	}
@@ -85,7 +86,7 @@ func Run(t *testing.T, newStore func(t *testing.T) apikey.Store) {
 			if s == nil {
 				t.Fatal("newStore returned nil")
 			}
-			if strings.HasPrefix(tc.name, "Usage") || strings.HasPrefix(tc.name, "Account") || tc.name == "GetOwned" || strings.HasPrefix(tc.name, "Events") || tc.name == "Outbox" || tc.name == "Facts" {
+			if strings.HasPrefix(tc.name, "Usage") || strings.HasPrefix(tc.name, "Account") || tc.name == "GetOwned" || strings.HasPrefix(tc.name, "Events") || tc.name == "Outbox" || tc.name == "Facts" || tc.name == "DeliveryLog" {
 				tc.fn(t, s) // asserts the store's own capabilities
 				return
 			}
