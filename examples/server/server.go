@@ -198,8 +198,9 @@ func newServer(cfg serverConfig) (*server, error) {
 	if err := s.notify(facts, cfg.Clock); err != nil {
 		return nil, err
 	}
+	var deliveries *webhook.Accounts
 	if box != nil {
-		if err := s.dispatch(cfg, box, facts, svc); err != nil {
+		if deliveries, err = s.dispatch(cfg, box, facts, svc); err != nil {
 			return nil, err
 		}
 	}
@@ -233,6 +234,7 @@ func newServer(cfg serverConfig) (*server, error) {
 		// Accounts' own webhooks, where events are kept for delivery.
 		Webhooks:             box != nil,
 		AllowPrivateWebhooks: cfg.AllowPrivateWebhooks,
+		WebhookDeliveries:    deliveries,
 		// PUT /api/v1/account stands in for the host's billing: here the
 		// admin token sets any account's plan, limits and credits.
 		AccountUpdates: true,
@@ -386,7 +388,8 @@ func (s *server) notify(store notice.Store, clock func() time.Time) error {
 
 // dispatch sends the events of box to the accounts' own webhooks, and
 // with WEBHOOK_URL to the operator's, until the server closes.
-func (s *server) dispatch(cfg serverConfig, box event.Outbox, facts event.Facts, svc *apikey.Service) error {
+func (s *server) dispatch(cfg serverConfig, box event.Outbox, facts event.Facts, svc *apikey.Service) (*webhook.Accounts, error) {
+	deliveryLog, _ := box.(event.DeliveryLog)
 	accounts, err := webhook.NewAccounts(webhook.AccountsConfig{
 		Endpoints: func(ctx context.Context, account string) ([]event.Endpoint, error) {
 			a, err := svc.Account(ctx, account)
@@ -394,6 +397,7 @@ func (s *server) dispatch(cfg serverConfig, box event.Outbox, facts event.Facts,
 		},
 		AllowPrivate: cfg.AllowPrivateWebhooks,
 		Facts:        facts,
+		Log:          deliveryLog,
 		OnGone: func(ctx context.Context, account, endpoint string) {
 			_, err := svc.UpdateAccount(ctx, account, func(a *apikey.Account) error {
 				for i := range a.Webhooks {
@@ -409,26 +413,26 @@ func (s *server) dispatch(cfg serverConfig, box event.Outbox, facts event.Facts,
 		},
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sinks := &allSinks{sinks: []dispatch.Sink{accounts}}
 	if cfg.WebhookURL != "" {
 		operator, err := webhook.NewSender(webhook.SenderConfig{URL: cfg.WebhookURL, Secrets: cfg.WebhookSecrets})
 		if err != nil {
-			return fmt.Errorf("WEBHOOK_URL, WEBHOOK_SECRET: %w", err)
+			return nil, fmt.Errorf("WEBHOOK_URL, WEBHOOK_SECRET: %w", err)
 		}
 		sinks.sinks = append(sinks.sinks, operator)
 	}
 	d, err := dispatch.New(dispatch.Config{Outbox: box, Sink: sinks})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.background(func(ctx context.Context) {
 		if err := d.Run(ctx); err != nil {
 			log.Printf("webhook: %v", err)
 		}
 	})
-	return nil
+	return accounts, nil
 }
 
 // allSinks delivers each event to every sink; one that failed has the

@@ -1039,3 +1039,57 @@ func TestGoneEndpointIsTurnedOff(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status, r.raw)
 	assert.Contains(t, r.raw, `"type":"endpoint.disabled"`)
 }
+
+// An endpoint's delivery log shows each attempt, a failed one and the
+// retry that delivered; a logged event can be sent again, under its
+// webhook-id; another account's endpoint, or an unknown attempt, is 404.
+func TestDeliveryLogAndReplay(t *testing.T) {
+	var mu sync.Mutex
+	var ids []string
+	fail := true
+	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		ids = append(ids, r.Header.Get(webhook.HeaderID))
+		if fail {
+			fail = false
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	t.Cleanup(receiver.Close)
+	srv, err := newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, AllowPrivateWebhooks: true})
+	require.NoError(t, err)
+	ts := httptest.NewServer(srv.handler)
+	t.Cleanup(func() { ts.Close(); _ = srv.Close() })
+	e := &env{t: t, url: ts.URL}
+	r := e.do("POST", "/api/v1/webhooks", admin("acct_log"), map[string]any{"url": receiver.URL})
+	require.Equal(t, http.StatusCreated, r.status, r.raw)
+	ep := r.body["id"].(string)
+	e.create("acct_log", map[string]any{"name": "k"})
+
+	var log []any
+	eventually(t, time.Minute, func() bool {
+		r := e.do("GET", "/api/v1/webhooks/"+ep+"/deliveries", admin("acct_log"), nil)
+		log, _ = r.body["data"].([]any)
+		return len(log) == 2
+	})
+	newest, oldest := log[0].(map[string]any), log[1].(map[string]any)
+	assert.Equal(t, "delivered", newest["status"])
+	assert.Equal(t, "failed", oldest["status"])
+	assert.Equal(t, 500.0, oldest["code"])
+	assert.Equal(t, "key.created", newest["type"])
+	assert.Equal(t, newest["event_id"], oldest["event_id"])
+
+	r = e.do("POST", "/api/v1/webhooks/"+ep+"/deliveries/"+newest["id"].(string)+"/retry", admin("acct_log"), nil)
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	assert.Equal(t, "delivered", r.body["status"])
+	mu.Lock()
+	require.Len(t, ids, 3)
+	assert.Equal(t, ids[0], ids[2], "sent again under its webhook-id")
+	mu.Unlock()
+
+	r = e.do("GET", "/api/v1/webhooks/"+ep+"/deliveries", admin("acct_other"), nil)
+	assert.Equal(t, http.StatusNotFound, r.status, "another account's endpoint")
+	r = e.do("POST", "/api/v1/webhooks/"+ep+"/deliveries/dlv_unknown/retry", admin("acct_log"), nil)
+	assert.Equal(t, http.StatusNotFound, r.status)
+}

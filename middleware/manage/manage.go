@@ -24,6 +24,7 @@ import (
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/event"
+	"github.com/keygate/keygate/apikey/event/webhook"
 	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/middleware"
 	"github.com/keygate/keygate/ratelimit"
@@ -86,6 +87,10 @@ type Config struct {
 	// or private addresses: local development only. Default: https to
 	// public addresses only (see webhook.CheckURL).
 	AllowPrivateWebhooks bool
+	// WebhookDeliveries, when set (the sink that delivers to accounts'
+	// endpoints, with its Log), serves each endpoint's delivery log and
+	// sends a logged event again. Default: both answer 501.
+	WebhookDeliveries *webhook.Accounts
 }
 
 // maxBody bounds a request body.
@@ -118,6 +123,8 @@ const maxGrace = 30 * 24 * time.Hour
 //	PATCH  {webhooks}/{id}               change url, events, description, disabled
 //	DELETE {webhooks}/{id}               delete
 //	POST   {webhooks}/{id}/rotate-secret a new secret, shown once (the old one signs too for a day)
+//	GET    {webhooks}/{id}/deliveries    its latest 100 delivery attempts (with [Config].WebhookDeliveries)
+//	POST   {webhooks}/{id}/deliveries/{delivery}/retry  send that attempt's event again now
 //
 // A URL that is not https, or resolves to a loopback, private, link-local
 // or metadata address, is refused with 400.
@@ -183,6 +190,8 @@ func New(cfg Config) (*Handler, error) {
 		h.mux.HandleFunc("PATCH "+wp+"/{id}", h.updateEndpoint)
 		h.mux.HandleFunc("DELETE "+wp+"/{id}", h.deleteEndpoint)
 		h.mux.HandleFunc("POST "+wp+"/{id}/rotate-secret", h.rotateSecret)
+		h.mux.HandleFunc("GET "+wp+"/{id}/deliveries", h.deliveries)
+		h.mux.HandleFunc("POST "+wp+"/{id}/deliveries/{delivery}/retry", h.retryDelivery)
 	}
 	return h, nil
 }

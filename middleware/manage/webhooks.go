@@ -225,3 +225,69 @@ func (h *Handler) deleteEndpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "message": "Webhook endpoint deleted"})
 }
+
+// attemptJSON is a delivery attempt as the endpoints show it.
+type attemptJSON struct {
+	ID      string    `json:"id"`
+	EventID string    `json:"event_id"`
+	Type    string    `json:"type"`
+	Status  string    `json:"status"`
+	Code    int       `json:"code,omitempty"`
+	Error   string    `json:"error,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+func showAttempt(a *event.Attempt) attemptJSON {
+	return attemptJSON{ID: a.ID, EventID: a.Event.ID, Type: string(a.Event.Type), Status: a.Status, Code: a.Code, Error: a.Error, At: a.At}
+}
+
+// deliveries answers GET {webhooks}/{id}/deliveries: the endpoint's
+// latest attempts, newest first.
+func (h *Handler) deliveries(w http.ResponseWriter, r *http.Request) {
+	log := h.cfg.WebhookDeliveries
+	if log == nil {
+		h.fail(w, r, http.StatusNotImplemented, "unsupported", "This service keeps no delivery log")
+		return
+	}
+	a, err := h.cfg.Service.Account(r.Context(), accountFrom(r))
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	if !slices.ContainsFunc(a.Webhooks, func(e event.Endpoint) bool { return e.ID == id }) {
+		h.endpointError(w, r, errNoEndpoint)
+		return
+	}
+	attempts, err := log.Attempts(r.Context(), accountFrom(r), id)
+	if err != nil {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	out := make([]attemptJSON, len(attempts))
+	for i := range attempts {
+		out[i] = showAttempt(&attempts[i])
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"data": out, "next_cursor": nil})
+}
+
+// retryDelivery answers POST {webhooks}/{id}/deliveries/{delivery}/retry:
+// the attempt's event sent again now; 200 with the new attempt, whether
+// the endpoint took it or not.
+func (h *Handler) retryDelivery(w http.ResponseWriter, r *http.Request) {
+	sender := h.cfg.WebhookDeliveries
+	if sender == nil {
+		h.fail(w, r, http.StatusNotImplemented, "unsupported", "This service keeps no delivery log")
+		return
+	}
+	at, err := sender.Replay(r.Context(), accountFrom(r), r.PathValue("id"), r.PathValue("delivery"))
+	if errors.Is(err, webhook.ErrNoAttempt) {
+		h.fail(w, r, http.StatusNotFound, "not_found", "Webhook endpoint or delivery not found")
+		return
+	}
+	if at.ID == "" {
+		h.lifecycleError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, showAttempt(&at))
+}

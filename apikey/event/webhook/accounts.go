@@ -2,9 +2,12 @@ package webhook
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/keygate/keygate/apikey/event"
@@ -27,6 +30,9 @@ type AccountsConfig struct {
 	// Facts, when set (the key store), records an endpoint.disabled event
 	// for an endpoint that answered 410, once.
 	Facts event.Facts
+	// Log, when set (the key store), keeps every attempt in its
+	// endpoint's delivery log, which [Accounts.Replay] sends again from.
+	Log event.DeliveryLog
 	// Clock returns the current time. Default [time.Now].
 	Clock func() time.Time
 }
@@ -67,7 +73,7 @@ func (a *Accounts) Deliver(ctx context.Context, e event.Event) error {
 		if !ep.DisabledAt.IsZero() || !ep.Wants(e.Type) {
 			continue
 		}
-		err := post(ctx, a.client, ep.URL, ep.Signing(now), e, now)
+		_, err := a.attempt(ctx, ep, e, now)
 		switch {
 		case errors.Is(err, dispatch.ErrGone):
 			if a.cfg.OnGone != nil {
@@ -85,4 +91,62 @@ func (a *Accounts) Deliver(ctx context.Context, e event.Event) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ErrNoAttempt reports a replay of an attempt the delivery log does not
+// hold, or of an endpoint the account does not have.
+var ErrNoAttempt = errors.New("webhook: no such endpoint or attempt")
+
+// attempt posts e to ep, logs the attempt and returns it. A log that
+// fails is not an error of the delivery: the event is not sent again
+// for it.
+func (a *Accounts) attempt(ctx context.Context, ep *event.Endpoint, e event.Event, now time.Time) (event.Attempt, error) {
+	code, err := post(ctx, a.client, ep.URL, ep.Signing(now), e, now)
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	at := event.Attempt{ID: "dlv_" + hex.EncodeToString(b[:]), Endpoint: ep.ID, Status: "delivered", Code: code, At: now, Event: e}
+	if err != nil {
+		at.Status, at.Error = "failed", err.Error()
+	}
+	if a.cfg.Log != nil {
+		_ = a.cfg.Log.LogAttempt(ctx, e.Account, &at)
+	}
+	return at, err
+}
+
+// Replay sends the event of the attempt id of account's endpoint again,
+// now, to the endpoint as it stands (its URL and secrets), whether or
+// not it is on, and logs the new attempt, which it returns; the error
+// is the delivery's. It fails with [ErrNoAttempt] for an endpoint or
+// attempt that account's does not have, or without a Log.
+func (a *Accounts) Replay(ctx context.Context, account, endpoint, id string) (event.Attempt, error) {
+	if a.cfg.Log == nil {
+		return event.Attempt{}, ErrNoAttempt
+	}
+	eps, err := a.cfg.Endpoints(ctx, account)
+	if err != nil {
+		return event.Attempt{}, fmt.Errorf("webhook: the account's endpoints: %w", err)
+	}
+	i := slices.IndexFunc(eps, func(e event.Endpoint) bool { return e.ID == endpoint })
+	if i < 0 {
+		return event.Attempt{}, ErrNoAttempt
+	}
+	log, err := a.cfg.Log.Attempts(ctx, account, endpoint)
+	if err != nil {
+		return event.Attempt{}, fmt.Errorf("webhook: the delivery log: %w", err)
+	}
+	j := slices.IndexFunc(log, func(at event.Attempt) bool { return at.ID == id })
+	if j < 0 {
+		return event.Attempt{}, ErrNoAttempt
+	}
+	return a.attempt(ctx, &eps[i], log[j].Event, a.cfg.Clock())
+}
+
+// Attempts returns the delivery log of account's endpoint, newest first;
+// it fails with [ErrNoAttempt] without a Log.
+func (a *Accounts) Attempts(ctx context.Context, account, endpoint string) ([]event.Attempt, error) {
+	if a.cfg.Log == nil {
+		return nil, ErrNoAttempt
+	}
+	return a.cfg.Log.Attempts(ctx, account, endpoint)
 }

@@ -71,24 +71,26 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 
 // Deliver implements [dispatch.Sink].
 func (s *Sender) Deliver(ctx context.Context, e event.Event) error {
-	return post(ctx, s.cfg.Client, s.cfg.URL, s.cfg.Secrets, e, s.cfg.Clock())
+	_, err := post(ctx, s.cfg.Client, s.cfg.URL, s.cfg.Secrets, e, s.cfg.Clock())
+	return err
 }
 
-// post sends e to url with client, signed with secrets at at: nil for a
-// 2xx answer, [dispatch.ErrGone] for 410, an error otherwise.
-func post(ctx context.Context, client *http.Client, url string, secrets []string, e event.Event, at time.Time) error {
+// post sends e to url with client, signed with secrets at at, and
+// returns the answer's status (0 for none): nil for a 2xx answer,
+// [dispatch.ErrGone] for 410, an error otherwise.
+func post(ctx context.Context, client *http.Client, url string, secrets []string, e event.Event, at time.Time) (int, error) {
 	body, err := json.Marshal(e)
 	if err != nil {
-		return fmt.Errorf("webhook: encode the event: %w", err)
+		return 0, fmt.Errorf("webhook: encode the event: %w", err)
 	}
 	id := MessageID(&e)
 	sig, err := Sign(id, at, body, secrets...)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("webhook: %w", err)
+		return 0, fmt.Errorf("webhook: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(HeaderID, id)
@@ -96,18 +98,18 @@ func post(ctx context.Context, client *http.Client, url string, secrets []string
 	req.Header.Set(HeaderSignature, sig)
 	resp, err := client.Do(req)
 	if err != nil {
-		return fmt.Errorf("webhook: %w", err)
+		return 0, fmt.Errorf("webhook: %w", err)
 	}
 	// Read a little of the answer, so that the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	_ = resp.Body.Close()
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
-		return nil
+		return resp.StatusCode, nil
 	case resp.StatusCode == http.StatusGone:
-		return fmt.Errorf("%w: the receiver answered 410 Gone", dispatch.ErrGone)
+		return resp.StatusCode, fmt.Errorf("%w: the receiver answered 410 Gone", dispatch.ErrGone)
 	}
-	return errors.New("webhook: the receiver answered " + resp.Status)
+	return resp.StatusCode, errors.New("webhook: the receiver answered " + resp.Status)
 }
 
 // MessageID returns the webhook-id of e's messages: "msg_" and the
