@@ -415,7 +415,7 @@ func (s *server) dispatch(cfg serverConfig, box event.Outbox, facts event.Facts,
 	if err != nil {
 		return nil, err
 	}
-	sinks := &allSinks{sinks: []dispatch.Sink{accounts}}
+	sinks := &allSinks{sinks: []dispatch.Sink{accounts}, took: map[took]bool{}}
 	if cfg.WebhookURL != "" {
 		operator, err := webhook.NewSender(webhook.SenderConfig{URL: cfg.WebhookURL, Secrets: cfg.WebhookSecrets})
 		if err != nil {
@@ -435,29 +435,54 @@ func (s *server) dispatch(cfg serverConfig, box event.Outbox, facts event.Facts,
 	return accounts, nil
 }
 
-// allSinks delivers each event to every sink; one that failed has the
-// event again, with the others, which drop it by its webhook-id. A sink
-// that is gone (410) is dropped, so that the others go on.
+// allSinks delivers each event to every sink; when one fails, the
+// event goes again to those that have not taken it (as this process
+// remembers, for the last 10,000 events; after a restart they may get it
+// twice, and drop it by its webhook-id). A sink that is gone (410) is
+// dropped, so that the others go on.
 type allSinks struct {
 	mu    sync.Mutex
 	sinks []dispatch.Sink
+	took  map[took]bool
+}
+
+// took is an event delivered to a sink.
+type took struct {
+	id   string // the event's message ID
+	sink dispatch.Sink
 }
 
 func (a *allSinks) Deliver(ctx context.Context, e event.Event) error {
 	a.mu.Lock()
 	sinks := slices.Clone(a.sinks)
 	a.mu.Unlock()
+	id := webhook.MessageID(&e)
 	var errs []error
 	for _, s := range sinks {
+		key := took{id, s}
+		a.mu.Lock()
+		done := a.took[key]
+		a.mu.Unlock()
+		if done {
+			continue
+		}
 		err := s.Deliver(ctx, e)
-		if errors.Is(err, dispatch.ErrGone) {
+		switch {
+		case errors.Is(err, dispatch.ErrGone):
 			log.Printf("webhook: %v; no more events go there", err)
 			a.mu.Lock()
 			a.sinks = slices.DeleteFunc(a.sinks, func(o dispatch.Sink) bool { return o == s })
 			a.mu.Unlock()
-			continue
+		case err != nil:
+			errs = append(errs, err)
+		default:
+			a.mu.Lock()
+			if len(a.took) >= 10_000 {
+				clear(a.took)
+			}
+			a.took[key] = true
+			a.mu.Unlock()
 		}
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

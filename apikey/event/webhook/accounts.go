@@ -12,6 +12,7 @@ import (
 
 	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/apikey/event/dispatch"
+	"github.com/keygate/keygate/internal/breaker"
 )
 
 // AccountsConfig configures an [Accounts] sink. Endpoints is required;
@@ -40,11 +41,18 @@ type AccountsConfig struct {
 // Accounts delivers each event to the endpoints its account registered
 // that select its type and are on, each signed with the endpoint's own
 // secrets, connecting only to public addresses (see [CheckURL]). It is
-// a [dispatch.Sink]: when an endpoint fails, the event goes again to
-// every endpoint, which drop what they had by its webhook-id.
+// a [dispatch.Sink]: when an endpoint fails, the event goes again, to
+// the endpoints whose delivery log does not show it delivered (to all
+// of them without a Log; receivers drop duplicates by webhook-id). An
+// endpoint that failed three times in a row without an answer is
+// skipped for half a second (a failure, retried later).
 type Accounts struct {
 	cfg    AccountsConfig
 	client *http.Client
+	// breakers skip an endpoint that failed three times in a row (no
+	// answer, a timeout) for a moment, so that one dead endpoint does
+	// not hold the deliveries to the others for its timeouts.
+	breakers breaker.Set
 }
 
 var _ dispatch.Sink = (*Accounts)(nil)
@@ -70,10 +78,13 @@ func (a *Accounts) Deliver(ctx context.Context, e event.Event) error {
 	now := a.cfg.Clock()
 	for i := range eps {
 		ep := &eps[i]
-		if !ep.DisabledAt.IsZero() || !ep.Wants(e.Type) {
+		if !ep.DisabledAt.IsZero() || !ep.Wants(e.Type) || a.delivered(ctx, e.Account, ep.ID, e.ID) {
 			continue
 		}
-		_, err := a.attempt(ctx, ep, e, now)
+		err := a.breakers.Do(ctx, ep.ID, func() error {
+			_, err := a.attempt(ctx, ep, e, now)
+			return err
+		})
 		switch {
 		case errors.Is(err, dispatch.ErrGone):
 			if a.cfg.OnGone != nil {
@@ -96,6 +107,19 @@ func (a *Accounts) Deliver(ctx context.Context, e event.Event) error {
 // ErrNoAttempt reports a replay of an attempt the delivery log does not
 // hold, or of an endpoint the account does not have.
 var ErrNoAttempt = errors.New("webhook: no such endpoint or attempt")
+
+// delivered reports whether the log shows event id delivered to the
+// endpoint already: a retry of an event that another endpoint refused
+// goes only to those that did not take it.
+func (a *Accounts) delivered(ctx context.Context, account, endpoint, id string) bool {
+	if a.cfg.Log == nil {
+		return false
+	}
+	log, err := a.cfg.Log.Attempts(ctx, account, endpoint)
+	return err == nil && slices.ContainsFunc(log, func(at event.Attempt) bool {
+		return at.Event.ID == id && at.Status == "delivered"
+	})
+}
 
 // attempt posts e to ep, logs the attempt and returns it. A log that
 // fails is not an error of the delivery: the event is not sent again

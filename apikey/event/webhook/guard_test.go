@@ -13,6 +13,7 @@ import (
 
 	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/apikey/event/webhook"
+	"github.com/keygate/keygate/store/memstore"
 )
 
 // An endpoint saved while its name resolved to a public address, and
@@ -62,4 +63,32 @@ func TestDeliveriesFollowTheEndpoint(t *testing.T) {
 	assert.Equal(t, int64(3), hits.Load(), "both that select it")
 	require.NoError(t, a.Deliver(context.Background(), event.Event{ID: "3", Type: event.LimitThreshold, Account: "a"}))
 	assert.Equal(t, int64(3), hits.Load(), "none")
+}
+
+// When one endpoint of an account fails, the retry goes to it alone:
+// the delivery log shows the others took the event.
+func TestRetryGoesOnlyWhereItFailed(t *testing.T) {
+	var good, bad atomic.Int64
+	ok := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { good.Add(1) }))
+	t.Cleanup(ok.Close)
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		bad.Add(1)
+		w.WriteHeader(http.StatusBadGateway)
+	}))
+	t.Cleanup(failing.Close)
+	secret := webhook.NewSecret()
+	eps := []event.Endpoint{{ID: "good", URL: ok.URL, Secrets: []string{secret}}, {ID: "bad", URL: failing.URL, Secrets: []string{secret}}}
+	a, err := webhook.NewAccounts(webhook.AccountsConfig{AllowPrivate: true, Log: memstore.New(),
+		Endpoints: func(context.Context, string) ([]event.Endpoint, error) { return eps, nil }})
+	require.NoError(t, err)
+	e := event.Event{ID: "7", Type: event.KeyCreated, Account: "acct_1"}
+	for range 3 {
+		require.Error(t, a.Deliver(context.Background(), e))
+	}
+	assert.Equal(t, int64(1), good.Load(), "delivered once")
+	assert.Equal(t, int64(3), bad.Load(), "tried each time")
+	log, err := a.Attempts(context.Background(), "acct_1", "bad")
+	require.NoError(t, err)
+	require.Len(t, log, 3)
+	assert.Equal(t, http.StatusBadGateway, log[0].Code)
 }
