@@ -18,7 +18,9 @@
 // (a file of GitHub's secret-scanning public keys, as
 // https://api.github.com/meta/public_keys/secret_scanning serves them)
 // mounts POST /api/v1/secret-scanning/github, which revokes the keys
-// GitHub finds in public code. On SQL and Redis, accounts register
+// GitHub finds in public code; GITLAB_REVOCATION_TOKEN mounts GitLab's
+// Token Revocation API at /api/v1/secret-scanning/gitlab/v1/. On SQL and
+// Redis, accounts register
 // webhooks of their own at /api/v1/webhooks (https to public addresses only, unless
 // WEBHOOK_ALLOW_PRIVATE=1 for local development). Other environment:
 // ADDR (default :8080); ADMIN_TOKEN, which is otherwise generated on
@@ -98,6 +100,7 @@ func run() error {
 		cfg.WebhookSecrets = strings.Fields(secret)
 	}
 	cfg.AllowPrivateWebhooks = os.Getenv("WEBHOOK_ALLOW_PRIVATE") == "1"
+	cfg.GitLabRevocationToken = os.Getenv("GITLAB_REVOCATION_TOKEN")
 	if path := os.Getenv("GITHUB_SCANNING_KEYS"); path != "" {
 		keys, err := os.ReadFile(path)
 		if err != nil {

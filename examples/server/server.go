@@ -66,6 +66,10 @@ type serverConfig struct {
 	// serves them (the file GITHUB_SCANNING_KEYS names); nil mounts no
 	// scanning handler.
 	GitHubScanningKeys []byte
+	// GitLabRevocationToken authenticates GitLab's secret detection at
+	// /api/v1/secret-scanning/gitlab/v1/... (GITLAB_REVOCATION_TOKEN);
+	// "" mounts nothing.
+	GitLabRevocationToken string
 	// MaxLifetime caps how long a key lives (KEY_MAX_LIFETIME); 0 is no
 	// cap.
 	MaxLifetime time.Duration
@@ -280,6 +284,13 @@ func newServer(cfg serverConfig) (*server, error) {
 			return nil, err
 		}
 		root.Handle("POST /api/v1/secret-scanning/github", h)
+	}
+	if cfg.GitLabRevocationToken != "" {
+		g, err := scanning.NewGitLab(scanning.GitLabConfig{Service: svc, Token: cfg.GitLabRevocationToken, Facts: facts})
+		if err != nil {
+			return nil, err
+		}
+		root.Handle("/api/v1/secret-scanning/gitlab/", g)
 	}
 	root.Handle("/", mw.Authenticate(resources))
 	s.handler = root

@@ -734,7 +734,8 @@ func (c *child) serve() *exec.Cmd {
 	t := c.t
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServeChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), serveEnv+"=1", "ADDR="+c.addr, "DATA_DIR="+c.dataDir,
-		"ADMIN_TOKEN=", "REDIS_URL=", "DATABASE_URL=", "KEYGATE_STORE=", "WEBHOOK_URL=", "WEBHOOK_SECRET=")
+		"ADMIN_TOKEN=", "REDIS_URL=", "DATABASE_URL=", "KEYGATE_STORE=", "WEBHOOK_URL=", "WEBHOOK_SECRET=",
+		"WEBHOOK_ALLOW_PRIVATE=", "GITHUB_SCANNING_KEYS=", "GITLAB_REVOCATION_TOKEN=")
 	cmd.Env = append(cmd.Env, c.env...)
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
@@ -923,7 +924,7 @@ func TestWebhookNeedsADurableStoreAndASecret(t *testing.T) {
 }
 
 // GITHUB_SCANNING_KEYS mounts the secret-scanning handler, which refuses
-// a report GitHub did not sign.
+// a report GitHub did not sign; GITLAB_REVOCATION_TOKEN mounts GitLab's.
 func TestSecretScanningIsMounted(t *testing.T) {
 	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
@@ -933,9 +934,14 @@ func TestSecretScanningIsMounted(t *testing.T) {
 		"key_identifier": "gh-1", "key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})),
 	}}})
 	require.NoError(t, err)
-	srv, err := newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, GitHubScanningKeys: keys})
+	srv, err := newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, GitHubScanningKeys: keys, GitLabRevocationToken: "gl-token"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = srv.Close() })
+	types := httptest.NewRequest("GET", "/api/v1/secret-scanning/gitlab/v1/revocable_token_types", nil)
+	types.Header.Set("Authorization", "gl-token")
+	tw := httptest.NewRecorder()
+	srv.handler.ServeHTTP(tw, types)
+	assert.Equal(t, http.StatusOK, tw.Code, "GITLAB_REVOCATION_TOKEN mounts GitLab's API: %s", tw.Body.String())
 	r := httptest.NewRequest("POST", "/api/v1/secret-scanning/github", strings.NewReader(`[{"token":"kg_live_x","type":"t","url":"u","source":"content"}]`))
 	r.Header.Set("Github-Public-Key-Identifier", "gh-1")
 	w := httptest.NewRecorder()

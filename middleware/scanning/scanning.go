@@ -1,8 +1,9 @@
 // Package scanning answers secret-scanning reports: GitHub's secret
-// scanning partner program finds keys in public code and sends them
-// here, and each that is an active key of the service is revoked (or
-// disabled, or only reported, by environment) at once, with the cause in
-// its audit trail and a key.leaked event.
+// scanning partner program ([Handler]) and GitLab's secret detection
+// (its Token Revocation API, [GitLab]) find keys in public code and send
+// them here, and each that is an active key of the service is revoked
+// (or disabled, or only reported, by environment) at once, with the
+// cause in its audit trail and a key.leaked event.
 //
 // The [Handler] verifies GitHub's signature (ECDSA P-256 over SHA-256 of
 // the raw body, Github-Public-Key-Signature, by Github-Public-Key-
@@ -84,6 +85,7 @@ const Actor = "github-secret-scanning"
 // [New].
 type Handler struct {
 	cfg  Config
+	leak leak
 	mu   sync.Mutex
 	seen map[[32]byte]time.Time // digests of the reports handled, for an hour
 }
@@ -108,7 +110,8 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
-	return &Handler{cfg: cfg, seen: map[[32]byte]time.Time{}}, nil
+	return &Handler{cfg: cfg, seen: map[[32]byte]time.Time{},
+		leak: leak{svc: cfg.Service, facts: cfg.Facts, actions: cfg.Actions, clock: cfg.Clock}}, nil
 }
 
 // ParseGitHubKeys reads GitHub's public keys as
@@ -200,7 +203,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for i, t := range tokens {
 		sum := sha256.Sum256([]byte(t.Token))
 		out[i] = feedback{TokenHash: hex.EncodeToString(sum[:]), TokenType: t.Type, Label: "false_positive"}
-		ok, err := h.handle(r.Context(), &t)
+		ok, err := h.leak.act(r.Context(), Actor, "github", t.Token, t.URL, t.Source)
 		if err != nil {
 			// A store that fails: GitHub sends the report again later.
 			fail(w, http.StatusServiceUnavailable, "the key store failed; send the report again")
@@ -253,10 +256,19 @@ func (h *Handler) forget(digest [32]byte) {
 	h.mu.Unlock()
 }
 
-// handle acts on one token and reports whether it was an active key;
-// an error is a store failure.
-func (h *Handler) handle(ctx context.Context, t *report) (bool, error) {
-	p, err := h.cfg.Service.Verify(ctx, t.Token)
+// leak is what a report of a key found in public does, whoever found
+// it: the core of both handlers.
+type leak struct {
+	svc     Service
+	facts   event.Facts
+	actions map[string]Action
+	clock   func() time.Time
+}
+
+// act acts on one token found by source (as actor) at url and reports
+// whether it was an active key; an error is a store failure.
+func (l *leak) act(ctx context.Context, actor, source, token, url, foundIn string) (bool, error) {
+	p, err := l.svc.Verify(ctx, token)
 	switch {
 	case errors.Is(err, apikey.ErrMalformed), errors.Is(err, apikey.ErrInvalidKey),
 		errors.Is(err, apikey.ErrExpired), errors.Is(err, apikey.ErrNotYetValid):
@@ -265,21 +277,21 @@ func (h *Handler) handle(ctx context.Context, t *report) (bool, error) {
 		return false, err
 	}
 	key := p.Key()
-	ctx = apikey.WithActor(ctx, apikey.Actor{ID: Actor})
-	switch h.cfg.Actions[key.Environment] {
+	ctx = apikey.WithActor(ctx, apikey.Actor{ID: actor})
+	switch l.actions[key.Environment] {
 	case Revoke:
-		err = h.cfg.Service.Revoke(ctx, key.Owner, key.ID)
+		err = l.svc.Revoke(ctx, key.Owner, key.ID)
 	case Disable:
-		_, err = h.cfg.Service.Disable(ctx, key.Owner, key.ID)
+		_, err = l.svc.Disable(ctx, key.Owner, key.ID)
 	}
 	if err != nil {
 		return false, err
 	}
-	if h.cfg.Facts != nil {
-		place := sha256.Sum256([]byte(t.URL))
-		ev := &event.Event{Type: event.KeyLeaked, KeyID: key.ID, Account: key.Owner, Actor: Actor, At: h.cfg.Clock(),
-			Data: map[string]string{"source": "github", "url": t.URL, "found_in": t.Source}}
-		if _, err := h.cfg.Facts.Once(ctx, string(event.KeyLeaked)+"/"+key.ID+"/"+hex.EncodeToString(place[:8]), ev); err != nil {
+	if l.facts != nil {
+		place := sha256.Sum256([]byte(url))
+		ev := &event.Event{Type: event.KeyLeaked, KeyID: key.ID, Account: key.Owner, Actor: actor, At: l.clock(),
+			Data: map[string]string{"source": source, "url": url, "found_in": foundIn}}
+		if _, err := l.facts.Once(ctx, string(event.KeyLeaked)+"/"+key.ID+"/"+hex.EncodeToString(place[:8]), ev); err != nil {
 			return false, err
 		}
 	}

@@ -259,3 +259,47 @@ func BenchmarkReport(b *testing.B) {
 		}
 	}
 }
+
+// GitLab's Token Revocation API: the token types, then a revocation
+// that revokes the active key among the tokens; without the API's token,
+// with an unknown type or too many tokens, nothing changes.
+func TestGitLabRevocation(t *testing.T) {
+	ctx := context.Background()
+	db, dsn := sqltest.Fresh(t, sqlstore.SQLite)
+	require.NoError(t, sqlstore.Migrate(ctx, db, sqlstore.SQLite))
+	svc, store := instance(t, dsn)
+	issued, err := svc.Create(ctx, apikey.CreateParams{Owner: "acct_1"})
+	require.NoError(t, err)
+	g, err := scanning.NewGitLab(scanning.GitLabConfig{Service: svc, Token: "gl-secret", Facts: store, MaxTokens: 10})
+	require.NoError(t, err)
+	serve := func(method, path, auth, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		if auth != "" {
+			r.Header.Set("Authorization", auth)
+		}
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, r)
+		return w
+	}
+	w := serve("GET", "/gitlab/v1/revocable_token_types", "Bearer gl-secret", "")
+	require.Equal(t, http.StatusOK, w.Code)
+	assert.JSONEq(t, `{"types":["keygate_api_key"]}`, w.Body.String())
+
+	report := `[{"type":"keygate_api_key","token":"` + issued.Secret.Reveal() + `","location":"https://gitlab.com/o/r/-/blob/abc/.env#L2"},{"type":"keygate_api_key","token":"kg_live_nope","location":"x"}]`
+	assert.Equal(t, http.StatusUnauthorized, serve("POST", "/gitlab/v1/revoke_tokens", "Bearer wrong", report).Code)
+	assert.Equal(t, http.StatusUnauthorized, serve("POST", "/gitlab/v1/revoke_tokens", "", report).Code)
+	assert.Equal(t, http.StatusBadRequest, serve("POST", "/gitlab/v1/revoke_tokens", "gl-secret", `[{"type":"other","token":"x","location":"y"}]`).Code)
+	assert.Equal(t, http.StatusRequestEntityTooLarge, serve("POST", "/gitlab/v1/revoke_tokens", "gl-secret", "["+strings.Repeat(`{"type":"keygate_api_key","token":"x","location":"y"},`, 10)+`{"type":"keygate_api_key","token":"x","location":"y"}]`).Code)
+	_, err = svc.Verify(ctx, issued.Secret.Reveal())
+	require.NoError(t, err, "nothing above touched the key")
+
+	assert.Equal(t, http.StatusNoContent, serve("POST", "/gitlab/v1/revoke_tokens", "gl-secret", report).Code)
+	_, err = svc.Verify(ctx, issued.Secret.Reveal())
+	assert.ErrorIs(t, err, apikey.ErrInvalidKey)
+	trail, err := svc.Events(ctx, "acct_1", issued.Key.ID, "", 10)
+	require.NoError(t, err)
+	assert.Equal(t, event.KeyLeaked, trail.Items[0].Type)
+	assert.Equal(t, "gitlab", trail.Items[0].Data["source"])
+	assert.Equal(t, scanning.GitLabActor, trail.Items[1].Actor)
+	assert.Equal(t, http.StatusNoContent, serve("POST", "/gitlab/v1/revoke_tokens", "gl-secret", report).Code, "idempotent")
+}
