@@ -12,15 +12,15 @@
 // LIMITER=local makes them local-first. WEBHOOK_URL and WEBHOOK_SECRET (a
 // whsec_ secret; two, space-separated, while it rotates) send every key's
 // events to the operator's endpoint as Standard Webhooks messages, from
-// the store's outbox (SQL or Redis): at least once, in order per key, retried for 72
+// the store's outbox: at least once, in order per key, retried for 72
 // hours; the audit trail (and so the webhook) also hears of keys 7 days
 // and 1 day before they expire, and when they have. GITHUB_SCANNING_KEYS
 // (a file of GitHub's secret-scanning public keys, as
 // https://api.github.com/meta/public_keys/secret_scanning serves them)
 // mounts POST /api/v1/secret-scanning/github, which revokes the keys
 // GitHub finds in public code; GITLAB_REVOCATION_TOKEN mounts GitLab's
-// Token Revocation API at /api/v1/secret-scanning/gitlab/v1/. On SQL and
-// Redis, accounts register
+// Token Revocation API at /api/v1/secret-scanning/gitlab/v1/. Accounts
+// register
 // webhooks of their own at /api/v1/webhooks (https to public addresses only, unless
 // WEBHOOK_ALLOW_PRIVATE=1 for local development). Other environment:
 // ADDR (default :8080); ADMIN_TOKEN, which is otherwise generated on

@@ -103,20 +103,17 @@ func newServer(cfg serverConfig) (*server, error) {
 		cfg.Clock = time.Now
 	}
 	s := &server{}
-	if cfg.WebhookURL != "" && cfg.Memory {
-		return nil, errors.New("WEBHOOK_URL needs a durable store (SQLite, DATABASE_URL or REDIS_URL): the memory store keeps no outbox")
-	}
 	var (
 		keys    apikey.Store
 		counts  usage.Store
 		limiter ratelimit.Limiter
 		facts   notice.Store // the store behind any cache: expiry notices
-		box     event.Outbox // events to deliver; the memory store keeps none
+		box     event.Outbox // events to deliver (in memory: until the service stops)
 	)
 	switch {
 	case cfg.Memory:
 		mem := memstore.New()
-		keys, counts, facts = mem, mem, mem
+		keys, counts, facts, box = mem, mem, mem, mem
 	case cfg.RedisURL != "":
 		client, err := redisClient(cfg.RedisURL)
 		if err != nil {

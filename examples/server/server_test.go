@@ -912,12 +912,9 @@ func TestEventsSurviveKill9(t *testing.T) {
 	}
 }
 
-// WEBHOOK_URL needs a store with an outbox (not memory), and a valid
-// secret.
-func TestWebhookNeedsADurableStoreAndASecret(t *testing.T) {
-	_, err := newServer(serverConfig{Memory: true, AdminToken: testToken, WebhookURL: "https://example.com/hook", WebhookSecrets: []string{webhook.NewSecret()}})
-	require.ErrorContains(t, err, "WEBHOOK_URL needs a durable store")
-	_, err = newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, WebhookURL: "https://example.com/hook"})
+// WEBHOOK_URL needs a valid secret and an http(s) URL.
+func TestWebhookNeedsASecret(t *testing.T) {
+	_, err := newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, WebhookURL: "https://example.com/hook"})
 	require.ErrorContains(t, err, "WEBHOOK_SECRET")
 	_, err = newServer(serverConfig{DataDir: t.TempDir(), AdminToken: testToken, WebhookURL: "ftp://example.com", WebhookSecrets: []string{webhook.NewSecret()}})
 	require.ErrorContains(t, err, "WEBHOOK_URL")

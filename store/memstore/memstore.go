@@ -36,6 +36,8 @@ type Store struct {
 	accounts map[string]*apikey.Account
 	facts    map[string]time.Time          // claimed facts, by the time of their event
 	attempts map[[2]string][]event.Attempt // delivery logs by account and endpoint, newest first
+	// deliveries are the outbox's state by account (see outbox.go).
+	deliveries map[string]*delivery
 }
 
 var _ apikey.Store = (*Store)(nil)
@@ -43,14 +45,15 @@ var _ apikey.Store = (*Store)(nil)
 // New returns an empty Store.
 func New() *Store {
 	return &Store{
-		byHash:   make(map[apikey.Hash]*apikey.Record),
-		facts:    make(map[string]time.Time),
-		attempts: make(map[[2]string][]event.Attempt),
-		byID:     make(map[string]*apikey.Record),
-		byOwner:  make(map[string]map[string]struct{}),
-		usage:    make(map[string]*usage.Usage),
-		events:   make(map[string][]event.Event),
-		accounts: make(map[string]*apikey.Account),
+		byHash:     make(map[apikey.Hash]*apikey.Record),
+		facts:      make(map[string]time.Time),
+		attempts:   make(map[[2]string][]event.Attempt),
+		deliveries: make(map[string]*delivery),
+		byID:       make(map[string]*apikey.Record),
+		byOwner:    make(map[string]map[string]struct{}),
+		usage:      make(map[string]*usage.Usage),
+		events:     make(map[string][]event.Event),
+		accounts:   make(map[string]*apikey.Account),
 	}
 }
 
