@@ -51,8 +51,9 @@ const (
 	// its grace period; told once an hour at most.
 	RotatedKeyUsed Type = "key.rotation.old_key_used"
 	// EndpointDisabled: the account's webhook endpoint Data["endpoint"]
-	// (at Data["url"]) was turned off, for Data["reason"] ("gone": it
-	// answered 410). It has no KeyID.
+	// (at Data["url"]) was turned off, for Data["reason"]: "gone" (it
+	// answered 410) or "failing" (it never took an event before the
+	// retry horizon). It has no KeyID.
 	EndpointDisabled Type = "endpoint.disabled"
 )
 

@@ -431,7 +431,7 @@ func (s *server) dispatch(cfg serverConfig, box event.Outbox, facts event.Facts,
 		}
 		sinks.sinks = append(sinks.sinks, operator)
 	}
-	d, err := dispatch.New(dispatch.Config{Outbox: box, Sink: sinks})
+	d, err := dispatch.New(dispatch.Config{Outbox: box, Sink: sinks, OnDrop: accounts.GiveUp})
 	if err != nil {
 		return nil, err
 	}

@@ -63,6 +63,10 @@ type Config struct {
 	// Logger receives failed deliveries (warnings), dropped events and
 	// outbox failures (errors). Default [slog.Default].
 	Logger *slog.Logger
+	// OnDrop, when set, hears of each event dropped past the Horizon,
+	// before it leaves the outbox (webhook.Accounts.GiveUp turns off
+	// the endpoints that never took it).
+	OnDrop func(ctx context.Context, e event.Event)
 }
 
 // Dispatcher drains an outbox into a sink. Create one with [New].
@@ -166,6 +170,9 @@ func (d *Dispatcher) deliver(ctx context.Context, dl *event.Delivery) error {
 	if d.cfg.Clock().Sub(e.At) > d.cfg.Horizon {
 		d.cfg.Logger.Error("dispatch: an event undelivered past the horizon is dropped",
 			"event", e.ID, "type", e.Type, "account", e.Account, "key", e.KeyID, "attempts", dl.Attempts, "horizon", d.cfg.Horizon)
+		if d.cfg.OnDrop != nil {
+			d.cfg.OnDrop(ctx, *e)
+		}
 		d.settle(ctx, dl, true)
 		return nil
 	}

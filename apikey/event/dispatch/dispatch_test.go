@@ -164,6 +164,8 @@ func TestHorizonDrops(t *testing.T) {
 	require.NoError(t, err)
 	r.set(http.StatusServiceUnavailable)
 	cfg.Horizon = time.Hour
+	var dropped []string
+	cfg.OnDrop = func(_ context.Context, e event.Event) { dropped = append(dropped, string(e.Type)) }
 	d, err := dispatch.New(cfg)
 	require.NoError(t, err)
 	attempts := 0
@@ -176,6 +178,7 @@ func TestHorizonDrops(t *testing.T) {
 	left, err := store.Lease(ctx, clock.Now(), 10, time.Minute)
 	require.NoError(t, err)
 	assert.Empty(t, left, "the event left the outbox")
+	assert.Equal(t, []string{"key.created"}, dropped, "OnDrop heard of it, once")
 	assert.Empty(t, r.received())
 	assert.Greater(t, attempts, 3, "retried until the horizon")
 	assert.Less(t, attempts, 20, "then dropped")

@@ -87,15 +87,8 @@ func (a *Accounts) Deliver(ctx context.Context, e event.Event) error {
 		})
 		switch {
 		case errors.Is(err, dispatch.ErrGone):
-			if a.cfg.OnGone != nil {
-				a.cfg.OnGone(ctx, e.Account, ep.ID)
-			}
-			if a.cfg.Facts != nil {
-				ev := &event.Event{Type: event.EndpointDisabled, Account: e.Account, At: now,
-					Data: map[string]string{"endpoint": ep.ID, "url": ep.URL, "reason": "gone"}}
-				if _, err := a.cfg.Facts.Once(ctx, string(event.EndpointDisabled)+"/"+e.Account+"/"+ep.ID+"/"+ep.CreatedAt.UTC().Format(time.RFC3339Nano), ev); err != nil {
-					errs = append(errs, err)
-				}
+			if err := a.turnOff(ctx, e.Account, ep, "gone", now); err != nil {
+				errs = append(errs, err)
 			}
 		case err != nil:
 			errs = append(errs, fmt.Errorf("endpoint %s: %w", ep.ID, err))
@@ -107,6 +100,42 @@ func (a *Accounts) Deliver(ctx context.Context, e event.Event) error {
 // ErrNoAttempt reports a replay of an attempt the delivery log does not
 // hold, or of an endpoint the account does not have.
 var ErrNoAttempt = errors.New("webhook: no such endpoint or attempt")
+
+// turnOff turns ep off through OnGone and records endpoint.disabled,
+// once, for reason.
+func (a *Accounts) turnOff(ctx context.Context, account string, ep *event.Endpoint, reason string, now time.Time) error {
+	if a.cfg.OnGone != nil {
+		a.cfg.OnGone(ctx, account, ep.ID)
+	}
+	if a.cfg.Facts == nil {
+		return nil
+	}
+	ev := &event.Event{Type: event.EndpointDisabled, Account: account, At: now,
+		Data: map[string]string{"endpoint": ep.ID, "url": ep.URL, "reason": reason}}
+	_, err := a.cfg.Facts.Once(ctx, string(event.EndpointDisabled)+"/"+account+"/"+ep.ID+"/"+ep.CreatedAt.UTC().Format(time.RFC3339Nano), ev)
+	return err
+}
+
+// GiveUp turns off the endpoints of e's account that selected e but
+// never took it, with endpoint.disabled (reason "failing"): for
+// dispatch.Config.OnDrop, when e is dropped past the retry horizon. It
+// needs a Log to tell them.
+func (a *Accounts) GiveUp(ctx context.Context, e event.Event) {
+	if a.cfg.Log == nil {
+		return
+	}
+	eps, err := a.cfg.Endpoints(ctx, e.Account)
+	if err != nil {
+		return
+	}
+	now := a.cfg.Clock()
+	for i := range eps {
+		ep := &eps[i]
+		if ep.DisabledAt.IsZero() && ep.Wants(e.Type) && !a.delivered(ctx, e.Account, ep.ID, e.ID) {
+			_ = a.turnOff(ctx, e.Account, ep, "failing", now)
+		}
+	}
+}
 
 // delivered reports whether the log shows event id delivered to the
 // endpoint already: a retry of an event that another endpoint refused

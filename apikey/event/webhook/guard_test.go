@@ -92,3 +92,30 @@ func TestRetryGoesOnlyWhereItFailed(t *testing.T) {
 	require.Len(t, log, 3)
 	assert.Equal(t, http.StatusBadGateway, log[0].Code)
 }
+
+// An endpoint that never took an event by the time it is dropped past
+// the retry horizon is turned off, with endpoint.disabled; one that took
+// it stays on.
+func TestGiveUpTurnsOffWhatNeverTookIt(t *testing.T) {
+	store := memstore.New()
+	took := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	t.Cleanup(took.Close)
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }))
+	t.Cleanup(failing.Close)
+	secret := webhook.NewSecret()
+	eps := []event.Endpoint{{ID: "took", URL: took.URL, Secrets: []string{secret}}, {ID: "failing", URL: failing.URL, Secrets: []string{secret}}}
+	var off []string
+	a, err := webhook.NewAccounts(webhook.AccountsConfig{AllowPrivate: true, Log: store, Facts: store,
+		Endpoints: func(context.Context, string) ([]event.Endpoint, error) { return eps, nil },
+		OnGone:    func(_ context.Context, _, endpoint string) { off = append(off, endpoint) }})
+	require.NoError(t, err)
+	e := event.Event{ID: "9", Type: event.KeyRevoked, Account: "acct_1", KeyID: "k"}
+	require.Error(t, a.Deliver(context.Background(), e))
+	a.GiveUp(context.Background(), e)
+	assert.Equal(t, []string{"failing"}, off)
+	trail, err := store.Events(context.Background(), "acct_1", "", "", 10)
+	require.NoError(t, err)
+	require.Len(t, trail, 1)
+	assert.Equal(t, event.EndpointDisabled, trail[0].Type)
+	assert.Equal(t, "failing", trail[0].Data["reason"])
+}
