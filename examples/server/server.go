@@ -39,6 +39,10 @@ import (
 	"github.com/keygate/keygate/store/memstore"
 	"github.com/keygate/keygate/store/redisstore"
 	"github.com/keygate/keygate/store/sqlstore"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 // serverConfig is what main reads from the environment; tests set it
@@ -212,13 +216,24 @@ func newServer(cfg serverConfig) (*server, error) {
 	s.closers = append(s.closers, func() error { return recorder.Close(context.Background()) })
 
 	resources := http.NewServeMux()
+	// Metrics through OpenTelemetry, exported in the Prometheus text
+	// format at /metrics: counts and latencies, never a key, key ID or
+	// account.
+	registry := prometheus.NewRegistry()
+	exporter, err := otelprom.New(otelprom.WithRegisterer(registry))
+	if err != nil {
+		return nil, err
+	}
+	meters := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	s.closers = append(s.closers, func() error { return meters.Shutdown(context.Background()) })
 	mw, err := middleware.New(middleware.Config{
-		Verifier: svc,
-		Notices:  notices,
-		Limiter:  limiter,
-		Usage:    recorder,
-		HideKey:  true,
-		Clock:    cfg.Clock,
+		Verifier:      svc,
+		Notices:       notices,
+		MeterProvider: meters,
+		Limiter:       limiter,
+		Usage:         recorder,
+		HideKey:       true,
+		Clock:         cfg.Clock,
 	})
 	if err != nil {
 		return nil, err
@@ -269,6 +284,7 @@ func newServer(cfg serverConfig) (*server, error) {
 	root.Handle("/api/v1/api-keys", keysAPI)
 	root.Handle("/api/v1/api-keys/", keysAPI)
 	root.Handle("/api/v1/account", keysAPI)
+	root.Handle("GET /metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
 	root.Handle("/api/v1/webhooks", keysAPI)
 	root.Handle("/api/v1/webhooks/", keysAPI)
 	if cfg.GitHubScanningKeys != nil {

@@ -1096,3 +1096,23 @@ func TestDeliveryLogAndReplay(t *testing.T) {
 	r = e.do("POST", "/api/v1/webhooks/"+ep+"/deliveries/dlv_unknown/retry", admin("acct_log"), nil)
 	assert.Equal(t, http.StatusNotFound, r.status)
 }
+
+// /metrics serves the verification and limiter counters in the
+// Prometheus text format, and never a key, a key ID or an account.
+func TestMetrics(t *testing.T) {
+	e := start(t, "sqlite")
+	id, key := e.create("acct_metrics_7f3a", map[string]any{"name": "m"})
+	for range 3 {
+		r := e.do("GET", "/api/v1/health", bearer(key), nil)
+		require.Equal(t, http.StatusOK, r.status, r.raw)
+	}
+	e.do("GET", "/api/v1/health", bearer("kg_live_not_a_key"), nil)
+	r := e.do("GET", "/metrics", nil, nil)
+	require.Equal(t, http.StatusOK, r.status)
+	for _, want := range []string{"keygate_verifications_total", `outcome="ok"`, "keygate_ratelimit_decisions_total", `outcome="allowed"`} {
+		assert.Contains(t, r.raw, want)
+	}
+	for _, secret := range []string{key, id, "acct_metrics_7f3a"} {
+		assert.NotContains(t, r.raw, secret)
+	}
+}
