@@ -81,11 +81,14 @@ func TestBehaviourAcrossInstances(t *testing.T) {
 		for mode, local := range map[string]*sqllimit.Local{"exact": nil, "local-first": {}} {
 			t.Run(string(d)+"/"+mode, func(t *testing.T) {
 				db, dsn := migrated(t, d)
+				// Two instances, each on a connection pool of its own, kept
+				// for the suite: its tests get new limiters on them.
+				pools := [2]*sql.DB{sqltest.Open(t, sqltest.Driver(d), dsn), sqltest.Open(t, sqltest.Driver(d), dsn)}
 				ratelimittest.Run(t, func(t *testing.T, now func() time.Time) ratelimit.Limiter {
 					emptied(t, db)
 					var a alternating
 					for i := range a.instances {
-						a.instances[i] = limiter(t, sqltest.Open(t, sqltest.Driver(d), dsn), sqllimit.Config{Dialect: d, Local: local}, now)
+						a.instances[i] = limiter(t, pools[i], sqllimit.Config{Dialect: d, Local: local}, now)
 					}
 					return &a
 				})
