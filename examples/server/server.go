@@ -42,6 +42,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
@@ -203,19 +204,6 @@ func newServer(cfg serverConfig) (*server, error) {
 	if err := s.notify(facts, cfg.Clock); err != nil {
 		return nil, err
 	}
-	var deliveries *webhook.Accounts
-	if box != nil {
-		if deliveries, err = s.dispatch(cfg, box, facts, svc); err != nil {
-			return nil, err
-		}
-	}
-	recorder, err := usage.New(counts, usage.Config{FlushInterval: time.Second})
-	if err != nil {
-		return nil, err
-	}
-	s.closers = append(s.closers, func() error { return recorder.Close(context.Background()) })
-
-	resources := http.NewServeMux()
 	// Metrics through OpenTelemetry, exported in the Prometheus text
 	// format at /metrics: counts and latencies, never a key, key ID or
 	// account.
@@ -226,6 +214,19 @@ func newServer(cfg serverConfig) (*server, error) {
 	}
 	meters := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
 	s.closers = append(s.closers, func() error { return meters.Shutdown(context.Background()) })
+	var deliveries *webhook.Accounts
+	if box != nil {
+		if deliveries, err = s.dispatch(cfg, box, facts, svc, meters); err != nil {
+			return nil, err
+		}
+	}
+	recorder, err := usage.New(counts, usage.Config{FlushInterval: time.Second})
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, func() error { return recorder.Close(context.Background()) })
+
+	resources := http.NewServeMux()
 	mw, err := middleware.New(middleware.Config{
 		Verifier:      svc,
 		Notices:       notices,
@@ -412,7 +413,7 @@ func (s *server) notify(store notice.Store, clock func() time.Time) error {
 
 // dispatch sends the events of box to the accounts' own webhooks, and
 // with WEBHOOK_URL to the operator's, until the server closes.
-func (s *server) dispatch(cfg serverConfig, box event.Outbox, facts event.Facts, svc *apikey.Service) (*webhook.Accounts, error) {
+func (s *server) dispatch(cfg serverConfig, box event.Outbox, facts event.Facts, svc *apikey.Service, meters metric.MeterProvider) (*webhook.Accounts, error) {
 	deliveryLog, _ := box.(event.DeliveryLog)
 	accounts, err := webhook.NewAccounts(webhook.AccountsConfig{
 		Endpoints: func(ctx context.Context, account string) ([]event.Endpoint, error) {
@@ -447,7 +448,7 @@ func (s *server) dispatch(cfg serverConfig, box event.Outbox, facts event.Facts,
 		}
 		sinks.sinks = append(sinks.sinks, operator)
 	}
-	d, err := dispatch.New(dispatch.Config{Outbox: box, Sink: sinks, OnDrop: accounts.GiveUp})
+	d, err := dispatch.New(dispatch.Config{Outbox: box, Sink: sinks, OnDrop: accounts.GiveUp, MeterProvider: meters})
 	if err != nil {
 		return nil, err
 	}

@@ -1109,7 +1109,11 @@ func TestMetrics(t *testing.T) {
 	e.do("GET", "/api/v1/health", bearer("kg_live_not_a_key"), nil)
 	r := e.do("GET", "/metrics", nil, nil)
 	require.Equal(t, http.StatusOK, r.status)
-	for _, want := range []string{"keygate_verifications_total", `outcome="ok"`, "keygate_ratelimit_decisions_total", `outcome="allowed"`} {
+	eventually(t, time.Minute, func() bool { // the key's creation, delivered to no endpoint
+		return strings.Contains(e.do("GET", "/metrics", nil, nil).raw, "keygate_event_deliveries_total")
+	})
+	r = e.do("GET", "/metrics", nil, nil)
+	for _, want := range []string{"keygate_verifications_total", `outcome="ok"`, "keygate_ratelimit_decisions_total", `outcome="allowed"`, "keygate_event_deliveries_total"} {
 		assert.Contains(t, r.raw, want)
 	}
 	for _, secret := range []string{key, id, "acct_metrics_7f3a"} {

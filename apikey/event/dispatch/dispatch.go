@@ -17,12 +17,15 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/keygate/keygate/apikey/event"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Sink receives events.
@@ -63,6 +66,12 @@ type Config struct {
 	// Logger receives failed deliveries (warnings), dropped events and
 	// outbox failures (errors). Default [slog.Default].
 	Logger *slog.Logger
+	// MeterProvider, when set, counts the attempts through the
+	// OpenTelemetry metric API: keygate.event.deliveries by outcome
+	// (delivered, failed, dropped, gone) and their durations
+	// (keygate.event.delivery.duration). No attribute names an account,
+	// a key or an event. Default: none.
+	MeterProvider metric.MeterProvider
 	// OnDrop, when set, hears of each event dropped past the Horizon,
 	// before it leaves the outbox (webhook.Accounts.GiveUp turns off
 	// the endpoints that never took it).
@@ -71,8 +80,18 @@ type Config struct {
 
 // Dispatcher drains an outbox into a sink. Create one with [New].
 type Dispatcher struct {
-	cfg Config
+	cfg        Config
+	deliveries metric.Int64Counter     // nil without a MeterProvider
+	duration   metric.Float64Histogram // nil without a MeterProvider
 }
+
+// The outcomes of an attempt, as the metric's attribute.
+var (
+	outDelivered = metric.WithAttributes(attribute.String("outcome", "delivered"))
+	outFailed    = metric.WithAttributes(attribute.String("outcome", "failed"))
+	outDropped   = metric.WithAttributes(attribute.String("outcome", "dropped"))
+	outGone      = metric.WithAttributes(attribute.String("outcome", "gone"))
+)
 
 // New returns a Dispatcher. It fails without an Outbox or a Sink.
 func New(cfg Config) (*Dispatcher, error) {
@@ -103,7 +122,32 @@ func New(cfg Config) (*Dispatcher, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Dispatcher{cfg: cfg}, nil
+	d := &Dispatcher{cfg: cfg}
+	if cfg.MeterProvider != nil {
+		meter := cfg.MeterProvider.Meter("github.com/keygate/keygate/apikey/event/dispatch")
+		var err error
+		if d.deliveries, err = meter.Int64Counter("keygate.event.deliveries", metric.WithUnit("{attempt}"),
+			metric.WithDescription("Attempts to deliver an event, by outcome.")); err != nil {
+			return nil, fmt.Errorf("dispatch: %w", err)
+		}
+		if d.duration, err = meter.Float64Histogram("keygate.event.delivery.duration", metric.WithUnit("s"),
+			metric.WithDescription("How long a sink took to take or refuse an event.")); err != nil {
+			return nil, fmt.Errorf("dispatch: %w", err)
+		}
+	}
+	return d, nil
+}
+
+// count records one attempt's outcome, and how long it took when it was
+// made (took > 0).
+func (d *Dispatcher) count(ctx context.Context, outcome metric.AddOption, took time.Duration) {
+	if d.deliveries == nil {
+		return
+	}
+	d.deliveries.Add(ctx, 1, outcome)
+	if took > 0 {
+		d.duration.Record(ctx, took.Seconds())
+	}
 }
 
 // maxBackoff caps the wait between two attempts.
@@ -173,21 +217,27 @@ func (d *Dispatcher) deliver(ctx context.Context, dl *event.Delivery) error {
 		if d.cfg.OnDrop != nil {
 			d.cfg.OnDrop(ctx, *e)
 		}
+		d.count(ctx, outDropped, 0)
 		d.settle(ctx, dl, true)
 		return nil
 	}
 	dctx, cancel := context.WithTimeout(ctx, d.cfg.DeliveryTimeout)
+	start := time.Now()
 	err := d.cfg.Sink.Deliver(dctx, *e)
+	took := time.Since(start)
 	cancel()
 	switch {
 	case err == nil:
+		d.count(ctx, outDelivered, took)
 		d.settle(ctx, dl, true)
 		return nil
 	case errors.Is(err, ErrGone):
+		d.count(ctx, outGone, took)
 		d.settle(ctx, dl, false)
 		d.cfg.Logger.Error("dispatch: the sink is gone; stopping", "event", e.ID, "error", err)
 		return err
 	}
+	d.count(ctx, outFailed, took)
 	d.cfg.Logger.Warn("dispatch: a delivery failed; it goes again later", "event", e.ID, "type", e.Type, "attempts", dl.Attempts+1, "error", err)
 	d.settle(ctx, dl, false)
 	return nil

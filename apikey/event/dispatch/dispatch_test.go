@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/event"
@@ -95,6 +97,8 @@ func setup(t *testing.T) (*apikey.Service, *sqlstore.Store, *testclock.Clock, *r
 func TestDeliversInOrderThroughFailures(t *testing.T) {
 	svc, _, clock, r, cfg := setup(t)
 	ctx := context.Background()
+	reader := sdkmetric.NewManualReader()
+	cfg.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	d, err := dispatch.New(cfg)
 	require.NoError(t, err)
 	const owner = "acct_1"
@@ -129,6 +133,20 @@ func TestDeliversInOrderThroughFailures(t *testing.T) {
 	}
 	assert.Equal(t, []string{"key.created", "key.disabled", "key.revoked"}, order)
 	assert.Len(t, got, 4)
+	var rm metricdata.ResourceMetrics
+	require.NoError(t, reader.Collect(ctx, &rm))
+	counts := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "keygate.event.deliveries" {
+				for _, dp := range sum.DataPoints {
+					v, _ := dp.Attributes.Value("outcome")
+					counts[v.AsString()] += dp.Value
+				}
+			}
+		}
+	}
+	assert.Equal(t, map[string]int64{"failed": 2, "delivered": 4}, counts, "two creations failed, then four events went")
 	trail, err := svc.Events(ctx, owner, "", "", 100)
 	require.NoError(t, err)
 	ids := map[string]bool{}
