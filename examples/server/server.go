@@ -108,6 +108,16 @@ func newServer(cfg serverConfig) (*server, error) {
 		cfg.Clock = time.Now
 	}
 	s := &server{}
+	// Metrics through OpenTelemetry, exported in the Prometheus text
+	// format at /metrics: counts and latencies, never a key, key ID or
+	// account.
+	registry := prometheus.NewRegistry()
+	exporter, err := otelprom.New(otelprom.WithRegisterer(registry))
+	if err != nil {
+		return nil, err
+	}
+	meters := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
+	s.closers = append(s.closers, func() error { return meters.Shutdown(context.Background()) })
 	var (
 		keys    apikey.Store
 		counts  usage.Store
@@ -131,7 +141,7 @@ func newServer(cfg serverConfig) (*server, error) {
 		if err != nil {
 			return nil, err
 		}
-		cache, err := cachestore.New(rs, cachestore.Config{Clock: cfg.Clock})
+		cache, err := cachestore.New(rs, cachestore.Config{Clock: cfg.Clock, MeterProvider: meters})
 		if err != nil {
 			return nil, err
 		}
@@ -167,7 +177,7 @@ func newServer(cfg serverConfig) (*server, error) {
 		box = sqlStore
 		// The store's change feed drops revoked keys from every
 		// instance's cache within its poll interval.
-		cache, err := cachestore.New(sqlStore, cachestore.Config{Clock: cfg.Clock})
+		cache, err := cachestore.New(sqlStore, cachestore.Config{Clock: cfg.Clock, MeterProvider: meters})
 		if err != nil {
 			return nil, err
 		}
@@ -204,16 +214,6 @@ func newServer(cfg serverConfig) (*server, error) {
 	if err := s.notify(facts, cfg.Clock); err != nil {
 		return nil, err
 	}
-	// Metrics through OpenTelemetry, exported in the Prometheus text
-	// format at /metrics: counts and latencies, never a key, key ID or
-	// account.
-	registry := prometheus.NewRegistry()
-	exporter, err := otelprom.New(otelprom.WithRegisterer(registry))
-	if err != nil {
-		return nil, err
-	}
-	meters := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exporter))
-	s.closers = append(s.closers, func() error { return meters.Shutdown(context.Background()) })
 	var deliveries *webhook.Accounts
 	if box != nil {
 		if deliveries, err = s.dispatch(cfg, box, facts, svc, meters); err != nil {

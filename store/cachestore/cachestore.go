@@ -29,6 +29,7 @@ import (
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/event"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Defaults of [Config].
@@ -60,6 +61,11 @@ type Config struct {
 	MaxEntries int
 	// Clock returns the current time. Default [time.Now].
 	Clock func() time.Time
+	// MeterProvider, when set, reports through the OpenTelemetry metric
+	// API, read at each collection: keygate.cache.feed.healthy (1 while
+	// [Store.Healthy], else 0) and keygate.cache.keys (the keys held).
+	// Default: none.
+	MeterProvider metric.MeterProvider
 }
 
 const shardCount = 64
@@ -68,12 +74,14 @@ const shardCount = 64
 // It is safe for concurrent use. Call [Store.Close] to stop listening for
 // invalidations.
 type Store struct {
-	inner    apikey.Store
-	ttl      int64
-	negTTL   int64
-	staleTTL int64
-	perShard int
-	now      func() time.Time
+	// unobserve ends the metrics' callback; nil without a MeterProvider.
+	unobserve func() error
+	inner     apikey.Store
+	ttl       int64
+	negTTL    int64
+	staleTTL  int64
+	perShard  int
+	now       func() time.Time
 
 	shards   [shardCount]shard
 	accounts [shardCount]accountShard
@@ -142,6 +150,11 @@ func New(inner apikey.Store, cfg Config) (*Store, error) {
 		s.shards[i].entries = make(map[apikey.Hash]entry)
 		s.accounts[i].entries = make(map[string]accountEntry)
 	}
+	if cfg.MeterProvider != nil {
+		if err := s.observe(cfg.MeterProvider); err != nil {
+			return nil, err
+		}
+	}
 	feed, ok := inner.(apikey.ChangeFeed)
 	if !ok {
 		s.trusted.Store(true)
@@ -159,9 +172,48 @@ func New(inner apikey.Store, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// observe registers the gauges of Config.MeterProvider.
+func (s *Store) observe(provider metric.MeterProvider) error {
+	meter := provider.Meter("github.com/keygate/keygate/store/cachestore")
+	healthy, err := meter.Int64ObservableGauge("keygate.cache.feed.healthy",
+		metric.WithDescription("1 while the cache may keep its entries their full TTL (its invalidation feed is up), 0 otherwise."))
+	if err != nil {
+		return fmt.Errorf("cachestore: %w", err)
+	}
+	keys, err := meter.Int64ObservableGauge("keygate.cache.keys", metric.WithUnit("{key}"),
+		metric.WithDescription("The keys the cache holds."))
+	if err != nil {
+		return fmt.Errorf("cachestore: %w", err)
+	}
+	reg, err := meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		up := int64(0)
+		if s.Healthy() {
+			up = 1
+		}
+		o.ObserveInt64(healthy, up)
+		n := 0
+		for i := range s.shards {
+			sh := &s.shards[i]
+			sh.mu.RLock()
+			n += len(sh.entries)
+			sh.mu.RUnlock()
+		}
+		o.ObserveInt64(keys, int64(n))
+		return nil
+	}, healthy, keys)
+	if err != nil {
+		return fmt.Errorf("cachestore: %w", err)
+	}
+	s.unobserve = reg.Unregister
+	return nil
+}
+
 // Close stops listening for invalidations. The Store keeps working, with
 // every entry bounded by StaleTTL. It does not close the store behind.
 func (s *Store) Close() error {
+	if s.unobserve != nil {
+		_ = s.unobserve()
+	}
 	s.stop()
 	<-s.done
 	s.setTrusted(false)
