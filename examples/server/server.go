@@ -137,7 +137,7 @@ func newServer(cfg serverConfig) (*server, error) {
 		s.closers = append(s.closers, client.Close)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		rs, err := redisstore.New(ctx, client, redisstore.Config{Namespace: cfg.Namespace, Outbox: true})
+		rs, err := redisstore.New(ctx, client, redisstore.Config{Namespace: cfg.Namespace, Outbox: true, MeterProvider: meters})
 		if err != nil {
 			return nil, err
 		}
@@ -147,7 +147,7 @@ func newServer(cfg serverConfig) (*server, error) {
 		}
 		s.closers = append(s.closers, cache.Close)
 		keys, counts, facts, box = cache, rs, rs, rs
-		lcfg := redislimit.Config{Prefix: cfg.Namespace + ":rl:"}
+		lcfg := redislimit.Config{Prefix: cfg.Namespace + ":rl:", MeterProvider: meters}
 		if cfg.LocalLimiter {
 			lcfg.Local = &redislimit.Local{}
 		}
@@ -156,13 +156,13 @@ func newServer(cfg serverConfig) (*server, error) {
 			return nil, err
 		}
 	default:
-		sqlStore, db, dialect, err := s.openSQL(cfg)
+		sqlStore, db, dialect, err := s.openSQL(cfg, meters)
 		if err != nil {
 			return nil, err
 		}
 		// Limits and credits in the same database: shared by every
 		// instance, kept across restarts.
-		lcfg := sqllimit.Config{Dialect: dialect}
+		lcfg := sqllimit.Config{Dialect: dialect, MeterProvider: meters}
 		if cfg.LocalLimiter {
 			lcfg.Local = &sqllimit.Local{}
 		}
@@ -381,7 +381,7 @@ func redisClient(u string) (redis.UniversalClient, error) {
 // openSQL opens the SQL store cfg names, SQLite in cfg.DataDir by
 // default, and brings its schema up to date. It returns the database
 // and its dialect too, for the limiter.
-func (s *server) openSQL(cfg serverConfig) (*sqlstore.Store, *sql.DB, sqlstore.Dialect, error) {
+func (s *server) openSQL(cfg serverConfig, meters metric.MeterProvider) (*sqlstore.Store, *sql.DB, sqlstore.Dialect, error) {
 	driver, dsn, dialect, err := sqlSource(cfg)
 	if err != nil {
 		return nil, nil, "", err
@@ -396,7 +396,7 @@ func (s *server) openSQL(cfg serverConfig) (*sqlstore.Store, *sql.DB, sqlstore.D
 	if err := sqlstore.Migrate(ctx, db, dialect); err != nil {
 		return nil, nil, "", err
 	}
-	st, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect, Outbox: true})
+	st, err := sqlstore.New(ctx, db, sqlstore.Config{Dialect: dialect, Outbox: true, MeterProvider: meters})
 	return st, db, dialect, err
 }
 

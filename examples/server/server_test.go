@@ -1113,7 +1113,7 @@ func TestMetrics(t *testing.T) {
 		return strings.Contains(e.do("GET", "/metrics", nil, nil).raw, "keygate_event_deliveries_total")
 	})
 	r = e.do("GET", "/metrics", nil, nil)
-	for _, want := range []string{"keygate_verifications_total", `outcome="ok"`, "keygate_ratelimit_decisions_total", `outcome="allowed"`, "keygate_event_deliveries_total", "keygate_cache_feed_healthy 1"} {
+	for _, want := range []string{"keygate_verifications_total", `outcome="ok"`, "keygate_ratelimit_decisions_total", `outcome="allowed"`, "keygate_event_deliveries_total", "keygate_cache_feed_healthy 1", `keygate_breaker_open{component="sqlstore"`} {
 		assert.Contains(t, r.raw, want)
 	}
 	for _, secret := range []string{key, id, "acct_metrics_7f3a"} {

@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/keygate/keygate/internal/binding"
 	"github.com/keygate/keygate/internal/breaker"
@@ -72,6 +73,10 @@ type Config struct {
 	// process from tokens leased from Redis, with the overshoot bound
 	// [Local] states. Default: exact, one round trip per request.
 	Local *Local
+	// MeterProvider, when set, reports the circuit breaker through the
+	// OpenTelemetry metric API: keygate.breaker.open{component="redislimit"},
+	// the servers whose breaker is open. Default: none.
+	MeterProvider metric.MeterProvider
 }
 
 // Local configures the local-first mode (see [Config].Local): Share, the
@@ -143,6 +148,12 @@ func New(client redis.UniversalClient, cfg Config) (*Limiter, error) {
 		return nil, fmt.Errorf("redislimit: %w", err)
 	}
 	l.local = loc
+	if cfg.MeterProvider != nil {
+		// For the limiter's life: it has no Close.
+		if _, err := l.breakers.Observe(cfg.MeterProvider, "redislimit"); err != nil {
+			return nil, fmt.Errorf("redislimit: %w", err)
+		}
+	}
 	return l, nil
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/keygate/keygate/internal/breaker"
 	"github.com/keygate/keygate/internal/sqltest"
@@ -67,7 +69,9 @@ func TestFaults(t *testing.T) {
 			ctx := context.Background()
 			p, db := proxied(t, d)
 			var reported []error
-			closed, err := sqllimit.New(ctx, db, sqllimit.Config{Dialect: d, Timeout: 200 * time.Millisecond, SweepInterval: -1})
+			reader := sdkmetric.NewManualReader()
+			closed, err := sqllimit.New(ctx, db, sqllimit.Config{Dialect: d, Timeout: 200 * time.Millisecond, SweepInterval: -1,
+				MeterProvider: sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))})
 			require.NoError(t, err)
 			open, err := sqllimit.New(ctx, db, sqllimit.Config{Dialect: d, Timeout: 200 * time.Millisecond, SweepInterval: -1,
 				FailOpen: true, OnError: func(err error) { reported = append(reported, err) }})
@@ -86,6 +90,11 @@ func TestFaults(t *testing.T) {
 				require.NoError(t, caller.Err(), "request %d waited for the caller's deadline", i)
 				assert.True(t, errors.Is(err, context.DeadlineExceeded) || errors.Is(err, breaker.ErrOpen), "%v", err)
 			}
+			var rm metricdata.ResourceMetrics
+			require.NoError(t, reader.Collect(ctx, &rm))
+			require.Len(t, rm.ScopeMetrics, 1)
+			gauge := rm.ScopeMetrics[0].Metrics[0].Data.(metricdata.Gauge[int64])
+			assert.Equal(t, int64(1), gauge.DataPoints[0].Value, "the breaker is open, and says so")
 			dec, err = open.Allow(caller, r)
 			require.NoError(t, err)
 			assert.True(t, dec.Allowed && dec.FailedOpen)

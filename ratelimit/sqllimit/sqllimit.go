@@ -59,6 +59,7 @@ import (
 	"github.com/keygate/keygate/internal/lease"
 	"github.com/keygate/keygate/ratelimit"
 	"github.com/keygate/keygate/store/sqlstore"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Config configures a [Limiter]. Dialect is required; the zero value of
@@ -84,6 +85,10 @@ type Config struct {
 	// one minute; negative disables the background sweep (call
 	// [Limiter.Sweep] yourself).
 	SweepInterval time.Duration
+	// MeterProvider, when set, reports the circuit breaker through the
+	// OpenTelemetry metric API: keygate.breaker.open{component="sqllimit"},
+	// the servers whose breaker is open. Default: none.
+	MeterProvider metric.MeterProvider
 }
 
 // Local configures the local-first mode (see [Config].Local): Share, the
@@ -123,8 +128,10 @@ type Limiter struct {
 	// benchmarks report per request.
 	calls atomic.Int64
 	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	// unobserve ends the breaker's metrics; nil without a MeterProvider.
+	unobserve func() error
+	done      chan struct{}
+	once      sync.Once
 }
 
 var _ ratelimit.Limiter = (*Limiter)(nil)
@@ -160,6 +167,11 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Limiter, error) {
 		return nil, fmt.Errorf("sqllimit: %w", err)
 	}
 	l.local = loc
+	if cfg.MeterProvider != nil {
+		if l.unobserve, err = l.breakers.Observe(cfg.MeterProvider, "sqllimit"); err != nil {
+			return nil, fmt.Errorf("sqllimit: %w", err)
+		}
+	}
 	var n int
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM keygate_limits WHERE expires_at < 0").Scan(&n); err != nil {
 		if pingErr := db.PingContext(ctx); pingErr != nil {
@@ -179,9 +191,15 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Limiter, error) {
 	return l, nil
 }
 
-// Close stops the background sweep. The limiter keeps working.
+// Close stops the background sweep and the metrics. The limiter keeps
+// working.
 func (l *Limiter) Close() error {
-	l.once.Do(func() { close(l.stop) })
+	l.once.Do(func() {
+		close(l.stop)
+		if l.unobserve != nil {
+			_ = l.unobserve()
+		}
+	})
 	<-l.done
 	return nil
 }

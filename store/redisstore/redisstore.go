@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/keygate/keygate/apikey"
 	"github.com/keygate/keygate/apikey/event"
@@ -80,6 +81,10 @@ type Config struct {
 	// dispatcher (apikey/event/dispatch) settles it. Leave it off when
 	// nothing drains it.
 	Outbox bool
+	// MeterProvider, when set, reports the circuit breaker through the
+	// OpenTelemetry metric API: keygate.breaker.open{component="redisstore"},
+	// the servers whose breaker is open. Default: none.
+	MeterProvider metric.MeterProvider
 	// FeedTimeout bounds how long the invalidation feed may stay silent
 	// before [Store.WatchChanges] reports it broken, so that a cache
 	// in front stops trusting what it holds: the longest a revocation
@@ -182,6 +187,12 @@ func New(ctx context.Context, client redis.UniversalClient, cfg Config) (*Store,
 	case pending != nil:
 		s.log.Warn("redisstore: started with a master that does not answer; its checks run when it does", "error", pending)
 		go s.recheck(!cfg.SkipEvictionCheck)
+	}
+	if cfg.MeterProvider != nil {
+		// For the store's life: the client is the caller's to close.
+		if _, err := s.breakers.Observe(cfg.MeterProvider, "redisstore"); err != nil {
+			return nil, fmt.Errorf("redisstore: %w", err)
+		}
 	}
 	return s, nil
 }

@@ -50,6 +50,7 @@ import (
 	"github.com/keygate/keygate/apikey/event"
 	"github.com/keygate/keygate/apikey/usage"
 	"github.com/keygate/keygate/internal/breaker"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // Dialect names the SQL of a database.
@@ -92,6 +93,10 @@ type Config struct {
 	// until a dispatcher (apikey/event/dispatch) settles it. Leave it off
 	// when nothing drains it: the outbox would only grow.
 	Outbox bool
+	// MeterProvider, when set, reports the circuit breaker through the
+	// OpenTelemetry metric API: keygate.breaker.open{component="sqlstore"},
+	// the servers whose breaker is open. Default: none.
+	MeterProvider metric.MeterProvider
 }
 
 // Store keeps key records in a SQL database. It is safe for concurrent
@@ -192,6 +197,12 @@ func New(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 		}
 		return nil, fmt.Errorf("sqlstore: the schema is at version %d, the code needs %d: run sqlstore.Migrate, or apply migrations/%s/%s and those after it",
 			applied, last.version, s.dialect, next.name)
+	}
+	if cfg.MeterProvider != nil {
+		// For the store's life: the database is the caller's to close.
+		if _, err := s.breaker.Observe(cfg.MeterProvider, "sqlstore"); err != nil {
+			return nil, fmt.Errorf("sqlstore: %w", err)
+		}
 	}
 	return s, nil
 }
