@@ -1120,3 +1120,12 @@ func TestMetrics(t *testing.T) {
 		assert.NotContains(t, r.raw, secret)
 	}
 }
+
+// The management API's OpenAPI description is served without signing in.
+func TestOpenAPIIsServed(t *testing.T) {
+	e := start(t, "memory")
+	r := e.do("GET", "/api/v1/api-keys/openapi.json", nil, nil)
+	require.Equal(t, http.StatusOK, r.status)
+	assert.Equal(t, "3.1.0", r.body["openapi"])
+	assert.Contains(t, r.raw, `"/api/v1/webhooks/{id}/deliveries"`)
+}

@@ -12,6 +12,7 @@ package manage
 
 import (
 	"context"
+	_ "embed" // the OpenAPI description
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -114,6 +115,7 @@ const maxGrace = 30 * 24 * time.Hour
 //	GET    {prefix}/events         the account's audit trail, ?limit=&cursor=
 //	GET    {account}               the account's plan, limits and credits
 //	PUT    {account}               change them (with [Config].AccountUpdates)
+//	GET    {prefix}/openapi.json   the OpenAPI 3.1 description of all of them (no sign-in needed)
 //
 // and with [Config].Webhooks the account's webhook endpoints, up to 10:
 //
@@ -140,6 +142,22 @@ const maxGrace = 30 * 24 * time.Hour
 type Handler struct {
 	cfg Config
 	mux *http.ServeMux
+	// routes are the patterns served, for the description's test.
+	routes []string
+	// spec is the OpenAPI description, at specPath.
+	spec     []byte
+	specPath string
+}
+
+// openAPI is the OpenAPI 3.1 description of the endpoints, as JSON.
+//
+//go:embed openapi.json
+var openAPI string
+
+// handle serves pattern with fn.
+func (h *Handler) handle(pattern string, fn http.HandlerFunc) {
+	h.mux.HandleFunc(pattern, fn)
+	h.routes = append(h.routes, pattern)
 }
 
 // New returns the Handler of cfg.
@@ -167,32 +185,38 @@ func New(cfg Config) (*Handler, error) {
 	}
 	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
 	p := strings.TrimSuffix(cfg.Prefix, "/")
-	h.mux.HandleFunc("POST "+p, h.create)
+	h.handle("POST "+p, h.create)
 	h.mux.HandleFunc("POST "+p+"/{$}", h.create)
-	h.mux.HandleFunc("GET "+p, h.list)
+	h.handle("GET "+p, h.list)
 	h.mux.HandleFunc("GET "+p+"/{$}", h.list)
-	h.mux.HandleFunc("GET "+p+"/{id}", h.get)
-	h.mux.HandleFunc("PATCH "+p+"/{id}", h.update)
-	h.mux.HandleFunc("POST "+p+"/{id}/disable", h.disable)
-	h.mux.HandleFunc("POST "+p+"/{id}/enable", h.enable)
-	h.mux.HandleFunc("DELETE "+p+"/{id}", h.revoke)
-	h.mux.HandleFunc("POST "+p+"/{id}/rotate", h.rotate)
-	h.mux.HandleFunc("GET "+p+"/{id}/usage", h.usage)
-	h.mux.HandleFunc("GET "+p+"/{id}/events", h.events)
-	h.mux.HandleFunc("GET "+p+"/events", h.events)
-	h.mux.HandleFunc("GET "+cfg.AccountPath, h.getAccount)
-	h.mux.HandleFunc("PUT "+cfg.AccountPath, h.putAccount)
+	h.handle("GET "+p+"/{id}", h.get)
+	h.handle("PATCH "+p+"/{id}", h.update)
+	h.handle("POST "+p+"/{id}/disable", h.disable)
+	h.handle("POST "+p+"/{id}/enable", h.enable)
+	h.handle("DELETE "+p+"/{id}", h.revoke)
+	h.handle("POST "+p+"/{id}/rotate", h.rotate)
+	h.handle("GET "+p+"/{id}/usage", h.usage)
+	h.handle("GET "+p+"/{id}/events", h.events)
+	h.handle("GET "+p+"/events", h.events)
+	h.handle("GET "+cfg.AccountPath, h.getAccount)
+	h.handle("PUT "+cfg.AccountPath, h.putAccount)
 	if cfg.Webhooks {
 		wp := strings.TrimSuffix(cfg.WebhooksPath, "/")
-		h.mux.HandleFunc("POST "+wp, h.createEndpoint)
-		h.mux.HandleFunc("GET "+wp, h.listEndpoints)
-		h.mux.HandleFunc("GET "+wp+"/{id}", h.getEndpoint)
-		h.mux.HandleFunc("PATCH "+wp+"/{id}", h.updateEndpoint)
-		h.mux.HandleFunc("DELETE "+wp+"/{id}", h.deleteEndpoint)
-		h.mux.HandleFunc("POST "+wp+"/{id}/rotate-secret", h.rotateSecret)
-		h.mux.HandleFunc("GET "+wp+"/{id}/deliveries", h.deliveries)
-		h.mux.HandleFunc("POST "+wp+"/{id}/deliveries/{delivery}/retry", h.retryDelivery)
+		h.handle("POST "+wp, h.createEndpoint)
+		h.handle("GET "+wp, h.listEndpoints)
+		h.handle("GET "+wp+"/{id}", h.getEndpoint)
+		h.handle("PATCH "+wp+"/{id}", h.updateEndpoint)
+		h.handle("DELETE "+wp+"/{id}", h.deleteEndpoint)
+		h.handle("POST "+wp+"/{id}/rotate-secret", h.rotateSecret)
+		h.handle("GET "+wp+"/{id}/deliveries", h.deliveries)
+		h.handle("POST "+wp+"/{id}/deliveries/{delivery}/retry", h.retryDelivery)
 	}
+	// The description names the default paths; it is served with this
+	// handler's.
+	h.specPath = p + "/openapi.json"
+	h.routes = append(h.routes, "GET "+h.specPath)
+	h.spec = []byte(strings.NewReplacer(`"/api/v1/api-keys`, `"`+p, `"/api/v1/account"`, `"`+cfg.AccountPath+`"`,
+		`"/api/v1/webhooks`, `"`+strings.TrimSuffix(cfg.WebhooksPath, "/")).Replace(openAPI))
 	return h, nil
 }
 
@@ -205,6 +229,12 @@ func accountFrom(r *http.Request) string {
 
 // ServeHTTP implements [http.Handler].
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && r.URL.Path == h.specPath {
+		// The description is public: it holds no account's data.
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(h.spec)
+		return
+	}
 	if h.presentsAPIKey(r) {
 		h.fail(w, r, http.StatusUnauthorized, "api_key_refused", "API keys cannot manage API keys; sign in instead")
 		return
