@@ -319,8 +319,8 @@ func (l *Limiter) exact(ctx context.Context, r ratelimit.Request) (ratelimit.Dec
 	var corrupt error
 	err := l.breakers.Do(ctx, "", func() (err error) {
 		d, err = l.decide(tctx, &r)
-		if errors.Is(err, errCorrupt) {
-			corrupt = err // the database answered: not a fault
+		if errors.Is(err, errCorrupt) || retryable(err) {
+			corrupt = err // the database answered: not a fault of the connection
 			return nil
 		}
 		return err
@@ -362,8 +362,14 @@ func (l *Limiter) decide(ctx context.Context, r *ratelimit.Request) (ratelimit.D
 		d, _, err := l.compute(r, rows, now)
 		return d, err
 	}
-	for range 3 {
-		d, missing, err := l.spend(ctx, r, names)
+	var err error
+	for range maxTries {
+		var d ratelimit.Decision
+		var missing []string
+		d, missing, err = l.spend(ctx, r, names)
+		if retryable(err) {
+			continue // the database ended the transaction to break a deadlock: it may run again
+		}
 		if err != nil || len(missing) == 0 {
 			return d, err
 		}
@@ -375,7 +381,31 @@ func (l *Limiter) decide(ctx context.Context, r *ratelimit.Request) (ratelimit.D
 			return ratelimit.Decision{}, err
 		}
 	}
+	if err != nil {
+		return ratelimit.Decision{}, err
+	}
 	return ratelimit.Decision{}, errors.New("its rows were deleted as fast as they were created")
+}
+
+// maxTries bounds the transactions one decision runs: after a row is
+// created, or the database ended one to break a deadlock.
+const maxTries = 5
+
+// retryable reports the error of a transaction the database ended to
+// break a deadlock or a serialization conflict (MySQL 1213, SQLSTATE
+// 40001 or 40P01): nothing was written, and it may run again. The
+// drivers are not imported, so the text tells.
+func retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	for _, s := range []string{"Deadlock found", "deadlock detected", "40001", "40P01"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // spend decides r in one transaction, or returns the names of the rows
@@ -403,7 +433,11 @@ func (l *Limiter) spend(ctx context.Context, r *ratelimit.Request, names []strin
 	if err != nil || !d.Allowed {
 		return d, nil, err // a refusal changes nothing: the transaction ends
 	}
-	if _, err := tx.ExecContext(ctx, l.sql.write[len(writes)/3], writes...); err != nil {
+	n := len(writes) / 3
+	if l.cfg.Dialect == sqlstore.MySQL {
+		writes = updateArgs(writes)
+	}
+	if _, err := tx.ExecContext(ctx, l.sql.write[n], writes...); err != nil {
 		return ratelimit.Decision{}, nil, err
 	}
 	return d, nil, tx.Commit()
@@ -621,7 +655,6 @@ func statementsFor(d sqlstore.Dialect) statements {
 	upsert := " ON CONFLICT (name) DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at"
 	ignore := " ON CONFLICT (name) DO NOTHING"
 	if d == sqlstore.MySQL {
-		upsert = " ON DUPLICATE KEY UPDATE state = VALUES(state), expires_at = VALUES(expires_at)"
 		ignore = " ON DUPLICATE KEY UPDATE name = name"
 	}
 	for n := 1; n < len(s.lock); n++ {
@@ -634,8 +667,34 @@ func statementsFor(d sqlstore.Dialect) statements {
 		}
 		s.create[n] = "INSERT INTO keygate_limits (name, state, expires_at) VALUES " + strings.Join(creates, ", ") + ignore
 		s.write[n] = "INSERT INTO keygate_limits (name, state, expires_at) VALUES " + strings.Join(writes, ", ") + upsert
+		if d == sqlstore.MySQL {
+			// An UPDATE of rows the transaction holds locks nothing more;
+			// InnoDB's upsert takes next-key locks, gaps included, which
+			// deadlock with another transaction's locking read.
+			cases := strings.Repeat(" WHEN ? THEN ?", n)
+			s.write[n] = "UPDATE keygate_limits SET state = CASE name" + cases + " END, expires_at = CASE name" + cases +
+				" END WHERE name IN (" + s.params(0, n) + ")"
+		}
 	}
 	return s
+}
+
+// updateArgs turns the arguments of a write (name, state, expiry per
+// row) into those of MySQL's UPDATE: name and state per row, name and
+// expiry per row, then the names.
+func updateArgs(writes []any) []any {
+	n := len(writes) / 3
+	out := make([]any, 0, 5*n)
+	for i := range n {
+		out = append(out, writes[3*i], writes[3*i+1])
+	}
+	for i := range n {
+		out = append(out, writes[3*i], writes[3*i+2])
+	}
+	for i := range n {
+		out = append(out, writes[3*i])
+	}
+	return out
 }
 
 // params returns n placeholders, from the first+1th.

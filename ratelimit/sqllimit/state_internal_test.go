@@ -1,6 +1,7 @@
 package sqllimit
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -63,4 +64,17 @@ func FuzzState(f *testing.F) {
 			require.Equal(t, c, again)
 		}
 	})
+}
+
+func TestRetryable(t *testing.T) {
+	for msg, want := range map[string]bool{
+		"Error 1213 (40001): Deadlock found when trying to get lock; try restarting transaction": true,
+		"ERROR: deadlock detected (SQLSTATE 40P01)":                                              true,
+		"ERROR: could not serialize access (SQLSTATE 40001)":                                     true,
+		"dial tcp 127.0.0.1:5432: connect: connection refused":                                   false,
+		"context deadline exceeded":                                                              false,
+	} {
+		assert.Equal(t, want, retryable(errors.New(msg)), msg)
+	}
+	assert.False(t, retryable(nil))
 }
