@@ -58,15 +58,7 @@ func NewGitLab(cfg GitLabConfig) (*GitLab, error) {
 	if len(cfg.Types) == 0 {
 		cfg.Types = []string{"keygate_api_key"}
 	}
-	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 1 << 20
-	}
-	if cfg.MaxTokens <= 0 {
-		cfg.MaxTokens = 1000
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
-	}
+	defaults(&cfg.MaxBody, &cfg.MaxTokens, &cfg.Clock)
 	return &GitLab{cfg: cfg, leak: leak{svc: cfg.Service, facts: cfg.Facts, actions: cfg.Actions, clock: cfg.Clock}}, nil
 }
 

@@ -101,17 +101,22 @@ func New(cfg Config) (*Handler, error) {
 	if cfg.Service == nil || len(cfg.GitHubKeys) == 0 {
 		return nil, errors.New("scanning: Config.Service and Config.GitHubKeys are required")
 	}
-	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 1 << 20
-	}
-	if cfg.MaxTokens <= 0 {
-		cfg.MaxTokens = 1000
-	}
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
-	}
+	defaults(&cfg.MaxBody, &cfg.MaxTokens, &cfg.Clock)
 	return &Handler{cfg: cfg, seen: map[[32]byte]time.Time{},
 		leak: leak{svc: cfg.Service, facts: cfg.Facts, actions: cfg.Actions, clock: cfg.Clock}}, nil
+}
+
+// defaults fills in the bounds and clock both handlers share.
+func defaults(maxBody *int64, maxTokens *int, clock *func() time.Time) {
+	if *maxBody <= 0 {
+		*maxBody = 1 << 20
+	}
+	if *maxTokens <= 0 {
+		*maxTokens = 1000
+	}
+	if *clock == nil {
+		*clock = time.Now
+	}
 }
 
 // ParseGitHubKeys reads GitHub's public keys as

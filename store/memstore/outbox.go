@@ -38,7 +38,8 @@ func (s *Store) Lease(_ context.Context, now time.Time, n int, ttl time.Duration
 	_, _ = rand.Read(b[:])
 	token := hex.EncodeToString(b[:])
 	var out []event.Delivery
-	for _, account := range sortedKeys(s.events) {
+	// In one order, so that leases go through the accounts alike.
+	for _, account := range slices.Sorted(maps.Keys(s.events)) {
 		if len(out) == n {
 			break
 		}
@@ -86,15 +87,4 @@ func (s *Store) Settle(_ context.Context, dl *event.Delivery, done bool, retry t
 	d.attempts++
 	d.due = retry
 	return nil
-}
-
-// sortedKeys returns m's keys in order, so that leases go through the
-// accounts in one order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

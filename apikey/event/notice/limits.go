@@ -152,7 +152,7 @@ func (l *Limits) record(ctx context.Context, c *Crossing) error {
 	if !c.Denied && c.Limit > 0 {
 		spent = int((c.Limit - max(c.Remaining, 0)) * 100 / c.Limit)
 	}
-	subject, window, typ := "account", "", event.LimitThreshold
+	subject, window, windowName, typ := "account", "", "", event.LimitThreshold
 	switch {
 	case c.Policy == nil:
 		subject, typ = "credits", event.CreditsLow
@@ -169,6 +169,7 @@ func (l *Limits) record(ctx context.Context, c *Crossing) error {
 		if !w.Fixed {
 			cycle = l.cfg.Clock().UnixNano() / int64(w.Period)
 		}
+		windowName = w.Name
 		window = c.Policy.Name() + "/" + w.Name + "/" + strconv.FormatInt(cycle, 10)
 		if c.Key {
 			subject = "key"
@@ -187,13 +188,16 @@ func (l *Limits) record(ctx context.Context, c *Crossing) error {
 			kind = event.CreditsExhausted
 		}
 		fact := string(kind) + "/" + subject + "/" + owner + "/" + window + "/" + strconv.Itoa(t)
+		if _, ok := l.seen[fact]; ok {
+			continue // a window held at its limit offers every request: build nothing for them
+		}
 		ev := &event.Event{Type: kind, KeyID: c.KeyID, Account: c.Account, At: l.cfg.Clock(), Data: map[string]string{
 			"subject": subject, "threshold": strconv.Itoa(t),
 			"limit": strconv.FormatInt(c.Limit, 10), "remaining": strconv.FormatInt(max(c.Remaining, 0), 10),
 			"reset": c.Reset.UTC().Format(time.RFC3339),
 		}}
-		if c.Policy != nil {
-			ev.Data["window"] = c.Policy.Windows()[c.Index].Name
+		if windowName != "" {
+			ev.Data["window"] = windowName
 		}
 		if err := l.once(ctx, fact, ev); err != nil {
 			return err
