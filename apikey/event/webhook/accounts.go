@@ -101,19 +101,21 @@ func (a *Accounts) Deliver(ctx context.Context, e event.Event) error {
 // hold, or of an endpoint the account does not have.
 var ErrNoAttempt = errors.New("webhook: no such endpoint or attempt")
 
-// turnOff turns ep off through OnGone and records endpoint.disabled,
-// once, for reason.
+// turnOff records endpoint.disabled for reason, once, then turns ep off
+// through OnGone: in that order, so that whoever sees the endpoint off
+// finds the event that says why.
 func (a *Accounts) turnOff(ctx context.Context, account string, ep *event.Endpoint, reason string, now time.Time) error {
+	if a.cfg.Facts != nil {
+		ev := &event.Event{Type: event.EndpointDisabled, Account: account, At: now,
+			Data: map[string]string{"endpoint": ep.ID, "url": ep.URL, "reason": reason}}
+		if _, err := a.cfg.Facts.Once(ctx, string(event.EndpointDisabled)+"/"+account+"/"+ep.ID+"/"+ep.CreatedAt.UTC().Format(time.RFC3339Nano), ev); err != nil {
+			return err // not turned off: the next attempt tries again
+		}
+	}
 	if a.cfg.OnGone != nil {
 		a.cfg.OnGone(ctx, account, ep.ID)
 	}
-	if a.cfg.Facts == nil {
-		return nil
-	}
-	ev := &event.Event{Type: event.EndpointDisabled, Account: account, At: now,
-		Data: map[string]string{"endpoint": ep.ID, "url": ep.URL, "reason": reason}}
-	_, err := a.cfg.Facts.Once(ctx, string(event.EndpointDisabled)+"/"+account+"/"+ep.ID+"/"+ep.CreatedAt.UTC().Format(time.RFC3339Nano), ev)
-	return err
+	return nil
 }
 
 // GiveUp turns off the endpoints of e's account that selected e but
